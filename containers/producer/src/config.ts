@@ -1,0 +1,76 @@
+import { z } from 'zod';
+import { ProducerError } from './errors';
+
+const list = z
+  .string()
+  .default('')
+  .transform((s) =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  );
+
+const schema = z.object({
+  SOURCE_HOST: z.string().min(1),
+  SOURCE_PORT: z.coerce.number().int().min(1).max(65535).default(3306),
+  SOURCE_USER: z.string().min(1),
+  SOURCE_PASSWORD: z.string().default(''),
+  SOURCE_SERVER_ID: z.coerce.number().int().min(1).max(4294967295).default(4242),
+  CAPTURE_INCLUDE: list,
+  CAPTURE_EXCLUDE: list,
+  CAPTURE_EXCLUDE_COLUMNS: list,
+  CAPTURE_HASH_COLUMNS: list,
+  CAPTURE_MASK_COLUMNS: list,
+  STREAM_NAME: z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/, 'must be a Kinesis stream name'),
+  PARTITION_KEY_MODE: z.enum(['table', 'table-pk']).default('table'),
+  CHECKPOINT_TABLE: z.string().regex(/^[a-zA-Z0-9_.-]{3,255}$/, 'must be a DynamoDB table name'),
+  PIPELINE_ID: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'letters, digits, _ . - only'),
+  CLAIM_CHECK_BUCKET: z.string().min(3).optional(),
+  CLAIM_CHECK_PREFIX: z.string().default('claim-check/'),
+  START_FROM: z
+    .string()
+    .default('checkpoint')
+    .refine(
+      (s) => /^(checkpoint|end|file:[^:]+:\d+|gtid:.+)$/.test(s),
+      'must be checkpoint | end | file:<name>:<pos> | gtid:<set>',
+    ),
+  HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  METRICS_NAMESPACE: z.string().default('MysqlRedshiftCdc'),
+  /** How long a lease outlives its last renewal (renewed every second). A killed producer's successor waits this long. */
+  LEASE_SECONDS: z.coerce.number().int().min(2).max(600).default(30),
+  MAX_IN_FLIGHT_EVENTS: z.coerce.number().int().min(1).default(20_000),
+  AWS_ENDPOINT_KINESIS: z.string().url().optional(),
+  AWS_ENDPOINT_DYNAMODB: z.string().url().optional(),
+  AWS_ENDPOINT_S3: z.string().url().optional(),
+});
+
+export type ProducerConfig = z.infer<typeof schema>;
+
+export type StartFrom =
+  | { readonly kind: 'checkpoint' }
+  | { readonly kind: 'end' }
+  | { readonly kind: 'file'; readonly file: string; readonly pos: number }
+  | { readonly kind: 'gtid'; readonly gtidSet: string };
+
+export function parseStartFrom(text: string): StartFrom {
+  if (text === 'checkpoint' || text === 'end') return { kind: text };
+  const f = /^file:([^:]+):(\d+)$/.exec(text);
+  if (f) return { kind: 'file', file: f[1]!, pos: Number(f[2]) };
+  return { kind: 'gtid', gtidSet: text.slice('gtid:'.length) };
+}
+
+/** Parses the environment once; every problem is named with its variable and value. */
+export function loadConfig(env: Record<string, string | undefined>): ProducerConfig {
+  const res = schema.safeParse(env);
+  if (!res.success) {
+    const problems = res.error.issues.map((i) => {
+      const field = String(i.path[0] ?? '');
+      const value = /PASSWORD/.test(field) ? '***' : JSON.stringify(env[field] ?? null);
+      return `${field}=${value}: ${i.message}`;
+    });
+    throw new ProducerError('CONFIG_INVALID', `invalid producer configuration: ${problems.join('; ')}`);
+  }
+  return res.data;
+}

@@ -1,0 +1,149 @@
+/**
+ * Turns decoded binlog rows into change events with exact values (docs/event-format.md). zongji is configured to
+ * hand over values without lossy conversions (DECIMAL as exact strings, 64-bit integers beyond 2^53 as strings,
+ * DATE/DATETIME/TIMESTAMP as strings, TIMESTAMP rendered in UTC); this module makes each column's JSON type fixed
+ * per MySQL type (shared/type-mapping.ts `jsonKind`).
+ */
+import {
+  type ChangeEvent,
+  type ChangeOp,
+  type ColumnMeta,
+  EVENT_VERSION,
+  formatPosition,
+  type JsonValue,
+  type RowImage,
+} from '../../../shared/change-event';
+import { type JsonKind, jsonKind, type MysqlType, parseMysqlType } from '../../../shared/type-mapping';
+import type { TableFilter } from './table-filter';
+
+export interface TableShape {
+  readonly db: string;
+  readonly table: string;
+  /** Column names and `COLUMN_TYPE` texts in table order. */
+  readonly columns: readonly ColumnMeta[];
+  /** Primary key column names in key order (empty when the table has none). */
+  readonly pk: readonly string[];
+}
+
+export interface SourceRef {
+  readonly serverId: number;
+  readonly file: string;
+  /** End position of the rows event. */
+  readonly pos: number;
+  readonly gtid: string | null;
+  readonly tx: string;
+  readonly commitMs: number;
+}
+
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+/** BIT(n) bytes (big-endian) → n characters '0'/'1'. */
+function bits(value: unknown, width: number): string {
+  const buf = Buffer.isBuffer(value) ? value : Buffer.from(String(value));
+  let text = '';
+  for (const byte of buf) text += byte.toString(2).padStart(8, '0');
+  return text.slice(-width).padStart(width, '0');
+}
+
+function dateText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v instanceof Date) {
+    return `${v.getUTCFullYear()}-${pad2(v.getUTCMonth() + 1)}-${pad2(v.getUTCDate())} ${pad2(v.getUTCHours())}:${pad2(v.getUTCMinutes())}:${pad2(v.getUTCSeconds())}.${String(v.getUTCMilliseconds()).padStart(3, '0')}`;
+  }
+  return String(v);
+}
+
+const typeCache = new Map<string, { t: MysqlType; kind: JsonKind }>();
+
+/** Parsed type and JSON kind of a column type text, computed once per distinct type (this is the hot path). */
+function typeInfo(columnType: string): { t: MysqlType; kind: JsonKind } {
+  let info = typeCache.get(columnType);
+  if (!info) {
+    const t = parseMysqlType(columnType);
+    info = { t, kind: jsonKind(t) };
+    typeCache.set(columnType, info);
+  }
+  return info;
+}
+
+/** Encodes one value of a column of the given MySQL type. */
+export function encodeValue(columnType: string, value: unknown): JsonValue {
+  if (value === null || value === undefined) return null;
+  const { t, kind } = typeInfo(columnType);
+  switch (kind) {
+    case 'number':
+      return typeof value === 'number' ? value : Number(value);
+    case 'int-string':
+    case 'decimal-string':
+      return typeof value === 'bigint' ? value.toString() : String(value);
+    case 'string':
+      return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+    case 'date':
+      return dateText(value).slice(0, 10);
+    case 'datetime':
+      return dateText(value);
+    case 'timestamp': {
+      const text = dateText(value);
+      // zongji renders TIMESTAMP in the connection time zone, which the source sets to UTC ('Z').
+      return /^0000-00-00/.test(text) ? text : `${text.replace(' ', 'T')}Z`;
+    }
+    case 'time':
+      return String(value);
+    case 'bits':
+      return bits(value, t.length ?? 1);
+    case 'base64':
+      return (Buffer.isBuffer(value) ? value : Buffer.from(String(value))).toString('base64');
+    case 'json':
+      if (typeof value === 'string') {
+        try {
+          return JSON.parse(value) as JsonValue;
+        } catch {
+          return value;
+        }
+      }
+      return value as JsonValue;
+  }
+}
+
+export function encodeImage(shape: TableShape, row: Record<string, unknown>): RowImage {
+  const out: RowImage = {};
+  for (const c of shape.columns) out[c.name] = encodeValue(c.type, row[c.name]);
+  return out;
+}
+
+/** Column metadata as it leaves the producer: dropped columns removed, hashed/masked columns typed as text. */
+export function outgoingColumns(shape: TableShape, filter: TableFilter): ColumnMeta[] {
+  return shape.columns.flatMap((c) => {
+    const rule = filter.columnRule(shape.db, shape.table, c.name);
+    if (rule === 'drop') return [];
+    if (rule === 'hash') return [{ name: c.name, type: 'char(64)' }];
+    if (rule === 'mask') return [{ name: c.name, type: 'varchar(4)' }];
+    return [c];
+  });
+}
+
+export function buildEvent(
+  shape: TableShape,
+  op: ChangeOp,
+  before: RowImage | null,
+  after: RowImage | null,
+  src: SourceRef,
+  row: number,
+  columns: readonly ColumnMeta[],
+): ChangeEvent {
+  return {
+    v: EVENT_VERSION,
+    op,
+    db: shape.db,
+    table: shape.table,
+    pk: shape.pk,
+    columns,
+    before,
+    after,
+    source: { server_id: src.serverId, file: src.file, pos: src.pos, row, gtid: src.gtid },
+    position: formatPosition(src.file, src.pos, row),
+    tx: src.tx,
+    ts_ms: src.commitMs,
+    emitted_ms: Date.now(),
+  };
+}

@@ -1,0 +1,228 @@
+/**
+ * Composition root of the producer (the Fargate task): config → server check → lease → binlog source → core →
+ * Kinesis sink, checkpoints every second, health endpoint, EMF metrics, and SIGTERM: stop reading, drain, save the
+ * checkpoint, release the lease, exit 0. Any fatal error exits non-zero WITHOUT checkpointing past unacknowledged
+ * events (ECS restarts the task, which resumes from the last checkpoint: at-least-once).
+ */
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { S3Client } from '@aws-sdk/client-s3';
+import mysql from 'mysql2/promise';
+import { localAwsClientConfig } from '../../../local/services/aws-config';
+import { ProducerMetric } from '../../../shared/metrics';
+import { BinlogSource } from './binlog-source';
+import { CheckpointStore } from './checkpoint-store';
+import { loadConfig, parseStartFrom, type StartFrom } from './config';
+import { ProducerError } from './errors';
+import { KinesisSink } from './kinesis-sink';
+import { EmfMetrics, log } from './metrics';
+import { ProducerCore } from './producer';
+import { checkServer } from './server-check';
+import { TableFilter } from './table-filter';
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const metrics = new EmfMetrics(config.PIPELINE_ID, config.METRICS_NAMESPACE);
+  metrics.add(ProducerMetric.Starts, 'Count', 1);
+  const aws = (endpoint: string | undefined) => (endpoint ? localAwsClientConfig(endpoint) : {});
+  const kinesis = new KinesisClient(aws(config.AWS_ENDPOINT_KINESIS));
+  const dynamo = new DynamoDBClient(aws(config.AWS_ENDPOINT_DYNAMODB));
+  const s3 = new S3Client(aws(config.AWS_ENDPOINT_S3));
+  const owner = `${process.env.ECS_CONTAINER_METADATA_URI_V4?.split('/').pop() ?? hostname()}:${process.pid}`;
+  const store = new CheckpointStore({
+    client: dynamo,
+    tableName: config.CHECKPOINT_TABLE,
+    pipelineId: config.PIPELINE_ID,
+    owner,
+    leaseMs: config.LEASE_SECONDS * 1000,
+  });
+
+  const conn = await mysql.createConnection({
+    host: config.SOURCE_HOST,
+    port: config.SOURCE_PORT,
+    user: config.SOURCE_USER,
+    password: config.SOURCE_PASSWORD,
+  });
+  const server = await checkServer(conn);
+  await store.acquireLease();
+  log('info', 'lease acquired', { pipeline: config.PIPELINE_ID, owner, server: server.version });
+
+  let from: Exclude<StartFrom, { kind: 'checkpoint' }>;
+  const requested = parseStartFrom(config.START_FROM);
+  if (requested.kind === 'checkpoint') {
+    const cp = await store.read();
+    from = cp
+      ? cp.gtid && server.flavor === 'mariadb'
+        ? { kind: 'gtid', gtidSet: cp.gtid }
+        : { kind: 'file', file: cp.file, pos: cp.pos }
+      : { kind: 'end' };
+    log('info', cp ? 'resuming from checkpoint' : 'no checkpoint: starting at the end of the binlog', {
+      checkpoint: cp ?? null,
+    });
+  } else {
+    from = requested;
+  }
+  if (from.kind === 'file') {
+    // Refuse a position whose file is gone instead of letting the server skip ahead.
+    const [logs] = await conn.query('SHOW BINARY LOGS');
+    const files = (logs as { Log_name: string }[]).map((l) => l.Log_name);
+    if (!files.includes(from.file)) {
+      metrics.add(ProducerMetric.BinlogPurged, 'Count', 1);
+      metrics.flush();
+      throw new ProducerError(
+        'BINLOG_PURGED',
+        `binlog ${from.file} (position ${from.pos}) is no longer on the server (oldest: ${files[0] ?? 'none'}); a new snapshot is required, refusing to skip ahead`,
+      );
+    }
+  }
+
+  const filter = new TableFilter({
+    include: config.CAPTURE_INCLUDE,
+    exclude: config.CAPTURE_EXCLUDE,
+    excludeColumns: config.CAPTURE_EXCLUDE_COLUMNS,
+    hashColumns: config.CAPTURE_HASH_COLUMNS,
+    maskColumns: config.CAPTURE_MASK_COLUMNS,
+  });
+  const source = new BinlogSource({
+    host: config.SOURCE_HOST,
+    port: config.SOURCE_PORT,
+    user: config.SOURCE_USER,
+    password: config.SOURCE_PASSWORD,
+    serverId: config.SOURCE_SERVER_ID,
+    captures: (db, t) => filter.captures(db, t),
+  });
+  const [idRows] = await conn.query('SELECT @@server_id AS id');
+  const serverId = Number((idRows as { id: number }[])[0]!.id);
+  let core: ProducerCore;
+  const sink = new KinesisSink({
+    client: kinesis,
+    streamName: config.STREAM_NAME,
+    onAcked: (low) => core.acked(low),
+    stats: {
+      onPut: (ms) => metrics.add(ProducerMetric.PutLatency, 'Milliseconds', ms),
+      onRetry: (failed, throttled) => {
+        metrics.add(ProducerMetric.PutRetries, 'Count', failed);
+        metrics.add(ProducerMetric.PutThrottles, 'Count', throttled);
+      },
+    },
+  });
+  core = new ProducerCore({
+    serverId,
+    filter,
+    sink,
+    partitionKeyMode: config.PARTITION_KEY_MODE,
+    metrics,
+    ...(config.CLAIM_CHECK_BUCKET
+      ? { claimCheck: { s3, bucket: config.CLAIM_CHECK_BUCKET, prefix: config.CLAIM_CHECK_PREFIX } }
+      : {}),
+    maxInFlight: config.MAX_IN_FLIGHT_EVENTS,
+    pause: () => source.pause(),
+    resume: () => source.resume(),
+  });
+
+  let stopping = false;
+  let fatal: Error | undefined;
+  let savedAt = Date.now();
+  let lastSaved = '';
+  const fail = (err: Error) => {
+    if (fatal) return;
+    fatal = err;
+    metrics.add(ProducerMetric.Errors, 'Count', 1);
+    metrics.flush();
+    log('error', 'fatal error, stopping without checkpointing past unacknowledged events', { error: err.message });
+    process.exit(1);
+  };
+  source.on('row', (c) => {
+    try {
+      core.onRow(c);
+    } catch (err) {
+      fail(err as Error);
+    }
+  });
+  source.on('commit', (b) => core.onCommit(b));
+  source.on('error', (err) => fail(err));
+
+  const saveCheckpoint = async () => {
+    await core.claimChecksDone();
+    const safe = core.safe;
+    if (!safe) return;
+    const key = `${safe.file}:${safe.pos}:${safe.gtid}`;
+    if (key !== lastSaved) {
+      await store.save({ file: safe.file, pos: safe.pos, gtid: safe.gtid });
+      lastSaved = key;
+    }
+    savedAt = Date.now();
+  };
+
+  // Seconds behind: age of the newest event read while events flow; 0 once we have read up to the server's end.
+  const lag = async (): Promise<number> => {
+    if (sink.pending > 0 || source.isPaused) return Math.max(0, (Date.now() - core.lastCommitMs) / 1000);
+    const [rows] = await conn.query('SHOW MASTER STATUS');
+    const end = (rows as { File: string; Position: number }[])[0];
+    const safe = core.safe;
+    if (!end || !safe || (end.File === safe.file && end.Position <= safe.pos)) return 0;
+    return Math.max(0, (Date.now() - (core.lastCommitMs || Date.now())) / 1000);
+  };
+
+  const ticker = setInterval(() => {
+    if (stopping) return;
+    void (async () => {
+      try {
+        if (sink.failure) return fail(sink.failure);
+        await saveCheckpoint();
+        await store.renewLease();
+        metrics.gauge(ProducerMetric.SecondsBehindSource, 'Seconds', await lag());
+        metrics.gauge(ProducerMetric.CheckpointAge, 'Seconds', (Date.now() - savedAt) / 1000);
+        metrics.flush();
+      } catch (err) {
+        if (err instanceof ProducerError) fail(err);
+        else log('warn', 'housekeeping failed, will retry', { error: (err as Error).message });
+      }
+    })();
+  }, 1000);
+
+  const health = createServer((req, res) => {
+    const healthy = !fatal && !sink.failure && Date.now() - savedAt < 60_000;
+    res.writeHead(req.url === '/health' && healthy ? 200 : 503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ healthy, checkpoint: core.safe ?? null, pending: sink.pending }));
+  });
+  health.listen(config.HEALTH_PORT, '0.0.0.0');
+
+  process.on('SIGTERM', () => {
+    if (stopping) return;
+    stopping = true;
+    log('info', 'SIGTERM: stop reading, drain, checkpoint');
+    source.pause();
+    source.stop();
+    const deadline = setTimeout(() => fail(new Error('drain did not finish within 60 s')), 60_000);
+    void (async () => {
+      try {
+        await core.drain();
+        await saveCheckpoint();
+        await store.releaseLease();
+        metrics.flush();
+        log('info', 'stopped cleanly', { checkpoint: core.safe ?? null });
+        clearTimeout(deadline);
+        clearInterval(ticker);
+        health.close();
+        await conn.end();
+        process.exit(0);
+      } catch (err) {
+        fail(err as Error);
+      }
+    })();
+  });
+
+  source.on('ready', () => log('info', 'reading the binlog', { from }));
+  source.start(from);
+}
+
+main().catch((err: Error) => {
+  log('error', 'producer failed to start', {
+    error: err.message,
+    code: err instanceof ProducerError ? err.code : undefined,
+  });
+  process.exit(1);
+});

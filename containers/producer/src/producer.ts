@@ -1,0 +1,127 @@
+/**
+ * The capture pipeline: binlog rows → events (filtered, transformed, encoded) → Kinesis, with the checkpoint moved
+ * only to a transaction boundary whose events are all acknowledged (Maxwell's in-flight list: boundaries are queued
+ * with the sequence number of their last event and popped once the sink has acknowledged past it).
+ */
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { ChangeEvent } from '../../../shared/change-event';
+import { ProducerMetric } from '../../../shared/metrics';
+import type { Boundary, RowChange } from './binlog-source';
+import { buildEvent, encodeImage, outgoingColumns } from './event-encoder';
+import { type KinesisSink, MAX_RECORD_BYTES } from './kinesis-sink';
+import type { EmfMetrics } from './metrics';
+import type { TableFilter } from './table-filter';
+
+export interface ProducerCoreProps {
+  readonly serverId: number;
+  readonly filter: TableFilter;
+  readonly sink: KinesisSink;
+  readonly partitionKeyMode: 'table' | 'table-pk';
+  readonly metrics: EmfMetrics;
+  readonly claimCheck?: { readonly s3: S3Client; readonly bucket: string; readonly prefix: string };
+  /** Pause reading above this many events not yet acknowledged. */
+  readonly maxInFlight: number;
+  readonly pause: () => void;
+  readonly resume: () => void;
+}
+
+export class ProducerCore {
+  private seq = 0;
+  private readonly boundaries: { seq: number; b: Boundary }[] = [];
+  /** The newest boundary whose events are all in Kinesis: what the checkpoint may move to. */
+  safe: Boundary | undefined;
+  lastCommitMs = 0;
+  private claimChecks: Promise<void> = Promise.resolve();
+
+  constructor(private readonly props: ProducerCoreProps) {}
+
+  /** Lowest unacknowledged sequence number reported by the sink. */
+  acked(lowestUnacked: number): void {
+    while (this.boundaries.length > 0 && this.boundaries[0]!.seq < lowestUnacked)
+      this.safe = this.boundaries.shift()!.b;
+    if (this.props.sink.pending < this.props.maxInFlight / 2) this.props.resume();
+  }
+
+  private partitionKey(e: ChangeEvent): string {
+    const base = `${e.db}.${e.table}`;
+    if (this.props.partitionKeyMode === 'table' || e.pk.length === 0) return base;
+    const img = (e.op === 'delete' ? e.before : e.after) ?? {};
+    return `${base}#${JSON.stringify(e.pk.map((k) => img[k]))}`.slice(0, 256);
+  }
+
+  onRow(c: RowChange): void {
+    const { filter } = this.props;
+    const { db, table } = c.shape;
+    const before = c.before ? filter.transform(db, table, encodeImage(c.shape, c.before)) : null;
+    const after = c.after ? filter.transform(db, table, encodeImage(c.shape, c.after)) : null;
+    const event = buildEvent(
+      c.shape,
+      c.op,
+      before,
+      after,
+      {
+        serverId: this.props.serverId,
+        file: c.file,
+        pos: c.pos,
+        gtid: c.gtid,
+        tx: c.gtid ?? `${c.file}:${c.pos}`,
+        commitMs: c.commitMs,
+      },
+      c.row,
+      outgoingColumns(c.shape, filter),
+    );
+    this.emit(event);
+  }
+
+  emit(event: ChangeEvent): void {
+    let data: Buffer = Buffer.from(`${JSON.stringify(event)}\n`);
+    let ready: Promise<void> | undefined;
+    const key = this.partitionKey(event);
+    if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES) ({ data, ready } = this.claimCheck(event, data));
+    this.props.sink.enqueue({ seq: this.seq++, partitionKey: key, data, ready });
+    this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
+    this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', data.length);
+    if (this.props.sink.pending >= this.props.maxInFlight) this.props.pause();
+  }
+
+  /**
+   * Parks an oversized event in S3 and returns the pointer event that goes to Kinesis instead, with the write it must
+   * wait for: a consumer must never see a pointer to an object that is not there yet.
+   */
+  private claimCheck(event: ChangeEvent, data: Buffer): { data: Buffer; ready: Promise<void> } {
+    const cc = this.props.claimCheck;
+    if (!cc) {
+      throw new Error(
+        `event ${event.db}.${event.table}@${event.position} is ${data.length} bytes, over the Kinesis record limit, and no CLAIM_CHECK_BUCKET is configured`,
+      );
+    }
+    const key = `${cc.prefix}${event.db}/${event.table}/${event.position}.json`;
+    const ready = cc.s3.send(new PutObjectCommand({ Bucket: cc.bucket, Key: key, Body: data })).then(() => undefined);
+    // Handled by the sink (which waits for it before sending the pointer); kept here so drain waits for it too.
+    this.claimChecks = Promise.all([this.claimChecks, ready.catch(() => undefined)]).then(() => undefined);
+    const pointer: ChangeEvent = {
+      ...event,
+      before: null,
+      after: null,
+      claim_check: { bucket: cc.bucket, key, bytes: data.length },
+    };
+    return { data: Buffer.from(`${JSON.stringify(pointer)}\n`), ready };
+  }
+
+  onCommit(b: Boundary): void {
+    this.lastCommitMs = b.commitMs;
+    this.boundaries.push({ seq: this.seq - 1, b });
+    if (this.props.sink.pending === 0) this.acked(this.seq);
+  }
+
+  /** Waits for every pending write (Kinesis and claim-check objects). */
+  async drain(): Promise<void> {
+    await this.props.sink.drain();
+    await this.claimChecks;
+    this.acked(this.seq);
+  }
+
+  async claimChecksDone(): Promise<void> {
+    await this.claimChecks;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The merge Lambda: SQS messages carrying S3 ObjectCreated notifications of changelog objects. Each object is merged
+ * on its own; failures are reported per message (partial batch response) so SQS retries only those. A poison object
+ * (it can never succeed) is sent to the dead-letter queue at once with its reason, instead of being retried.
+ */
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { RedshiftDataClient } from '@aws-sdk/client-redshift-data';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import pg from 'pg';
+import { METRICS_NAMESPACE, MergeMetric, PIPELINE_DIMENSION } from '../../shared/metrics';
+import { applyObject } from './src/apply-object';
+import { loadConfig } from './src/config';
+import { PoisonBatchError } from './src/errors';
+import type { MergeContext } from './src/merge';
+import { PostgresWarehouse } from './src/postgres-client';
+import { RedshiftDataWarehouse } from './src/redshift-client';
+import { parseS3Notification } from './src/s3-notification';
+
+const config = loadConfig(process.env);
+const logger = new Logger({ serviceName: 'merge' });
+const metrics = new Metrics({
+  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE,
+  serviceName: 'merge',
+});
+metrics.addDimension(PIPELINE_DIMENSION, config.PIPELINE_ID);
+
+function postgresPool(url: string): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  // An idle connection dropped by the server must not crash the process; the next merge reconnects.
+  pool.on('error', (err) => logger.warn('idle PostgreSQL connection lost', { error: err.message }));
+  return pool;
+}
+
+const s3 = new S3Client(config.AWS_ENDPOINT_S3 ? { endpoint: config.AWS_ENDPOINT_S3, forcePathStyle: true } : {});
+const sqs = new SQSClient({});
+const warehouse =
+  config.WAREHOUSE === 'postgres'
+    ? new PostgresWarehouse(postgresPool(config.POSTGRES_URL!))
+    : new RedshiftDataWarehouse({
+        client: new RedshiftDataClient({}),
+        s3,
+        target: config.REDSHIFT_WORKGROUP_NAME
+          ? { workgroupName: config.REDSHIFT_WORKGROUP_NAME }
+          : {
+              clusterIdentifier: config.REDSHIFT_CLUSTER_ID!,
+              ...(config.REDSHIFT_DB_USER ? { dbUser: config.REDSHIFT_DB_USER } : {}),
+            },
+        database: config.REDSHIFT_DATABASE!,
+        ...(config.REDSHIFT_SECRET_ARN ? { secretArn: config.REDSHIFT_SECRET_ARN } : {}),
+        copyRoleArn: config.COPY_ROLE_ARN!,
+        stagingBucket: config.STAGING_BUCKET!,
+      });
+const ctx: MergeContext = {
+  warehouse,
+  naming: {
+    stateSchema: config.CHANGELOG_SCHEMA,
+    ...(config.REPLICA_SCHEMA ? { replicaSchema: config.REPLICA_SCHEMA } : {}),
+  },
+  historyTables: config.historyTables,
+  onRetry: (table, attempt, err) => {
+    logger.warn('serialization conflict, retrying', { table, attempt, error: err.message });
+    metrics.addMetric(MergeMetric.Retries, MetricUnit.Count, 1);
+  },
+};
+
+const processor = new BatchProcessor(EventType.SQS);
+
+async function processRecord(record: SQSRecord): Promise<void> {
+  for (const ref of parseS3Notification(record.body)) {
+    const started = Date.now();
+    try {
+      const results = await applyObject(ref, s3, ctx);
+      for (const r of results) {
+        for (const [op, n] of Object.entries(r.byOp)) {
+          // One EMF document per table and operation (singleMetric flushes on addMetric).
+          const m = metrics.singleMetric();
+          m.addDimension('Table', `${r.db}.${r.table}`);
+          m.addDimension('Operation', op);
+          m.addMetric(MergeMetric.RowsApplied, MetricUnit.Count, n);
+        }
+        metrics.addMetric(
+          MergeMetric.RowsApplied,
+          MetricUnit.Count,
+          Object.values(r.byOp).reduce((a, b) => a + b, 0),
+        );
+        metrics.addMetric(
+          MergeMetric.ReplicaFreshness,
+          MetricUnit.Seconds,
+          Math.max(0, (Date.now() - r.maxCommitMs) / 1000),
+        );
+        logger.info('merged', { object: `s3://${ref.bucket}/${ref.key}`, ...r });
+      }
+      metrics.addMetric(MergeMetric.BatchLatency, MetricUnit.Milliseconds, Date.now() - started);
+    } catch (err) {
+      if (err instanceof PoisonBatchError && config.DEAD_LETTER_QUEUE_URL) {
+        metrics.addMetric(MergeMetric.PoisonBatches, MetricUnit.Count, 1);
+        logger.error('poison batch sent to the dead-letter queue', {
+          object: `s3://${ref.bucket}/${ref.key}`,
+          reason: err.message,
+        });
+        await sqs.send(
+          new SendMessageCommand({
+            QueueUrl: config.DEAD_LETTER_QUEUE_URL,
+            MessageBody: JSON.stringify({ reason: err.message, code: err.code, object: ref, original: record.body }),
+            MessageAttributes: { reason: { DataType: 'String', StringValue: err.message.slice(0, 1000) } },
+          }),
+        );
+        continue;
+      }
+      metrics.addMetric(MergeMetric.Errors, MetricUnit.Count, 1);
+      logger.error('merge failed, will be retried', {
+        object: `s3://${ref.bucket}/${ref.key}`,
+        error: (err as Error).message,
+      });
+      throw err;
+    }
+  }
+}
+
+export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  try {
+    return await processPartialResponse(event, processRecord, processor, { context });
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * Errors of the merge, each with a stable code. A poison batch can never succeed as it is (retrying is useless: it
+ * goes to the dead-letter queue with its reason); a retriable error may succeed later (the batch is retried).
+ */
+export type MergeErrorCode =
+  | 'BATCH_UNDECODABLE' // a line is not JSON, or not a change event
+  | 'BATCH_UNSUPPORTED_VERSION' // event version this code does not know
+  | 'SCHEMA_INCOMPATIBLE' // a column changed type in a way the replica cannot follow
+  | 'CONFIG_INVALID'
+  | 'WAREHOUSE_STATEMENT_FAILED'
+  | 'WAREHOUSE_TIMEOUT'
+  | 'SERIALIZATION_CONFLICT';
+
+export class MergeError extends Error {
+  constructor(
+    readonly code: MergeErrorCode,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+    this.name = new.target.name;
+  }
+}
+
+/** The batch cannot be applied as it is: dead-letter it with this reason; other batches keep flowing. */
+export class PoisonBatchError extends MergeError {}
+
+/** The warehouse failed or was busy: retry the batch later. */
+export class RetriableMergeError extends MergeError {
+  constructor(
+    code: MergeErrorCode,
+    message: string,
+    /** The statement that failed, when known. */
+    readonly statement?: string,
+  ) {
+    super(code, message);
+  }
+}

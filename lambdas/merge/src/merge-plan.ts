@@ -1,0 +1,298 @@
+/**
+ * Pure SQL planning of a merge: no I/O here. The same plan runs on Redshift and on PostgreSQL 15; only the hooks in
+ * `Dialect` differ. Statements stay inside Redshift's grammar (checked by test/merge/redshift-limits.test.ts).
+ *
+ * Order-insensitivity (docs/merge.md): the keys table remembers, per primary key, the position of the last change
+ * applied, deletes included. A staged change whose position is not newer is discarded before anything is written,
+ * so replays change nothing and a late, older change neither overwrites a newer row nor resurrects a deleted one.
+ */
+import type { Dialect } from './dialect';
+import { ident, literal } from './dialect';
+import type { TableNames } from './naming';
+import type { ReplicaColumn, SchemaChanges, TableModel } from './table-model';
+
+export type Step =
+  | { readonly kind: 'sql'; readonly sql: string }
+  /** Load the staging CSV into `table`; `sql` is the COPY when the warehouse pulls it from S3 (Redshift). */
+  | { readonly kind: 'load'; readonly table: string; readonly columns: readonly string[]; readonly sql?: string };
+
+export const STAGE_ALL = '_cdc_stage_all';
+export const STAGE = '_cdc_stage';
+
+/** Metadata columns of every replica (documented in docs/merge.md). */
+export const META = {
+  position: '_cdc_position',
+  op: '_cdc_op',
+  commitTs: '_cdc_commit_ts',
+  loadedAt: '_cdc_loaded_at',
+  deleted: '_cdc_deleted',
+  delta: '_cdc_delta',
+  count: '_cdc_count',
+} as const;
+
+const sql = (text: string): Step => ({ kind: 'sql', sql: text });
+
+/** The staging columns, in CSV order. */
+export function stageColumns(model: TableModel): string[] {
+  const cols = [...model.columns.map((c) => c.name), META.position, META.op, META.commitTs];
+  return model.pk.length === 0 ? [...cols, META.delta] : cols;
+}
+
+function columnDefs(cols: readonly ReplicaColumn[], type: (c: ReplicaColumn) => string): string[] {
+  return cols.map((c) => `${ident(c.name)} ${type(c)}`);
+}
+
+function metaDefs(d: Dialect): string[] {
+  return [
+    `${ident(META.position)} CHAR(28)`,
+    `${ident(META.op)} VARCHAR(8)`,
+    `${ident(META.commitTs)} ${d.timestampType}`,
+    `${ident(META.loadedAt)} ${d.timestampType}`,
+  ];
+}
+
+/** Idempotent DDL that makes the merge's own tables exist (run before the first merge of a table). */
+export function planBookkeeping(names: TableNames, stateSchema: string): string[] {
+  return [
+    `CREATE SCHEMA IF NOT EXISTS ${ident(stateSchema)}`,
+    `CREATE SCHEMA IF NOT EXISTS ${ident(names.replicaSchema)}`,
+    `CREATE TABLE IF NOT EXISTS ${names.batches} (batch_id VARCHAR(1024), source_db VARCHAR(256), ` +
+      'source_table VARCHAR(256), events INTEGER, max_position CHAR(28), max_commit_ms BIGINT, applied_at TIMESTAMP)',
+    `CREATE TABLE IF NOT EXISTS ${names.columns} (source_db VARCHAR(256), source_table VARCHAR(256), ` +
+      'column_name VARCHAR(256), ordinal INTEGER, mysql_type VARCHAR(1024), warehouse_type VARCHAR(256))',
+  ];
+}
+
+/** DDL for a table seen for the first time: replica (or keyless deltas + view), keys table, history. */
+export function planCreate(model: TableModel, names: TableNames, d: Dialect, history: boolean): string[] {
+  const cols = columnDefs(model.columns, (c) => c.warehouseType);
+  const out: string[] = [];
+  if (model.pk.length === 0) {
+    out.push(
+      `CREATE TABLE IF NOT EXISTS ${names.deltas} (${[...cols, ...metaDefs(d), `${ident(META.delta)} SMALLINT`].join(', ')})`,
+    );
+    out.push(keylessView(model, names));
+  } else {
+    out.push(`CREATE TABLE IF NOT EXISTS ${names.replica} (${[...cols, ...metaDefs(d)].join(', ')})`);
+    const pkCols = model.pk.map((k) => model.columns.find((c) => c.name === k)!);
+    out.push(
+      `CREATE TABLE IF NOT EXISTS ${names.keys} (${[
+        ...columnDefs(pkCols, (c) => c.warehouseType),
+        `${ident(META.position)} CHAR(28)`,
+        `${ident(META.deleted)} BOOLEAN`,
+      ].join(', ')})`,
+    );
+    const base = `${model.db}__${model.table}`.slice(0, 50);
+    for (const [table, name] of [
+      [names.replica, `${base}__replica_pk`],
+      [names.keys, `${base}__keys_pk`],
+    ] as const) {
+      const idx = d.keyIndex(table, name, model.pk);
+      if (idx) out.push(idx);
+    }
+  }
+  if (history) {
+    out.push(`CREATE TABLE IF NOT EXISTS ${names.versions} (${[...cols, ...metaDefs(d)].join(', ')})`);
+    out.push(historyView(model, names));
+  }
+  out.push(...planRegisterColumns(model, names));
+  return out;
+}
+
+/** Records the replica's columns (the merge's registry, compared with each batch's columns). */
+export function planRegisterColumns(model: TableModel, names: TableNames): string[] {
+  const where = `source_db = ${literal(model.db)} AND source_table = ${literal(model.table)}`;
+  const rows = model.columns.map(
+    (c, i) =>
+      `(${literal(model.db)}, ${literal(model.table)}, ${literal(c.name)}, ${i}, ${literal(c.mysqlType)}, ${literal(c.warehouseType)})`,
+  );
+  return [
+    `DELETE FROM ${names.columns} WHERE ${where}`,
+    `INSERT INTO ${names.columns} (source_db, source_table, column_name, ordinal, mysql_type, warehouse_type) VALUES ${rows.join(', ')}`,
+  ];
+}
+
+/** DDL for schema changes (new columns, widened text); views are recreated to show new columns. */
+export function planSchemaChanges(
+  model: TableModel,
+  changes: SchemaChanges,
+  names: TableNames,
+  history: boolean,
+): string[] {
+  if (changes.add.length === 0 && changes.widen.length === 0) return [];
+  const targets = model.pk.length === 0 ? [names.deltas] : [names.replica];
+  if (history) targets.push(names.versions);
+  const out: string[] = [];
+  for (const t of targets) {
+    // Redshift takes one column per ALTER TABLE ADD COLUMN.
+    for (const c of changes.add) out.push(`ALTER TABLE ${t} ADD COLUMN ${ident(c.name)} ${c.warehouseType}`);
+    for (const c of changes.widen) out.push(`ALTER TABLE ${t} ALTER COLUMN ${ident(c.name)} TYPE ${c.warehouseType}`);
+  }
+  if (model.pk.length === 0) out.push(keylessView(model, names));
+  if (history) out.push(historyView(model, names));
+  out.push(...planRegisterColumns(model, names));
+  return out;
+}
+
+function historyView(model: TableModel, names: TableNames): string {
+  const part = model.pk.length > 0 ? `PARTITION BY ${model.pk.map(ident).join(', ')} ` : '';
+  const cols = model.columns.map((c) => ident(c.name)).join(', ');
+  return (
+    `CREATE OR REPLACE VIEW ${names.history} AS SELECT ${cols}, ${ident(META.op)}, ${ident(META.position)}, ` +
+    `${ident(META.commitTs)} AS valid_from, LEAD(${ident(META.commitTs)}) OVER (${part}ORDER BY ${ident(META.position)}) AS valid_to, ` +
+    `${ident(META.op)} = 'delete' AS is_deleted FROM ${names.versions}`
+  );
+}
+
+function keylessView(model: TableModel, names: TableNames): string {
+  const cols = model.columns.map((c) => ident(c.name)).join(', ');
+  return (
+    `CREATE OR REPLACE VIEW ${names.replica} AS SELECT ${cols}, SUM(${ident(META.delta)}) AS ${ident(META.count)} ` +
+    `FROM ${names.deltas} GROUP BY ${cols} HAVING SUM(${ident(META.delta)}) > 0`
+  );
+}
+
+export interface MergeOptions {
+  readonly batchId: string;
+  readonly events: number;
+  readonly maxPosition: string;
+  readonly maxCommitMs: number;
+  readonly history: boolean;
+  /** Where the staging CSV is for warehouses that COPY it from S3 (s3://…). */
+  readonly stageLocation?: string;
+}
+
+/** The steps of one merge, all in one transaction. */
+export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts: MergeOptions): Step[] {
+  const stageCols = stageColumns(model);
+  const stageDefs = [
+    ...columnDefs(model.columns, (c) => d.stageType(c)),
+    `${ident(META.position)} CHAR(28)`,
+    `${ident(META.op)} VARCHAR(8)`,
+    `${ident(META.commitTs)} ${d.timestampType}`,
+    ...(model.pk.length === 0 ? [`${ident(META.delta)} SMALLINT`] : []),
+  ];
+  const load: Step = {
+    kind: 'load',
+    table: STAGE_ALL,
+    columns: stageCols,
+    ...(opts.stageLocation && d.copyFromStaging(STAGE_ALL, stageCols, opts.stageLocation)
+      ? { sql: d.copyFromStaging(STAGE_ALL, stageCols, opts.stageLocation)! }
+      : {}),
+  };
+  const bookkeeping = sql(
+    `INSERT INTO ${names.batches} (batch_id, source_db, source_table, events, max_position, max_commit_ms, applied_at) ` +
+      `SELECT ${literal(opts.batchId)}, ${literal(model.db)}, ${literal(model.table)}, ${opts.events}, ` +
+      `${literal(opts.maxPosition)}, ${opts.maxCommitMs}, ${d.now} ` +
+      `WHERE NOT EXISTS (SELECT 1 FROM ${names.batches} WHERE batch_id = ${literal(opts.batchId)})`,
+  );
+  const replicaCols = model.columns.map((c) => ident(c.name));
+  const fromStage = (alias: string) => model.columns.map((c) => d.fromStage(c, `${alias}.${ident(c.name)}`));
+  const versions = opts.history
+    ? [
+        sql(
+          `INSERT INTO ${names.versions} (${[...replicaCols, ...metaNames()].join(', ')}) ` +
+            `SELECT ${[
+              ...fromStage('a'),
+              ...metaNames()
+                .slice(0, 3)
+                .map((m) => `a.${m}`),
+              d.now,
+            ].join(', ')} ` +
+            `FROM ${ident(STAGE_ALL)} a WHERE NOT EXISTS (SELECT 1 FROM ${names.versions} v WHERE ` +
+            `${[...model.pk, META.position].map((k) => `v.${ident(k)} = a.${ident(k)}`).join(' AND ')})`,
+        ),
+      ]
+    : [];
+
+  if (model.pk.length === 0) {
+    return [
+      sql(d.lock([names.deltas])),
+      sql(d.createTemp(STAGE_ALL, stageDefs.join(', '))),
+      load,
+      sql(
+        `INSERT INTO ${names.deltas} (${[...replicaCols, ...metaNames(), ident(META.delta)].join(', ')}) ` +
+          `SELECT ${[
+            ...fromStage('a'),
+            ...metaNames()
+              .slice(0, 3)
+              .map((m) => `a.${m}`),
+            d.now,
+            `a.${ident(META.delta)}`,
+          ].join(', ')} ` +
+          `FROM ${ident(STAGE_ALL)} a WHERE NOT EXISTS (SELECT 1 FROM ${names.deltas} x WHERE ` +
+          `x.${ident(META.position)} = a.${ident(META.position)} AND x.${ident(META.delta)} = a.${ident(META.delta)})`,
+      ),
+      ...versions,
+      bookkeeping,
+    ];
+  }
+
+  const pk = model.pk.map(ident);
+  const on = (t: string, s: string) => pk.map((k) => `${t}.${k} = ${s}.${k}`).join(' AND ');
+  const keysName = lastPart(names.keys);
+  const replicaName = lastPart(names.replica);
+  const latest = [...model.columns.map((c) => ident(c.name)), ...metaNames().slice(0, 3)].join(', ');
+  // Key columns are equal on both sides of the join; they are left out of SET (Redshift's MERGE rejects updating them).
+  const setCols = [
+    ...model.columns.flatMap((c, i) => (model.pk.includes(c.name) ? [] : [`${ident(c.name)} = ${fromStage('s')[i]}`])),
+    `${ident(META.position)} = s.${ident(META.position)}`,
+    `${ident(META.op)} = s.${ident(META.op)}`,
+    `${ident(META.commitTs)} = s.${ident(META.commitTs)}`,
+    `${ident(META.loadedAt)} = ${d.now}`,
+  ];
+  return [
+    sql(d.lock([names.replica, names.keys])),
+    sql(d.createTemp(STAGE_ALL, stageDefs.join(', '))),
+    load,
+    // Latest change per key inside the batch, by position.
+    sql(
+      d.createTempAs(
+        STAGE,
+        `SELECT ${latest} FROM (SELECT ${latest}, ROW_NUMBER() OVER (PARTITION BY ${pk.join(', ')} ` +
+          `ORDER BY ${ident(META.position)} DESC) AS _cdc_rn FROM ${ident(STAGE_ALL)}) latest WHERE _cdc_rn = 1`,
+      ),
+    ),
+    // Drop changes that are not newer than what the replica already reflects (replays, late arrivals).
+    sql(
+      `DELETE FROM ${ident(STAGE)} USING ${names.keys} WHERE ${on(ident(STAGE), ident(keysName))} ` +
+        `AND ${ident(STAGE)}.${ident(META.position)} <= ${ident(keysName)}.${ident(META.position)}`,
+    ),
+    sql(
+      `MERGE INTO ${names.keys} AS t USING ${ident(STAGE)} AS s ON ${on('t', 's')} ` +
+        `WHEN MATCHED THEN UPDATE SET ${ident(META.position)} = s.${ident(META.position)}, ` +
+        `${ident(META.deleted)} = (s.${ident(META.op)} = 'delete') ` +
+        `WHEN NOT MATCHED THEN INSERT (${[...pk, ident(META.position), ident(META.deleted)].join(', ')}) ` +
+        `VALUES (${[...pk.map((k) => `s.${k}`), `s.${ident(META.position)}`, `(s.${ident(META.op)} = 'delete')`].join(', ')})`,
+    ),
+    sql(
+      `MERGE INTO ${names.replica} AS t USING ${ident(STAGE)} AS s ON ${on('t', 's')} ` +
+        `WHEN MATCHED THEN UPDATE SET ${setCols.join(', ')} ` +
+        `WHEN NOT MATCHED THEN INSERT (${[...replicaCols, ...metaNames()].join(', ')}) ` +
+        `VALUES (${[
+          ...fromStage('s'),
+          ...metaNames()
+            .slice(0, 3)
+            .map((m) => `s.${m}`),
+          d.now,
+        ].join(', ')})`,
+    ),
+    // Deletes went through the MERGE as upserts of their before image (one WHEN MATCHED only); remove them now.
+    sql(
+      `DELETE FROM ${names.replica} USING ${ident(STAGE)} WHERE ${on(ident(replicaName), ident(STAGE))} ` +
+        `AND ${ident(STAGE)}.${ident(META.op)} = 'delete'`,
+    ),
+    ...versions,
+    bookkeeping,
+  ];
+}
+
+function metaNames(): string[] {
+  return [ident(META.position), ident(META.op), ident(META.commitTs), ident(META.loadedAt)];
+}
+
+/** `"schema"."name"` → `name` (the unqualified name a DELETE … USING condition refers to). */
+function lastPart(qualified: string): string {
+  const m = /\."((?:[^"]|"")*)"$/.exec(qualified);
+  return m ? m[1]!.replace(/""/g, '"') : qualified;
+}

@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import {
+  BatchExecuteStatementCommand,
+  DescribeStatementCommand,
+  type DescribeStatementResponse,
+  ExecuteStatementCommand,
+  type Field,
+  GetStatementResultCommand,
+  type RedshiftDataClient,
+} from '@aws-sdk/client-redshift-data';
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Dialect } from './dialect';
+import { redshiftDialect } from './dialect-redshift';
+import { MergeError, RetriableMergeError } from './errors';
+import type { Step } from './merge-plan';
+import { DATA_API_MAX_STATEMENT_BYTES, DATA_API_MAX_STATEMENTS, redshiftTransactionProblems } from './redshift-grammar';
+import type { WarehouseClient } from './warehouse-client';
+
+export type RedshiftTarget =
+  | { readonly workgroupName: string; readonly clusterIdentifier?: undefined }
+  | { readonly clusterIdentifier: string; readonly workgroupName?: undefined; readonly dbUser?: string };
+
+export interface RedshiftWarehouseProps {
+  readonly client: RedshiftDataClient;
+  readonly s3: S3Client;
+  readonly target: RedshiftTarget;
+  readonly database: string;
+  /** Secrets Manager secret with the database credentials; without it, IAM authentication. */
+  readonly secretArn?: string;
+  readonly copyRoleArn: string;
+  /** Bucket and prefix for staging CSV objects (the lake bucket, `staging/`). */
+  readonly stagingBucket: string;
+  readonly stagingPrefix?: string;
+  /** How long to wait for a statement before giving up. @default 240 s */
+  readonly deadlineMs?: number;
+  /** First polling interval; doubles up to 2 s. @default 100 ms */
+  readonly pollMs?: number;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+const sleepDefault = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Redshift through the Data API: statements are submitted asynchronously and polled with backoff until a deadline.
+ * A transaction is one BatchExecuteStatement (at most 40 statements of at most 100 KB each); the staging CSV is
+ * written to S3 and loaded with COPY inside that transaction.
+ */
+export class RedshiftDataWarehouse implements WarehouseClient {
+  readonly dialect: Dialect;
+
+  constructor(private readonly props: RedshiftWarehouseProps) {
+    this.dialect = redshiftDialect({ copyRoleArn: props.copyRoleArn });
+  }
+
+  private target() {
+    const { target, database, secretArn } = this.props;
+    return {
+      Database: database,
+      ...(target.workgroupName
+        ? { WorkgroupName: target.workgroupName }
+        : { ClusterIdentifier: target.clusterIdentifier }),
+      ...(secretArn ? { SecretArn: secretArn } : {}),
+      ...(!secretArn && target.clusterIdentifier && 'dbUser' in target && target.dbUser
+        ? { DbUser: target.dbUser }
+        : {}),
+    };
+  }
+
+  /** Polls DescribeStatement until the statement finished, failed or the deadline passed. */
+  async waitFor(id: string, statements: readonly string[]): Promise<DescribeStatementResponse> {
+    const deadline = Date.now() + (this.props.deadlineMs ?? 240_000);
+    const sleep = this.props.sleep ?? sleepDefault;
+    let delay = this.props.pollMs ?? 100;
+    for (;;) {
+      const d = await this.props.client.send(new DescribeStatementCommand({ Id: id }));
+      if (d.Status === 'FINISHED') return d;
+      if (d.Status === 'FAILED' || d.Status === 'ABORTED') {
+        const failed = d.SubStatements?.find((s) => s.Status === 'FAILED' || s.Status === 'ABORTED');
+        const statement = failed?.QueryString ?? (statements.length === 1 ? statements[0] : d.QueryString);
+        const error = failed?.Error ?? d.Error ?? `statement ${d.Status}`;
+        const conflict = /serializable isolation violation|1023/i.test(error);
+        throw new RetriableMergeError(
+          conflict ? 'SERIALIZATION_CONFLICT' : 'WAREHOUSE_STATEMENT_FAILED',
+          `${error}${statement ? ` in statement: ${statement.slice(0, 500)}` : ''}`,
+          statement,
+        );
+      }
+      if (Date.now() + delay > deadline) {
+        throw new RetriableMergeError(
+          'WAREHOUSE_TIMEOUT',
+          `statement ${id} still ${d.Status} after ${this.props.deadlineMs ?? 240_000} ms: ${statements[0]?.slice(0, 200)}`,
+          statements[0],
+        );
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+
+  async query(sql: string): Promise<Record<string, unknown>[]> {
+    const { Id } = await this.props.client.send(new ExecuteStatementCommand({ ...this.target(), Sql: sql }));
+    const d = await this.waitFor(Id!, [sql]);
+    if (!d.HasResultSet) return [];
+    const rows: Record<string, unknown>[] = [];
+    let token: string | undefined;
+    do {
+      const r = await this.props.client.send(new GetStatementResultCommand({ Id: Id!, NextToken: token }));
+      const names = (r.ColumnMetadata ?? []).map((c) => c.name ?? c.label ?? '');
+      for (const rec of r.Records ?? []) {
+        const row: Record<string, unknown> = {};
+        rec.forEach((f, i) => {
+          row[names[i]!] = fieldValue(f);
+        });
+        rows.push(row);
+      }
+      token = r.NextToken;
+    } while (token);
+    return rows;
+  }
+
+  async executeAll(statements: readonly string[]): Promise<void> {
+    for (const s of statements) await this.query(s);
+  }
+
+  stageLocation(batchId: string): string {
+    // Deterministic per batch and table, so a retried merge overwrites its own staging object.
+    const name = createHash('sha256').update(batchId).digest('hex').slice(0, 32);
+    return `s3://${this.props.stagingBucket}/${this.props.stagingPrefix ?? 'staging/'}${name}.csv.gz`;
+  }
+
+  async runTransaction(steps: readonly Step[], csv: string, stageLocation?: string): Promise<void> {
+    const sqls = steps.map((s) => {
+      if (s.kind === 'sql') return s.sql;
+      if (!s.sql) throw new MergeError('CONFIG_INVALID', 'load step without a COPY statement (no stage location)');
+      return s.sql;
+    });
+    checkDataApiLimits(sqls);
+    const problems = redshiftTransactionProblems(sqls);
+    if (problems.length > 0)
+      throw new MergeError('CONFIG_INVALID', `plan outside Redshift's grammar: ${problems.join('; ')}`);
+    const key = stageLocation ? stageLocation.replace(`s3://${this.props.stagingBucket}/`, '') : undefined;
+    if (key) {
+      await this.props.s3.send(
+        new PutObjectCommand({
+          Bucket: this.props.stagingBucket,
+          Key: key,
+          Body: gzipSync(csv),
+          ContentType: 'text/csv',
+        }),
+      );
+    }
+    try {
+      const { Id } = await this.props.client.send(
+        new BatchExecuteStatementCommand({ ...this.target(), Sqls: [...sqls] }),
+      );
+      await this.waitFor(Id!, sqls);
+    } finally {
+      if (key)
+        await this.props.s3
+          .send(new DeleteObjectCommand({ Bucket: this.props.stagingBucket, Key: key }))
+          .catch(() => undefined);
+    }
+  }
+}
+
+/** Throws when a transaction would break the Data API's limits (checked before anything is sent). */
+export function checkDataApiLimits(sqls: readonly string[]): void {
+  if (sqls.length > DATA_API_MAX_STATEMENTS) {
+    throw new MergeError(
+      'CONFIG_INVALID',
+      `${sqls.length} statements in one transaction; the Data API takes at most ${DATA_API_MAX_STATEMENTS}`,
+    );
+  }
+  for (const s of sqls) {
+    const bytes = Buffer.byteLength(s);
+    if (bytes > DATA_API_MAX_STATEMENT_BYTES) {
+      throw new MergeError(
+        'CONFIG_INVALID',
+        `statement of ${bytes} bytes exceeds the Data API's ${DATA_API_MAX_STATEMENT_BYTES}: ${s.slice(0, 200)}`,
+      );
+    }
+  }
+}
+
+function fieldValue(f: Field): unknown {
+  if (f.isNull) return null;
+  return f.stringValue ?? f.longValue ?? f.doubleValue ?? f.booleanValue ?? f.blobValue ?? null;
+}

@@ -1,0 +1,90 @@
+/**
+ * Turns change events into the staging CSV (pure): one row per event (keyed tables) or per image delta (keyless
+ * tables: delete/update-before −1, insert/read/update-after +1), values converted from their event encoding
+ * (docs/event-format.md) to what the warehouse's COPY reads. NULL is written as an unquoted \N; every other text
+ * value is quoted, so an empty string stays an empty string.
+ */
+import type { ChangeEvent, JsonValue, RowImage } from '../../../shared/change-event';
+import { isZeroDate } from '../../../shared/type-mapping';
+import type { Dialect } from './dialect';
+import { PoisonBatchError } from './errors';
+import type { ReplicaColumn, TableModel } from './table-model';
+
+export const CSV_NULL = '\\N';
+
+function quote(text: string): string {
+  return `"${text.replace(/"/g, '""')}"`;
+}
+
+const INT_TEXT = /^-?\d+$/;
+const DECIMAL_TEXT = /^-?\d+(?:\.\d+)?$/;
+
+/** CSV field for one value of one column. */
+export function csvField(col: ReplicaColumn, value: JsonValue | undefined, d: Dialect, where: string): string {
+  if (value === null || value === undefined) return CSV_NULL;
+  const bad = (why: string): never => {
+    throw new PoisonBatchError(
+      'SCHEMA_INCOMPATIBLE',
+      `${where} column ${JSON.stringify(col.name)} (${col.mysqlType}): ${why}: ${JSON.stringify(value).slice(0, 100)}`,
+    );
+  };
+  switch (col.kind) {
+    case 'number':
+      if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+      if (typeof value === 'string' && DECIMAL_TEXT.test(value)) return value;
+      return bad('not a number');
+    case 'int-string':
+      if (typeof value === 'string' && INT_TEXT.test(value)) return value;
+      if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value);
+      return bad('not an integer');
+    case 'decimal-string':
+      if (typeof value === 'string' && DECIMAL_TEXT.test(value)) return value;
+      if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+      return bad('not a decimal');
+    case 'date':
+    case 'datetime':
+      if (typeof value !== 'string') return bad('not a date string');
+      return isZeroDate(value) ? CSV_NULL : quote(value);
+    case 'timestamp': {
+      if (typeof value !== 'string') return bad('not a timestamp string');
+      if (isZeroDate(value)) return CSV_NULL;
+      // "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" → "YYYY-MM-DD HH:MM:SS[.ffffff]+00", which both COPYs read as UTC.
+      return quote(value.replace('T', ' ').replace(/Z$/, '+00'));
+    }
+    case 'base64':
+      if (typeof value !== 'string') return bad('not base64 text');
+      return quote(d.bytesCsv(Buffer.from(value, 'base64')));
+    case 'json':
+      return quote(JSON.stringify(value));
+    default: // string, time, bits
+      return quote(typeof value === 'string' ? value : String(value));
+  }
+}
+
+function commitTs(ms: number): string {
+  return quote(new Date(ms).toISOString().replace('T', ' ').replace('Z', '+00'));
+}
+
+function row(model: TableModel, image: RowImage, e: ChangeEvent, d: Dialect, delta?: number): string {
+  const where = `${e.db}.${e.table} at ${e.position}`;
+  const fields = model.columns.map((c) => csvField(c, image[c.name], d, where));
+  fields.push(quote(e.position), quote(e.op), commitTs(e.ts_ms));
+  if (delta !== undefined) fields.push(String(delta));
+  return fields.join(',');
+}
+
+/** The staging CSV for one table's events (column order: `stageColumns(model)`). */
+export function buildStageCsv(events: readonly ChangeEvent[], model: TableModel, d: Dialect): string {
+  const lines: string[] = [];
+  const keyless = model.pk.length === 0;
+  for (const e of events) {
+    if (keyless) {
+      if (e.before && (e.op === 'update' || e.op === 'delete')) lines.push(row(model, e.before, e, d, -1));
+      if (e.after && e.op !== 'delete') lines.push(row(model, e.after, e, d, 1));
+    } else {
+      const image = e.op === 'delete' ? e.before : e.after;
+      if (image) lines.push(row(model, image, e, d));
+    }
+  }
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}

@@ -1,0 +1,100 @@
+/**
+ * The local Firehose stand-in (and the merge it hands objects to) as its own process, so the local pipeline and the
+ * end-to-end tests can kill it at any moment, as a Lambda or a Firehose delivery can die in AWS. Configured only by
+ * its environment: the merge's variables (WAREHOUSE=postgres, POSTGRES_URL, REPLICA_SCHEMA, CHANGELOG_SCHEMA,
+ * HISTORY_TABLES, AWS_ENDPOINT_S3, PIPELINE_ID; lambdas/merge/src/config.ts) plus the delivery's own below.
+ *
+ * stdout: one JSON line per event (`ready`, `merged`, `error`), read by local/pipeline.ts for its status line.
+ * SIGTERM: finish the delivery in progress, exit 0 (anything buffered but undelivered is read again next start).
+ */
+import { KinesisClient } from '@aws-sdk/client-kinesis';
+import { S3Client } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { z } from 'zod';
+import { loadConfig as loadMergeConfig } from '../lambdas/merge/src/config';
+import { PostgresWarehouse } from '../lambdas/merge/src/postgres-client';
+import { LocalFirehose } from './firehose';
+import { FIREHOSE_APPLICATION_NAME, FirehoseConfigError } from './firehose-batching';
+import { localAwsClientConfig } from './services/aws-config';
+
+const schema = z.object({
+  AWS_ENDPOINT_KINESIS: z.string().url(),
+  AWS_ENDPOINT_S3: z.string().url(),
+  STREAM_NAME: z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/, 'must be a Kinesis stream name'),
+  LAKE_BUCKET: z.string().min(3),
+  FIREHOSE_STATE_FILE: z.string().min(1),
+  BUFFER_INTERVAL_MS: z.coerce.number().int().min(0).max(900_000).default(1000),
+  BUFFER_SIZE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(128 * 1024 * 1024)
+    .default(1024 * 1024),
+});
+
+function say(event: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
+}
+
+function loadConfig(env: Record<string, string | undefined>) {
+  const res = schema.safeParse(env);
+  if (!res.success) {
+    const problems = res.error.issues.map(
+      (i) => `${String(i.path[0])}=${JSON.stringify(env[String(i.path[0])] ?? null)}: ${i.message}`,
+    );
+    throw new FirehoseConfigError(`invalid local Firehose configuration: ${problems.join('; ')}`);
+  }
+  return res.data;
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env);
+  const merge = loadMergeConfig({ WAREHOUSE: 'postgres', ...process.env });
+  // Named, so `pg_stat_activity` (and the e2e test that interrupts merges mid-transaction) can tell it apart.
+  const pool = new pg.Pool({
+    connectionString: merge.POSTGRES_URL,
+    max: 2,
+    application_name: FIREHOSE_APPLICATION_NAME,
+  });
+  // A dropped idle connection must not kill the process; the next delivery reconnects.
+  pool.on('error', (err) => say('error', { error: err.message }));
+  const firehose = new LocalFirehose({
+    kinesis: new KinesisClient(localAwsClientConfig(config.AWS_ENDPOINT_KINESIS)),
+    s3: new S3Client(localAwsClientConfig(config.AWS_ENDPOINT_S3)),
+    pool,
+    streamName: config.STREAM_NAME,
+    bucket: config.LAKE_BUCKET,
+    changelogSchema: merge.CHANGELOG_SCHEMA,
+    merge: {
+      warehouse: new PostgresWarehouse(pool),
+      naming: {
+        stateSchema: merge.CHANGELOG_SCHEMA,
+        ...(merge.REPLICA_SCHEMA ? { replicaSchema: merge.REPLICA_SCHEMA } : {}),
+      },
+      historyTables: merge.historyTables,
+    },
+    stateFile: config.FIREHOSE_STATE_FILE,
+    bufferMs: config.BUFFER_INTERVAL_MS,
+    bufferBytes: config.BUFFER_SIZE_BYTES,
+    onMerged: (results, events, key) =>
+      say('merged', {
+        key,
+        rows: events.length,
+        maxCommitMs: Math.max(...results.map((r) => r.maxCommitMs)),
+      }),
+    onError: (err) => say('error', { error: err.message, code: (err as { code?: string }).code }),
+  });
+  await firehose.start();
+  say('ready');
+  process.on('SIGTERM', () => {
+    void firehose
+      .stop()
+      .then(() => pool.end())
+      .then(() => process.exit(0));
+  });
+}
+
+main().catch((err: Error) => {
+  say('fatal', { error: err.message, code: (err as { code?: string }).code });
+  process.exit(1);
+});

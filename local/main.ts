@@ -1,0 +1,349 @@
+/**
+ * `npm run local [-- up|down|status] [--load <rows/s>]`: the whole pipeline on this machine.
+ *   (no verb)  foreground, live status line, Ctrl-C stops everything cleanly
+ *   up         start in the background, return when ready (writes .local/endpoints.json)
+ *   status     positions, lag and per-table counts of a running pipeline
+ *   down       stop a background pipeline
+ * State lives in .local/ (or $LOCAL_STATE_DIR, which the CLI test uses to stay away from a developer's pipeline).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { startLoad } from './load-generator';
+import { type Endpoints, ROOT, startPipeline } from './pipeline';
+import { localAwsClientConfig } from './services/aws-config';
+import { waitFor } from './services/process';
+import { ensureSystemPackages } from './services/system-packages';
+
+const DIR = process.env.LOCAL_STATE_DIR ?? join(ROOT, '.local');
+const ENDPOINTS = join(DIR, 'endpoints.json');
+const PID = join(DIR, 'supervisor.pid');
+/** Written by the running pipeline every second; read by `status`. */
+const STATUS = join(DIR, 'status.json');
+
+function usage(msg?: string): never {
+  if (msg) process.stderr.write(`${msg}\n`);
+  process.stderr.write('usage: npm run local [-- up|down|status] [--load <rows/s>]\n');
+  process.exit(2);
+}
+
+const args = process.argv.slice(2);
+const verb = args.find((a) => !a.startsWith('--') && !/^\d/.test(a)) ?? 'run';
+const loadIdx = args.indexOf('--load');
+let load = 0;
+if (loadIdx >= 0) {
+  load = Number(args[loadIdx + 1]);
+  if (!Number.isFinite(load) || load <= 0)
+    usage(`--load needs a positive number of rows/s, got ${JSON.stringify(args[loadIdx + 1] ?? null)}`);
+}
+if (!['run', 'up', 'down', 'status', 'supervise'].includes(verb)) usage(`unknown verb ${JSON.stringify(verb)}`);
+
+/** Readers (`up`, `status`, scripts) never see a half-written file. */
+function writeAtomically(file: string, text: string): void {
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+}
+
+/** Whether a process exists and is not a zombie (an exited child its parent has not reaped yet). */
+function exists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true; // no /proc: trust kill(0)
+  }
+}
+
+function running(): number | undefined {
+  if (!existsSync(PID)) return undefined;
+  const pid = Number(readFileSync(PID, 'utf8'));
+  return exists(pid) ? pid : undefined;
+}
+
+/** The supervisor (`supervise`, spawned detached by `up` and by the foreground mode): owns the whole pipeline. */
+async function serve(): Promise<void> {
+  ensureSystemPackages((l) => process.stderr.write(`${l}\n`));
+  mkdirSync(DIR, { recursive: true });
+  // First, so that `down` can stop a pipeline that is still starting.
+  writeFileSync(PID, String(process.pid));
+  const p = await startPipeline({ dir: DIR, log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`) });
+  await p.startProducer();
+  const ep: Endpoints = p.endpoints;
+  const pool = mysql.createPool({ ...ep.mysql, connectionLimit: 4 });
+  const gen = load > 0 ? startLoad(pool, ep.mysql.database, load) : undefined;
+  // Rates over the last 5 s: deliveries come once a second, so a 1 s window would flicker between 0 and 2×.
+  const window: { at: number; captured: number; applied: number }[] = [];
+  const writeStatus = () => {
+    const now = Date.now();
+    window.push({ at: now, captured: p.stats.captured, applied: p.stats.applied });
+    while (window.length > 6) window.shift();
+    const first = window[0]!;
+    const dt = Math.max(1, now - first.at) / 1000;
+    const { errors, ...counters } = p.stats;
+    writeAtomically(
+      STATUS,
+      JSON.stringify({
+        at: now,
+        ...counters,
+        capturedPerS: Math.round((p.stats.captured - first.captured) / dt),
+        appliedPerS: Math.round((p.stats.applied - first.applied) / dt),
+        generated: gen?.rows ?? 0,
+        loadErrors: gen?.errors ?? 0,
+        lastError: errors.at(-1) ?? null,
+      } satisfies StatusFile),
+    );
+  };
+  writeStatus();
+  const status = setInterval(writeStatus, 1000);
+  writeAtomically(ENDPOINTS, `${JSON.stringify(ep, null, 2)}\n`);
+  process.stderr.write(`${new Date().toISOString()} ready\n`);
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(status);
+    process.stderr.write(`${new Date().toISOString()} stopping\n`);
+    await gen?.stop();
+    await pool.end();
+    await p.stop();
+    rmSync(PID, { force: true });
+    rmSync(ENDPOINTS, { force: true });
+    rmSync(STATUS, { force: true });
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+interface StatusFile {
+  at: number;
+  captured: number;
+  applied: number;
+  lastFreshnessS: number;
+  secondsBehind: number;
+  producerStarts: number;
+  firehoseStarts: number;
+  capturedPerS: number;
+  appliedPerS: number;
+  generated: number;
+  loadErrors: number;
+  lastError: string | null;
+}
+
+function statusLine(st: StatusFile): string {
+  return [
+    `captured ${st.capturedPerS} rows/s`,
+    `applied ${st.appliedPerS} rows/s`,
+    `${st.secondsBehind.toFixed(0)} s behind source`,
+    `freshness ${st.lastFreshnessS.toFixed(1)} s`,
+    `applied ${st.applied}`,
+    ...(st.generated ? [`generated ${st.generated}`] : []),
+    ...(st.producerStarts > 1 || st.firehoseStarts > 1
+      ? [`restarts: producer ${st.producerStarts - 1}, firehose ${st.firehoseStarts - 1}`]
+      : []),
+  ].join(' · ');
+}
+
+/**
+ * Starts the supervisor in its own session (so a Ctrl-C in this terminal reaches only this CLI, which then stops the
+ * pipeline in order: producer drain and checkpoint first, servers last) and waits until it is ready.
+ */
+async function startBackground(): Promise<number> {
+  // Here, not only in the supervisor: an apt-get install on a fresh machine shows its progress in this terminal.
+  try {
+    ensureSystemPackages((l) => process.stderr.write(`${l}\n`));
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  rmSync(ENDPOINTS, { force: true });
+  mkdirSync(DIR, { recursive: true });
+  const out = openSync(join(DIR, 'supervisor.log'), 'a');
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'local/main.ts'), 'supervise', ...(load ? ['--load', String(load)] : [])],
+    { cwd: ROOT, detached: true, stdio: ['ignore', out, out], env: { ...process.env, LOCAL_STATE_DIR: DIR } },
+  );
+  let exited: number | null | undefined;
+  child.once('exit', (code) => {
+    exited = code;
+  });
+  const outcome = await waitFor(
+    'the local pipeline to be ready',
+    async () => (exited !== undefined ? 'exited' : existsSync(ENDPOINTS) ? 'ready' : undefined),
+    300_000,
+  );
+  if (outcome === 'exited') {
+    const log = readFileSync(join(DIR, 'supervisor.log'), 'utf8').trim().split('\n').slice(-5).join('\n');
+    process.stderr.write(
+      `the pipeline stopped while starting (exit ${exited}):\n${log}\n(${join(DIR, 'supervisor.log')})\n`,
+    );
+    process.exit(1);
+  }
+  child.unref();
+  return child.pid!;
+}
+
+/** Stops the supervisor (and whatever it left behind); returns what it did. */
+async function stopBackground(): Promise<'stopped' | 'leftovers' | 'not running'> {
+  const pid = running();
+  const recorded = existsSync(PID) ? Number(readFileSync(PID, 'utf8')) : undefined;
+  // The supervisor is a session leader (spawned detached): everything it started is in its process group.
+  const groupAlive = (pgid: number) => {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (pid) {
+    process.kill(pid, 'SIGTERM');
+    // Gone means the process has exited, not only that it removed its pid file.
+    await waitFor('the local pipeline to stop', async () => !exists(pid), 180_000);
+  }
+  const leftovers = recorded !== undefined && groupAlive(recorded);
+  if (recorded && leftovers) {
+    // The supervisor died without cleaning up (SIGKILL, OOM) or was stopped while still starting.
+    process.kill(-recorded, 'SIGTERM');
+    await waitFor('what the supervisor had started to stop', async () => !groupAlive(recorded), 120_000);
+  }
+  rmSync(PID, { force: true });
+  rmSync(ENDPOINTS, { force: true });
+  return pid ? 'stopped' : leftovers ? 'leftovers' : 'not running';
+}
+
+async function foreground(): Promise<void> {
+  const pid = await startBackground();
+  const ep = JSON.parse(readFileSync(ENDPOINTS, 'utf8')) as Endpoints;
+  process.stderr.write(
+    `ready: MySQL ${ep.mysql.host}:${ep.mysql.port} (user ${ep.mysql.user}, database ${ep.mysql.database}); replicas in ${ep.postgres.url} schema ${ep.replicaSchema}; endpoints in ${ENDPOINTS}\nCtrl-C stops everything\n`,
+  );
+  let stopping = false;
+  const tick = setInterval(() => {
+    if (stopping) return;
+    if (!exists(pid)) {
+      process.stderr.write(`\nthe pipeline stopped unexpectedly; see ${join(DIR, 'supervisor.log')}\n`);
+      process.exit(1);
+    }
+    try {
+      const st = JSON.parse(readFileSync(STATUS, 'utf8')) as StatusFile;
+      process.stderr.write(`\r${statusLine(st).padEnd(120)}`);
+    } catch {
+      // not written yet
+    }
+  }, 1000);
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(tick);
+    process.stderr.write('\nstopping (producer drains and checkpoints first)…\n');
+    await stopBackground();
+    process.stderr.write('stopped\n');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+async function printStatus(): Promise<void> {
+  if (!running() || !existsSync(ENDPOINTS)) {
+    process.stdout.write('not running (start it with `npm run local -- up`)\n');
+    process.exitCode = 1;
+    return;
+  }
+  const ep = JSON.parse(readFileSync(ENDPOINTS, 'utf8')) as Endpoints;
+  const my = await mysql.createConnection(ep.mysql);
+  const pgc = new pg.Client({ connectionString: ep.postgres.url });
+  await pgc.connect();
+  const [master] = await my.query('SHOW MASTER STATUS');
+  const m = (master as { File: string; Position: number }[])[0];
+  const [tables] = await my.query(
+    'SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? ORDER BY 1',
+    [ep.mysql.database],
+  );
+  process.stdout.write(`source binlog end:   ${m?.File}:${m?.Position}\n`);
+  const dynamo = new DynamoDBClient(localAwsClientConfig(ep.aws.dynamodb));
+  const cp = (
+    await dynamo
+      .send(
+        new GetItemCommand({
+          TableName: ep.aws.checkpointTable,
+          Key: { pk: { S: 'local' }, sk: { S: 'producer' } },
+          ConsistentRead: true,
+        }),
+      )
+      .catch(() => ({ Item: undefined }))
+  ).Item;
+  process.stdout.write(
+    `producer checkpoint: ${cp?.file?.S ? `${cp.file.S}:${cp.pos?.N ?? '?'}${cp.gtid?.S ? ` (GTID ${cp.gtid.S})` : ''}` : 'none yet'}\n`,
+  );
+  const shards = existsSync(join(DIR, 'firehose-state.json'))
+    ? (JSON.parse(readFileSync(join(DIR, 'firehose-state.json'), 'utf8')) as Record<string, string>)
+    : {};
+  process.stdout.write(
+    `firehose delivered:  ${
+      Object.entries(shards)
+        .map(([shard, seq]) => `${shard} up to ${seq}`)
+        .join(', ') || 'nothing yet'
+    }\n`,
+  );
+  if (existsSync(STATUS)) {
+    const st = JSON.parse(readFileSync(STATUS, 'utf8')) as StatusFile;
+    process.stdout.write(
+      `lag:                 producer ${st.secondsBehind} s behind the source; rows/s captured ${st.capturedPerS}, applied ${st.appliedPerS}; producer starts ${st.producerStarts}, firehose starts ${st.firehoseStarts}${st.lastError ? `; last error: ${st.lastError}` : ''}\n`,
+    );
+  }
+  const batches = await pgc
+    .query('SELECT max(max_commit_ms) AS newest FROM cdc.merge_batches')
+    .catch(() => ({ rows: [{ newest: null }] }));
+  const newest = Number(batches.rows[0]?.newest ?? 0);
+  process.stdout.write(
+    // An idle source makes this grow without anything being late: compare with the producer's lag above.
+    `replica freshness:   ${newest ? `newest commit applied ${new Date(newest).toISOString()}, ${((Date.now() - newest) / 1000).toFixed(1)} s ago` : 'nothing applied yet'}\n`,
+  );
+  process.stdout.write(`${'table'.padEnd(24)}${'source rows'.padStart(12)}${'replica rows'.padStart(14)}\n`);
+  for (const { t } of tables as { t: string }[]) {
+    const [[c]] = (await my.query(`SELECT count(*) AS n FROM \`${ep.mysql.database}\`.\`${t}\``)) as unknown as [
+      [{ n: number }],
+    ];
+    const r = await pgc
+      .query(`SELECT count(*)::int AS n FROM "${ep.replicaSchema}"."${t}"`)
+      .catch(() => ({ rows: [{ n: '-' }] }));
+    process.stdout.write(`${t.padEnd(24)}${String(c.n).padStart(12)}${String(r.rows[0]?.n).padStart(14)}\n`);
+  }
+  await my.end();
+  await pgc.end();
+}
+
+if (verb === 'supervise') {
+  await serve().catch((err: Error) => {
+    // Missing packages, a port in use, a producer that cannot start: say what, not a stack trace.
+    process.stderr.write(`the local pipeline could not start: ${err.message}\n`);
+    rmSync(PID, { force: true });
+    process.exit(1);
+  });
+} else if (verb === 'run') {
+  if (running()) usage('a local pipeline is already running (npm run local -- down)');
+  await foreground();
+} else if (verb === 'up') {
+  if (running()) process.stdout.write('already running\n');
+  else {
+    await startBackground();
+    process.stdout.write(`ready; endpoints in ${ENDPOINTS}\n${readFileSync(ENDPOINTS, 'utf8')}`);
+  }
+} else if (verb === 'down') {
+  const result = await stopBackground();
+  process.stdout.write(
+    result === 'leftovers' ? 'the supervisor was gone; stopped what it had started\n' : `${result}\n`,
+  );
+} else {
+  await printStatus();
+}

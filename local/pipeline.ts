@@ -1,0 +1,376 @@
+/**
+ * The whole pipeline on one machine: private MariaDB and PostgreSQL, Kinesis/DynamoDB/S3 emulators, the real
+ * producer and the local Firehose stand-in with the real merge (two child processes, configured only by their
+ * environment, each started again when it dies). Used by `npm run local` (local/main.ts), the end-to-end tests and
+ * the freshness benchmark.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateStreamCommand, KinesisClient, ListStreamsCommand } from '@aws-sdk/client-kinesis';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import { localAwsClientConfig } from './services/aws-config';
+import { type Emulator, startEmulator } from './services/emulators';
+import { type MariaDbServer, startMariaDb } from './services/mariadb';
+import { type PostgresServer, startPostgres } from './services/postgres';
+import { stopProcess, waitFor } from './services/process';
+
+export const ROOT = join(import.meta.dirname, '..');
+export const STREAM = 'cdc-changes';
+export const BUCKET = 'cdc-lake';
+export const CHECKPOINT_TABLE = 'cdc-checkpoints';
+
+export interface PipelineOptions {
+  readonly dir: string;
+  readonly database?: string;
+  /** Firehose buffering interval. @default 1000 */
+  readonly bufferMs?: number;
+  readonly loadSampleSchema?: boolean;
+  readonly log?: (line: string) => void;
+}
+
+export interface Endpoints {
+  mysql: { host: string; port: number; user: string; password: string; database: string };
+  postgres: { url: string };
+  replicaSchema: string;
+  aws: { kinesis: string; dynamodb: string; s3: string; stream: string; bucket: string; checkpointTable: string };
+}
+
+export interface Pipeline {
+  readonly endpoints: Endpoints;
+  readonly maria: MariaDbServer;
+  readonly postgres: PostgresServer;
+  readonly pool: pg.Pool;
+  readonly stats: PipelineStats;
+  startProducer(): Promise<ChildProcess>;
+  producer(): ChildProcess | undefined;
+  /** Kill the running producer (tests); the pipeline starts a new one, as ECS would. */
+  killProducer(signal?: NodeJS.Signals): Promise<void>;
+  /** Kill the Firehose stand-in + merge process (tests); the pipeline starts a new one. */
+  killFirehose(signal?: NodeJS.Signals): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface PipelineStats {
+  /** Rows the producer reported captured (its RowsCaptured metric), over all its restarts. */
+  captured: number;
+  /** Rows the merge applied (events in merged objects; re-deliveries count again). */
+  applied: number;
+  /** Seconds between the newest commit in the last merged object and the end of that merge. */
+  lastFreshnessS: number;
+  /** The producer's last SecondsBehindSource. */
+  secondsBehind: number;
+  /** Times the producer and the Firehose stand-in were started. */
+  producerStarts: number;
+  firehoseStarts: number;
+  errors: string[];
+}
+
+/** Appends to a log file; a log line that arrives after the folder was removed (test teardown) is dropped. */
+function append(file: string, data: string | Buffer): void {
+  try {
+    writeFileSync(file, data, { flag: 'a' });
+  } catch {
+    // the state folder is gone: nobody will read this log
+  }
+}
+
+/** Calls `each` once per complete line (a chunk may end mid-line). */
+function lines(stream: NodeJS.ReadableStream, each: (line: string) => void): void {
+  let rest = '';
+  stream.on('data', (d: Buffer) => {
+    const parts = (rest + d.toString('utf8')).split('\n');
+    rest = parts.pop() ?? '';
+    for (const l of parts) if (l) each(l);
+  });
+}
+
+export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
+  const log = opts.log ?? (() => undefined);
+  const database = opts.database ?? 'shop';
+  mkdirSync(opts.dir, { recursive: true });
+  log('starting MariaDB, PostgreSQL and the Kinesis/DynamoDB/S3 emulators');
+  const started = await Promise.allSettled([
+    startMariaDb({ dir: join(opts.dir, 'mariadb') }),
+    startPostgres({ dir: join(opts.dir, 'postgres') }),
+    startEmulator('kinesis', { dir: join(opts.dir, 'kinesis') }),
+    startEmulator('dynamodb', { dir: join(opts.dir, 'dynamodb') }),
+    startEmulator('s3', { dir: join(opts.dir, 's3') }),
+  ] as const);
+  const servers = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    // Never leave half a pipeline running.
+    await Promise.all(servers.map((x) => x.stop()));
+    throw failed.reason;
+  }
+  const [maria, postgres, kinesisEmu, dynamoEmu, s3Emu] = started.map(
+    (r) => (r as PromiseFulfilledResult<unknown>).value,
+  ) as [MariaDbServer, PostgresServer, Emulator, Emulator, Emulator];
+  try {
+    return await assemble(opts, log, database, maria, postgres, kinesisEmu, dynamoEmu, s3Emu);
+  } catch (err) {
+    await Promise.all(servers.map((x) => x.stop()));
+    throw err;
+  }
+}
+
+/** Everything after the servers: stream, table, bucket, sample schema, the Firehose stand-in, the producer. */
+async function assemble(
+  opts: PipelineOptions,
+  log: (line: string) => void,
+  database: string,
+  maria: MariaDbServer,
+  postgres: PostgresServer,
+  kinesisEmu: Emulator,
+  dynamoEmu: Emulator,
+  s3Emu: Emulator,
+): Promise<Pipeline> {
+  const emulators: Emulator[] = [kinesisEmu, dynamoEmu, s3Emu];
+  const kinesis = new KinesisClient(localAwsClientConfig(kinesisEmu.endpoint));
+  const dynamo = new DynamoDBClient(localAwsClientConfig(dynamoEmu.endpoint));
+  const s3 = new S3Client(localAwsClientConfig(s3Emu.endpoint));
+  // The stream persists in .local/kinesis, so records the producer checkpointed but the Firehose stand-in had not
+  // delivered when the pipeline stopped are delivered after the next start.
+  if (!(await kinesis.send(new ListStreamsCommand({}))).StreamNames?.includes(STREAM)) {
+    await kinesis.send(new CreateStreamCommand({ StreamName: STREAM, ShardCount: 2 }));
+    // A new stream: shard positions of an earlier run mean nothing any more.
+    rmSync(join(opts.dir, 'firehose-state.json'), { force: true });
+  }
+  await dynamo
+    .send(
+      new CreateTableCommand({
+        TableName: CHECKPOINT_TABLE,
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
+    )
+    .catch((err: Error) => {
+      if (!/ResourceInUse|exists/i.test(err.name + err.message)) throw err;
+    });
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
+
+  maria.sql(`CREATE DATABASE IF NOT EXISTS \`${database}\``);
+  if (opts.loadSampleSchema ?? true) {
+    const conn = await mysql.createConnection({
+      host: maria.host,
+      port: maria.port,
+      user: maria.user,
+      password: maria.password,
+      database,
+      multipleStatements: true,
+    });
+    await conn.query(readFileSync(join(ROOT, 'local', 'sample-schema.sql'), 'utf8'));
+    await conn.end();
+  }
+
+  const pool = new pg.Pool({ connectionString: postgres.url, max: 4 });
+  pool.on('error', () => undefined);
+  const stats: PipelineStats = {
+    captured: 0,
+    applied: 0,
+    lastFreshnessS: 0,
+    secondsBehind: 0,
+    producerStarts: 0,
+    firehoseStarts: 0,
+    errors: [],
+  };
+  const note = (what: string, message: string) => {
+    stats.errors.push(`${what}: ${message}`);
+    if (stats.errors.length > 100) stats.errors.shift();
+    log(`${what}: ${message}`);
+  };
+  let stopping = false;
+  const alive = (c: ChildProcess | undefined): c is ChildProcess => !!c && c.exitCode === null && c.signalCode === null;
+
+  // The Firehose stand-in and the merge run in their own process, so tests can kill them at any moment.
+  let firehose: ChildProcess | undefined;
+  const firehoseLog = join(opts.dir, 'firehose.log');
+  const startFirehose = async (): Promise<ChildProcess> => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'local/firehose-main.ts')], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        WAREHOUSE: 'postgres',
+        POSTGRES_URL: postgres.url,
+        CHANGELOG_SCHEMA: 'cdc',
+        // Explicit, so a REPLICA_SCHEMA or HISTORY_TABLES in the caller's environment cannot move the replicas away
+        // from where endpoints.json says they are.
+        REPLICA_SCHEMA: database,
+        HISTORY_TABLES: '',
+        PIPELINE_ID: 'local',
+        AWS_ENDPOINT_S3: s3Emu.endpoint,
+        AWS_ENDPOINT_KINESIS: kinesisEmu.endpoint,
+        STREAM_NAME: STREAM,
+        LAKE_BUCKET: BUCKET,
+        FIREHOSE_STATE_FILE: join(opts.dir, 'firehose-state.json'),
+        BUFFER_INTERVAL_MS: String(opts.bufferMs ?? 1000),
+      },
+    });
+    stats.firehoseStarts++;
+    firehose = child;
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => {
+      ready = r;
+    });
+    lines(child.stdout, (line) => {
+      append(firehoseLog, `${line}\n`);
+      let m: { event?: string; rows?: number; maxCommitMs?: number; error?: string };
+      try {
+        m = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (m.event === 'ready') ready();
+      else if (m.event === 'merged') {
+        stats.applied += m.rows ?? 0;
+        if (Number.isFinite(m.maxCommitMs)) stats.lastFreshnessS = (Date.now() - m.maxCommitMs!) / 1000;
+      } else if (m.event === 'error' || m.event === 'fatal') note('firehose/merge', m.error ?? line);
+    });
+    child.stderr.on('data', (d: Buffer) => append(firehoseLog, d));
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.once('exit', (code, signal) => {
+      if (stopping || firehose !== child) return;
+      note('firehose', `exited (${signal ?? code}); starting it again`);
+      setTimeout(() => {
+        if (!stopping) void startFirehose().catch((e: Error) => note('firehose restart failed', e.message));
+      }, 500);
+    });
+    await Promise.race([isReady, exited]);
+    return child;
+  };
+  await startFirehose();
+  if (!alive(firehose)) throw new Error(`the local Firehose stand-in did not start; see ${firehoseLog}`);
+
+  const endpoints: Endpoints = {
+    mysql: { host: maria.host, port: maria.port, user: maria.user, password: maria.password, database },
+    postgres: { url: postgres.url },
+    replicaSchema: database,
+    aws: {
+      kinesis: kinesisEmu.endpoint,
+      dynamodb: dynamoEmu.endpoint,
+      s3: s3Emu.endpoint,
+      stream: STREAM,
+      bucket: BUCKET,
+      checkpointTable: CHECKPOINT_TABLE,
+    },
+  };
+
+  let producer: ChildProcess | undefined;
+  const readingChildren = new WeakSet<ChildProcess>();
+  // First run (no checkpoint yet): read the binlog from its first file, so rows written before the producer
+  // started (the sample data) are captured too. Later runs resume from the checkpoint.
+  const [logs] = (await (async () => {
+    const c = await mysql.createConnection({
+      host: maria.host,
+      port: maria.port,
+      user: maria.user,
+      password: maria.password,
+    });
+    const r = await c.query('SHOW BINARY LOGS');
+    await c.end();
+    return r;
+  })()) as unknown as [{ Log_name: string }[]];
+  const firstFile = logs[0]?.Log_name;
+
+  const startProducer = async (): Promise<ChildProcess> => {
+    const hasCheckpoint = !!(
+      await dynamo.send(
+        new GetItemCommand({
+          TableName: CHECKPOINT_TABLE,
+          Key: { pk: { S: 'local' }, sk: { S: 'producer' } },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item?.file;
+    const startFrom = hasCheckpoint || !firstFile ? 'checkpoint' : `file:${firstFile}:4`;
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'containers/producer/src/main.ts')], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        SOURCE_HOST: maria.host,
+        SOURCE_PORT: String(maria.port),
+        SOURCE_USER: maria.user,
+        SOURCE_PASSWORD: maria.password,
+        CAPTURE_INCLUDE: `${database}.*`,
+        STREAM_NAME: STREAM,
+        CHECKPOINT_TABLE,
+        PIPELINE_ID: 'local',
+        // A SIGKILLed producer's successor waits this long for the lease (30 s in AWS).
+        LEASE_SECONDS: '4',
+        START_FROM: startFrom,
+        CLAIM_CHECK_BUCKET: BUCKET,
+        HEALTH_PORT: '0',
+        AWS_ENDPOINT_KINESIS: kinesisEmu.endpoint,
+        AWS_ENDPOINT_DYNAMODB: dynamoEmu.endpoint,
+        AWS_ENDPOINT_S3: s3Emu.endpoint,
+      },
+    });
+    stats.producerStarts++;
+    const logFile = join(opts.dir, 'producer.log');
+    lines(child.stdout, (line) => {
+      append(logFile, `${line}\n`);
+      if (line.includes('"reading the binlog"')) readingChildren.add(child);
+      const captured = /"RowsCaptured":(\d+)/.exec(line);
+      if (captured) stats.captured += Number(captured[1]);
+      const behind = /"SecondsBehindSource":([\d.]+)/.exec(line);
+      if (behind) stats.secondsBehind = Number(behind[1]);
+    });
+    child.stderr.on('data', (d: Buffer) => append(logFile, d));
+    // Like ECS: a producer that dies is started again (it resumes from its checkpoint).
+    child.once('exit', () => {
+      if (!stopping && producer === child)
+        setTimeout(() => {
+          if (!stopping) void startProducer().catch((e: Error) => log(`producer restart failed: ${e.message}`));
+        }, 1000);
+    });
+    producer = child;
+    return child;
+  };
+
+  return {
+    endpoints,
+    maria,
+    postgres,
+    pool,
+    stats,
+    startProducer,
+    producer: () => producer,
+    async killProducer(signal: NodeJS.Signals = 'SIGKILL') {
+      // Kill a producer that is really running (reading the binlog), not one that is still starting up.
+      const target = await waitFor(
+        'a running producer',
+        async () => (alive(producer) && readingChildren.has(producer) ? producer : undefined),
+        60_000,
+      );
+      const exited = new Promise((r) => target.once('exit', r));
+      target.kill(signal);
+      await exited;
+    },
+    async killFirehose(signal: NodeJS.Signals = 'SIGKILL') {
+      const target = await waitFor('a running Firehose stand-in', async () => (alive(firehose) ? firehose : undefined));
+      const exited = new Promise((r) => target.once('exit', r));
+      target.kill(signal);
+      await exited;
+    },
+    async stop() {
+      stopping = true;
+      if (alive(producer)) await stopProcess(producer, 70_000);
+      if (alive(firehose)) await stopProcess(firehose, 30_000);
+      await pool.end();
+      await Promise.all([maria.stop(), postgres.stop(), ...emulators.map((e) => e.stop())]);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { commandExists } from './process';
+
+interface Requirement {
+  readonly what: string;
+  readonly present: () => boolean;
+  readonly packages: readonly string[];
+}
+
+const REQUIREMENTS: readonly Requirement[] = [
+  {
+    what: 'MariaDB server',
+    present: () => commandExists('mariadbd') || existsSync('/usr/sbin/mariadbd'),
+    packages: ['mariadb-server'],
+  },
+  {
+    what: 'MariaDB client tools (mariadb, mariadb-binlog, mariadb-dump)',
+    present: () => commandExists('mariadb') && commandExists('mariadb-binlog') && commandExists('mariadb-dump'),
+    packages: ['mariadb-client'],
+  },
+  {
+    what: 'PostgreSQL server',
+    present: () => ['15', '16', '17'].some((v) => existsSync(`/usr/lib/postgresql/${v}/bin/postgres`)),
+    packages: ['postgresql'],
+  },
+  { what: 'PostgreSQL client (psql)', present: () => commandExists('psql'), packages: ['postgresql-client'] },
+];
+
+/**
+ * Makes sure the Debian packages the local run and the tests need are installed: installs the missing ones with
+ * apt-get when running as root, otherwise fails with the command to run.
+ */
+export function ensureSystemPackages(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): void {
+  const missing = REQUIREMENTS.filter((r) => !r.present());
+  if (missing.length === 0) return;
+  const packages = [...new Set(missing.flatMap((r) => r.packages))];
+  const command = `apt-get install -y ${packages.join(' ')}`;
+  if (process.getuid?.() !== 0 || !commandExists('apt-get')) {
+    throw new Error(`missing ${missing.map((m) => m.what).join(', ')}: install them with \`sudo ${command}\``);
+  }
+  log(`installing ${packages.join(', ')} (missing: ${missing.map((m) => m.what).join(', ')})`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [
+    ['update', '-qq'],
+    ['install', '-y', '-qq', '--no-install-recommends', ...packages],
+  ]) {
+    const res = spawnSync('apt-get', args, { stdio: 'inherit', env });
+    if (res.status !== 0)
+      throw new Error(`apt-get ${args.join(' ')} failed (exit ${res.status}); run \`${command}\` yourself`);
+  }
+  const still = REQUIREMENTS.filter((r) => !r.present());
+  if (still.length > 0) throw new Error(`still missing after install: ${still.map((m) => m.what).join(', ')}`);
+}

@@ -1,0 +1,99 @@
+/**
+ * The change-event contract: the one JSON document per changed row that the producer writes to Kinesis, Firehose
+ * lands in S3 / the Redshift changelog table, and the merge applies. Both runtimes import this module; the JSON
+ * Schema next to it (change-event.schema.json) is the same contract for other consumers and is checked by tests.
+ * See docs/event-format.md. Bump EVENT_VERSION on any incompatible change.
+ */
+export const EVENT_VERSION = 1 as const;
+
+/** insert/update/delete come from the binlog; read is a row emitted by a snapshot or backfill. */
+export type ChangeOp = 'insert' | 'update' | 'delete' | 'read';
+
+/** A column value as encoded in the event; see docs/event-format.md for the encoding per MySQL type. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type RowImage = Record<string, JsonValue>;
+
+export interface ColumnMeta {
+  /** Column name as in the source. */
+  readonly name: string;
+  /** Full MySQL column type as `information_schema.COLUMNS.COLUMN_TYPE` spells it, e.g. `decimal(12,2)`, `bigint(20) unsigned`. */
+  readonly type: string;
+  readonly nullable?: boolean;
+}
+
+export interface SourcePosition {
+  readonly server_id: number;
+  /** Binlog file name, e.g. `mysql-bin.000042`. */
+  readonly file: string;
+  /** End position of the rows event inside the file (the position a reader resumes at after this event). */
+  readonly pos: number;
+  /** Index of the row inside its rows event (0-based). */
+  readonly row: number;
+  /** GTID of the transaction (`domain-server-seq` on MariaDB, `uuid:n` on MySQL), null when GTIDs are off. */
+  readonly gtid: string | null;
+}
+
+export interface ClaimCheck {
+  readonly bucket: string;
+  readonly key: string;
+  readonly bytes: number;
+}
+
+export interface ChangeEvent {
+  readonly v: typeof EVENT_VERSION;
+  readonly op: ChangeOp;
+  readonly db: string;
+  readonly table: string;
+  /** Primary key columns in key order; empty when the table has no primary key. */
+  readonly pk: readonly string[];
+  readonly columns: readonly ColumnMeta[];
+  /** Row before the change (update, delete), null for insert/read. */
+  readonly before: RowImage | null;
+  /** Row after the change (insert, update, read), null for delete. */
+  readonly after: RowImage | null;
+  readonly source: SourcePosition;
+  /**
+   * Total order of every event of one server: `FFFFFF.PPPPPPPPPPPP.RRRRRRRR` (binlog file sequence, event end
+   * position, row index), zero-padded so that plain string comparison orders events. See `formatPosition`.
+   */
+  readonly position: string;
+  /** Transaction id: the GTID, or `file:pos` of the transaction's first event when GTIDs are off. */
+  readonly tx: string;
+  /** Commit time of the transaction on the source, epoch milliseconds (binlog timestamps have second precision). */
+  readonly ts_ms: number;
+  /** When the producer emitted the event, epoch milliseconds. */
+  readonly emitted_ms: number;
+  /** Present when the full event did not fit a Kinesis record: before/after are null here and live in S3. */
+  readonly claim_check?: ClaimCheck;
+}
+
+const FILE_DIGITS = 6;
+const POS_DIGITS = 12;
+const ROW_DIGITS = 8;
+
+/** Binlog file sequence number from its name (`mysql-bin.000042` → 42). */
+export function binlogSequence(file: string): number {
+  const m = /\.(\d+)$/.exec(file);
+  if (!m) throw new Error(`binlog file name without a numeric suffix: ${JSON.stringify(file)}`);
+  return Number(m[1]);
+}
+
+/** Formats the totally ordered, string-comparable position of one row event. */
+export function formatPosition(file: string, pos: number, row: number): string {
+  return [
+    String(binlogSequence(file)).padStart(FILE_DIGITS, '0'),
+    String(pos).padStart(POS_DIGITS, '0'),
+    String(row).padStart(ROW_DIGITS, '0'),
+  ].join('.');
+}
+
+export const POSITION_PATTERN = /^\d{6}\.\d{12}\.\d{8}$/;
+
+export function comparePositions(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The row image that identifies the row: after for insert/update/read, before for delete. */
+export function keyImage(event: ChangeEvent): RowImage | null {
+  return event.op === 'delete' ? event.before : event.after;
+}

@@ -1,0 +1,42 @@
+/**
+ * Where change events live in the S3 changelog lake. Firehose (in AWS) and the local Firehose stand-in write the same
+ * keys; the Glue tables project the same partitions; the merge reads db/table from them.
+ *
+ *   <prefix>source_db=<db>/source_table=<table>/dt=<yyyy-MM-dd>/hour=<HH>/<object>.gz
+ *
+ * Objects are GZIP-compressed newline-delimited JSON (one change event per line, change-event.schema.json), and hold
+ * the events of exactly one table, so one object is one merge batch.
+ */
+export const LAKE_CHANGELOG_PREFIX = 'changelog/';
+export const LAKE_ERROR_PREFIX = 'errors/';
+export const LAKE_CLAIM_CHECK_PREFIX = 'claim-check/';
+
+/** Firehose S3 prefix with dynamic partitioning (partition keys extracted with JQ from the event's `db` and `table`). */
+export const FIREHOSE_PREFIX =
+  `${LAKE_CHANGELOG_PREFIX}source_db=!{partitionKeyFromQuery:db}/source_table=!{partitionKeyFromQuery:table}` +
+  '/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/';
+export const FIREHOSE_ERROR_PREFIX = `${LAKE_ERROR_PREFIX}!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/`;
+/** JQ for Firehose's MetadataExtraction processor. */
+export const FIREHOSE_PARTITION_JQ = '{db: .db, table: .table}';
+
+/** The partition folder of one table at one moment (UTC), with the trailing slash. */
+export function lakePartitionPrefix(db: string, table: string, at: Date, prefix = LAKE_CHANGELOG_PREFIX): string {
+  const iso = at.toISOString();
+  return `${prefix}source_db=${db}/source_table=${table}/dt=${iso.slice(0, 10)}/hour=${iso.slice(11, 13)}/`;
+}
+
+export interface LakeObjectRef {
+  readonly db: string;
+  readonly table: string;
+  readonly dt: string;
+  readonly hour: string;
+}
+
+/** Reads db/table/dt/hour back from an object key; undefined when the key is not a changelog object. */
+export function parseLakeKey(key: string): LakeObjectRef | undefined {
+  const m = /(?:^|\/)source_db=([^/]+)\/source_table=([^/]+)\/dt=(\d{4}-\d{2}-\d{2})\/hour=(\d{2})\/[^/]+$/.exec(
+    decodeURIComponent(key.replace(/\+/g, ' ')),
+  );
+  if (!m) return undefined;
+  return { db: m[1]!, table: m[2]!, dt: m[3]!, hour: m[4]! };
+}

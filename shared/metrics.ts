@@ -1,0 +1,29 @@
+/**
+ * CloudWatch metric names shared by the runtimes (which emit them as EMF) and the CDK monitoring construct (which
+ * alarms on them). Every metric carries the dimension `Pipeline` (the pipeline id, e.g. `dev`).
+ */
+export const METRICS_NAMESPACE = 'MysqlRedshiftCdc';
+export const PIPELINE_DIMENSION = 'Pipeline';
+
+export const ProducerMetric = {
+  RowsCaptured: 'RowsCaptured', // Count
+  BytesWritten: 'BytesWritten', // Bytes
+  PutLatency: 'PutRecordsLatency', // Milliseconds
+  PutRetries: 'PutRecordsRetries', // Count
+  PutThrottles: 'PutRecordsThrottles', // Count
+  SecondsBehindSource: 'SecondsBehindSource', // Seconds
+  CheckpointAge: 'CheckpointAgeSeconds', // Seconds
+  Errors: 'ProducerErrors', // Count
+  Starts: 'ProducerStarts', // Count (each process start; > 1 per hour means restarts)
+  BinlogPurged: 'BinlogPurged', // Count (the needed binlog is gone: fatal)
+  SnapshotRows: 'SnapshotRows', // Count
+} as const;
+
+export const MergeMetric = {
+  RowsApplied: 'RowsApplied', // Count (also per Table and Operation)
+  BatchLatency: 'MergeBatchLatency', // Milliseconds
+  ReplicaFreshness: 'ReplicaFreshnessSeconds', // Seconds: now − newest commit time applied
+  Retries: 'MergeRetries', // Count
+  PoisonBatches: 'PoisonBatches', // Count (sent to the dead-letter queue)
+  Errors: 'MergeErrors', // Count
+} as const;

@@ -1,0 +1,175 @@
+/**
+ * MySQL column types: how the producer encodes their values in change events, and which warehouse type the merge
+ * creates for them. The single place both runtimes agree on types; docs/type-mapping.md is generated from the same
+ * table by reading it (keep the two in step when editing).
+ */
+
+export type Warehouse = 'redshift' | 'postgres';
+
+/** JSON representation of a column's values in a change event (besides null). */
+export type JsonKind =
+  | 'number' //   JSON number, exact (integers up to 2^31, FLOAT/DOUBLE, YEAR)
+  | 'int-string' // decimal digits, optional leading '-' (BIGINT, so values beyond 2^53 stay exact)
+  | 'decimal-string' // exact decimal text, e.g. "-12.50" (DECIMAL/NUMERIC)
+  | 'string' // text (CHAR/VARCHAR/TEXT, ENUM label, SET labels joined with ',')
+  | 'date' // "YYYY-MM-DD"; zero dates kept verbatim ("0000-00-00")
+  | 'datetime' // "YYYY-MM-DD HH:MM:SS[.ffffff]", wall clock, no zone; zero dates kept verbatim
+  | 'timestamp' // "YYYY-MM-DDTHH:MM:SS[.ffffff]Z", UTC; zero timestamp kept verbatim ("0000-00-00 00:00:00")
+  | 'time' // "[-]HHH:MM:SS[.ffffff]" (MySQL TIME spans -838:59:59..838:59:59)
+  | 'bits' // "0101…": BIT(n) as n characters '0'/'1'
+  | 'base64' // binary data (BINARY/VARBINARY/BLOB, spatial types as WKB)
+  | 'json'; // JSON column: the JSON value itself
+
+export interface MysqlType {
+  /** Lower-case base type name, e.g. `decimal`, `varchar`, `bigint`. */
+  readonly base: string;
+  readonly unsigned: boolean;
+  /** Length / precision argument (`varchar(255)` → 255, `decimal(12,2)` → 12, `datetime(6)` → 6). */
+  readonly length?: number;
+  readonly scale?: number;
+  /** ENUM / SET labels. */
+  readonly values?: readonly string[];
+}
+
+/** Parses `information_schema.COLUMNS.COLUMN_TYPE` text (`bigint(20) unsigned`, `enum('a','b')`, `decimal(10,2)`). */
+export function parseMysqlType(columnType: string): MysqlType {
+  const text = columnType.trim().toLowerCase();
+  const m = /^([a-z]+)\s*(?:\((.*)\))?\s*(.*)$/s.exec(text);
+  if (!m) throw new Error(`unrecognised MySQL column type: ${JSON.stringify(columnType)}`);
+  const base = m[1]!;
+  const args = m[2];
+  const rest = m[3] ?? '';
+  const unsigned = /\bunsigned\b/.test(rest);
+  if (base === 'enum' || base === 'set') {
+    const values: string[] = [];
+    const re = /'((?:[^']|'')*)'/g;
+    // Labels come from the original (case-preserving) text.
+    const original = /\((.*)\)/s.exec(columnType.trim())?.[1] ?? '';
+    for (let v = re.exec(original); v; v = re.exec(original)) values.push(v[1]!.replace(/''/g, "'"));
+    return { base, unsigned: false, values };
+  }
+  if (args === undefined || args === '') return { base, unsigned };
+  const [a, b] = args.split(',').map((s) => Number(s.trim()));
+  return { base, unsigned, length: a, ...(b !== undefined ? { scale: b } : {}) };
+}
+
+const INT_BASES = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer']);
+const TEXT_BASES = new Set(['tinytext', 'text', 'mediumtext', 'longtext']);
+const BLOB_BASES = new Set(['tinyblob', 'blob', 'mediumblob', 'longblob', 'binary', 'varbinary']);
+const SPATIAL_BASES = new Set([
+  'geometry',
+  'point',
+  'linestring',
+  'polygon',
+  'multipoint',
+  'multilinestring',
+  'multipolygon',
+  'geometrycollection',
+  'geomcollection',
+]);
+
+export function jsonKind(t: MysqlType): JsonKind {
+  const { base } = t;
+  if (INT_BASES.has(base) || base === 'year' || base === 'float' || base === 'double' || base === 'real') {
+    return 'number';
+  }
+  if (base === 'bigint') return 'int-string';
+  if (base === 'decimal' || base === 'numeric' || base === 'dec' || base === 'fixed') return 'decimal-string';
+  if (base === 'char' || base === 'varchar' || TEXT_BASES.has(base) || base === 'enum' || base === 'set') {
+    return 'string';
+  }
+  if (base === 'date') return 'date';
+  if (base === 'datetime') return 'datetime';
+  if (base === 'timestamp') return 'timestamp';
+  if (base === 'time') return 'time';
+  if (base === 'bit') return 'bits';
+  if (BLOB_BASES.has(base) || SPATIAL_BASES.has(base)) return 'base64';
+  if (base === 'json') return 'json';
+  throw new Error(`unsupported MySQL column type: ${JSON.stringify(base)}`);
+}
+
+/** Redshift's widest VARCHAR, in bytes. */
+export const REDSHIFT_MAX_VARCHAR = 65535;
+/** Redshift's widest VARBYTE, in bytes. */
+export const REDSHIFT_MAX_VARBYTE = 1024000;
+/** Redshift's widest DECIMAL precision. */
+export const REDSHIFT_MAX_DECIMAL_PRECISION = 38;
+
+/** Bytes that a MySQL utf8mb4 CHAR/VARCHAR(n) can take: Redshift sizes VARCHAR in bytes, MySQL in characters. */
+function utf8Bytes(chars: number): number {
+  return Math.min(chars * 4, REDSHIFT_MAX_VARCHAR);
+}
+
+function intType(t: MysqlType): string {
+  switch (t.base) {
+    case 'tinyint':
+      return 'SMALLINT';
+    case 'smallint':
+      return t.unsigned ? 'INTEGER' : 'SMALLINT';
+    case 'mediumint':
+      return 'INTEGER';
+    default: // int / integer
+      return t.unsigned ? 'BIGINT' : 'INTEGER';
+  }
+}
+
+/**
+ * The warehouse column type for a MySQL column type. Lossless by design: exact numerics stay exact, unsigned types
+ * widen, text sizes fit the warehouse's limits (Redshift VARCHAR is in bytes, hence ×4 for utf8mb4).
+ */
+export function warehouseType(columnType: string, warehouse: Warehouse): string {
+  const t = parseMysqlType(columnType);
+  const rs = warehouse === 'redshift';
+  const kind = jsonKind(t);
+  switch (kind) {
+    case 'number':
+      if (t.base === 'float') return 'REAL';
+      if (t.base === 'double' || t.base === 'real') return 'DOUBLE PRECISION';
+      if (t.base === 'year') return 'SMALLINT';
+      return intType(t);
+    case 'int-string':
+      return t.unsigned ? 'DECIMAL(20,0)' : 'BIGINT';
+    case 'decimal-string': {
+      const p = t.length ?? 10;
+      const s = t.scale ?? 0;
+      // MySQL allows DECIMAL(65,30); Redshift stops at 38 digits: keep such values exact as text.
+      if (rs && p > REDSHIFT_MAX_DECIMAL_PRECISION) return 'VARCHAR(68)';
+      return `DECIMAL(${p},${s})`;
+    }
+    case 'string':
+      if (t.base === 'char' || t.base === 'varchar') {
+        return rs ? `VARCHAR(${utf8Bytes(t.length ?? 1)})` : `VARCHAR(${t.length ?? 1})`;
+      }
+      if (t.base === 'enum' || t.base === 'set') {
+        const labels = t.values ?? [];
+        const longest =
+          t.base === 'enum'
+            ? Math.max(1, ...labels.map((l) => Buffer.byteLength(l)))
+            : Math.max(
+                1,
+                labels.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0),
+              );
+        return rs ? `VARCHAR(${Math.min(longest, REDSHIFT_MAX_VARCHAR)})` : 'TEXT';
+      }
+      return rs ? `VARCHAR(${REDSHIFT_MAX_VARCHAR})` : 'TEXT';
+    case 'date':
+      return 'DATE';
+    case 'datetime':
+      return rs ? 'TIMESTAMP' : 'TIMESTAMP(6)';
+    case 'timestamp':
+      return rs ? 'TIMESTAMPTZ' : 'TIMESTAMPTZ(6)';
+    case 'time':
+      return 'VARCHAR(20)';
+    case 'bits':
+      return `VARCHAR(${t.length ?? 1})`;
+    case 'base64':
+      return rs ? `VARBYTE(${REDSHIFT_MAX_VARBYTE})` : 'BYTEA';
+    case 'json':
+      return rs ? 'SUPER' : 'JSONB';
+  }
+}
+
+/** True for the zero dates MySQL allows in DATE/DATETIME/TIMESTAMP columns (no warehouse can store them). */
+export function isZeroDate(value: string): boolean {
+  return /^0000-00-00/.test(value) || /-00(?:[ T]|$)/.test(value.slice(0, 11));
+}

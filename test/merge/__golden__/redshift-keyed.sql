@@ -1,0 +1,35 @@
+CREATE SCHEMA IF NOT EXISTS "cdc";
+
+CREATE SCHEMA IF NOT EXISTS "shop";
+
+CREATE TABLE IF NOT EXISTS "cdc"."merge_batches" (batch_id VARCHAR(1024), source_db VARCHAR(256), source_table VARCHAR(256), events INTEGER, max_position CHAR(28), max_commit_ms BIGINT, applied_at TIMESTAMP);
+
+CREATE TABLE IF NOT EXISTS "cdc"."replica_columns" (source_db VARCHAR(256), source_table VARCHAR(256), column_name VARCHAR(256), ordinal INTEGER, mysql_type VARCHAR(1024), warehouse_type VARCHAR(256));
+
+CREATE TABLE IF NOT EXISTS "shop"."orders" ("id" DECIMAL(20,0), "status" VARCHAR(4), "total" DECIMAL(12,2), "meta" SUPER, "photo" VARBYTE(1024000), "created_at" TIMESTAMP, "_cdc_position" CHAR(28), "_cdc_op" VARCHAR(8), "_cdc_commit_ts" TIMESTAMP, "_cdc_loaded_at" TIMESTAMP);
+
+CREATE TABLE IF NOT EXISTS "cdc"."shop__orders__keys" ("id" DECIMAL(20,0), "_cdc_position" CHAR(28), "_cdc_deleted" BOOLEAN);
+
+DELETE FROM "cdc"."replica_columns" WHERE source_db = 'shop' AND source_table = 'orders';
+
+INSERT INTO "cdc"."replica_columns" (source_db, source_table, column_name, ordinal, mysql_type, warehouse_type) VALUES ('shop', 'orders', 'id', 0, 'bigint(20) unsigned', 'DECIMAL(20,0)'), ('shop', 'orders', 'status', 1, 'enum(''new'',''paid'')', 'VARCHAR(4)'), ('shop', 'orders', 'total', 2, 'decimal(12,2)', 'DECIMAL(12,2)'), ('shop', 'orders', 'meta', 3, 'json', 'SUPER'), ('shop', 'orders', 'photo', 4, 'blob', 'VARBYTE(1024000)'), ('shop', 'orders', 'created_at', 5, 'datetime(6)', 'TIMESTAMP');
+
+-- transaction;
+
+LOCK "shop"."orders", "cdc"."shop__orders__keys";
+
+CREATE TEMP TABLE "_cdc_stage_all" ("id" DECIMAL(20,0), "status" VARCHAR(4), "total" DECIMAL(12,2), "meta" VARCHAR(65535), "photo" VARBYTE(1024000), "created_at" TIMESTAMP, "_cdc_position" CHAR(28), "_cdc_op" VARCHAR(8), "_cdc_commit_ts" TIMESTAMP);
+
+COPY "_cdc_stage_all" ("id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts") FROM 's3://lake/staging/batch.csv.gz' IAM_ROLE 'arn:aws:iam::123456789012:role/cdc-copy' FORMAT AS CSV GZIP NULL AS '\\N' TIMEFORMAT 'auto' DATEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF;
+
+CREATE TEMP TABLE "_cdc_stage" AS SELECT "id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts" FROM (SELECT "id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "_cdc_position" DESC) AS _cdc_rn FROM "_cdc_stage_all") latest WHERE _cdc_rn = 1;
+
+DELETE FROM "_cdc_stage" USING "cdc"."shop__orders__keys" WHERE "_cdc_stage"."id" = "shop__orders__keys"."id" AND "_cdc_stage"."_cdc_position" <= "shop__orders__keys"."_cdc_position";
+
+MERGE INTO "cdc"."shop__orders__keys" AS t USING "_cdc_stage" AS s ON t."id" = s."id" WHEN MATCHED THEN UPDATE SET "_cdc_position" = s."_cdc_position", "_cdc_deleted" = (s."_cdc_op" = 'delete') WHEN NOT MATCHED THEN INSERT ("id", "_cdc_position", "_cdc_deleted") VALUES (s."id", s."_cdc_position", (s."_cdc_op" = 'delete'));
+
+MERGE INTO "shop"."orders" AS t USING "_cdc_stage" AS s ON t."id" = s."id" WHEN MATCHED THEN UPDATE SET "status" = s."status", "total" = s."total", "meta" = JSON_PARSE(s."meta"), "photo" = s."photo", "created_at" = s."created_at", "_cdc_position" = s."_cdc_position", "_cdc_op" = s."_cdc_op", "_cdc_commit_ts" = s."_cdc_commit_ts", "_cdc_loaded_at" = SYSDATE WHEN NOT MATCHED THEN INSERT ("id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", "_cdc_loaded_at") VALUES (s."id", s."status", s."total", JSON_PARSE(s."meta"), s."photo", s."created_at", s."_cdc_position", s."_cdc_op", s."_cdc_commit_ts", SYSDATE);
+
+DELETE FROM "shop"."orders" USING "_cdc_stage" WHERE "orders"."id" = "_cdc_stage"."id" AND "_cdc_stage"."_cdc_op" = 'delete';
+
+INSERT INTO "cdc"."merge_batches" (batch_id, source_db, source_table, events, max_position, max_commit_ms, applied_at) SELECT 's3://lake/changelog/source_db=shop/source_table=orders/dt=2026-11-23/hour=10/o''brien.gz', 'shop', 'orders', 1, '000001.000000001100.00000000', 1700000000000, SYSDATE WHERE NOT EXISTS (SELECT 1 FROM "cdc"."merge_batches" WHERE batch_id = 's3://lake/changelog/source_db=shop/source_table=orders/dt=2026-11-23/hour=10/o''brien.gz');

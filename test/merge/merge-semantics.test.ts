@@ -1,0 +1,180 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { mergeEvents } from '../../lambdas/merge/src/merge';
+import type { ChangeEvent } from '../../shared/change-event';
+import { TableEvents } from './support/event-factory';
+import { type PgHarness, startPgHarness } from './support/postgres-merge';
+
+let h: PgHarness;
+beforeAll(async () => {
+  h = await startPgHarness();
+});
+afterAll(async () => {
+  await h?.close();
+});
+beforeEach(async () => {
+  await h.reset();
+});
+
+const orders = () =>
+  new TableEvents('shop', 'orders', { id: 'int(11)', status: "enum('new','paid','shipped')", total: 'decimal(12,2)' });
+
+async function replica(table = 'shop.orders'): Promise<unknown[]> {
+  const [db, t] = table.split('.');
+  return h.rows(`SELECT id, status, total::text AS total FROM "${db}"."${t}" ORDER BY id`);
+}
+
+async function apply(events: ChangeEvent[], batchId: string): Promise<void> {
+  await mergeEvents(events, batchId, h.ctx());
+}
+
+describe('merge semantics on PostgreSQL', () => {
+  it('applies an insert/update/delete sequence and shows only live rows', async () => {
+    const t = orders();
+    await apply(
+      [
+        t.insert({ id: 1, status: 'new', total: '10.00' }),
+        t.insert({ id: 2, status: 'new', total: '20.50' }),
+        t.update({ id: 1, status: 'new', total: '10.00' }, { id: 1, status: 'paid', total: '10.00' }),
+        t.delete({ id: 2, status: 'new', total: '20.50' }),
+        t.insert({ id: 3, status: 'new', total: '0.01' }),
+      ],
+      'b1',
+    );
+    expect(await replica()).toEqual([
+      { id: 1, status: 'paid', total: '10.00' },
+      { id: 3, status: 'new', total: '0.01' },
+    ]);
+  });
+
+  it('keeps the latest of many changes to one key inside a batch', async () => {
+    const t = orders();
+    const events = [t.insert({ id: 7, status: 'new', total: '1.00' })];
+    for (let i = 2; i <= 50; i++) {
+      events.push(t.update({ id: 7, status: 'new', total: `${i - 1}.00` }, { id: 7, status: 'new', total: `${i}.00` }));
+    }
+    await apply(events, 'b1');
+    expect(await replica()).toEqual([{ id: 7, status: 'new', total: '50.00' }]);
+  });
+
+  it('replays a batch twice without changing the replica or its bookkeeping', async () => {
+    const t = orders();
+    const batch = [
+      t.insert({ id: 1, status: 'new', total: '1.00' }),
+      t.insert({ id: 2, status: 'new', total: '2.00' }),
+    ];
+    await apply(batch, 'b1');
+    const before = await h.rows('SELECT id, _cdc_position, _cdc_loaded_at FROM shop.orders ORDER BY id');
+    await apply(batch, 'b1');
+    expect(await h.rows('SELECT id, _cdc_position, _cdc_loaded_at FROM shop.orders ORDER BY id')).toEqual(before);
+    expect(await h.rows("SELECT count(*)::int AS n FROM cdc.merge_batches WHERE batch_id = 'b1'")).toEqual([{ n: 1 }]);
+  });
+
+  it('converges to the same replica whatever order the batches arrive in', async () => {
+    const t = orders();
+    const b1 = [t.insert({ id: 1, status: 'new', total: '1.00' }), t.insert({ id: 2, status: 'new', total: '2.00' })];
+    const b2 = [
+      t.update({ id: 1, status: 'new', total: '1.00' }, { id: 1, status: 'paid', total: '1.00' }),
+      t.delete({ id: 2, status: 'new', total: '2.00' }),
+    ];
+    const b3 = [
+      t.insert({ id: 2, status: 'new', total: '22.00' }),
+      t.update({ id: 1, status: 'paid', total: '1.00' }, { id: 1, status: 'shipped', total: '1.00' }),
+    ];
+    const expected = [
+      { id: 1, status: 'shipped', total: '1.00' },
+      { id: 2, status: 'new', total: '22.00' },
+    ];
+    const orders_ = [
+      [b1, b2, b3],
+      [b3, b2, b1],
+      [b2, b3, b1],
+      [b3, b1, b2],
+    ];
+    for (const order of orders_) {
+      await h.reset();
+      for (const [i, b] of order.entries()) await apply(b, `batch-${i}`);
+      expect(await replica()).toEqual(expected);
+    }
+  });
+
+  it('never resurrects a deleted row when an older update arrives late', async () => {
+    const t = orders();
+    const ins = t.insert({ id: 5, status: 'new', total: '5.00' });
+    const upd = t.update({ id: 5, status: 'new', total: '5.00' }, { id: 5, status: 'paid', total: '5.00' });
+    const del = t.delete({ id: 5, status: 'paid', total: '5.00' });
+    await apply([ins], 'b1');
+    await apply([del], 'b3');
+    await apply([upd], 'b2');
+    expect(await replica()).toEqual([]);
+    expect(await h.rows('SELECT _cdc_deleted FROM cdc.shop__orders__keys WHERE id = 5')).toEqual([
+      { _cdc_deleted: true },
+    ]);
+  });
+
+  it('adds a column that appears mid-stream and keeps earlier rows under their columns', async () => {
+    const t = orders();
+    await apply([t.insert({ id: 1, status: 'new', total: '1.00' })], 'b1');
+    t.addColumn('courier', 'varchar(40)');
+    await apply(
+      [
+        t.insert({ id: 2, status: 'new', total: '2.00', courier: 'DHL' }),
+        t.update(
+          { id: 1, status: 'new', total: '1.00', courier: null },
+          { id: 1, status: 'paid', total: '1.00', courier: 'UPS' },
+        ),
+      ],
+      'b2',
+    );
+    expect(await h.rows('SELECT id, status, courier FROM shop.orders ORDER BY id')).toEqual([
+      { id: 1, status: 'paid', courier: 'UPS' },
+      { id: 2, status: 'new', courier: 'DHL' },
+    ]);
+  });
+
+  it('refuses a type change it cannot follow, naming the column, and leaves the replica untouched', async () => {
+    const t = orders();
+    await apply([t.insert({ id: 1, status: 'new', total: '1.00' })], 'b1');
+    t.columns = t.columns.map((c) => (c.name === 'total' ? { name: 'total', type: 'varchar(20)' } : c));
+    await expect(apply([t.insert({ id: 2, status: 'new', total: 'n/a' })], 'b2')).rejects.toThrow(
+      /SCHEMA_INCOMPATIBLE: shop.orders: column "total" changed from decimal\(12,2\) \(DECIMAL\(12,2\)\) to varchar\(20\)/,
+    );
+    expect(await replica()).toEqual([{ id: 1, status: 'new', total: '1.00' }]);
+  });
+
+  it('merges a table without a primary key as a multiset with counts, idempotently', async () => {
+    const t = new TableEvents('shop', 'audit', { who: 'varchar(20)', what: 'varchar(20)' }, []);
+    const a = { who: 'ann', what: 'login' };
+    const batch1 = [t.insert(a), t.insert(a), t.insert({ who: 'bob', what: 'login' })];
+    const batch2 = [t.delete(a), t.update({ who: 'bob', what: 'login' }, { who: 'bob', what: 'logout' })];
+    await apply(batch1, 'k1');
+    await apply(batch2, 'k2');
+    await apply(batch1, 'k1'); // replay
+    expect(await h.rows('SELECT who, what, _cdc_count::int AS n FROM shop.audit ORDER BY who')).toEqual([
+      { who: 'ann', what: 'login', n: 1 },
+      { who: 'bob', what: 'logout', n: 1 },
+    ]);
+  });
+
+  it('keeps every version with validity intervals in history mode', async () => {
+    const t = orders();
+    const events = [
+      t.insert({ id: 1, status: 'new', total: '1.00' }),
+      t.update({ id: 1, status: 'new', total: '1.00' }, { id: 1, status: 'paid', total: '1.00' }),
+      t.delete({ id: 1, status: 'paid', total: '1.00' }),
+    ];
+    await mergeEvents(events.slice(1), 'h2', h.ctx({ history: ['shop.orders'] }));
+    await mergeEvents(events.slice(0, 1), 'h1', h.ctx({ history: ['shop.orders'] }));
+    await mergeEvents(events.slice(0, 1), 'h1', h.ctx({ history: ['shop.orders'] }));
+    const hist = await h.rows(
+      'SELECT id, status, _cdc_op AS op, valid_from, valid_to, is_deleted FROM shop.orders__history ORDER BY _cdc_position',
+    );
+    expect(hist.map((r) => [r.status, r.op, r.is_deleted])).toEqual([
+      ['new', 'insert', false],
+      ['paid', 'update', false],
+      ['paid', 'delete', true],
+    ]);
+    expect(hist[0]!.valid_to).toEqual(hist[1]!.valid_from);
+    expect(hist[2]!.valid_to).toBeNull();
+    expect(await replica()).toEqual([]);
+  });
+});

@@ -1,0 +1,183 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RedshiftDataClient } from '@aws-sdk/client-redshift-data';
+import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RetriableMergeError } from '../../lambdas/merge/src/errors';
+import { mergeEvents, resetSchemaCache } from '../../lambdas/merge/src/merge';
+import { RedshiftDataWarehouse } from '../../lambdas/merge/src/redshift-client';
+import { localAwsClientConfig } from '../../local/services/aws-config';
+import { type Emulator, startEmulator } from '../../local/services/emulators';
+import { type Script, startDataApiEndpoint } from './support/data-api-endpoint';
+import { TableEvents } from './support/event-factory';
+
+const dir = mkdtempSync(join(tmpdir(), 'cdc-dataapi-'));
+let s3emu: Emulator;
+let s3: S3Client;
+beforeAll(async () => {
+  s3emu = await startEmulator('s3', { dir });
+  s3 = new S3Client(localAwsClientConfig(s3emu.endpoint));
+  await s3.send(new CreateBucketCommand({ Bucket: 'lake' }));
+});
+afterAll(async () => {
+  await s3emu?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function withWarehouse<T>(
+  script: Script,
+  fn: (w: RedshiftDataWarehouse, calls: { action: string; body: Record<string, unknown> }[]) => Promise<T>,
+  deadlineMs = 5000,
+) {
+  const ep = await startDataApiEndpoint(script);
+  const client = new RedshiftDataClient({ ...localAwsClientConfig(ep.url), maxAttempts: 1 });
+  const w = new RedshiftDataWarehouse({
+    client,
+    s3,
+    target: { workgroupName: 'analytics' },
+    database: 'dev',
+    secretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rs-abc',
+    copyRoleArn: 'arn:aws:iam::123456789012:role/copy',
+    stagingBucket: 'lake',
+    deadlineMs,
+    pollMs: 5,
+  });
+  try {
+    return await fn(w, ep.calls);
+  } finally {
+    await ep.close();
+  }
+}
+
+describe('Redshift Data API client (local endpoint speaking the Data API protocol)', () => {
+  it('polls until a query finishes and returns its rows', async () => {
+    const rows = await withWarehouse(
+      (call, n) => {
+        if (call.action === 'ExecuteStatement') return { Id: 'q1' };
+        if (call.action === 'DescribeStatement')
+          return n < 3 ? { Id: 'q1', Status: 'STARTED' } : { Id: 'q1', Status: 'FINISHED', HasResultSet: true };
+        return {
+          ColumnMetadata: [{ name: 'column_name' }, { name: 'n' }],
+          Records: [
+            [{ stringValue: 'id' }, { longValue: 3 }],
+            [{ stringValue: 'total' }, { isNull: true }],
+          ],
+          TotalNumRows: 2,
+        };
+      },
+      async (w, calls) => {
+        const out = await w.query('SELECT column_name, n FROM x');
+        expect(calls.find((c) => c.action === 'ExecuteStatement')!.body).toMatchObject({
+          WorkgroupName: 'analytics',
+          Database: 'dev',
+          SecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:rs-abc',
+          Sql: 'SELECT column_name, n FROM x',
+        });
+        expect(calls.filter((c) => c.action === 'DescribeStatement').length).toBe(3);
+        return out;
+      },
+    );
+    expect(rows).toEqual([
+      { column_name: 'id', n: 3 },
+      { column_name: 'total', n: null },
+    ]);
+  });
+
+  it('runs a merge as one BatchExecuteStatement with COPY from the staged CSV, then removes the staging object', async () => {
+    resetSchemaCache();
+    const t = new TableEvents('shop', 'orders', { id: 'int(11)', total: 'decimal(10,2)' });
+    await withWarehouse(
+      (call) => {
+        if (call.action === 'ExecuteStatement') return { Id: 'ddl' };
+        if (call.action === 'BatchExecuteStatement') return { Id: 'txn' };
+        if (call.action === 'DescribeStatement')
+          return { Id: String(call.body.Id), Status: 'FINISHED', HasResultSet: false };
+        return { Records: [] };
+      },
+      async (w, calls) => {
+        await mergeEvents([t.insert({ id: 1, total: '9.99' })], 's3://lake/changelog/x.gz', {
+          warehouse: w,
+          naming: { stateSchema: 'cdc' },
+          historyTables: new Set(),
+        });
+        const batch = calls.filter((c) => c.action === 'BatchExecuteStatement');
+        expect(batch).toHaveLength(1);
+        const sqls = batch[0]!.body.Sqls as string[];
+        expect(sqls.length).toBeLessThanOrEqual(40);
+        expect(sqls[0]).toMatch(/^LOCK "shop"."orders"/);
+        expect(sqls.find((s) => s.startsWith('COPY'))).toMatch(
+          /FROM 's3:\/\/lake\/staging\/[0-9a-f]{32}\.csv\.gz' IAM_ROLE 'arn:aws:iam::123456789012:role\/copy'/,
+        );
+        expect(sqls.filter((s) => s.startsWith('MERGE'))).toHaveLength(2);
+        const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
+        expect(left.KeyCount ?? 0).toBe(0);
+      },
+    );
+  });
+
+  it('reports the failing statement of a failed transaction as a retriable error', async () => {
+    const err = await withWarehouse(
+      (call) => {
+        if (call.action === 'BatchExecuteStatement') return { Id: 'txn' };
+        return {
+          Id: 'txn',
+          Status: 'FAILED',
+          Error: 'transaction failed',
+          SubStatements: [
+            { Id: 'txn:1', Status: 'FINISHED', QueryString: 'LOCK a' },
+            {
+              Id: 'txn:2',
+              Status: 'FAILED',
+              QueryString: 'COPY x FROM y',
+              Error: 'Load into table x failed. Check stl_load_errors',
+            },
+          ],
+        };
+      },
+      (w) =>
+        w
+          .runTransaction(
+            [
+              { kind: 'sql', sql: 'LOCK a' },
+              { kind: 'sql', sql: 'COPY x FROM y' },
+            ],
+            '',
+          )
+          .catch((e: Error) => e),
+    );
+    expect(err).toBeInstanceOf(RetriableMergeError);
+    expect((err as RetriableMergeError).code).toBe('WAREHOUSE_STATEMENT_FAILED');
+    expect((err as RetriableMergeError).statement).toBe('COPY x FROM y');
+    expect((err as Error).message).toMatch(/Load into table x failed.*in statement: COPY x FROM y/);
+  });
+
+  it('classifies a serializable isolation violation as a conflict to retry', async () => {
+    const err = await withWarehouse(
+      (call) =>
+        call.action === 'BatchExecuteStatement'
+          ? { Id: 't' }
+          : { Id: 't', Status: 'FAILED', Error: 'ERROR: 1023 DETAIL: Serializable isolation violation on table - 123' },
+      (w) => w.runTransaction([{ kind: 'sql', sql: 'LOCK a' }], '').catch((e: Error) => e),
+    );
+    expect((err as RetriableMergeError).code).toBe('SERIALIZATION_CONFLICT');
+  });
+
+  it('gives up at the deadline with a timeout error naming the statement', async () => {
+    const err = await withWarehouse(
+      (call) => (call.action === 'ExecuteStatement' ? { Id: 'slow' } : { Id: 'slow', Status: 'STARTED' }),
+      (w) => w.query('SELECT pg_sleep(3600)').catch((e: Error) => e),
+      200,
+    );
+    expect((err as RetriableMergeError).code).toBe('WAREHOUSE_TIMEOUT');
+    expect((err as Error).message).toMatch(/still STARTED after 200 ms: SELECT pg_sleep\(3600\)/);
+  });
+
+  it('surfaces Data API service errors (e.g. a throttled call) as errors', async () => {
+    const err = await withWarehouse(
+      () => ({ __status: 400, __type: 'ActiveStatementsExceededException', message: 'too many active statements' }),
+      (w) => w.query('SELECT 1').catch((e: Error) => e),
+    );
+    expect((err as Error).name).toBe('ActiveStatementsExceededException');
+  });
+});
