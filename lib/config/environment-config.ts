@@ -1,0 +1,298 @@
+/**
+ * One typed configuration per environment (stage). `bin/app.ts` validates it once with `validateEnvironmentConfig`;
+ * everything below receives the parsed, typed value.
+ */
+import { z } from 'zod';
+
+const sqlIdentifier = z.string().regex(/^[a-z_][a-z0-9_$]{0,126}$/, 'must be a lower-case SQL identifier');
+const account = z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id');
+const region = z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'must be an AWS region such as eu-west-1');
+const secretArn = z
+  .string()
+  .regex(/^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN');
+/** `db.table` or `db.*` patterns, as the producer's CAPTURE_INCLUDE/EXCLUDE take them. */
+const tablePattern = z.string().regex(/^[^.\s,]+\.[^.\s,]+$/, 'must be db.table (wildcards * allowed)');
+const columnPattern = z.string().regex(/^[^.\s,]+\.[^.\s,]+\.[^.\s,]+$/, 'must be db.table.column');
+
+const vpcSchema = z.discriminatedUnion('mode', [
+  z.object({
+    mode: z.literal('create'),
+    /** @default 2 */
+    maxAzs: z.number().int().min(1).max(6).default(2),
+    /** NAT gateways for the producer's egress to Kinesis/DynamoDB. @default 1 */
+    natGateways: z.number().int().min(0).max(6).default(1),
+    cidr: z
+      .string()
+      .regex(/^\d+\.\d+\.\d+\.\d+\/\d+$/, 'must be a CIDR block')
+      .default('10.80.0.0/16'),
+  }),
+  z.object({
+    mode: z.literal('import'),
+    vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/, 'must be a VPC id (vpc-…)'),
+    availabilityZones: z.array(z.string().min(1)).min(1),
+    /** Private subnets (with a route to the source database and to AWS APIs) the producer runs in. */
+    privateSubnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, 'must be a subnet id (subnet-…)')).min(1),
+  }),
+]);
+
+const sourceSchema = z.object({
+  host: z.string().min(1, 'must name the MySQL/MariaDB host'),
+  port: z.number().int().min(1).max(65535).default(3306),
+  /** Secrets Manager secret with `username` and `password` (the RDS secret format). */
+  secretArn,
+  /** Replication client id; unique among the source's replicas. @default 4242 */
+  serverId: z.number().int().min(1).max(4294967295).default(4242),
+  /** Security group of the database: the producer is allowed in on `port`. @default no rule is added */
+  securityGroupId: z
+    .string()
+    .regex(/^sg-[0-9a-f]{8,17}$/, 'must be a security group id (sg-…)')
+    .optional(),
+  include: z.array(tablePattern).min(1, 'must capture at least one table pattern'),
+  exclude: z.array(tablePattern).default([]),
+  excludeColumns: z.array(columnPattern).default([]),
+  hashColumns: z.array(columnPattern).default([]),
+  maskColumns: z.array(columnPattern).default([]),
+});
+
+const streamSchema = z.object({
+  mode: z.enum(['on-demand', 'provisioned']).default('on-demand'),
+  /** Only for provisioned mode. */
+  shards: z.number().int().min(1).max(500).optional(),
+  /** At least 7 days: as long as the source keeps its binlog (RDS seed design), so any position can be replayed. */
+  retentionHours: z
+    .number()
+    .int()
+    .min(168, 'must be at least 168 (7 days, the binlog retention the pipeline can replay from)')
+    .max(8760)
+    .default(168),
+  partitionKeyMode: z.enum(['table', 'table-pk']).default('table'),
+});
+
+const producerSchema = z.object({
+  cpu: z.union([z.literal(256), z.literal(512), z.literal(1024), z.literal(2048), z.literal(4096)]).default(512),
+  memoryMiB: z.number().int().min(512).max(30720).default(1024),
+  /** Time ECS gives the producer after SIGTERM to drain and checkpoint (Fargate allows at most 120 s). */
+  stopTimeoutSeconds: z.number().int().min(10).max(120).default(120),
+  leaseSeconds: z.number().int().min(2).max(600).default(30),
+  logRetentionDays: z.number().int().min(1).default(30),
+});
+
+const lakeSchema = z.object({
+  /** Firehose buffering interval; with dynamic partitioning Firehose requires at least 60 s. */
+  bufferingIntervalSeconds: z
+    .number()
+    .int()
+    .min(60, 'must be at least 60 (Firehose dynamic partitioning buffers at least 60 s)')
+    .max(900)
+    .default(60),
+  /** Dynamic partitioning needs at least 64 MiB. */
+  bufferingSizeMiB: z
+    .number()
+    .int()
+    .min(64, 'must be at least 64 (Firehose dynamic partitioning)')
+    .max(128)
+    .default(64),
+  /** Move changelog objects to S3 Infrequent Access after this many days. @default 30 */
+  infrequentAccessAfterDays: z.number().int().min(30).default(30),
+  /** Delete changelog objects after this many days; 0 keeps them forever. @default 0 */
+  expireAfterDays: z.number().int().min(0).default(0),
+});
+
+const redshiftCommon = {
+  database: z.string().regex(/^[a-z_][a-z0-9_$]{0,63}$/, 'must be a Redshift database name'),
+  /** Whether Firehose can reach the warehouse (publicly accessible): then it also loads the raw changelog table. */
+  firehoseReachable: z.boolean().default(false),
+  /** Schema of the replica tables; by default one schema per source database. */
+  replicaSchema: sqlIdentifier.optional(),
+  /** Schema of the raw changelog and the merge's bookkeeping. @default cdc */
+  changelogSchema: sqlIdentifier.default('cdc'),
+  /** Tables (db.table) that also keep every version (valid_from/valid_to). */
+  historyTables: z.array(tablePattern).default([]),
+};
+
+const redshiftSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('serverless'),
+    /** Create a namespace + workgroup (dev) instead of importing one. */
+    create: z
+      .object({
+        baseCapacityRpu: z.number().int().min(8).max(512).default(8),
+        publiclyAccessible: z.boolean().default(false),
+      })
+      .optional(),
+    workgroupName: z.string().regex(/^[a-z0-9-]{3,64}$/, 'must be a Redshift Serverless workgroup name'),
+    /** The imported workgroup's id (a UUID): IAM scopes Data API permissions by it. */
+    workgroupId: z
+      .string()
+      .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/, 'must be a workgroup id (UUID)')
+      .optional(),
+    namespaceName: z
+      .string()
+      .regex(/^[a-z0-9-]{3,64}$/, 'must be a Redshift Serverless namespace name')
+      .optional(),
+    /** Admin/loader secret (username + password). Required when importing; a created namespace manages its own. */
+    secretArn: secretArn.optional(),
+    ...redshiftCommon,
+  }),
+  z.object({
+    kind: z.literal('cluster'),
+    clusterId: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'must be a Redshift cluster identifier'),
+    /** host:port of the cluster endpoint; needed for Firehose. */
+    endpoint: z
+      .string()
+      .regex(/^[a-z0-9.-]+:\d+$/, 'must be host:port')
+      .optional(),
+    secretArn: secretArn.optional(),
+    /** With no secret, the merge uses temporary credentials for this database user. */
+    dbUser: z.string().min(1).optional(),
+    ...redshiftCommon,
+  }),
+]);
+
+const mergeSchema = z.object({
+  memoryMiB: z.number().int().min(256).max(10240).default(1024),
+  timeoutSeconds: z.number().int().min(30).max(900).default(300),
+  /** Concurrent merges (SQS event source maximum concurrency, at least 2). Merges of one table serialize on a table lock. */
+  maxConcurrency: z.number().int().min(2).max(1000).default(4),
+  batchSize: z.number().int().min(1).max(100).default(10),
+  /** Deliveries of one message before it moves to the dead-letter queue. */
+  maxReceiveCount: z.number().int().min(1).max(100).default(5),
+  logRetentionDays: z.number().int().min(1).default(30),
+});
+
+const alarmsSchema = z.object({
+  emails: z.array(z.string().email('must be an e-mail address')).default([]),
+  /** An existing SNS topic to notify instead of creating one. */
+  topicArn: z
+    .string()
+    .regex(/^arn:aws[\w-]*:sns:[\w-]+:\d{12}:.+$/, 'must be an SNS topic ARN')
+    .optional(),
+  producerLagSeconds: z.number().positive().default(300),
+  iteratorAgeSeconds: z.number().positive().default(300),
+  firehoseFreshnessSeconds: z.number().positive().default(900),
+  replicaFreshnessSeconds: z.number().positive().default(900),
+  mergeErrorsPer5Minutes: z.number().int().min(0).default(0),
+  /** Restarts of the producer within an hour before alarming. */
+  producerStartsPerHour: z.number().int().min(1).default(3),
+  dlqMessages: z.number().int().min(0).default(0),
+});
+
+export const environmentConfigSchema = z
+  .object({
+    stage: z.string().regex(/^[a-z][a-z0-9-]{1,15}$/, 'must be lower-case letters, digits and -'),
+    account,
+    region,
+    /** Pipeline id: names resources, the checkpoint record and the metrics dimension. @default the stage */
+    pipelineId: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]{1,19}$/, 'must be 2-20 lower-case letters, digits and - (it is part of bucket names)')
+      .optional(),
+    vpc: vpcSchema,
+    source: sourceSchema,
+    stream: streamSchema.default({ mode: 'on-demand', retentionHours: 168, partitionKeyMode: 'table' }),
+    producer: producerSchema.default({
+      cpu: 512,
+      memoryMiB: 1024,
+      stopTimeoutSeconds: 120,
+      leaseSeconds: 30,
+      logRetentionDays: 30,
+    }),
+    lake: lakeSchema.default({
+      bufferingIntervalSeconds: 60,
+      bufferingSizeMiB: 64,
+      infrequentAccessAfterDays: 30,
+      expireAfterDays: 0,
+    }),
+    redshift: redshiftSchema,
+    merge: mergeSchema.default({
+      memoryMiB: 1024,
+      timeoutSeconds: 300,
+      maxConcurrency: 4,
+      batchSize: 10,
+      maxReceiveCount: 5,
+      logRetentionDays: 30,
+    }),
+    alarms: alarmsSchema.default({
+      emails: [],
+      producerLagSeconds: 300,
+      iteratorAgeSeconds: 300,
+      firehoseFreshnessSeconds: 900,
+      replicaFreshnessSeconds: 900,
+      mergeErrorsPer5Minutes: 0,
+      producerStartsPerHour: 3,
+      dlqMessages: 0,
+    }),
+    /** What happens to stateful resources (stream, buckets, tables, keys) when the stack is deleted. */
+    removalPolicy: z.enum(['retain', 'destroy']).default('retain'),
+  })
+  .superRefine((c, ctx) => {
+    if (c.stream.mode === 'provisioned' && c.stream.shards === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['stream', 'shards'],
+        message: 'is required when stream.mode is provisioned',
+      });
+    if (c.stream.mode === 'on-demand' && c.stream.shards !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['stream', 'shards'],
+        message: 'applies only when stream.mode is provisioned',
+      });
+    const r = c.redshift;
+    if (r.kind === 'serverless' && !r.create && !r.secretArn)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redshift', 'secretArn'],
+        message: 'is required when importing a workgroup (redshift.create is not set)',
+      });
+    if (r.kind === 'serverless' && !r.create && !r.workgroupId)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redshift', 'workgroupId'],
+        message: 'is required when importing a workgroup (redshift.create is not set)',
+      });
+    if (r.kind === 'serverless' && r.create && !r.namespaceName)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redshift', 'namespaceName'],
+        message: 'is required when redshift.create is set',
+      });
+    if (r.kind === 'serverless' && r.create && r.firehoseReachable && !r.create.publiclyAccessible)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redshift', 'firehoseReachable'],
+        message: 'needs redshift.create.publiclyAccessible: Firehose reaches Redshift only over a public endpoint',
+      });
+    if (r.kind === 'cluster' && !r.secretArn && !r.dbUser)
+      ctx.addIssue({ code: 'custom', path: ['redshift', 'secretArn'], message: 'set secretArn or dbUser' });
+    if (r.kind === 'cluster' && r.firehoseReachable && (!r.endpoint || !r.secretArn))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redshift', 'endpoint'],
+        message: 'endpoint and secretArn are required when firehoseReachable is true',
+      });
+    if (c.removalPolicy === 'destroy' && c.stage === 'prod')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['removalPolicy'],
+        message: 'must be retain for prod: deleting the stack must not delete the changelog',
+      });
+    if (c.lake.expireAfterDays > 0 && c.lake.expireAfterDays <= c.lake.infrequentAccessAfterDays)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['lake', 'expireAfterDays'],
+        message: 'must be after lake.infrequentAccessAfterDays (or 0 to keep objects forever)',
+      });
+    if (!c.alarms.topicArn && c.alarms.emails.length === 0 && c.stage === 'prod')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['alarms', 'emails'],
+        message: 'prod needs alarms.emails or alarms.topicArn',
+      });
+  });
+
+/** What an environment file holds (defaults not yet applied). */
+export type EnvironmentConfigInput = z.input<typeof environmentConfigSchema>;
+/** A validated environment with every default applied. */
+export type EnvironmentConfig = z.output<typeof environmentConfigSchema> & { readonly pipelineId: string };
+export type RedshiftConfig = EnvironmentConfig['redshift'];

@@ -1,0 +1,153 @@
+import * as path from 'node:path';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
+import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { METRICS_NAMESPACE, MergeMetric, PIPELINE_DIMENSION } from '../../shared/metrics';
+import type { ChangelogLake } from './changelog-lake';
+import { acknowledgeWildcards, objectPrefixes } from './nag';
+import { REPO_ROOT } from './producer-service';
+import type { RedshiftTarget } from './redshift-target';
+
+export const MERGE_ENTRY = path.join(REPO_ROOT, 'lambdas/merge/handler.ts');
+
+export interface MergeFunctionProps {
+  readonly pipelineId: string;
+  readonly lake: ChangelogLake;
+  readonly warehouse: RedshiftTarget;
+  readonly encryptionKey: IKey;
+  /** @default 1024 */
+  readonly memorySize?: number;
+  /** @default 5 minutes */
+  readonly timeout?: Duration;
+  /** Concurrent invocations the queue may drive (at least 2). @default 4 */
+  readonly maxConcurrency?: number;
+  /** Notifications (changelog objects) per invocation. @default 10 */
+  readonly batchSize?: number;
+  readonly logRetention?: RetentionDays;
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The merge: a Lambda (lambdas/merge/handler.ts bundled by esbuild) fed by the lake's notification queue. Each
+ * changelog object is merged into its replica table; failures are reported per message (partial batch response) so
+ * SQS retries only those, up to the queue's maxReceiveCount before the dead-letter queue; poison objects go to the
+ * dead-letter queue at once with their reason. Merges of one table serialize on a table lock in the warehouse and are
+ * correct in any order (positions), so concurrency only bounds warehouse load.
+ */
+export class MergeFunction extends Construct {
+  readonly fn: NodejsFunction;
+  private readonly pipelineId: string;
+
+  constructor(scope: Construct, id: string, props: MergeFunctionProps) {
+    super(scope, id);
+    this.pipelineId = props.pipelineId;
+    const timeout = props.timeout ?? Duration.minutes(5);
+    const maxConcurrency = props.maxConcurrency ?? 4;
+    if (maxConcurrency < 2)
+      throw new Error(`MergeFunction maxConcurrency must be at least 2 (SQS event source), got ${maxConcurrency}`);
+
+    const logGroup = new LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? RetentionDays.ONE_MONTH,
+      encryptionKey: props.encryptionKey,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    // Own role: only its log group, not the AWS-managed AWSLambdaBasicExecutionRole (logs:* on every log group).
+    const role = new Role(this, 'Role', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `Merge function of the CDC pipeline ${props.pipelineId}`,
+    });
+    logGroup.grantWrite(role);
+    this.fn = new NodejsFunction(this, 'Function', {
+      role,
+      entry: MERGE_ENTRY,
+      handler: 'handler',
+      runtime: Runtime.NODEJS_24_X,
+      architecture: Architecture.ARM_64,
+      memorySize: props.memorySize ?? 1024,
+      timeout,
+      logGroup,
+      loggingFormat: LoggingFormat.JSON,
+      tracing: Tracing.ACTIVE,
+      environmentEncryption: props.encryptionKey,
+      environment: {
+        ...props.warehouse.mergeEnvironment,
+        STAGING_BUCKET: props.lake.bucket.bucketName,
+        DEAD_LETTER_QUEUE_URL: props.lake.deadLetterQueue.queueUrl,
+        PIPELINE_ID: props.pipelineId,
+        POWERTOOLS_SERVICE_NAME: 'merge',
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+      },
+      bundling: {
+        format: OutputFormat.ESM,
+        target: 'node24',
+        minify: true,
+        sourceMap: true,
+        // ESM bundles need a require() for the CommonJS dependencies (pg).
+        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+        externalModules: ['@aws-sdk/*', 'pg-native'],
+      },
+    });
+
+    this.fn.addEventSource(
+      new SqsEventSource(props.lake.notifications, {
+        batchSize: props.batchSize ?? 10,
+        maxBatchingWindow: Duration.seconds(1),
+        reportBatchItemFailures: true,
+        maxConcurrency,
+      }),
+    );
+    props.lake.grantMerge(this.fn);
+    props.lake.deadLetterQueue.grantSendMessages(this.fn);
+    props.warehouse.grantDataApi(this.fn);
+    acknowledgeWildcards(
+      role,
+      objectPrefixes('changelog/', 'claim-check/', 'staging/'),
+      'Object access only under the lake prefixes the merge reads (changelog/, claim-check/) and writes (staging/)',
+    );
+    acknowledgeWildcards(
+      role,
+      (f) => f === 'Resource::*',
+      'X-Ray PutTraceSegments/PutTelemetryRecords and Data API DescribeStatement/GetStatementResult/CancelStatement take no resource; the latter are limited to the caller own statements by condition',
+    );
+    acknowledgeWildcards(
+      role,
+      (f) => f.startsWith('Resource::') && f.endsWith(':*') && f.includes('Logs'),
+      'Log streams inside the function own log group',
+    );
+  }
+
+  private metric(name: string, statistic: string, options?: MetricOptions): Metric {
+    return new Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName: name,
+      dimensionsMap: { service: 'merge', [PIPELINE_DIMENSION]: this.pipelineId },
+      statistic,
+      period: Duration.minutes(5),
+      ...options,
+    });
+  }
+
+  metricMergeErrors(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.Errors, 'Sum', options);
+  }
+  metricPoisonBatches(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.PoisonBatches, 'Sum', options);
+  }
+  metricRowsApplied(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.RowsApplied, 'Sum', { period: Duration.minutes(1), ...options });
+  }
+  /** Now minus the newest source commit time applied to a replica. */
+  metricReplicaFreshnessSeconds(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.ReplicaFreshness, 'Maximum', { period: Duration.minutes(1), ...options });
+  }
+  metricBatchLatency(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.BatchLatency, 'p99', options);
+  }
+}

@@ -1,0 +1,328 @@
+import { Duration } from 'aws-cdk-lib';
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  MathExpression,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+import type { EnvironmentConfig } from '../config/environment-config';
+import type { ChangeStream } from './change-stream';
+import type { ChangelogDelivery } from './changelog-delivery';
+import type { ChangelogLake } from './changelog-lake';
+import type { MergeFunction } from './merge-function';
+import type { ProducerService } from './producer-service';
+
+export type Severity = 'critical' | 'warning';
+
+export interface MonitoringProps {
+  readonly config: EnvironmentConfig;
+  readonly encryptionKey: IKey;
+  readonly producer: ProducerService;
+  readonly changeStream: ChangeStream;
+  readonly delivery: ChangelogDelivery;
+  readonly lake: ChangelogLake;
+  readonly merge: MergeFunction;
+  /** Runbook base URL; each alarm links to its section. @default docs/operations.md in the repository */
+  readonly runbookUrl?: string;
+}
+
+interface AlarmSpec {
+  readonly id: string;
+  readonly severity: Severity;
+  readonly metric: IMetric;
+  readonly threshold: number;
+  readonly comparison?: ComparisonOperator;
+  readonly evaluationPeriods?: number;
+  readonly datapointsToAlarm?: number;
+  readonly missing?: TreatMissingData;
+  readonly what: string;
+  readonly runbook: string;
+}
+
+/**
+ * Alarms on every stage of the pipeline, an SNS topic they notify, and one dashboard that shows the pipeline top to
+ * bottom (source → producer → Kinesis → Firehose → lake/Redshift → merge → replicas): the view on-call opens first.
+ */
+export class Monitoring extends Construct {
+  readonly topic: ITopic;
+  readonly dashboard: Dashboard;
+  readonly alarms: Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const { config: c, producer, changeStream, delivery, lake, merge } = props;
+    const a = c.alarms;
+    const runbook = props.runbookUrl ?? 'docs/operations.md';
+    const prefix = `cdc-${c.pipelineId}`;
+
+    if (a.topicArn) this.topic = Topic.fromTopicArn(this, 'Topic', a.topicArn);
+    else {
+      const topic = new Topic(this, 'Topic', {
+        displayName: `CDC pipeline ${c.pipelineId} alarms`,
+        masterKey: props.encryptionKey,
+        enforceSSL: true,
+      });
+      for (const email of a.emails) topic.addSubscription(new EmailSubscription(email));
+      this.topic = topic;
+    }
+
+    const specs: AlarmSpec[] = [
+      {
+        id: 'ProducerLag',
+        severity: 'critical',
+        metric: producer.metricSecondsBehindSource(),
+        threshold: a.producerLagSeconds,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 3,
+        // No lag reported means no producer reporting: as bad as lagging.
+        missing: TreatMissingData.BREACHING,
+        what: `producer more than ${a.producerLagSeconds} s behind the source, or not reporting`,
+        runbook: 'producer-lag',
+      },
+      {
+        id: 'ProducerNotRunning',
+        severity: 'critical',
+        metric: producer.metricRunningTasks(),
+        threshold: 1,
+        comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 5,
+        missing: TreatMissingData.BREACHING,
+        what: 'no producer task running for 5 minutes',
+        runbook: 'producer-not-running',
+      },
+      {
+        id: 'ProducerErrors',
+        severity: 'warning',
+        metric: producer.metricErrors(),
+        threshold: 0,
+        what: 'the producer reported errors',
+        runbook: 'producer-errors',
+      },
+      {
+        id: 'ProducerRestarts',
+        severity: 'warning',
+        metric: producer.metricStarts(),
+        threshold: a.producerStartsPerHour,
+        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        what: `the producer started ${a.producerStartsPerHour} or more times within an hour (crash loop)`,
+        runbook: 'producer-restarts',
+      },
+      {
+        id: 'BinlogPurged',
+        severity: 'critical',
+        metric: producer.metricBinlogPurged(),
+        threshold: 0,
+        what: 'the binlog position the producer needs is gone from the source: a re-snapshot is needed',
+        runbook: 'binlog-purged',
+      },
+      {
+        id: 'StreamIteratorAge',
+        severity: 'critical',
+        metric: changeStream.metricIteratorAgeSeconds(),
+        threshold: a.iteratorAgeSeconds * 1000,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 3,
+        what: `Firehose more than ${a.iteratorAgeSeconds} s behind the stream`,
+        runbook: 'stream-iterator-age',
+      },
+      {
+        id: 'StreamWriteThrottles',
+        severity: 'warning',
+        metric: changeStream.metricWriteThrottles(),
+        threshold: 0,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        what: 'Kinesis throttles producer writes for 15 minutes (add shards or use on-demand)',
+        runbook: 'stream-write-throttles',
+      },
+      {
+        id: 'LakeDeliveryFreshness',
+        severity: 'critical',
+        metric: delivery.metricS3FreshnessSeconds(),
+        threshold: a.firehoseFreshnessSeconds,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        what: `records wait more than ${a.firehoseFreshnessSeconds} s to reach the S3 changelog`,
+        runbook: 'lake-delivery',
+      },
+      {
+        id: 'LakeDeliveryFailures',
+        severity: 'critical',
+        metric: delivery.metricS3Success(),
+        threshold: 1,
+        comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 2,
+        what: 'Firehose fails to write to the S3 changelog',
+        runbook: 'lake-delivery',
+      },
+      ...(delivery.metricRedshiftSuccess()
+        ? [
+            {
+              id: 'RedshiftDeliveryFailures',
+              severity: 'warning' as const,
+              metric: delivery.metricRedshiftSuccess()!,
+              threshold: 1,
+              comparison: ComparisonOperator.LESS_THAN_THRESHOLD,
+              evaluationPeriods: 3,
+              datapointsToAlarm: 2,
+              what: 'Firehose COPY into the raw changelog table fails (batches go to the S3 backup)',
+              runbook: 'redshift-delivery',
+            },
+          ]
+        : []),
+      {
+        id: 'MergeErrors',
+        severity: 'critical',
+        metric: new MathExpression({
+          expression: 'lambdaErrors + mergeErrors',
+          usingMetrics: {
+            lambdaErrors: merge.fn.metricErrors({ period: Duration.minutes(5) }),
+            mergeErrors: merge.metricMergeErrors(),
+          },
+          label: 'Merge errors',
+          period: Duration.minutes(5),
+        }),
+        threshold: a.mergeErrorsPer5Minutes,
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        what: `more than ${a.mergeErrorsPer5Minutes} merge errors in 5 minutes, twice in a row`,
+        runbook: 'merge-errors',
+      },
+      {
+        id: 'MergeThrottles',
+        severity: 'warning',
+        metric: merge.fn.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 0,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        what: 'the merge function is throttled (account concurrency)',
+        runbook: 'merge-throttles',
+      },
+      {
+        id: 'MergeDuration',
+        severity: 'warning',
+        metric: merge.fn.metricDuration({ statistic: 'p99', period: Duration.minutes(5) }),
+        threshold: c.merge.timeoutSeconds * 1000 * 0.8,
+        evaluationPeriods: 3,
+        datapointsToAlarm: 3,
+        what: 'merges take more than 80% of the function timeout (p99)',
+        runbook: 'merge-duration',
+      },
+      {
+        id: 'MergeBacklog',
+        severity: 'warning',
+        metric: lake.metricNotificationBacklogAgeSeconds({ statistic: 'Maximum' }),
+        threshold: a.replicaFreshnessSeconds,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 3,
+        what: `changelog objects wait more than ${a.replicaFreshnessSeconds} s to be merged`,
+        runbook: 'merge-backlog',
+      },
+      {
+        id: 'DeadLetters',
+        severity: 'critical',
+        metric: lake.metricDeadLetters(),
+        threshold: a.dlqMessages,
+        what: `more than ${a.dlqMessages} changelog objects in the dead-letter queue (not merged)`,
+        runbook: 'dead-letters',
+      },
+      {
+        id: 'ReplicaFreshness',
+        severity: 'critical',
+        metric: merge.metricReplicaFreshnessSeconds(),
+        threshold: a.replicaFreshnessSeconds,
+        evaluationPeriods: 5,
+        datapointsToAlarm: 3,
+        what: `replicas more than ${a.replicaFreshnessSeconds} s behind the source commit time (end to end)`,
+        runbook: 'replica-freshness',
+      },
+    ];
+    for (const s of specs) this.alarms.push(this.alarm(prefix, runbook, s));
+
+    this.dashboard = new Dashboard(this, 'Dashboard', {
+      dashboardName: `${prefix}-pipeline`,
+      defaultInterval: Duration.hours(3),
+    });
+    const g = (title: string, left: IMetric[], right: IMetric[] = [], width = 8) =>
+      new GraphWidget({ title, left, right, width, height: 6 });
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown: `# CDC pipeline \`${c.pipelineId}\`\nMySQL \`${c.source.host}\` → producer → Kinesis → Firehose → S3 lake / Redshift → merge → replicas. Runbook: ${runbook}`,
+        width: 24,
+        height: 2,
+      }),
+      new AlarmStatusWidget({ title: 'Alarms (top to bottom)', alarms: this.alarms, width: 24, height: 4 }),
+    );
+    this.dashboard.addWidgets(
+      g('1. Producer: seconds behind source', [producer.metricSecondsBehindSource()], [producer.metricRunningTasks()]),
+      g(
+        '1. Producer: rows captured / min',
+        [producer.metricRowsCaptured()],
+        [producer.metricErrors(), producer.metricStarts()],
+      ),
+      g(
+        '2. Kinesis: incoming records, throttles',
+        [changeStream.metricIncomingRecords()],
+        [changeStream.metricWriteThrottles()],
+      ),
+    );
+    this.dashboard.addWidgets(
+      g('2. Kinesis: iterator age (ms)', [changeStream.metricIteratorAgeSeconds()]),
+      g(
+        '3. Firehose → S3: freshness (s), records',
+        [delivery.metricS3FreshnessSeconds()],
+        [delivery.metricS3Records()],
+      ),
+      g(
+        '3. Firehose → Redshift: success, records',
+        [delivery.metricRedshiftSuccess() ?? delivery.metricS3Success()],
+        delivery.metricRedshiftRecords() ? [delivery.metricRedshiftRecords()!] : [],
+      ),
+    );
+    this.dashboard.addWidgets(
+      g(
+        '4. Merge: rows applied / min',
+        [merge.metricRowsApplied()],
+        [merge.metricMergeErrors(), merge.metricPoisonBatches()],
+      ),
+      g(
+        '4. Merge: duration p99 (ms), backlog age (s)',
+        [merge.fn.metricDuration({ statistic: 'p99' })],
+        [lake.metricNotificationBacklogAgeSeconds()],
+      ),
+      g(
+        '5. Replicas: freshness (s), dead letters',
+        [merge.metricReplicaFreshnessSeconds()],
+        [lake.metricDeadLetters()],
+      ),
+    );
+  }
+
+  private alarm(prefix: string, runbook: string, s: AlarmSpec): Alarm {
+    const alarm = new Alarm(this, s.id, {
+      alarmName: `${prefix}-${s.severity}-${s.id}`,
+      alarmDescription: `[${s.severity.toUpperCase()}] ${s.what}. Runbook: ${runbook}#${s.runbook}`,
+      metric: s.metric,
+      threshold: s.threshold,
+      comparisonOperator: s.comparison ?? ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: s.evaluationPeriods ?? 1,
+      datapointsToAlarm: s.datapointsToAlarm ?? s.evaluationPeriods ?? 1,
+      treatMissingData: s.missing ?? TreatMissingData.NOT_BREACHING,
+    });
+    alarm.addAlarmAction(new SnsAction(this.topic));
+    alarm.addOkAction(new SnsAction(this.topic));
+    return alarm;
+  }
+}

@@ -1,0 +1,196 @@
+import { Aws, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { type ISecurityGroup, type IVpc, Port, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
+import { type IGrantable, type IRole, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { CfnNamespace, CfnWorkgroup } from 'aws-cdk-lib/aws-redshiftserverless';
+import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import type { RedshiftConfig } from '../config/environment-config';
+
+export interface RedshiftTargetProps {
+  readonly config: RedshiftConfig;
+  /** Needed only when the config creates a workgroup. */
+  readonly vpc?: IVpc;
+  readonly encryptionKey: IKey;
+  readonly removalPolicy: RemovalPolicy;
+}
+
+/**
+ * The warehouse the pipeline writes to: an imported Redshift Serverless workgroup or provisioned cluster (the normal
+ * case), or a Serverless namespace + workgroup created here (dev). Owns the role Redshift assumes for the merge's
+ * COPY, and grants Data API access scoped to this one workgroup/cluster and secret.
+ */
+export class RedshiftTarget extends Construct {
+  readonly config: RedshiftConfig;
+  readonly secret: ISecret | undefined;
+  /** Role Redshift assumes to COPY staging files. Attached automatically to a created namespace. */
+  readonly copyRole: IRole;
+  /** ARN the Data API's ExecuteStatement is scoped to. */
+  readonly dataApiResourceArn: string;
+  readonly securityGroup: ISecurityGroup | undefined;
+  /** jdbc:redshift://host:port/db, when Firehose can reach the warehouse. */
+  readonly jdbcUrl: string | undefined;
+  readonly workgroup: CfnWorkgroup | undefined;
+
+  constructor(scope: Construct, id: string, props: RedshiftTargetProps) {
+    super(scope, id);
+    const c = props.config;
+    this.config = c;
+    this.copyRole = new Role(this, 'CopyRole', {
+      assumedBy: new ServicePrincipal('redshift.amazonaws.com'),
+      description: 'Assumed by Redshift to COPY the merge staging files from the changelog lake',
+    });
+    const { partition, region, account } = Stack.of(this);
+
+    if (c.kind === 'serverless' && c.create) {
+      if (!props.vpc) throw new Error('RedshiftTarget needs a vpc to create a workgroup');
+      // Our own secret (CloudFormation does not expose the ARN of a Redshift-managed admin secret).
+      const admin = new Secret(this, 'AdminSecret', {
+        description: `Admin of the Redshift Serverless namespace ${c.namespaceName}`,
+        encryptionKey: props.encryptionKey,
+        generateSecretString: {
+          secretStringTemplate: JSON.stringify({ username: 'cdc_admin' }),
+          generateStringKey: 'password',
+          passwordLength: 32,
+          excludePunctuation: true,
+          requireEachIncludedType: true,
+        },
+        removalPolicy: props.removalPolicy,
+      });
+      Validations.of(admin).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'Dev-only namespace admin; rotating it needs a Redshift rotation Lambda in the VPC, not worth it for dev',
+      });
+      const ns = new CfnNamespace(this, 'Namespace', {
+        namespaceName: c.namespaceName!,
+        dbName: c.database,
+        adminUsername: admin.secretValueFromJson('username').unsafeUnwrap(),
+        adminUserPassword: admin.secretValueFromJson('password').unsafeUnwrap(),
+        kmsKeyId: props.encryptionKey.keyArn,
+        iamRoles: [this.copyRole.roleArn],
+        logExports: ['useractivitylog', 'userlog', 'connectionlog'],
+      });
+      ns.applyRemovalPolicy(props.removalPolicy);
+      this.securityGroup = new SecurityGroup(this, 'SecurityGroup', {
+        vpc: props.vpc,
+        description: 'Redshift Serverless workgroup of the CDC pipeline',
+        allowAllOutbound: false,
+      });
+      const subnets = props.vpc.selectSubnets({
+        subnetType: c.create.publiclyAccessible ? SubnetType.PUBLIC : SubnetType.PRIVATE_WITH_EGRESS,
+      });
+      this.workgroup = new CfnWorkgroup(this, 'Workgroup', {
+        workgroupName: c.workgroupName,
+        namespaceName: c.namespaceName!,
+        baseCapacity: c.create.baseCapacityRpu,
+        publiclyAccessible: c.create.publiclyAccessible,
+        enhancedVpcRouting: true,
+        subnetIds: subnets.subnetIds,
+        securityGroupIds: [this.securityGroup.securityGroupId],
+        configParameters: [{ parameterKey: 'require_ssl', parameterValue: 'true' }],
+      });
+      this.workgroup.addDependency(ns);
+      this.workgroup.applyRemovalPolicy(props.removalPolicy);
+      this.secret = admin;
+      this.dataApiResourceArn = this.workgroup.attrWorkgroupWorkgroupArn;
+      this.jdbcUrl = c.firehoseReachable
+        ? `jdbc:redshift://${this.workgroup.attrWorkgroupEndpointAddress}:5439/${c.database}`
+        : undefined;
+    } else if (c.kind === 'serverless') {
+      this.secret = Secret.fromSecretCompleteArn(this, 'Secret', c.secretArn!);
+      this.dataApiResourceArn = `arn:${partition}:redshift-serverless:${region}:${account}:workgroup/${c.workgroupId!}`;
+      this.jdbcUrl = c.firehoseReachable
+        ? `jdbc:redshift://${c.workgroupName}.${account}.${region}.redshift-serverless.${Aws.URL_SUFFIX}:5439/${c.database}`
+        : undefined;
+    } else {
+      this.secret = c.secretArn ? Secret.fromSecretCompleteArn(this, 'Secret', c.secretArn) : undefined;
+      this.dataApiResourceArn = `arn:${partition}:redshift:${region}:${account}:cluster:${c.clusterId}`;
+      this.jdbcUrl = c.firehoseReachable ? `jdbc:redshift://${c.endpoint!}/${c.database}` : undefined;
+    }
+  }
+
+  /**
+   * Read access to the warehouse secret through the grantee's own policy only: Secret.grantRead would also add the
+   * grantee to the KMS key policy, making the stateful stack depend on the stack of the grantee (a cycle). The
+   * grantee gets kms:Decrypt on the pipeline key from its own grants.
+   */
+  grantSecretRead(grantee: IGrantable): void {
+    if (!this.secret) return;
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+        resources: [this.secret.secretArn],
+      }),
+    );
+  }
+
+  /** Allows a peer (e.g. Firehose's CIDR) in on the Redshift port of a created workgroup. */
+  allowFrom(peer: Parameters<SecurityGroup['addIngressRule']>[0], description: string): void {
+    this.securityGroup?.addIngressRule(peer, Port.tcp(5439), description);
+  }
+
+  /** Environment the merge Lambda reads (lambdas/merge/src/config.ts). */
+  get mergeEnvironment(): Record<string, string> {
+    const c = this.config;
+    return {
+      WAREHOUSE: 'redshift',
+      ...(c.kind === 'serverless'
+        ? { REDSHIFT_WORKGROUP_NAME: c.workgroupName }
+        : { REDSHIFT_CLUSTER_ID: c.clusterId }),
+      REDSHIFT_DATABASE: c.database,
+      ...(this.secret ? { REDSHIFT_SECRET_ARN: this.secret.secretArn } : {}),
+      ...(c.kind === 'cluster' && !this.secret && c.dbUser ? { REDSHIFT_DB_USER: c.dbUser } : {}),
+      COPY_ROLE_ARN: this.copyRole.roleArn,
+      CHANGELOG_SCHEMA: c.changelogSchema,
+      ...(c.replicaSchema ? { REPLICA_SCHEMA: c.replicaSchema } : {}),
+      HISTORY_TABLES: c.historyTables.join(','),
+    };
+  }
+
+  /**
+   * Data API access to this warehouse only: run statements against the one workgroup/cluster, read the one secret
+   * (or get temporary credentials for the one database user), and see only the caller's own statements.
+   */
+  grantDataApi(grantee: IGrantable): void {
+    const c = this.config;
+    const p = grantee.grantPrincipal;
+    p.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['redshift-data:ExecuteStatement', 'redshift-data:BatchExecuteStatement'],
+        resources: [this.dataApiResourceArn],
+      }),
+    );
+    p.addToPrincipalPolicy(
+      new PolicyStatement({
+        // These actions take no resource; the condition limits them to statements the caller itself submitted.
+        actions: [
+          'redshift-data:DescribeStatement',
+          'redshift-data:GetStatementResult',
+          'redshift-data:CancelStatement',
+        ],
+        resources: ['*'],
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, not a template
+        conditions: { StringEquals: { 'redshift-data:statement-owner-iam-userid': '${aws:userid}' } },
+      }),
+    );
+    if (this.secret) this.grantSecretRead(grantee);
+    else if (c.kind === 'cluster' && c.dbUser) {
+      const { partition, region, account } = Stack.of(this);
+      p.addToPrincipalPolicy(
+        new PolicyStatement({
+          actions: ['redshift:GetClusterCredentials'],
+          resources: [
+            `arn:${partition}:redshift:${region}:${account}:dbuser:${c.clusterId}/${c.dbUser}`,
+            `arn:${partition}:redshift:${region}:${account}:dbname:${c.clusterId}/${c.database}`,
+          ],
+        }),
+      );
+    }
+    if (c.kind === 'serverless' && !this.secret) {
+      p.addToPrincipalPolicy(
+        new PolicyStatement({ actions: ['redshift-serverless:GetCredentials'], resources: [this.dataApiResourceArn] }),
+      );
+    }
+  }
+}
