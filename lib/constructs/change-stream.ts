@@ -43,9 +43,11 @@ export class ChangeStream extends Construct {
 
   /** Age of the oldest record not yet read by a consumer (Firehose): delivery falling behind. */
   metricIteratorAgeSeconds(options?: MetricOptions) {
-    return this.stream
-      .metricGetRecordsIteratorAgeMilliseconds({ statistic: 'Maximum', period: Duration.minutes(1), ...options })
-      .with({ label: 'Iterator age (ms, max)' });
+    return this.stream.metricGetRecordsIteratorAgeMilliseconds({
+      statistic: 'Maximum',
+      period: Duration.minutes(1),
+      ...options,
+    });
   }
 
   /** Records refused for exceeding shard write throughput (the producer retries them, in order). */

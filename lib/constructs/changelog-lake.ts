@@ -178,7 +178,7 @@ export class ChangelogLake extends Construct {
 
   /** s3:// URL of the JSONPaths document for `COPY … FORMAT AS JSON`. */
   get jsonPathsUrl(): string {
-    return `s3://${this.bucket.bucketName}/${JSONPATHS_KEY}`;
+    return `s3://${this.bucketName}/${JSONPATHS_KEY}`;
   }
 
   /**

@@ -78,7 +78,7 @@ export class MergeFunction extends Construct {
       environmentEncryption: props.encryptionKey,
       environment: {
         ...props.warehouse.mergeEnvironment,
-        STAGING_BUCKET: props.lake.bucket.bucketName,
+        STAGING_BUCKET: props.lake.bucketName,
         DEAD_LETTER_QUEUE_URL: props.lake.deadLetterQueue.queueUrl,
         PIPELINE_ID: props.pipelineId,
         POWERTOOLS_SERVICE_NAME: 'merge',

@@ -96,7 +96,7 @@ export class ProducerService extends Construct {
         PARTITION_KEY_MODE: c.stream.partitionKeyMode,
         CHECKPOINT_TABLE: props.checkpoints.table.tableName,
         LEASE_SECONDS: String(p.leaseSeconds),
-        CLAIM_CHECK_BUCKET: props.lake.bucket.bucketName,
+        CLAIM_CHECK_BUCKET: props.lake.bucketName,
         METRICS_NAMESPACE,
         HEALTH_PORT: '8080',
       },

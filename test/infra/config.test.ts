@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import type { EnvironmentConfigInput } from '../../lib/config/environment-config';
+import { environments } from '../../lib/config/environments';
+import { ConfigError, validateEnvironmentConfig } from '../../lib/config/validate';
+
+/** A deliberately loosely typed copy of an environment, so tests can put wrong values in. */
+// biome-ignore lint/suspicious/noExplicitAny: the point is to write values the type would refuse
+type Loose = Record<string, any>;
+function withChange(stage: string, change: (c: Loose) => void): unknown {
+  const c = structuredClone(environments[stage]!) as Loose;
+  change(c);
+  return c as EnvironmentConfigInput;
+}
+
+function problems(raw: unknown): string[] {
+  try {
+    validateEnvironmentConfig(raw);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return [...(e as ConfigError).problems];
+  }
+  throw new Error('expected the configuration to be rejected');
+}
+
+describe('environment configuration', () => {
+  it('accepts dev, staging and prod and applies the defaults', () => {
+    for (const stage of ['dev', 'staging', 'prod']) {
+      const c = validateEnvironmentConfig(environments[stage]);
+      expect(c.stage).toBe(stage);
+      expect(c.pipelineId).toBe(stage);
+      expect(c.stream.retentionHours).toBeGreaterThanOrEqual(168);
+    }
+    const dev = validateEnvironmentConfig(environments.dev);
+    expect(dev.source.port).toBe(3306);
+    expect(dev.producer.stopTimeoutSeconds).toBe(120);
+    expect(dev.merge.maxReceiveCount).toBe(5);
+    expect(dev.redshift.changelogSchema).toBe('cdc');
+  });
+
+  it('names the field and the value of each bad setting, all in one error', () => {
+    const raw = withChange('staging', (c) => {
+      c.stream.retentionHours = 24;
+      c.source.port = 70000;
+      c.account = '12345';
+    });
+    expect(() => validateEnvironmentConfig(raw)).toThrow(/^invalid configuration for stage "staging":\n {2}- /);
+    expect(problems(raw)).toEqual([
+      'account = "12345": must be a 12-digit AWS account id',
+      'source.port = 70000: Too big: expected number to be <=65535',
+      'stream.retentionHours = 24: must be at least 168 (7 days, the binlog retention the pipeline can replay from)',
+    ]);
+  });
+
+  it('rejects bad identifiers, ARNs and table patterns with the offending value', () => {
+    expect(
+      problems(
+        withChange('prod', (c) => {
+          c.source.secretArn = 'my-secret';
+          c.source.include = ['shop'];
+          c.redshift.clusterId = 'Analytics_Prod';
+          c.alarms.emails = ['on-call'];
+        }),
+      ),
+    ).toEqual([
+      'source.secretArn = "my-secret": must be a Secrets Manager secret ARN',
+      'source.include[0] = "shop": must be db.table (wildcards * allowed)',
+      'redshift.clusterId = "Analytics_Prod": must be a Redshift cluster identifier',
+      'alarms.emails[0] = "on-call": must be an e-mail address',
+    ]);
+  });
+
+  it('checks settings that depend on each other', () => {
+    expect(problems(withChange('dev', (c) => (c.stream = { mode: 'provisioned' })))).toEqual([
+      'stream.shards = (not set): is required when stream.mode is provisioned',
+    ]);
+    expect(problems(withChange('staging', (c) => delete c.redshift.workgroupId))).toEqual([
+      'redshift.workgroupId = (not set): is required when importing a workgroup (redshift.create is not set)',
+    ]);
+    expect(problems(withChange('prod', (c) => (c.removalPolicy = 'destroy')))).toEqual([
+      'removalPolicy = "destroy": must be retain for prod: deleting the stack must not delete the changelog',
+    ]);
+    expect(problems(withChange('prod', (c) => delete c.redshift.endpoint))).toEqual([
+      'redshift.endpoint = (not set): endpoint and secretArn are required when firehoseReachable is true',
+    ]);
+    expect(problems(withChange('dev', (c) => (c.lake.bufferingIntervalSeconds = 0)))).toEqual([
+      'lake.bufferingIntervalSeconds = 0: must be at least 60 (Firehose dynamic partitioning buffers at least 60 s)',
+    ]);
+    expect(problems(withChange('prod', (c) => (c.alarms = {})))).toEqual([
+      'alarms.emails = (not set): prod needs alarms.emails or alarms.topicArn',
+    ]);
+    expect(problems(withChange('dev', (c) => (c.redshift.kind = 'warehouse')))[0]).toMatch(
+      /^redshift\.kind = "warehouse": /,
+    );
+  });
+});

@@ -1,0 +1,418 @@
+import { Match } from 'aws-cdk-lib/assertions';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CHANGELOG_LOADED_COLUMNS } from '../../shared/changelog-table';
+import { FIREHOSE_ERROR_PREFIX, FIREHOSE_PREFIX } from '../../shared/lake-layout';
+import { METRICS_NAMESPACE } from '../../shared/metrics';
+import { normalizedTemplate, type SynthesizedStage, synthStage } from './support/synth';
+
+let dev: SynthesizedStage;
+let staging: SynthesizedStage;
+let prod: SynthesizedStage;
+beforeAll(() => {
+  dev = synthStage('dev');
+  staging = synthStage('staging');
+  prod = synthStage('prod');
+});
+
+describe('stateful stack', () => {
+  it('keeps seven days of KMS-encrypted changes in the stream, on-demand or provisioned per stage', () => {
+    dev.templates.stateful.hasResourceProperties('AWS::Kinesis::Stream', {
+      RetentionPeriodHours: 168,
+      StreamEncryption: { EncryptionType: 'KMS', KeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DataKey'), 'Arn'] } },
+      StreamModeDetails: { StreamMode: 'ON_DEMAND' },
+    });
+    prod.templates.stateful.hasResourceProperties('AWS::Kinesis::Stream', {
+      ShardCount: 4,
+      StreamModeDetails: { StreamMode: 'PROVISIONED' },
+    });
+    dev.templates.stateful.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+  });
+
+  it('makes the lake bucket KMS-encrypted, SSL-only, private, versioned and logged, with lifecycle per prefix', () => {
+    const t = staging.templates.stateful;
+    t.hasResourceProperties('AWS::S3::Bucket', {
+      BucketName: 'cdc-staging-lake-222222222222-eu-west-1',
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [
+          { ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms' }, BucketKeyEnabled: true },
+        ],
+      },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
+      VersioningConfiguration: { Status: 'Enabled' },
+      LoggingConfiguration: { LogFilePrefix: 'lake/' },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({
+            Id: 'changelog',
+            Prefix: 'changelog/',
+            Transitions: [{ StorageClass: 'STANDARD_IA', TransitionInDays: 30 }],
+          }),
+          Match.objectLike({ Id: 'staging', Prefix: 'staging/', ExpirationInDays: 1 }),
+          Match.objectLike({ Id: 'errors', Prefix: 'errors/', ExpirationInDays: 90 }),
+        ]),
+      },
+    });
+    t.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+    expect(t.findResources('AWS::S3::Bucket', { DeletionPolicy: 'Retain' })).not.toEqual({});
+    // dev is disposable: its buckets go with the stack.
+    expect(dev.templates.stateful.findResources('AWS::S3::Bucket', { DeletionPolicy: 'Retain' })).toEqual({});
+  });
+
+  it('announces every new changelog object on a queue with a dead-letter queue after bounded retries', () => {
+    const t = dev.templates.stateful;
+    t.hasResourceProperties('Custom::S3BucketNotifications', {
+      NotificationConfiguration: {
+        QueueConfigurations: [
+          {
+            Events: ['s3:ObjectCreated:*'],
+            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'changelog/' }] } },
+          },
+        ],
+      },
+    });
+    t.hasResourceProperties('AWS::SQS::Queue', {
+      VisibilityTimeout: 1800,
+      RedrivePolicy: { maxReceiveCount: 5 },
+      SqsManagedSseEnabled: true,
+    });
+  });
+
+  it('keeps checkpoints in a KMS-encrypted table with point-in-time recovery', () => {
+    dev.templates.stateful.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+      SSESpecification: { SSEEnabled: true, SSEType: 'KMS' },
+      Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true } })],
+    });
+  });
+
+  it('catalogs the lake in Glue with partition projection over the keys Firehose writes', () => {
+    const t = dev.templates.stateful;
+    t.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'cdc_dev' } });
+    t.hasResourceProperties('AWS::Glue::Table', {
+      DatabaseName: 'cdc_dev',
+      TableInput: {
+        Name: 'changelog',
+        PartitionKeys: [
+          { Name: 'source_db', Type: 'string' },
+          { Name: 'source_table', Type: 'string' },
+          { Name: 'dt', Type: 'string' },
+          { Name: 'hour', Type: 'string' },
+        ],
+        Parameters: Match.objectLike({
+          'projection.enabled': 'true',
+          'projection.source_db.type': 'injected',
+          'projection.dt.type': 'date',
+          'projection.hour.digits': '2',
+          'storage.location.template': Match.anyValue(),
+        }),
+        StorageDescriptor: Match.objectLike({
+          SerdeInfo: Match.objectLike({ SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe' }),
+          Columns: Match.arrayWith([
+            Match.objectLike({ Name: 'after', Type: 'map<string,string>' }),
+            Match.objectLike({ Name: 'position', Type: 'string' }),
+          ]),
+        }),
+      },
+    });
+    const [table] = Object.values(t.findResources('AWS::Glue::Table'));
+    expect(JSON.stringify(table!.Properties.TableInput.Parameters['storage.location.template'])).toContain(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Glue/IAM placeholders, not a template
+      '/changelog/source_db=${source_db}/source_table=${source_table}/dt=${dt}/hour=${hour}/',
+    );
+    // The projection template and Firehose's prefix describe the same keys.
+    expect(FIREHOSE_PREFIX).toBe(
+      'changelog/source_db=!{partitionKeyFromQuery:db}/source_table=!{partitionKeyFromQuery:table}/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/',
+    );
+  });
+
+  it('creates a Redshift Serverless namespace and workgroup only where the stage asks for one', () => {
+    dev.templates.stateful.hasResourceProperties('AWS::RedshiftServerless::Workgroup', {
+      WorkgroupName: 'cdc-dev',
+      PubliclyAccessible: false,
+      EnhancedVpcRouting: true,
+    });
+    dev.templates.stateful.hasResourceProperties('AWS::RedshiftServerless::Namespace', {
+      DbName: 'analytics',
+      IamRoles: [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^WarehouseCopyRole'), 'Arn'] }],
+    });
+    staging.templates.stateful.resourceCountIs('AWS::RedshiftServerless::Workgroup', 0);
+    prod.templates.stateful.resourceCountIs('AWS::RedshiftServerless::Namespace', 0);
+  });
+});
+
+describe('capture stack', () => {
+  it('runs exactly one producer and never two at once, with time to drain on SIGTERM', () => {
+    const t = staging.templates.capture;
+    t.hasResourceProperties('AWS::ECS::Service', {
+      DesiredCount: 1,
+      LaunchType: 'FARGATE',
+      DeploymentConfiguration: {
+        MinimumHealthyPercent: 0,
+        MaximumPercent: 100,
+        DeploymentCircuitBreaker: { Enable: true, Rollback: true },
+      },
+      NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'DISABLED' } },
+    });
+    t.hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: [
+        Match.objectLike({
+          StopTimeout: 120,
+          ReadonlyRootFilesystem: true,
+          HealthCheck: Match.objectLike({ Command: ['CMD', 'node', '/app/healthcheck.js'] }),
+          Secrets: [
+            {
+              Name: 'SOURCE_USER',
+              ValueFrom: 'arn:aws:secretsmanager:eu-west-1:222222222222:secret:cdc/staging/source-AbCdEf:username::',
+            },
+            {
+              Name: 'SOURCE_PASSWORD',
+              ValueFrom: 'arn:aws:secretsmanager:eu-west-1:222222222222:secret:cdc/staging/source-AbCdEf:password::',
+            },
+          ],
+          Environment: Match.arrayWith([
+            { Name: 'PIPELINE_ID', Value: 'staging' },
+            { Name: 'CAPTURE_INCLUDE', Value: 'shop.*' },
+            { Name: 'CAPTURE_HASH_COLUMNS', Value: 'shop.customers.email' },
+            { Name: 'CLAIM_CHECK_BUCKET', Value: 'cdc-staging-lake-222222222222-eu-west-1' },
+          ]),
+        }),
+      ],
+    });
+    t.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+    // The database's security group lets the producer in on the MySQL port.
+    t.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      GroupId: 'sg-0a1b2c3d4e5f60718',
+      IpProtocol: 'tcp',
+      FromPort: 3306,
+      ToPort: 3306,
+    });
+  });
+
+  it('lets the producer write only the stream, its own checkpoint item and claim-check objects', () => {
+    const policies = Object.values(staging.templates.capture.findResources('AWS::IAM::Policy')).filter((p) =>
+      String(p.Properties.PolicyName).startsWith('ProducerTaskTaskRole'),
+    );
+    expect(policies).toHaveLength(1);
+    const statements = policies[0]!.Properties.PolicyDocument.Statement as Record<string, unknown>[];
+    expect(statements.map((s) => s.Action)).toEqual([
+      ['kinesis:PutRecords', 'kinesis:PutRecord', 'kinesis:ListShards', 'kinesis:DescribeStreamSummary'],
+      ['kms:Decrypt', 'kms:GenerateDataKey'],
+      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
+      's3:PutObject',
+    ]);
+    expect(statements[2]!.Condition).toEqual({
+      'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['staging'] },
+    });
+    expect(JSON.stringify(statements[3]!.Resource)).toContain(
+      ':s3:::cdc-staging-lake-222222222222-eu-west-1/claim-check/*',
+    );
+  });
+});
+
+describe('delivery stack', () => {
+  it('writes the lake through Firehose with dynamic partitioning by table and hour, gzip and an error prefix', () => {
+    dev.templates.delivery.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
+      DeliveryStreamType: 'KinesisStreamAsSource',
+      ExtendedS3DestinationConfiguration: Match.objectLike({
+        Prefix: FIREHOSE_PREFIX,
+        ErrorOutputPrefix: FIREHOSE_ERROR_PREFIX,
+        CompressionFormat: 'GZIP',
+        BufferingHints: { IntervalInSeconds: 60, SizeInMBs: 64 },
+        DynamicPartitioningConfiguration: { Enabled: true, RetryOptions: { DurationInSeconds: 3600 } },
+        ProcessingConfiguration: {
+          Enabled: true,
+          Processors: [
+            {
+              Type: 'MetadataExtraction',
+              Parameters: Match.arrayWith([
+                { ParameterName: 'MetadataExtractionQuery', ParameterValue: '{"db":.db,"table":.table}' },
+              ]),
+            },
+          ],
+        },
+        EncryptionConfiguration: { KMSEncryptionConfig: { AWSKMSKeyARN: Match.anyValue() } },
+      }),
+    });
+  });
+
+  it('loads the raw changelog table only where Firehose can reach Redshift, with S3 backup and retries', () => {
+    dev.templates.delivery.resourceCountIs('AWS::KinesisFirehose::DeliveryStream', 1);
+    const t = prod.templates.delivery;
+    t.resourceCountIs('AWS::KinesisFirehose::DeliveryStream', 2);
+    t.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
+      RedshiftDestinationConfiguration: Match.objectLike({
+        ClusterJDBCURL: 'jdbc:redshift://analytics-prod.abcdefghijkl.eu-west-1.redshift.amazonaws.com:5439/analytics',
+        CopyCommand: {
+          DataTableName: 'cdc.changelog',
+          DataTableColumns: CHANGELOG_LOADED_COLUMNS.map((c) => c.name).join(','),
+          CopyOptions:
+            "FORMAT AS JSON 's3://cdc-prod-lake-333333333333-eu-west-1/config/changelog-jsonpaths.json' GZIP TRUNCATECOLUMNS",
+        },
+        SecretsManagerConfiguration: Match.objectLike({
+          Enabled: true,
+          SecretARN: 'arn:aws:secretsmanager:eu-west-1:333333333333:secret:cdc/prod/redshift-AbCdEf',
+        }),
+        S3BackupMode: 'Enabled',
+        RetryOptions: { DurationInSeconds: 3600 },
+      }),
+    });
+    // The table exists before Firehose first COPYs into it.
+    t.hasResourceProperties('Custom::AWS', {
+      Create: Match.stringLikeRegexp('CREATE TABLE IF NOT EXISTS cdc\\.changelog'),
+    });
+    const firehose = Object.values(t.findResources('AWS::KinesisFirehose::DeliveryStream')).find(
+      (r) => r.Properties.RedshiftDestinationConfiguration,
+    );
+    expect(JSON.stringify(firehose!.DependsOn)).toMatch(/ChangelogTable/);
+  });
+});
+
+describe('apply stack', () => {
+  it('bundles the merge Lambda and feeds it from the queue with partial batch failures and bounded concurrency', () => {
+    const t = prod.templates.apply;
+    t.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs24.x',
+      Handler: 'index.handler',
+      Timeout: 300,
+      MemorySize: 2048,
+      TracingConfig: { Mode: 'Active' },
+      Environment: {
+        Variables: Match.objectLike({
+          WAREHOUSE: 'redshift',
+          REDSHIFT_CLUSTER_ID: 'analytics-prod',
+          REDSHIFT_DATABASE: 'analytics',
+          REDSHIFT_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:333333333333:secret:cdc/prod/redshift-AbCdEf',
+          STAGING_BUCKET: 'cdc-prod-lake-333333333333-eu-west-1',
+          HISTORY_TABLES: 'billing.invoices',
+          PIPELINE_ID: 'prod',
+          POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        }),
+      },
+    });
+    t.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 8 },
+    });
+  });
+
+  it('scopes the Data API to the one workgroup or cluster and its secret', () => {
+    const statements = (t: SynthesizedStage) =>
+      Object.values(t.templates.apply.findResources('AWS::IAM::Policy')).flatMap(
+        (p) => p.Properties.PolicyDocument.Statement as Record<string, unknown>[],
+      );
+    const prodData = statements(prod).find((s) => JSON.stringify(s.Action).includes('redshift-data:ExecuteStatement'));
+    expect(JSON.stringify(prodData!.Resource)).toContain(':redshift:eu-west-1:333333333333:cluster:analytics-prod');
+    const stagingData = statements(staging).find((s) =>
+      JSON.stringify(s.Action).includes('redshift-data:ExecuteStatement'),
+    );
+    expect(JSON.stringify(stagingData!.Resource)).toContain(
+      ':redshift-serverless:eu-west-1:222222222222:workgroup/0f1e2d3c-4b5a-4697-8877-665544332211',
+    );
+    const describe = statements(prod).find((s) => JSON.stringify(s.Action).includes('DescribeStatement'));
+    expect(describe!.Condition).toEqual({
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Glue/IAM placeholders, not a template
+      StringEquals: { 'redshift-data:statement-owner-iam-userid': '${aws:userid}' },
+    });
+    expect(
+      statements(prod).some(
+        (s) => s.Resource === 'arn:aws:secretsmanager:eu-west-1:333333333333:secret:cdc/prod/redshift-AbCdEf',
+      ),
+    ).toBe(true);
+  });
+});
+
+describe('observability stack', () => {
+  const expected: [string, string, number, string][] = [
+    ['ProducerLag', 'SecondsBehindSource', 120, 'GreaterThanThreshold'],
+    ['ProducerNotRunning', 'RunningTaskCount', 1, 'LessThanThreshold'],
+    ['ProducerErrors', 'ProducerErrors', 0, 'GreaterThanThreshold'],
+    ['ProducerRestarts', 'ProducerStarts', 3, 'GreaterThanOrEqualToThreshold'],
+    ['BinlogPurged', 'BinlogPurged', 0, 'GreaterThanThreshold'],
+    ['StreamIteratorAge', 'GetRecords.IteratorAgeMilliseconds', 120_000, 'GreaterThanThreshold'],
+    ['StreamWriteThrottles', 'PutRecords.ThrottledRecords', 0, 'GreaterThanThreshold'],
+    ['LakeDeliveryFreshness', 'DeliveryToS3.DataFreshness', 900, 'GreaterThanThreshold'],
+    ['LakeDeliveryFailures', 'DeliveryToS3.Success', 1, 'LessThanThreshold'],
+    ['RedshiftDeliveryFailures', 'DeliveryToRedshift.Success', 1, 'LessThanThreshold'],
+    ['MergeThrottles', 'Throttles', 0, 'GreaterThanThreshold'],
+    ['MergeDuration', 'Duration', 240_000, 'GreaterThanThreshold'],
+    ['MergeBacklog', 'ApproximateAgeOfOldestMessage', 600, 'GreaterThanThreshold'],
+    ['DeadLetters', 'ApproximateNumberOfMessagesVisible', 0, 'GreaterThanThreshold'],
+    ['ReplicaFreshness', 'ReplicaFreshnessSeconds', 600, 'GreaterThanThreshold'],
+  ];
+
+  it.each(expected)('alarms on %s (%s) at %d', (id, metric, threshold, comparison) => {
+    const alarms = prod.templates.observability.findResources('AWS::CloudWatch::Alarm', {
+      Properties: { AlarmName: Match.stringLikeRegexp(`^cdc-prod-(critical|warning)-${id}$`) },
+    });
+    const [alarm] = Object.values(alarms);
+    expect(alarm, id).toBeDefined();
+    expect(alarm!.Properties).toMatchObject({
+      MetricName: metric,
+      Threshold: threshold,
+      ComparisonOperator: comparison,
+    });
+    expect(alarm!.Properties.AlarmActions).toHaveLength(1);
+    expect(alarm!.Properties.AlarmDescription).toMatch(/Runbook: docs\/operations\.md#[a-z-]+$/);
+  });
+
+  it('alarms on merge errors from both the Lambda and the merge metric, and on a silent producer', () => {
+    const t = prod.templates.observability;
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'cdc-prod-critical-MergeErrors',
+      Metrics: Match.arrayWith([Match.objectLike({ Expression: 'lambdaErrors + mergeErrors' })]),
+      Threshold: 0,
+    });
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'cdc-prod-critical-ProducerLag',
+      Namespace: METRICS_NAMESPACE,
+      Dimensions: [{ Name: 'Pipeline', Value: 'prod' }],
+      TreatMissingData: 'breaching',
+    });
+    // dev has no Redshift delivery, so no alarm for it.
+    expect(
+      Object.keys(
+        dev.templates.observability.findResources('AWS::CloudWatch::Alarm', {
+          Properties: { AlarmName: 'cdc-dev-warning-RedshiftDeliveryFailures' },
+        }),
+      ),
+    ).toHaveLength(0);
+  });
+
+  it('notifies an encrypted SNS topic with the on-call e-mail and shows one top-to-bottom dashboard', () => {
+    const t = prod.templates.observability;
+    t.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    t.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'data-oncall@example.com' });
+    const [dashboard] = Object.values(t.findResources('AWS::CloudWatch::Dashboard'));
+    const body = JSON.stringify(dashboard!.Properties.DashboardBody);
+    for (const title of [
+      '1. Producer',
+      '2. Kinesis',
+      '3. Firehose',
+      '4. Merge',
+      '5. Replicas',
+      'Alarms (top to bottom)',
+    ])
+      expect(body).toContain(title);
+  });
+});
+
+describe('snapshots', () => {
+  it.each(['stateful', 'capture', 'delivery', 'apply', 'observability'] as const)('%s stack (prod)', (part) => {
+    expect(normalizedTemplate(prod.templates[part])).toMatchSnapshot();
+  });
+});
