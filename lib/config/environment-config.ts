@@ -14,6 +14,15 @@ const secretArn = z
 const tablePattern = z.string().regex(/^[^.\s,]+\.[^.\s,]+$/, 'must be db.table (wildcards * allowed)');
 const columnPattern = z.string().regex(/^[^.\s,]+\.[^.\s,]+\.[^.\s,]+$/, 'must be db.table.column');
 
+/** The retention periods CloudWatch Logs accepts. */
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
+const logRetentionDays = z
+  .number()
+  .refine((d) => LOG_RETENTION_DAYS.includes(d), `must be one of ${LOG_RETENTION_DAYS.join(', ')} (CloudWatch Logs)`)
+  .default(30);
+
 const vpcSchema = z.discriminatedUnion('mode', [
   z.object({
     mode: z.literal('create'),
@@ -74,7 +83,7 @@ const producerSchema = z.object({
   /** Time ECS gives the producer after SIGTERM to drain and checkpoint (Fargate allows at most 120 s). */
   stopTimeoutSeconds: z.number().int().min(10).max(120).default(120),
   leaseSeconds: z.number().int().min(2).max(600).default(30),
-  logRetentionDays: z.number().int().min(1).default(30),
+  logRetentionDays,
 });
 
 const lakeSchema = z.object({
@@ -157,7 +166,7 @@ const mergeSchema = z.object({
   batchSize: z.number().int().min(1).max(100).default(10),
   /** Deliveries of one message before it moves to the dead-letter queue. */
   maxReceiveCount: z.number().int().min(1).max(100).default(5),
-  logRetentionDays: z.number().int().min(1).default(30),
+  logRetentionDays,
 });
 
 const alarmsSchema = z.object({

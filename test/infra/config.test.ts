@@ -59,11 +59,13 @@ describe('environment configuration', () => {
           c.source.include = ['shop'];
           c.redshift.clusterId = 'Analytics_Prod';
           c.alarms.emails = ['on-call'];
+          c.producer.logRetentionDays = 45;
         }),
       ),
     ).toEqual([
       'source.secretArn = "my-secret": must be a Secrets Manager secret ARN',
       'source.include[0] = "shop": must be db.table (wildcards * allowed)',
+      'producer.logRetentionDays = 45: must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653 (CloudWatch Logs)',
       'redshift.clusterId = "Analytics_Prod": must be a Redshift cluster identifier',
       'alarms.emails[0] = "on-call": must be an e-mail address',
     ]);
