@@ -260,6 +260,13 @@ export const environmentConfigSchema = z
         path: ['redshift', 'workgroupId'],
         message: 'is required when importing a workgroup (redshift.create is not set)',
       });
+    if (r.kind === 'serverless' && r.create && c.vpc.mode === 'create' && c.vpc.maxAzs < 3)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['vpc', 'maxAzs'],
+        message:
+          'must be at least 3 when redshift.create is set (a Redshift Serverless workgroup needs subnets in 3 AZs)',
+      });
     if (r.kind === 'serverless' && r.create && !r.namespaceName)
       ctx.addIssue({
         code: 'custom',

@@ -90,6 +90,9 @@ describe('environment configuration', () => {
     expect(problems(withChange('prod', (c) => (c.alarms = {})))).toEqual([
       'alarms.emails = (not set): prod needs alarms.emails or alarms.topicArn',
     ]);
+    expect(problems(withChange('dev', (c) => (c.vpc.maxAzs = 2)))).toEqual([
+      'vpc.maxAzs = 2: must be at least 3 when redshift.create is set (a Redshift Serverless workgroup needs subnets in 3 AZs)',
+    ]);
     expect(problems(withChange('dev', (c) => (c.redshift.kind = 'warehouse')))[0]).toMatch(
       /^redshift\.kind = "warehouse": /,
     );
