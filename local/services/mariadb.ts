@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { commandExists, freePort, run, spawnDaemon, stopProcess, waitFor } from './process';
 
@@ -50,6 +50,35 @@ export function assertMariaDbInstalled(): void {
 }
 
 /**
+ * Creates the system tables. mariadb-install-db runs a bootstrap server that, on a loaded machine (many test servers
+ * starting at once), now and then fails without a reason on its output; a second try in a clean directory succeeds.
+ * The last failure is reported with whatever the bootstrap left in the data directory.
+ */
+function installSystemTables(dataDir: string): void {
+  for (let attempt = 1; ; attempt++) {
+    rmSync(dataDir, { recursive: true, force: true });
+    mkdirSync(dataDir, { recursive: true });
+    try {
+      run('mariadb-install-db', [
+        '--no-defaults',
+        `--datadir=${dataDir}`,
+        '--user=root',
+        '--auth-root-authentication-method=normal',
+        '--skip-test-db',
+      ]);
+      return;
+    } catch (err) {
+      if (attempt >= 3) {
+        const logs = readdirSync(dataDir)
+          .filter((f) => f.endsWith('.err') || f.endsWith('.log'))
+          .map((f) => `${f}:\n${readFileSync(join(dataDir, f), 'utf8').slice(-2000)}`);
+        throw new Error(`${(err as Error).message}\n${logs.join('\n')}`);
+      }
+    }
+  }
+}
+
+/**
  * Starts a private MariaDB server (own data directory, port and socket; nothing shared with a system instance) with
  * ROW binlog, FULL row image and FULL row metadata, and creates a superuser reachable over TCP.
  */
@@ -60,16 +89,7 @@ export async function startMariaDb(opts: MariaDbOptions): Promise<MariaDbServer>
   const socket = join(dir, 'mysqld.sock');
   mkdirSync(dir, { recursive: true });
   const fresh = !existsSync(join(dataDir, 'mysql'));
-  if (fresh) {
-    mkdirSync(dataDir, { recursive: true });
-    run('mariadb-install-db', [
-      '--no-defaults',
-      `--datadir=${dataDir}`,
-      '--user=root',
-      '--auth-root-authentication-method=normal',
-      '--skip-test-db',
-    ]);
-  }
+  if (fresh) installSystemTables(dataDir);
   const port = opts.port ?? (await freePort());
   const args = [
     '--no-defaults',
