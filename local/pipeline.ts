@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStreamCommand, KinesisClient, ListStreamsCommand } from '@aws-sdk/client-kinesis';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
@@ -269,32 +269,10 @@ async function assemble(
 
   let producer: ChildProcess | undefined;
   const readingChildren = new WeakSet<ChildProcess>();
-  // First run (no checkpoint yet): read the binlog from its first file, so rows written before the producer
-  // started (the sample data) are captured too. Later runs resume from the checkpoint.
-  const [logs] = (await (async () => {
-    const c = await mysql.createConnection({
-      host: maria.host,
-      port: maria.port,
-      user: maria.user,
-      password: maria.password,
-    });
-    const r = await c.query('SHOW BINARY LOGS');
-    await c.end();
-    return r;
-  })()) as unknown as [{ Log_name: string }[]];
-  const firstFile = logs[0]?.Log_name;
 
+  // First run (no checkpoint yet): the producer snapshots every table of the database (the sample data) while it
+  // streams from the binlog's end; later runs resume from the checkpoint, snapshot progress included.
   const startProducer = async (): Promise<ChildProcess> => {
-    const hasCheckpoint = !!(
-      await dynamo.send(
-        new GetItemCommand({
-          TableName: CHECKPOINT_TABLE,
-          Key: { pk: { S: 'local' }, sk: { S: 'producer' } },
-          ConsistentRead: true,
-        }),
-      )
-    ).Item?.file;
-    const startFrom = hasCheckpoint || !firstFile ? 'checkpoint' : `file:${firstFile}:4`;
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'containers/producer/src/main.ts')], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -310,7 +288,7 @@ async function assemble(
         PIPELINE_ID: 'local',
         // A SIGKILLed producer's successor waits this long for the lease (30 s in AWS).
         LEASE_SECONDS: '4',
-        START_FROM: startFrom,
+        START_FROM: 'checkpoint',
         CLAIM_CHECK_BUCKET: BUCKET,
         HEALTH_PORT: '0',
         AWS_ENDPOINT_KINESIS: kinesisEmu.endpoint,

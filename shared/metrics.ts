@@ -16,7 +16,11 @@ export const ProducerMetric = {
   Errors: 'ProducerErrors', // Count
   Starts: 'ProducerStarts', // Count (each process start; > 1 per hour means restarts)
   BinlogPurged: 'BinlogPurged', // Count (the needed binlog is gone: fatal)
-  SnapshotRows: 'SnapshotRows', // Count
+  SnapshotRows: 'SnapshotRows', // Count (read events emitted by snapshots and backfills)
+  SnapshotRowsSkipped: 'SnapshotRowsSkipped', // Count (chunk rows changed while read: the binlog has a newer version)
+  SnapshotChunks: 'SnapshotChunks', // Count (chunks finished: one low/high watermark pair each)
+  SnapshotRowsRemaining: 'SnapshotRowsRemaining', // Count (gauge: estimated rows left in unfinished jobs)
+  SnapshotJobsPending: 'SnapshotJobsPending', // Count (gauge: tables still to snapshot or backfill)
 } as const;
 
 export const MergeMetric = {

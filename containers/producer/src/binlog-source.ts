@@ -37,6 +37,18 @@ export interface BinlogSourceProps {
   readonly password: string;
   readonly serverId: number;
   readonly captures: (db: string, table: string) => boolean;
+  /** The signal table: its rows are handed over as `signal` events and never as `row` events. */
+  readonly isSignalTable?: (db: string, table: string) => boolean;
+}
+
+/** A row written to the signal table (insert or update; its after image), where the binlog has it. */
+export interface SignalRow {
+  readonly row: Record<string, unknown>;
+  readonly file: string;
+  /** End position of the rows event. */
+  readonly pos: number;
+  readonly gtid: string | null;
+  readonly commitMs: number;
 }
 
 interface ZTableMap {
@@ -66,6 +78,9 @@ interface ZongJiLike extends EventEmitter {
 
 interface SourceEvents {
   row: [RowChange];
+  signal: [SignalRow];
+  /** A statement that is not a transaction marker (DDL), with its text. */
+  ddl: [string];
   commit: [Boundary];
   error: [Error];
   ready: [];
@@ -144,6 +159,21 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
       case 'updaterows':
       case 'deleterows': {
         const tm = evt.tableMap![evt.tableId!]!;
+        if (this.props.isSignalTable?.(tm.parentSchema, tm.tableName)) {
+          if (name === 'deleterows') return;
+          const file = this.file || this.z?.options.filename || '';
+          for (const r of evt.rows!) {
+            const row = name === 'updaterows' ? (r as { after: Record<string, unknown> }).after : r;
+            this.emit('signal', {
+              row: row as Record<string, unknown>,
+              file,
+              pos: evt.nextPosition,
+              gtid: evt.gtid ?? null,
+              commitMs: evt.timestamp,
+            });
+          }
+          return;
+        }
         if (!this.props.captures(tm.parentSchema, tm.tableName)) return;
         const columns = tm.columnSchemas.map((c) => ({ name: c.COLUMN_NAME, type: c.COLUMN_TYPE }));
         const pk = (this.pkByTableId.get(evt.tableId!) ?? []).map((i) => columns[i]!.name);
@@ -172,7 +202,10 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
       case 'query': {
         // DDL and other non-transactional statements end their own event group; BEGIN does not.
         const q = (evt.query ?? '').trim().toUpperCase();
-        if (q !== 'BEGIN' && !q.startsWith('XA ')) this.boundary(evt);
+        if (q !== 'BEGIN' && !q.startsWith('XA ')) {
+          if (q !== 'COMMIT' && q !== 'ROLLBACK') this.emit('ddl', evt.query ?? '');
+          this.boundary(evt);
+        }
         return;
       }
       default:

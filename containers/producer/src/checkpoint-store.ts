@@ -16,6 +16,32 @@ export interface Checkpoint {
   readonly pos: number;
   readonly gtid: string | null;
   readonly updatedAt: number;
+  /** Commit time of the transaction the checkpoint is after (0 when unknown). */
+  readonly commitMs?: number;
+  /** Snapshot/backfill progress as of this position (snapshot-progress.ts, JSON; attribute `snapshotProgress`). */
+  readonly snapshot?: string;
+  /** The capture rules in force when it was saved (JSON), to find tables added to them since. */
+  readonly captureRules?: string;
+}
+
+/** A position an operator asked for (`npx cdc set-position`), applied by the producer that holds the lease. */
+export interface PositionRequest {
+  readonly file: string;
+  readonly pos: number;
+  readonly gtid: string | null;
+  readonly requestedAt: number;
+  readonly reason: string;
+}
+
+export type StoredItem = Checkpoint & {
+  leaseOwner?: string;
+  leaseExpires?: number;
+  positionRequest?: PositionRequest;
+};
+
+function positionRequestOf(attr: { S?: string } | undefined): PositionRequest | undefined {
+  if (!attr?.S) return undefined;
+  return JSON.parse(attr.S) as PositionRequest;
 }
 
 export interface CheckpointStoreProps {
@@ -34,26 +60,90 @@ export class CheckpointStore {
     this.key = { pk: { S: props.pipelineId }, sk: { S: 'producer' } };
   }
 
-  async read(): Promise<(Checkpoint & { leaseOwner?: string; leaseExpires?: number }) | undefined> {
+  async read(): Promise<StoredItem | undefined> {
     const res = await this.props.client.send(
       new GetItemCommand({ TableName: this.props.tableName, Key: this.key, ConsistentRead: true }),
     );
     const i = res.Item;
     if (!i?.file?.S) return undefined;
+    const request = positionRequestOf(i.positionRequest);
     return {
       file: i.file.S,
       pos: Number(i.pos?.N ?? 4),
       gtid: i.gtid?.S ?? null,
       updatedAt: Number(i.updatedAt?.N ?? 0),
+      ...(i.commitMs?.N ? { commitMs: Number(i.commitMs.N) } : {}),
+      ...(i.snapshotProgress?.S ? { snapshot: i.snapshotProgress.S } : {}),
+      ...(i.captureRules?.S ? { captureRules: i.captureRules.S } : {}),
       ...(i.leaseOwner?.S ? { leaseOwner: i.leaseOwner.S } : {}),
       ...(i.leaseExpires?.N ? { leaseExpires: Number(i.leaseExpires.N) } : {}),
+      ...(request ? { positionRequest: request } : {}),
     };
   }
 
-  /** Takes or renews the lease. @throws ProducerError LEASE_HELD when another live producer holds it */
-  async acquireLease(now = Date.now()): Promise<void> {
+  /** The pending position request, if any (also when no checkpoint exists yet). */
+  async positionRequest(): Promise<PositionRequest | undefined> {
+    const res = await this.props.client.send(
+      new GetItemCommand({
+        TableName: this.props.tableName,
+        Key: this.key,
+        ConsistentRead: true,
+        ProjectionExpression: 'positionRequest',
+      }),
+    );
+    return positionRequestOf(res.Item?.positionRequest);
+  }
+
+  /**
+   * Asks the producer to move to a position (`npx cdc set-position`). No lease needed: the producer holding the
+   * lease applies it within a second (drains, moves the checkpoint, restarts); without a running producer the next
+   * one applies it at start.
+   */
+  async requestPosition(req: PositionRequest): Promise<void> {
+    await this.props.client.send(
+      new UpdateItemCommand({
+        TableName: this.props.tableName,
+        Key: this.key,
+        UpdateExpression: 'SET positionRequest = :r',
+        ExpressionAttributeValues: { ':r': { S: JSON.stringify(req) } },
+      }),
+    );
+  }
+
+  /** Makes a pending position request the checkpoint (under our lease) and removes the request. */
+  async applyPositionRequest(req: PositionRequest, now = Date.now()): Promise<void> {
     try {
       await this.props.client.send(
+        new UpdateItemCommand({
+          TableName: this.props.tableName,
+          Key: this.key,
+          UpdateExpression:
+            'SET #f = :f, pos = :p, gtid = :g, updatedAt = :now, commitMs = :zero REMOVE positionRequest',
+          ConditionExpression: 'leaseOwner = :me AND positionRequest = :req',
+          ExpressionAttributeNames: { '#f': 'file' },
+          ExpressionAttributeValues: {
+            ':f': { S: req.file },
+            ':p': { N: String(req.pos) },
+            ':g': req.gtid ? { S: req.gtid } : { NULL: true },
+            ':now': { N: String(now) },
+            ':zero': { N: '0' },
+            ':me': { S: this.props.owner },
+            ':req': { S: JSON.stringify(req) },
+          },
+        }),
+      );
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) {
+        throw new ProducerError('LEASE_LOST', 'lease lost or position request changed while applying it');
+      }
+      throw err;
+    }
+  }
+
+  /** Takes or renews the lease. @throws ProducerError LEASE_HELD when another live producer holds it */
+  async acquireLease(now = Date.now()): Promise<PositionRequest | undefined> {
+    try {
+      const res = await this.props.client.send(
         new UpdateItemCommand({
           TableName: this.props.tableName,
           Key: this.key,
@@ -64,8 +154,10 @@ export class CheckpointStore {
             ':exp': { N: String(now + (this.props.leaseMs ?? 30_000)) },
             ':now': { N: String(now) },
           },
+          ReturnValues: 'ALL_NEW',
         }),
       );
+      return positionRequestOf(res.Attributes?.positionRequest);
     } catch (err) {
       if (err instanceof ConditionalCheckFailedException) {
         const cur = await this.read().catch(() => undefined);
@@ -78,10 +170,13 @@ export class CheckpointStore {
     }
   }
 
-  /** Renews the lease; @throws ProducerError LEASE_LOST when it was taken over */
-  async renewLease(now = Date.now()): Promise<void> {
+  /**
+   * Renews the lease and returns a pending position request, if any (one round trip: the update returns the item).
+   * @throws ProducerError LEASE_LOST when it was taken over
+   */
+  async renewLease(now = Date.now()): Promise<PositionRequest | undefined> {
     try {
-      await this.acquireLease(now);
+      return await this.acquireLease(now);
     } catch (err) {
       if (err instanceof ProducerError) throw new ProducerError('LEASE_LOST', err.message);
       throw err;
@@ -90,12 +185,26 @@ export class CheckpointStore {
 
   /** Saves the checkpoint only while holding the lease. */
   async save(cp: Omit<Checkpoint, 'updatedAt'>, now = Date.now()): Promise<void> {
+    const extra: string[] = [];
+    const values: Record<string, { S: string } | { N: string }> = {};
+    if (cp.commitMs !== undefined) {
+      extra.push('commitMs = :c');
+      values[':c'] = { N: String(cp.commitMs) };
+    }
+    if (cp.snapshot !== undefined) {
+      extra.push('snapshotProgress = :s');
+      values[':s'] = { S: cp.snapshot };
+    }
+    if (cp.captureRules !== undefined) {
+      extra.push('captureRules = :r');
+      values[':r'] = { S: cp.captureRules };
+    }
     try {
       await this.props.client.send(
         new UpdateItemCommand({
           TableName: this.props.tableName,
           Key: this.key,
-          UpdateExpression: 'SET #f = :f, pos = :p, gtid = :g, updatedAt = :now',
+          UpdateExpression: `SET #f = :f, pos = :p, gtid = :g, updatedAt = :now${extra.map((e) => `, ${e}`).join('')}`,
           ConditionExpression: 'leaseOwner = :me',
           ExpressionAttributeNames: { '#f': 'file' },
           ExpressionAttributeValues: {
@@ -104,6 +213,7 @@ export class CheckpointStore {
             ':g': cp.gtid ? { S: cp.gtid } : { NULL: true },
             ':now': { N: String(now) },
             ':me': { S: this.props.owner },
+            ...values,
           },
         }),
       );

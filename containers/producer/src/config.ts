@@ -41,6 +41,15 @@ const schema = z.object({
   /** How long a lease outlives its last renewal (renewed every second). A killed producer's successor waits this long. */
   LEASE_SECONDS: z.coerce.number().int().min(2).max(600).default(30),
   MAX_IN_FLIGHT_EVENTS: z.coerce.number().int().min(1).default(20_000),
+  /** `initial`: snapshot every captured table when no checkpoint exists, and tables newly added to the capture rules. */
+  SNAPSHOT_MODE: z.enum(['initial', 'never']).default('initial'),
+  /** Rows per snapshot chunk (one low/high watermark pair each). */
+  SNAPSHOT_CHUNK_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
+  /** The signal table in the source (watermarks, backfill requests); created when missing. */
+  SIGNAL_TABLE: z
+    .string()
+    .regex(/^[A-Za-z0-9_$]+\.[A-Za-z0-9_$]+$/, 'must be db.table (letters, digits, _ $)')
+    .default('cdc.cdc_signal'),
   AWS_ENDPOINT_KINESIS: z.string().url().optional(),
   AWS_ENDPOINT_DYNAMODB: z.string().url().optional(),
   AWS_ENDPOINT_S3: z.string().url().optional(),

@@ -7,6 +7,7 @@ export type ProducerErrorCode =
   | 'LEASE_LOST' // our lease was taken over: stop writing at once
   | 'KINESIS_RETRIES_EXHAUSTED'
   | 'CLAIM_CHECK_FAILED' // an oversized event could not be parked in S3
+  | 'SIGNAL_TABLE_UNAVAILABLE' // snapshots need to write watermarks to the signal table
   | 'UNSUPPORTED_EVENT';
 
 export class ProducerError extends Error {

@@ -13,13 +13,17 @@ import mysql from 'mysql2/promise';
 import { localAwsClientConfig } from '../../../local/services/aws-config';
 import { ProducerMetric } from '../../../shared/metrics';
 import { BinlogSource } from './binlog-source';
-import { CheckpointStore } from './checkpoint-store';
+import { CheckpointStore, type PositionRequest } from './checkpoint-store';
 import { loadConfig, parseStartFrom, type StartFrom } from './config';
 import { ProducerError } from './errors';
 import { KinesisSink } from './kinesis-sink';
 import { EmfMetrics, log } from './metrics';
 import { ProducerCore } from './producer';
 import { checkServer } from './server-check';
+import { ensureSignalTable, parseSignal, parseSignalTableName, writeWatermark } from './signal-table';
+import { EMPTY_STATE, parseState, serializeState } from './snapshot-progress';
+import { SnapshotReader } from './snapshot-reader';
+import { Snapshotter } from './snapshotter';
 import { TableFilter } from './table-filter';
 
 async function main(): Promise<void> {
@@ -49,18 +53,39 @@ async function main(): Promise<void> {
   await store.acquireLease();
   log('info', 'lease acquired', { pipeline: config.PIPELINE_ID, owner, server: server.version });
 
+  // An operator's `npx cdc set-position` made while no producer ran: it becomes the checkpoint now.
+  const request = await store.positionRequest();
+  if (request) {
+    await store.applyPositionRequest(request);
+    log('info', 'moved to the position an operator requested', { request });
+  }
+
   let from: Exclude<StartFrom, { kind: 'checkpoint' }>;
+  let initialSnapshot = false;
   const requested = parseStartFrom(config.START_FROM);
+  const cp = await store.read();
   if (requested.kind === 'checkpoint') {
-    const cp = await store.read();
-    from = cp
-      ? cp.gtid && server.flavor === 'mariadb'
-        ? { kind: 'gtid', gtidSet: cp.gtid }
-        : { kind: 'file', file: cp.file, pos: cp.pos }
-      : { kind: 'end' };
-    log('info', cp ? 'resuming from checkpoint' : 'no checkpoint: starting at the end of the binlog', {
-      checkpoint: cp ?? null,
-    });
+    if (cp) {
+      from =
+        cp.gtid && server.flavor === 'mariadb'
+          ? { kind: 'gtid', gtidSet: cp.gtid }
+          : { kind: 'file', file: cp.file, pos: cp.pos };
+    } else {
+      // The binlog end as an explicit position, read before any watermark is written, so every watermark is read.
+      const [rows] = await conn.query('SHOW MASTER STATUS');
+      const end = (rows as { File: string; Position: number }[])[0]!;
+      from = { kind: 'file', file: end.File, pos: end.Position };
+      initialSnapshot = config.SNAPSHOT_MODE === 'initial';
+    }
+    log(
+      'info',
+      cp
+        ? 'resuming from checkpoint'
+        : initialSnapshot
+          ? 'no checkpoint: snapshot of every captured table, streaming from the end of the binlog'
+          : 'no checkpoint: starting at the end of the binlog',
+      { checkpoint: cp ? { file: cp.file, pos: cp.pos, gtid: cp.gtid } : null },
+    );
   } else {
     from = requested;
   }
@@ -77,7 +102,6 @@ async function main(): Promise<void> {
       );
     }
   }
-
   const filter = new TableFilter({
     include: config.CAPTURE_INCLUDE,
     exclude: config.CAPTURE_EXCLUDE,
@@ -85,14 +109,34 @@ async function main(): Promise<void> {
     hashColumns: config.CAPTURE_HASH_COLUMNS,
     maskColumns: config.CAPTURE_MASK_COLUMNS,
   });
+  const signalTable = parseSignalTableName(config.SIGNAL_TABLE);
+  const isSignalTable = (db: string, t: string) =>
+    db.toLowerCase() === signalTable.db.toLowerCase() && t.toLowerCase() === signalTable.table.toLowerCase();
+  const captures = (db: string, t: string) => filter.captures(db, t) && !isSignalTable(db, t);
   const source = new BinlogSource({
     host: config.SOURCE_HOST,
     port: config.SOURCE_PORT,
     user: config.SOURCE_USER,
     password: config.SOURCE_PASSWORD,
     serverId: config.SOURCE_SERVER_ID,
-    captures: (db, t) => filter.captures(db, t),
+    captures,
+    isSignalTable,
   });
+  const reader = await SnapshotReader.connect({
+    host: config.SOURCE_HOST,
+    port: config.SOURCE_PORT,
+    user: config.SOURCE_USER,
+    password: config.SOURCE_PASSWORD,
+  });
+  try {
+    await ensureSignalTable(reader.connection, signalTable);
+  } catch (err) {
+    throw new ProducerError(
+      'SIGNAL_TABLE_UNAVAILABLE',
+      `cannot create or use the signal table ${config.SIGNAL_TABLE} (snapshots and backfills write watermarks there; grant CREATE, INSERT, UPDATE on it or create it as docs/snapshot.md shows): ${(err as Error).message}`,
+    );
+  }
+  const captureRules = JSON.stringify({ include: config.CAPTURE_INCLUDE, exclude: config.CAPTURE_EXCLUDE });
   const [idRows] = await conn.query('SELECT @@server_id AS id');
   const serverId = Number((idRows as { id: number }[])[0]!.id);
   let core: ProducerCore;
@@ -120,7 +164,34 @@ async function main(): Promise<void> {
     maxInFlight: config.MAX_IN_FLIGHT_EVENTS,
     pause: () => source.pause(),
     resume: () => source.resume(),
+    snapshotState: () => snapshotter.state,
   });
+  const snapshotter = new Snapshotter({
+    reader,
+    writeWatermark: (kind, chunk) =>
+      writeWatermark(reader.connection, signalTable, config.PIPELINE_ID, kind, chunk).then(() => undefined),
+    captures,
+    pipelineId: config.PIPELINE_ID,
+    chunkRows: config.SNAPSHOT_CHUNK_ROWS,
+    emit: (row) => core.onRow(row),
+    congested: () => sink.pending >= config.MAX_IN_FLIGHT_EVENTS / 2,
+    metrics,
+    log,
+    initialState: cp?.snapshot ? parseState(cp.snapshot) : EMPTY_STATE,
+  });
+  if (initialSnapshot) {
+    snapshotter.enqueue(
+      'initial',
+      (await reader.listTables()).filter((t) => captures(t.db, t.table)),
+    );
+  } else if (cp?.captureRules && cp.captureRules !== captureRules && config.SNAPSHOT_MODE === 'initial') {
+    // Tables the new capture rules take in, which the old ones left out: their existing rows are snapshotted.
+    const before = JSON.parse(cp.captureRules) as { include: string[]; exclude: string[] };
+    const old = new TableFilter({ ...before, excludeColumns: [], hashColumns: [], maskColumns: [] });
+    const added = (await reader.listTables()).filter((t) => captures(t.db, t.table) && !old.captures(t.db, t.table));
+    if (added.length > 0) log('info', 'tables added to the capture rules: snapshotting them', { tables: added });
+    snapshotter.enqueue('added', added);
+  }
 
   let stopping = false;
   let fatal: Error | undefined;
@@ -136,11 +207,20 @@ async function main(): Promise<void> {
   };
   source.on('row', (c) => {
     try {
+      snapshotter.observe(c);
       core.onRow(c);
     } catch (err) {
       fail(err as Error);
     }
   });
+  source.on('signal', (s) => {
+    try {
+      snapshotter.onSignal(parseSignal(s.row), s);
+    } catch (err) {
+      fail(err as Error);
+    }
+  });
+  source.on('ddl', (q) => snapshotter.onDdl(q));
   source.on('commit', (b) => core.onCommit(b));
   source.on('error', (err) => fail(err));
 
@@ -150,7 +230,14 @@ async function main(): Promise<void> {
     if (!safe) return;
     const key = `${safe.file}:${safe.pos}:${safe.gtid}`;
     if (key !== lastSaved) {
-      await store.save({ file: safe.file, pos: safe.pos, gtid: safe.gtid });
+      await store.save({
+        file: safe.file,
+        pos: safe.pos,
+        gtid: safe.gtid,
+        commitMs: safe.commitMs,
+        captureRules,
+        ...(core.safeSnapshot ? { snapshot: serializeState(core.safeSnapshot) } : {}),
+      });
       lastSaved = key;
     }
     savedAt = Date.now();
@@ -172,7 +259,15 @@ async function main(): Promise<void> {
       try {
         if (sink.failure) return fail(sink.failure);
         await saveCheckpoint();
-        await store.renewLease();
+        const moveTo = await store.renewLease();
+        if (moveTo) return stop('an operator requested a new position', moveTo);
+        const unfinished = snapshotter.state.jobs.filter((j) => j.status === 'pending' || j.status === 'running');
+        metrics.gauge(ProducerMetric.SnapshotJobsPending, 'Count', unfinished.length);
+        metrics.gauge(
+          ProducerMetric.SnapshotRowsRemaining,
+          'Count',
+          unfinished.reduce((n, j) => n + Math.max(0, j.rowsEstimate - j.rowsRead), 0),
+        );
         metrics.gauge(ProducerMetric.SecondsBehindSource, 'Seconds', await lag());
         metrics.gauge(ProducerMetric.CheckpointAge, 'Seconds', (Date.now() - savedAt) / 1000);
         metrics.flush();
@@ -190,33 +285,46 @@ async function main(): Promise<void> {
   });
   health.listen(config.HEALTH_PORT, '0.0.0.0');
 
-  process.on('SIGTERM', () => {
+  /**
+   * Stops reading, drains, then either saves the checkpoint (SIGTERM) or moves it to an operator's requested position
+   * (the orchestrator starts the producer again, which then reads from there), releases the lease and exits 0.
+   */
+  const stop = (why: string, moveTo?: PositionRequest) => {
     if (stopping) return;
     stopping = true;
-    log('info', 'SIGTERM: stop reading, drain, checkpoint');
+    log('info', `${why}: stop reading, drain, checkpoint`);
     source.pause();
     source.stop();
     const deadline = setTimeout(() => fail(new Error('drain did not finish within 60 s')), 60_000);
     void (async () => {
       try {
+        await snapshotter.stop();
         await core.drain();
-        await saveCheckpoint();
+        if (moveTo) {
+          await store.applyPositionRequest(moveTo);
+          log('info', 'moved to the position an operator requested; restarting from there', { request: moveTo });
+        } else {
+          await saveCheckpoint();
+        }
         await store.releaseLease();
         metrics.flush();
         log('info', 'stopped cleanly', { checkpoint: core.safe ?? null });
         clearTimeout(deadline);
         clearInterval(ticker);
         health.close();
+        await reader.close();
         await conn.end();
         process.exit(0);
       } catch (err) {
         fail(err as Error);
       }
     })();
-  });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
 
   source.on('ready', () => log('info', 'reading the binlog', { from }));
   source.start(from);
+  snapshotter.start(fail);
 }
 
 main().catch((err: Error) => {

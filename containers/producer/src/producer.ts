@@ -4,13 +4,17 @@
  * with the sequence number of their last event and popped once the sink has acknowledged past it).
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { ChangeEvent } from '../../../shared/change-event';
+import type { ChangeEvent, ChangeOp } from '../../../shared/change-event';
 import { ProducerMetric } from '../../../shared/metrics';
 import type { Boundary, RowChange } from './binlog-source';
 import { buildEvent, encodeImage, outgoingColumns } from './event-encoder';
 import { type KinesisSink, MAX_RECORD_BYTES } from './kinesis-sink';
 import type { EmfMetrics } from './metrics';
+import type { SnapshotState } from './snapshot-progress';
 import type { TableFilter } from './table-filter';
+
+/** A row to emit: from the binlog, or (op `read`) from a snapshot chunk. */
+export type CapturedRow = Omit<RowChange, 'op'> & { readonly op: ChangeOp };
 
 export interface ProducerCoreProps {
   readonly serverId: number;
@@ -23,13 +27,17 @@ export interface ProducerCoreProps {
   readonly maxInFlight: number;
   readonly pause: () => void;
   readonly resume: () => void;
+  /** The snapshot progress current at this point of the stream; saved with the boundary it is attached to. */
+  readonly snapshotState?: () => SnapshotState;
 }
 
 export class ProducerCore {
   private seq = 0;
-  private readonly boundaries: { seq: number; b: Boundary }[] = [];
+  private readonly boundaries: { seq: number; b: Boundary; snapshot: SnapshotState | undefined }[] = [];
   /** The newest boundary whose events are all in Kinesis: what the checkpoint may move to. */
   safe: Boundary | undefined;
+  /** The snapshot progress as of `safe` (every chunk counted in it is in Kinesis). */
+  safeSnapshot: SnapshotState | undefined;
   lastCommitMs = 0;
   private claimChecks: Promise<void> = Promise.resolve();
 
@@ -37,8 +45,11 @@ export class ProducerCore {
 
   /** Lowest unacknowledged sequence number reported by the sink. */
   acked(lowestUnacked: number): void {
-    while (this.boundaries.length > 0 && this.boundaries[0]!.seq < lowestUnacked)
-      this.safe = this.boundaries.shift()!.b;
+    while (this.boundaries.length > 0 && this.boundaries[0]!.seq < lowestUnacked) {
+      const done = this.boundaries.shift()!;
+      this.safe = done.b;
+      this.safeSnapshot = done.snapshot;
+    }
     if (this.props.sink.pending < this.props.maxInFlight / 2) this.props.resume();
   }
 
@@ -49,7 +60,7 @@ export class ProducerCore {
     return `${base}#${JSON.stringify(e.pk.map((k) => img[k]))}`.slice(0, 256);
   }
 
-  onRow(c: RowChange): void {
+  onRow(c: CapturedRow): void {
     const { filter } = this.props;
     const { db, table } = c.shape;
     const before = c.before ? filter.transform(db, table, encodeImage(c.shape, c.before)) : null;
@@ -110,7 +121,7 @@ export class ProducerCore {
 
   onCommit(b: Boundary): void {
     this.lastCommitMs = b.commitMs;
-    this.boundaries.push({ seq: this.seq - 1, b });
+    this.boundaries.push({ seq: this.seq - 1, b, snapshot: this.props.snapshotState?.() });
     if (this.props.sink.pending === 0) this.acked(this.seq);
   }
 

@@ -1,0 +1,312 @@
+/**
+ * Snapshots and backfills while the binlog keeps streaming: the DBLog algorithm, as Debezium's incremental snapshots
+ * use it. For each chunk of a table, in primary-key order:
+ *   1. write a low watermark to the signal table;
+ *   2. read the chunk (a plain consistent SELECT: no lock);
+ *   3. write a high watermark;
+ *   4. when the binlog reader reaches the low watermark, open a window that remembers the key of every change to the
+ *      table; when it reaches the high watermark, drop the chunk rows whose key changed inside the window (the binlog
+ *      has a newer version of them, emitted already) and emit the others as `read` events at the high watermark's
+ *      position.
+ * A `read` event is therefore ordered after every change it reflects and before every change it does not, so it never
+ * overwrites a newer change in the replica (the merge keeps the newest position per key). Progress moves with the
+ * stream: a chunk is finished at its high watermark, and that state is what the checkpoint saved after it carries,
+ * so a restart resumes after the last chunk whose rows are in Kinesis.
+ */
+import { type ChangeOp, formatPosition } from '../../../shared/change-event';
+import { ProducerMetric } from '../../../shared/metrics';
+import type { RowChange, SignalRow } from './binlog-source';
+import { encodeKeyValue } from './chunk-query';
+import { encodeValue, type TableShape } from './event-encoder';
+import type { EmfMetrics } from './metrics';
+import type { CapturedRow } from './producer';
+import type { Signal, WatermarkKind } from './signal-table';
+import {
+  addJobs,
+  failJob,
+  finishChunk,
+  newJob,
+  nextJob,
+  type SnapshotJob,
+  type SnapshotState,
+  startJob,
+} from './snapshot-progress';
+import type { SnapshotReader } from './snapshot-reader';
+
+export interface SnapshotterProps {
+  readonly reader: SnapshotReader;
+  /** Writes one watermark (resolves once it is committed). */
+  readonly writeWatermark: (kind: WatermarkKind, chunk: string) => Promise<void>;
+  readonly captures: (db: string, table: string) => boolean;
+  readonly pipelineId: string;
+  readonly chunkRows: number;
+  /** Hands a row to the producer core (which filters, encodes and sends it like a binlog row). */
+  readonly emit: (row: CapturedRow) => void;
+  /** True while too many events are unacknowledged: the next chunk waits. */
+  readonly congested: () => boolean;
+  readonly metrics: EmfMetrics;
+  readonly log: (level: 'info' | 'warn' | 'error', message: string, fields?: Record<string, unknown>) => void;
+  readonly initialState: SnapshotState;
+  readonly now?: () => number;
+}
+
+/** The canonical text of a row's primary key, equal for the binlog reader's and the snapshot reader's values. */
+export function keyText(shape: TableShape, row: Record<string, unknown>): string {
+  return JSON.stringify(
+    shape.pk.map((k) => encodeValue(shape.columns.find((c) => c.name === k)?.type ?? 'varchar', row[k])),
+  );
+}
+
+/** Splits a chunk into the rows to emit and the number of rows dropped because their key changed in the window. */
+export function rowsToEmit(
+  shape: TableShape,
+  rows: readonly Record<string, unknown>[],
+  changedInWindow: ReadonlySet<string>,
+): { emit: { row: Record<string, unknown>; index: number }[]; dropped: number } {
+  const emit: { row: Record<string, unknown>; index: number }[] = [];
+  rows.forEach((row, index) => {
+    if (!changedInWindow.has(keyText(shape, row))) emit.push({ row, index });
+  });
+  return { emit, dropped: rows.length - emit.length };
+}
+
+interface OpenChunk {
+  readonly id: string;
+  readonly job: SnapshotJob;
+  readonly shape: TableShape;
+  rows?: Record<string, unknown>[];
+  /** The low watermark was read from the binlog. */
+  open: boolean;
+  readonly changed: Set<string>;
+  /** Why the chunk must be read again (the table's schema changed inside the window). */
+  invalid?: string;
+  readonly closed: () => void;
+}
+
+const sameTable = (a: { db: string; table: string }, db: string, table: string) => a.db === db && a.table === table;
+
+export class Snapshotter {
+  private current: SnapshotState;
+  private chunk: OpenChunk | undefined;
+  private wake: (() => void) | undefined;
+  private stopped = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private readonly now: () => number;
+  /** Jobs this process has logged as started or resumed. */
+  private readonly announced = new Set<string>();
+
+  constructor(private readonly props: SnapshotterProps) {
+    this.current = props.initialState;
+    this.now = props.now ?? Date.now;
+  }
+
+  /** The progress as of the newest event read from the binlog. */
+  get state(): SnapshotState {
+    return this.current;
+  }
+
+  /** Queues a snapshot of each table (startup: initial snapshot, tables added to the capture rules). */
+  enqueue(kind: 'initial' | 'added', tables: readonly { db: string; table: string }[]): void {
+    const now = this.now();
+    const id = (t: { db: string; table: string }) =>
+      kind === 'initial' ? `initial:${t.db}.${t.table}` : `added:${t.db}.${t.table}:${now}`;
+    this.current = addJobs(
+      this.current,
+      tables.map((t) => newJob(kind, id(t), t.db, t.table, now)),
+    );
+    this.wake?.();
+  }
+
+  /** Starts working through the jobs; `onFatal` gets an error the snapshot cannot recover from (I/O failure). */
+  start(onFatal: (err: Error) => void): void {
+    this.loopDone = this.loop().catch((err: Error) => {
+      if (!this.stopped) onFatal(err);
+    });
+  }
+
+  /** Stops after the current step; the chunk in flight is read again after the next start. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    this.chunk?.closed();
+    await this.loopDone;
+  }
+
+  /** Every captured binlog row passes here first: inside a window, its keys are remembered. */
+  observe(c: RowChange): void {
+    const ch = this.chunk;
+    if (!ch?.open || !sameTable(ch.shape, c.shape.db, c.shape.table)) return;
+    if (c.before) ch.changed.add(keyText(c.shape, c.before));
+    if (c.after) ch.changed.add(keyText(c.shape, c.after));
+  }
+
+  /** A DDL statement read from the binlog: a schema change inside a window makes the chunk be read again. */
+  onDdl(query: string): void {
+    const ch = this.chunk;
+    if (!ch?.open) return;
+    const name = ch.shape.table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    if (new RegExp(`(^|[^A-Za-z0-9_$])${name}([^A-Za-z0-9_$]|$)`, 'i').test(query.replace(/`/g, ' '))) {
+      ch.invalid = `schema change inside the window: ${query.slice(0, 200)}`;
+    }
+  }
+
+  /** A signal-table row read from the binlog. */
+  onSignal(signal: Signal, at: SignalRow): void {
+    if (signal.type === 'watermark') {
+      const ch = this.chunk;
+      if (!ch || ch.id !== signal.chunk) return; // another pipeline's, or one written before a restart
+      if (signal.kind === 'low') ch.open = true;
+      else if (signal.kind === 'high') this.close(ch, at);
+      return;
+    }
+    if (signal.type === 'backfill') {
+      if (signal.pipeline !== null && signal.pipeline !== this.props.pipelineId) return;
+      const [db, table] = signal.table.split('.');
+      const now = this.now();
+      let job = newJob('backfill', signal.id, db ?? '', table ?? '', now, signal.where ?? undefined);
+      const known = this.current.jobs.some((j) => j.id === signal.id);
+      this.current = addJobs(this.current, [job]);
+      if (known) return;
+      if (!db || !table) {
+        this.current = failJob(this.current, job.id, `${JSON.stringify(signal.table)} is not db.table`, now);
+      } else if (!this.props.captures(db, table)) {
+        this.current = failJob(this.current, job.id, `${db}.${table} is not captured by this pipeline`, now);
+      } else {
+        job = this.current.jobs.find((j) => j.id === signal.id)!;
+        this.props.log('info', 'backfill requested', {
+          job: job.id,
+          table: `${db}.${table}`,
+          where: job.where ?? null,
+        });
+      }
+      this.wake?.();
+    }
+  }
+
+  /** The high watermark: emit the chunk minus the rows changed in the window, at the watermark's position. */
+  private close(ch: OpenChunk, at: SignalRow): void {
+    this.chunk = undefined;
+    const now = this.now();
+    if (!ch.open || ch.rows === undefined || ch.invalid) {
+      this.props.log('warn', 'snapshot chunk discarded, reading it again', {
+        job: ch.job.id,
+        reason: ch.invalid ?? 'high watermark without its low watermark',
+      });
+      ch.closed();
+      return;
+    }
+    const { emit, dropped } = rowsToEmit(ch.shape, ch.rows, ch.changed);
+    const op: ChangeOp = 'read';
+    for (const { row, index } of emit) {
+      this.props.emit({
+        shape: ch.shape,
+        op,
+        before: null,
+        after: row,
+        file: at.file,
+        pos: at.pos,
+        row: index,
+        gtid: at.gtid,
+        commitMs: at.commitMs,
+      });
+    }
+    const lastRow = ch.rows.at(-1);
+    this.current = finishChunk(
+      this.current,
+      ch.job.id,
+      {
+        lastKey: lastRow ? ch.shape.pk.map((k) => encodeKeyValue(lastRow[k])) : undefined,
+        read: ch.rows.length,
+        emitted: emit.length,
+        last: ch.rows.length < this.props.chunkRows,
+      },
+      now,
+    );
+    const m = this.props.metrics;
+    m.add(ProducerMetric.SnapshotRows, 'Count', emit.length);
+    m.add(ProducerMetric.SnapshotRowsSkipped, 'Count', dropped);
+    m.add(ProducerMetric.SnapshotChunks, 'Count', 1);
+    const job = this.current.jobs.find((j) => j.id === ch.job.id);
+    if (job?.status === 'done') {
+      this.props.log('info', 'snapshot of a table finished', {
+        job: job.id,
+        table: `${job.db}.${job.table}`,
+        rows: job.rowsEmitted,
+        position: formatPosition(at.file, at.pos, 0),
+      });
+    }
+    ch.closed();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      const job = nextJob(this.current);
+      if (!job) {
+        await new Promise<void>((r) => {
+          this.wake = r;
+        });
+        this.wake = undefined;
+        continue;
+      }
+      while (this.props.congested() && !this.stopped) await new Promise((r) => setTimeout(r, 20));
+      if (this.stopped) return;
+      const shape = await this.props.reader.describe(job.db, job.table);
+      if (!shape || shape.pk.length === 0) {
+        const why = !shape
+          ? `${job.db}.${job.table} does not exist`
+          : `${job.db}.${job.table} has no primary key: it cannot be read in key order while it changes (its rows arrive with their next change)`;
+        this.props.log('warn', 'snapshot skipped', { job: job.id, reason: why });
+        this.current = failJob(this.current, job.id, why, this.now());
+        await this.mark(job.id);
+        continue;
+      }
+      if (job.status === 'pending') {
+        let estimate: number;
+        try {
+          estimate = await this.props.reader.estimate(job.db, job.table, job.where);
+        } catch (err) {
+          const why = `WHERE ${JSON.stringify(job.where)} rejected by the server: ${(err as Error).message}`;
+          this.current = failJob(this.current, job.id, why, this.now());
+          this.props.log('warn', 'backfill refused', { job: job.id, reason: why });
+          await this.mark(job.id);
+          continue;
+        }
+        this.current = startJob(this.current, job.id, estimate, this.now());
+        this.props.log('info', 'snapshot started', {
+          job: job.id,
+          kind: job.kind,
+          table: `${job.db}.${job.table}`,
+          estimate,
+        });
+      } else if (!this.announced.has(job.id)) {
+        this.props.log('info', 'snapshot resumed', {
+          job: job.id,
+          table: `${job.db}.${job.table}`,
+          afterKey: job.lastKey ?? null,
+          rowsRead: job.rowsRead,
+        });
+      }
+      this.announced.add(job.id);
+      await this.readChunk(this.current.jobs.find((j) => j.id === job.id)!, shape);
+    }
+  }
+
+  /** A state change made outside the stream reaches the checkpoint with the next boundary: make one now. */
+  private async mark(jobId: string): Promise<void> {
+    await this.props.writeWatermark('mark', `${jobId}#mark`);
+  }
+
+  private async readChunk(job: SnapshotJob, shape: TableShape): Promise<void> {
+    const id = `${job.id}#${job.chunks + 1}#${Math.random().toString(36).slice(2, 10)}`;
+    let closed!: () => void;
+    const done = new Promise<void>((r) => {
+      closed = r;
+    });
+    const ch: OpenChunk = { id, job, shape, open: false, changed: new Set(), closed };
+    this.chunk = ch;
+    await this.props.writeWatermark('low', id);
+    ch.rows = await this.props.reader.readChunk(shape, job.lastKey, job.where, this.props.chunkRows);
+    await this.props.writeWatermark('high', id);
+    await done;
+  }
+}

@@ -1,0 +1,103 @@
+/** The pure parts of snapshots: key-order chunk SQL, the watermark window rule, progress bookkeeping, signals. */
+import { describe, expect, it } from 'vitest';
+import { buildChunkQuery, decodeKeyValue, encodeKeyValue } from '../../containers/producer/src/chunk-query';
+import { parseSignal } from '../../containers/producer/src/signal-table';
+import {
+  addJobs,
+  EMPTY_STATE,
+  finishChunk,
+  newJob,
+  nextJob,
+  parseState,
+  progressOf,
+  serializeState,
+  startJob,
+} from '../../containers/producer/src/snapshot-progress';
+import { binlogColumnType, normaliseFraction } from '../../containers/producer/src/snapshot-reader';
+import { keyText, rowsToEmit } from '../../containers/producer/src/snapshotter';
+
+const shape = {
+  db: 'shop',
+  table: 'order_items',
+  columns: [
+    { name: 'order_id', type: 'bigint unsigned' },
+    { name: 'line_no', type: 'int' },
+    { name: 'qty', type: 'int' },
+  ],
+  pk: ['order_id', 'line_no'],
+};
+
+describe('snapshot logic', () => {
+  it('reads the next chunk after the last key of a composite primary key, inside an operator WHERE', () => {
+    const q = buildChunkQuery({
+      db: 'shop',
+      table: 'order_items',
+      columns: ['order_id', 'line_no', 'qty'],
+      pk: ['order_id', 'line_no'],
+      after: ['42', 3],
+      where: 'order_id < 100',
+      limit: 500,
+    });
+    expect(q.sql).toBe(
+      'SELECT `order_id`, `line_no`, `qty` FROM `shop`.`order_items` WHERE (order_id < 100) AND ' +
+        '(`order_id` > ? OR (`order_id` = ? AND `line_no` > ?)) ORDER BY `order_id`, `line_no` LIMIT 500',
+    );
+    expect(q.params).toEqual(['42', '42', 3]);
+  });
+
+  it('keeps binary key values through the saved progress', () => {
+    const key = encodeKeyValue(Buffer.from([0, 255]));
+    expect(key).toEqual({ b64: 'AP8=' });
+    expect(decodeKeyValue(JSON.parse(JSON.stringify(key)))).toEqual(Buffer.from([0, 255]));
+  });
+
+  it('drops exactly the chunk rows whose key changed between the watermarks', () => {
+    const rows = [1, 2, 3].map((line) => ({ order_id: '7', line_no: line, qty: 1 }));
+    // The binlog reader hands BIGINT UNSIGNED over as a string too: the same key text.
+    const changed = new Set([keyText(shape, { order_id: '7', line_no: 2, qty: 9 })]);
+    const { emit, dropped } = rowsToEmit(shape, rows, changed);
+    expect(dropped).toBe(1);
+    expect(emit.map((e) => [e.row.line_no, e.index])).toEqual([
+      [1, 0],
+      [3, 2],
+    ]);
+  });
+
+  it('tracks jobs from pending to done, once per id, and reports rate and ETA', () => {
+    let s = addJobs(EMPTY_STATE, [newJob('initial', 'initial:shop.a', 'shop', 'a', 0)]);
+    s = addJobs(s, [newJob('initial', 'initial:shop.a', 'shop', 'a', 5)]);
+    expect(s.jobs).toHaveLength(1);
+    s = startJob(s, 'initial:shop.a', 1000, 0);
+    s = finishChunk(s, 'initial:shop.a', { lastKey: [250], read: 250, emitted: 249, last: false }, 1000);
+    expect(nextJob(s)).toMatchObject({ status: 'running', lastKey: [250], rowsRead: 250, rowsEmitted: 249 });
+    expect(progressOf(nextJob(s)!, 1000)).toEqual({ fraction: 0.25, rowsPerS: 250, etaS: 3 });
+    s = finishChunk(s, 'initial:shop.a', { lastKey: [300], read: 50, emitted: 50, last: true }, 2000);
+    expect(nextJob(s)).toBeUndefined();
+    expect(parseState(serializeState(s)).jobs[0]).toMatchObject({ status: 'done', rowsEstimate: 300, chunks: 2 });
+  });
+
+  it('writes column types as the binlog metadata does, and fractional seconds to the column precision', () => {
+    expect(binlogColumnType('bigint(20) unsigned')).toBe('bigint unsigned');
+    expect(binlogColumnType('year(4)')).toBe('year');
+    expect(binlogColumnType('decimal(12,2)')).toBe('decimal(12,2)');
+    expect(normaliseFraction('-838:59:59.5', 6)).toBe('-838:59:59.500000');
+    expect(normaliseFraction('2026-01-01 00:00:00', 3)).toBe('2026-01-01 00:00:00.000');
+  });
+
+  it('reads signals, and anything else as unknown', () => {
+    expect(parseSignal({ id: 'w', type: 'watermark', data: '{"kind":"high","chunk":"c1"}' })).toEqual({
+      type: 'watermark',
+      id: 'w',
+      kind: 'high',
+      chunk: 'c1',
+    });
+    expect(
+      parseSignal({ id: 'b', type: 'backfill', data: Buffer.from('{"table":"shop.orders","where":"id < 5"}') }),
+    ).toEqual({ type: 'backfill', id: 'b', table: 'shop.orders', where: 'id < 5', pipeline: null });
+    expect(parseSignal({ id: 'x', type: 'backfill', data: 'not json' })).toEqual({
+      type: 'unknown',
+      id: 'x',
+      rawType: 'backfill',
+    });
+  });
+});
