@@ -61,6 +61,15 @@ const sourceSchema = z.object({
   excludeColumns: z.array(columnPattern).default([]),
   hashColumns: z.array(columnPattern).default([]),
   maskColumns: z.array(columnPattern).default([]),
+  /** `initial`: snapshot every captured table when no checkpoint exists, and tables added to `include` later. */
+  snapshotMode: z.enum(['initial', 'never']).default('initial'),
+  /** Rows per snapshot chunk (one low/high watermark pair each). */
+  snapshotChunkRows: z.number().int().min(1).max(1_000_000).default(4096),
+  /** Signal table in the source (snapshot watermarks, backfill requests); the producer creates it when missing. */
+  signalTable: z
+    .string()
+    .regex(/^[A-Za-z0-9_$]+\.[A-Za-z0-9_$]+$/, 'must be db.table')
+    .default('cdc.cdc_signal'),
 });
 
 const streamSchema = z.object({

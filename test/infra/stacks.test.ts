@@ -187,6 +187,8 @@ describe('capture stack', () => {
             { Name: 'PIPELINE_ID', Value: 'staging' },
             { Name: 'CAPTURE_INCLUDE', Value: 'shop.*' },
             { Name: 'CAPTURE_HASH_COLUMNS', Value: 'shop.customers.email' },
+            { Name: 'SNAPSHOT_MODE', Value: 'initial' },
+            { Name: 'SIGNAL_TABLE', Value: 'cdc.cdc_signal' },
             { Name: 'CLAIM_CHECK_BUCKET', Value: 'cdc-staging-lake-222222222222-eu-west-1' },
           ]),
         }),
