@@ -15,7 +15,7 @@ async function getText(s3: S3Client, ref: ObjectRef): Promise<string> {
 }
 
 /** Replaces claim-check pointer events by the full events the producer parked in S3. */
-async function resolveClaimChecks(s3: S3Client, events: ChangeEvent[], source: string): Promise<ChangeEvent[]> {
+export async function resolveClaimChecks(s3: S3Client, events: ChangeEvent[], source: string): Promise<ChangeEvent[]> {
   return Promise.all(
     events.map(async (e, i) => {
       if (!e.claim_check) return e;

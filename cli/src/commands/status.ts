@@ -1,0 +1,161 @@
+/**
+ * `cdc status`: where the producer is (checkpoint vs the binlog's end, seconds behind, lease), snapshot/backfill
+ * jobs, per-table rows captured (raw changelog) and applied (merge batches), and the last errors.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import mysql from 'mysql2/promise';
+import { parseState, progressOf, type SnapshotJob } from '../../../containers/producer/src/snapshot-progress';
+import { LAKE_ERROR_PREFIX } from '../../../shared/lake-layout';
+import { bar, count, duration, type Output, table } from '../output';
+import type { Target } from '../target';
+
+export interface StatusReport {
+  readonly at: string;
+  readonly source: { readonly binlogEnd: string };
+  readonly producer: {
+    readonly checkpoint: { file: string; pos: number; gtid: string | null; savedAt: string } | null;
+    readonly running: boolean;
+    readonly leaseOwner: string | null;
+    readonly secondsBehind: number | null;
+    readonly positionRequest: unknown;
+  };
+  readonly snapshots: readonly (SnapshotJob & { fraction: number; rowsPerS: number; etaS: number | null })[];
+  readonly tables: readonly {
+    table: string;
+    captured: number;
+    applied: number;
+    newestCommitApplied: string | null;
+  }[];
+  readonly errors: readonly { at: string; where: string; message: string }[];
+}
+
+export async function collectStatus(t: Target, now = Date.now()): Promise<StatusReport> {
+  const conn = await mysql.createConnection({ ...t.source });
+  let end: { File: string; Position: number } | undefined;
+  try {
+    const [rows] = await conn.query('SHOW MASTER STATUS');
+    end = (rows as { File: string; Position: number }[])[0];
+  } finally {
+    await conn.end();
+  }
+  const item = await t.store.read();
+  const request = item?.positionRequest ?? (await t.store.positionRequest());
+  const running = !!item?.leaseOwner && (item.leaseExpires ?? 0) > now;
+  const atEnd = !!item && !!end && item.file === end.File && item.pos >= end.Position;
+  const secondsBehind = !item ? null : atEnd ? 0 : item.commitMs ? Math.max(0, (now - item.commitMs) / 1000) : null;
+
+  const jobs = parseState(item?.snapshot).jobs.map((j) => {
+    const p = progressOf(j, now);
+    return { ...j, fraction: p.fraction, rowsPerS: p.rowsPerS, etaS: p.etaS ?? null };
+  });
+
+  const schema = `"${t.changelogSchema}"`;
+  const captured = await t.warehouse
+    .query(
+      `SELECT source_db, source_table, COUNT(DISTINCT position) AS n FROM ${schema}.changelog GROUP BY 1, 2 ORDER BY 1, 2`,
+    )
+    .catch(() => []);
+  const applied = await t.warehouse
+    .query(
+      `SELECT source_db, source_table, SUM(events) AS n, MAX(max_commit_ms) AS newest FROM ${schema}.merge_batches GROUP BY 1, 2`,
+    )
+    .catch(() => []);
+  const names = new Set([...captured, ...applied].map((r) => `${r.source_db}.${r.source_table}`));
+  const tables = [...names].sort().map((name) => {
+    const c = captured.find((r) => `${r.source_db}.${r.source_table}` === name);
+    const a = applied.find((r) => `${r.source_db}.${r.source_table}` === name);
+    return {
+      table: name,
+      captured: Number(c?.n ?? 0),
+      applied: Number(a?.n ?? 0),
+      newestCommitApplied: a?.newest ? new Date(Number(a.newest)).toISOString() : null,
+    };
+  });
+
+  const errors: { at: string; where: string; message: string }[] = [];
+  for (const j of jobs) {
+    if (j.status === 'failed') {
+      errors.push({ at: new Date(j.updatedAt).toISOString(), where: `snapshot ${j.id}`, message: j.error ?? '' });
+    }
+  }
+  const listed = await t.s3
+    .send(new ListObjectsV2Command({ Bucket: t.bucket, Prefix: LAKE_ERROR_PREFIX, MaxKeys: 1000 }))
+    .catch(() => ({ Contents: [] }));
+  for (const o of (listed.Contents ?? [])
+    .sort((a, b) => (b.LastModified?.getTime() ?? 0) - (a.LastModified?.getTime() ?? 0))
+    .slice(0, 5)) {
+    errors.push({
+      at: o.LastModified?.toISOString() ?? '',
+      where: 'lake',
+      message: `set aside: s3://${t.bucket}/${o.Key}`,
+    });
+  }
+  if (t.localDir && existsSync(join(t.localDir, 'status.json'))) {
+    const st = JSON.parse(readFileSync(join(t.localDir, 'status.json'), 'utf8')) as { lastError?: string | null };
+    if (st.lastError) errors.push({ at: '', where: 'local pipeline', message: st.lastError });
+  }
+  return {
+    at: new Date(now).toISOString(),
+    source: { binlogEnd: end ? `${end.File}:${end.Position}` : 'binlog off' },
+    producer: {
+      checkpoint: item
+        ? { file: item.file, pos: item.pos, gtid: item.gtid, savedAt: new Date(item.updatedAt).toISOString() }
+        : null,
+      running,
+      leaseOwner: running ? (item?.leaseOwner ?? null) : null,
+      secondsBehind,
+      positionRequest: request ?? null,
+    },
+    snapshots: jobs,
+    tables,
+    errors,
+  };
+}
+
+export function renderStatus(r: StatusReport): string {
+  const cp = r.producer.checkpoint;
+  const lines = [
+    `source binlog end:    ${r.source.binlogEnd}`,
+    `producer checkpoint:  ${cp ? `${cp.file}:${cp.pos}${cp.gtid ? ` (GTID ${cp.gtid})` : ''}, saved ${cp.savedAt}` : 'none yet'}`,
+    `producer:             ${r.producer.running ? `running (${r.producer.leaseOwner})` : 'not running (no live lease)'}; ${
+      r.producer.secondsBehind === null ? 'seconds behind unknown' : `${r.producer.secondsBehind.toFixed(1)} s behind`
+    }`,
+  ];
+  if (r.producer.positionRequest) lines.push(`position request:     ${JSON.stringify(r.producer.positionRequest)}`);
+  lines.push('', 'snapshots and backfills:');
+  if (r.snapshots.length === 0) lines.push('  none');
+  for (const j of r.snapshots) {
+    lines.push(
+      `  ${`${j.db}.${j.table}`.padEnd(28)} ${j.kind.padEnd(8)} ${j.status.padEnd(8)} ${bar(j.fraction, 20)} ${count(j.rowsRead)}/${count(
+        Math.max(j.rowsEstimate, j.rowsRead),
+      )} rows${j.status === 'running' ? `, ${count(j.rowsPerS)} rows/s, ETA ${duration(j.etaS ?? undefined)}` : ''}${
+        j.where ? `  WHERE ${j.where}` : ''
+      }${j.error ? `  (${j.error})` : ''}`,
+    );
+  }
+  lines.push('', 'tables:');
+  lines.push(
+    r.tables.length === 0
+      ? '  nothing captured yet'
+      : table(
+          ['table', 'captured', 'applied', 'newest commit applied'],
+          r.tables.map((x) => [x.table, x.captured, x.applied, x.newestCommitApplied ?? '-']),
+        )
+          .split('\n')
+          .map((l) => `  ${l}`)
+          .join('\n'),
+  );
+  lines.push('', 'last errors:');
+  if (r.errors.length === 0) lines.push('  none');
+  for (const e of r.errors) lines.push(`  ${e.at ? `${e.at} ` : ''}${e.where}: ${e.message}`);
+  return lines.join('\n');
+}
+
+export async function status(t: Target, out: Output): Promise<number> {
+  const report = await collectStatus(t);
+  out.say(renderStatus(report));
+  out.result(report);
+  return 0;
+}
