@@ -78,13 +78,17 @@ export function binlogSequence(file: string): number {
   return Number(m[1]);
 }
 
+let lastFile = '';
+let lastFilePart = '';
+
 /** Formats the totally ordered, string-comparable position of one row event. */
 export function formatPosition(file: string, pos: number, row: number): string {
-  return [
-    String(binlogSequence(file)).padStart(FILE_DIGITS, '0'),
-    String(pos).padStart(POS_DIGITS, '0'),
-    String(row).padStart(ROW_DIGITS, '0'),
-  ].join('.');
+  if (file !== lastFile) {
+    // Called for every event, and nearly always with the file of the previous one.
+    lastFilePart = String(binlogSequence(file)).padStart(FILE_DIGITS, '0');
+    lastFile = file;
+  }
+  return `${lastFilePart}.${String(pos).padStart(POS_DIGITS, '0')}.${String(row).padStart(ROW_DIGITS, '0')}`;
 }
 
 export const POSITION_PATTERN = /^\d{6}\.\d{12}\.\d{8}$/;

@@ -1,6 +1,7 @@
 /** The pure parts of snapshots: key-order chunk SQL, the watermark window rule, progress bookkeeping, signals. */
 import { describe, expect, it } from 'vitest';
 import { buildChunkQuery, decodeKeyValue, encodeKeyValue } from '../../containers/producer/src/chunk-query';
+import { buildEvent, serializeEvent } from '../../containers/producer/src/event-encoder';
 import { parseSignal } from '../../containers/producer/src/signal-table';
 import {
   addJobs,
@@ -82,6 +83,24 @@ describe('snapshot logic', () => {
     expect(binlogColumnType('decimal(12,2)')).toBe('decimal(12,2)');
     expect(normaliseFraction('-838:59:59.5', 6)).toBe('-838:59:59.500000');
     expect(normaliseFraction('2026-01-01 00:00:00', 3)).toBe('2026-01-01 00:00:00.000');
+  });
+
+  it('serialises events byte for byte as JSON.stringify does, with the shared column list cached', () => {
+    const src = { serverId: 1, file: 'mysql-bin.000003', pos: 4711, gtid: '0-1-9', tx: '0-1-9', commitMs: 5 };
+    for (const [op, before, after] of [
+      ['read', null, { order_id: '7', line_no: 1, qty: 2 }],
+      ['update', { order_id: '7', line_no: 1, qty: 2 }, { order_id: '7', line_no: 1, qty: 'é "x"\n' }],
+      ['delete', { order_id: '7', line_no: 1, qty: null }, null],
+    ] as const) {
+      const e = buildEvent(shape, op, before, after, src, 3, shape.columns);
+      expect(serializeEvent(e)).toBe(JSON.stringify(e));
+      expect(serializeEvent(e)).toBe(JSON.stringify(e)); // second time from the cache
+    }
+    const pointer = {
+      ...buildEvent(shape, 'insert', null, null, src, 0, shape.columns),
+      claim_check: { bucket: 'b', key: 'k', bytes: 1 },
+    };
+    expect(serializeEvent(pointer)).toBe(JSON.stringify(pointer));
   });
 
   it('reads signals, and anything else as unknown', () => {

@@ -4,10 +4,10 @@
  * with the sequence number of their last event and popped once the sink has acknowledged past it).
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { ChangeEvent, ChangeOp } from '../../../shared/change-event';
+import type { ChangeEvent, ChangeOp, ColumnMeta } from '../../../shared/change-event';
 import { ProducerMetric } from '../../../shared/metrics';
 import type { Boundary, RowChange } from './binlog-source';
-import { buildEvent, encodeImage, outgoingColumns } from './event-encoder';
+import { buildEvent, encodeImage, outgoingColumns, serializeEvent } from './event-encoder';
 import { type KinesisSink, MAX_RECORD_BYTES } from './kinesis-sink';
 import type { EmfMetrics } from './metrics';
 import type { SnapshotState } from './snapshot-progress';
@@ -33,6 +33,8 @@ export interface ProducerCoreProps {
 
 export class ProducerCore {
   private seq = 0;
+  /** Outgoing columns per table shape (a shape object lives as long as its table map or snapshot chunk). */
+  private readonly columnsByShape = new WeakMap<object, ColumnMeta[]>();
   private readonly boundaries: { seq: number; b: Boundary; snapshot: SnapshotState | undefined }[] = [];
   /** The newest boundary whose events are all in Kinesis: what the checkpoint may move to. */
   safe: Boundary | undefined;
@@ -79,13 +81,22 @@ export class ProducerCore {
         commitMs: c.commitMs,
       },
       c.row,
-      outgoingColumns(c.shape, filter),
+      this.outgoing(c.shape),
     );
     this.emit(event);
   }
 
+  private outgoing(shape: CapturedRow['shape']): ColumnMeta[] {
+    let cols = this.columnsByShape.get(shape);
+    if (!cols) {
+      cols = outgoingColumns(shape, this.props.filter);
+      this.columnsByShape.set(shape, cols);
+    }
+    return cols;
+  }
+
   emit(event: ChangeEvent): void {
-    let data: Buffer = Buffer.from(`${JSON.stringify(event)}\n`);
+    let data: Buffer = Buffer.from(`${serializeEvent(event)}\n`);
     let ready: Promise<void> | undefined;
     const key = this.partitionKey(event);
     if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES) ({ data, ready } = this.claimCheck(event, data));

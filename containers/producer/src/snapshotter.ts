@@ -65,13 +65,16 @@ export function rowsToEmit(
 ): { emit: { row: Record<string, unknown>; index: number }[]; dropped: number } {
   const emit: { row: Record<string, unknown>; index: number }[] = [];
   rows.forEach((row, index) => {
-    if (!changedInWindow.has(keyText(shape, row))) emit.push({ row, index });
+    // Nothing changed in the window (the common case): no key to compute.
+    if (changedInWindow.size === 0 || !changedInWindow.has(keyText(shape, row))) emit.push({ row, index });
   });
   return { emit, dropped: rows.length - emit.length };
 }
 
 interface OpenChunk {
   readonly id: string;
+  /** Chunks read after a discarded one are discarded too (they were read from a cursor past it). */
+  readonly generation: number;
   readonly job: SnapshotJob;
   readonly shape: TableShape;
   rows?: Record<string, unknown>[];
@@ -81,13 +84,26 @@ interface OpenChunk {
   /** Why the chunk must be read again (the table's schema changed inside the window). */
   invalid?: string;
   readonly closed: () => void;
+  readonly done: Promise<void>;
+}
+
+/** Chunks read ahead while the binlog reader has not reached the previous one's high watermark yet. */
+const CHUNKS_IN_FLIGHT = 2;
+
+interface ReadCursor {
+  readonly jobId: string;
+  readonly generation: number;
+  lastKey: SnapshotJob['lastKey'];
+  exhausted: boolean;
 }
 
 const sameTable = (a: { db: string; table: string }, db: string, table: string) => a.db === db && a.table === table;
 
 export class Snapshotter {
   private current: SnapshotState;
-  private chunk: OpenChunk | undefined;
+  /** Chunks whose high watermark the binlog reader has not reached yet, oldest first (their windows follow each other). */
+  private readonly chunks: OpenChunk[] = [];
+  private generation = 0;
   private wake: (() => void) | undefined;
   private stopped = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -128,33 +144,35 @@ export class Snapshotter {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
-    this.chunk?.closed();
+    for (const ch of this.chunks) ch.closed();
     await this.loopDone;
   }
 
   /** Every captured binlog row passes here first: inside a window, its keys are remembered. */
   observe(c: RowChange): void {
-    const ch = this.chunk;
-    if (!ch?.open || !sameTable(ch.shape, c.shape.db, c.shape.table)) return;
-    if (c.before) ch.changed.add(keyText(c.shape, c.before));
-    if (c.after) ch.changed.add(keyText(c.shape, c.after));
+    for (const ch of this.chunks) {
+      if (!ch.open || !sameTable(ch.shape, c.shape.db, c.shape.table)) continue;
+      if (c.before) ch.changed.add(keyText(c.shape, c.before));
+      if (c.after) ch.changed.add(keyText(c.shape, c.after));
+    }
   }
 
   /** A DDL statement read from the binlog: a schema change inside a window makes the chunk be read again. */
   onDdl(query: string): void {
-    const ch = this.chunk;
-    if (!ch?.open) return;
-    const name = ch.shape.table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-    if (new RegExp(`(^|[^A-Za-z0-9_$])${name}([^A-Za-z0-9_$]|$)`, 'i').test(query.replace(/`/g, ' '))) {
-      ch.invalid = `schema change inside the window: ${query.slice(0, 200)}`;
+    for (const ch of this.chunks) {
+      if (!ch.open) continue;
+      const name = ch.shape.table.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      if (new RegExp(`(^|[^A-Za-z0-9_$])${name}([^A-Za-z0-9_$]|$)`, 'i').test(query.replace(/`/g, ' '))) {
+        ch.invalid = `schema change inside the window: ${query.slice(0, 200)}`;
+      }
     }
   }
 
   /** A signal-table row read from the binlog. */
   onSignal(signal: Signal, at: SignalRow): void {
     if (signal.type === 'watermark') {
-      const ch = this.chunk;
-      if (!ch || ch.id !== signal.chunk) return; // another pipeline's, or one written before a restart
+      const ch = this.chunks.find((c) => c.id === signal.chunk);
+      if (!ch) return; // another pipeline's, or one written before a restart
       if (signal.kind === 'low') ch.open = true;
       else if (signal.kind === 'high') this.close(ch, at);
       return;
@@ -185,13 +203,18 @@ export class Snapshotter {
 
   /** The high watermark: emit the chunk minus the rows changed in the window, at the watermark's position. */
   private close(ch: OpenChunk, at: SignalRow): void {
-    this.chunk = undefined;
+    this.chunks.splice(this.chunks.indexOf(ch), 1);
     const now = this.now();
+    if (ch.generation !== this.generation) {
+      ch.closed(); // read after a discarded chunk: read again from the saved progress
+      return;
+    }
     if (!ch.open || ch.rows === undefined || ch.invalid) {
       this.props.log('warn', 'snapshot chunk discarded, reading it again', {
         job: ch.job.id,
         reason: ch.invalid ?? 'high watermark without its low watermark',
       });
+      this.generation++;
       ch.closed();
       return;
     }
@@ -239,7 +262,18 @@ export class Snapshotter {
   }
 
   private async loop(): Promise<void> {
+    let cursor: ReadCursor | undefined;
     while (!this.stopped) {
+      // Re-derive where to read from the progress (not the read-ahead) after a discard or when a job ends.
+      if (cursor && (cursor.generation !== this.generation || cursor.exhausted)) {
+        await Promise.all(this.chunks.map((c) => c.done));
+        cursor = undefined;
+        continue;
+      }
+      if (this.chunks.length >= CHUNKS_IN_FLIGHT) {
+        await this.chunks[0]!.done;
+        continue;
+      }
       const job = nextJob(this.current);
       if (!job) {
         await new Promise<void>((r) => {
@@ -256,8 +290,10 @@ export class Snapshotter {
           ? `${job.db}.${job.table} does not exist`
           : `${job.db}.${job.table} has no primary key: it cannot be read in key order while it changes (its rows arrive with their next change)`;
         this.props.log('warn', 'snapshot skipped', { job: job.id, reason: why });
+        await Promise.all(this.chunks.map((c) => c.done));
         this.current = failJob(this.current, job.id, why, this.now());
         await this.mark(job.id);
+        cursor = undefined;
         continue;
       }
       if (job.status === 'pending') {
@@ -287,7 +323,10 @@ export class Snapshotter {
         });
       }
       this.announced.add(job.id);
-      await this.readChunk(this.current.jobs.find((j) => j.id === job.id)!, shape);
+      if (!cursor || cursor.jobId !== job.id) {
+        cursor = { jobId: job.id, generation: this.generation, lastKey: job.lastKey, exhausted: false };
+      }
+      await this.readChunk(this.current.jobs.find((j) => j.id === job.id)!, shape, cursor);
     }
   }
 
@@ -296,17 +335,30 @@ export class Snapshotter {
     await this.props.writeWatermark('mark', `${jobId}#mark`);
   }
 
-  private async readChunk(job: SnapshotJob, shape: TableShape): Promise<void> {
-    const id = `${job.id}#${job.chunks + 1}#${Math.random().toString(36).slice(2, 10)}`;
+  /** Writes the low watermark, reads the chunk, writes the high watermark; the binlog reader closes it later. */
+  private async readChunk(job: SnapshotJob, shape: TableShape, cursor: ReadCursor): Promise<void> {
+    const id = `${job.id}#${Math.random().toString(36).slice(2, 10)}`;
     let closed!: () => void;
     const done = new Promise<void>((r) => {
       closed = r;
     });
-    const ch: OpenChunk = { id, job, shape, open: false, changed: new Set(), closed };
-    this.chunk = ch;
+    const ch: OpenChunk = {
+      id,
+      generation: cursor.generation,
+      job,
+      shape,
+      open: false,
+      changed: new Set(),
+      closed,
+      done,
+    };
+    this.chunks.push(ch);
     await this.props.writeWatermark('low', id);
-    ch.rows = await this.props.reader.readChunk(shape, job.lastKey, job.where, this.props.chunkRows);
+    const rows = await this.props.reader.readChunk(shape, cursor.lastKey, job.where, this.props.chunkRows);
+    ch.rows = rows;
     await this.props.writeWatermark('high', id);
-    await done;
+    const last = rows.at(-1);
+    if (last) cursor.lastKey = shape.pk.map((k) => encodeKeyValue(last[k]));
+    cursor.exhausted = rows.length < this.props.chunkRows;
   }
 }
