@@ -21,6 +21,7 @@ export const ProducerMetric = {
   SnapshotChunks: 'SnapshotChunks', // Count (chunks finished: one low/high watermark pair each)
   SnapshotRowsRemaining: 'SnapshotRowsRemaining', // Count (gauge: estimated rows left in unfinished jobs)
   SnapshotJobsPending: 'SnapshotJobsPending', // Count (gauge: tables still to snapshot or backfill)
+  SnapshotEtaSeconds: 'SnapshotEtaSeconds', // Seconds (gauge: time left for the running job at its rate so far)
 } as const;
 
 export const MergeMetric = {

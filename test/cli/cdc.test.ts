@@ -3,7 +3,7 @@
  * s3rver → merge → PostgreSQL), run as the operator runs it (cli/cdc.mjs, a child process, endpoints.json).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -16,6 +16,8 @@ const dir = mkdtempSync(join(tmpdir(), 'cdc-cli-'));
 let p: Pipeline;
 let db: mysql.Connection;
 let endpoints: string;
+/** A moment before the first backfill request: set-position moves back there. */
+let beforeBackfills: string;
 
 interface Run {
   code: number | null;
@@ -138,6 +140,9 @@ describe('npx cdc', () => {
   });
 
   it('backfill repairs the replica, following progress to the end', async () => {
+    await sleep(1000 - (Date.now() % 1000) + 50);
+    beforeBackfills = new Date().toISOString();
+    await sleep(1000);
     const r = await cdc('backfill', 'shop.orders', '--json', '--timeout', '60');
     expect(r.code, r.stderr).toBe(0);
     const job = JSON.parse(r.stdout);
@@ -183,7 +188,7 @@ describe('npx cdc', () => {
     expect(again.stderr).toContain('shop.ledger_then exists already');
   });
 
-  it('set-position refuses purged, future and unconfirmed positions, and moves the producer back on --yes', async () => {
+  it('set-position refuses purged, future and unconfirmed positions, and moves the producer back on --yes without running old backfill requests again', async () => {
     const purged = await cdc('set-position', 'mysql-bin.000000:4', '--yes');
     expect(purged.code).toBe(1);
     expect(purged.stderr).toContain('has been purged from the server');
@@ -193,7 +198,7 @@ describe('npx cdc', () => {
     expect(ahead.stderr).toContain('is ahead of the server');
     const future = await cdc('set-position', new Date(Date.now() + 3_600_000).toISOString(), '--yes');
     expect(future.stderr).toContain('is in the future');
-    const since = new Date(Date.now() - 5000).toISOString();
+    const since = beforeBackfills;
     const unconfirmed = spawnSync(
       process.execPath,
       [join(ROOT, 'cli/cdc.mjs'), 'set-position', since, '--endpoints', endpoints],
@@ -209,5 +214,10 @@ describe('npx cdc', () => {
     await db.query("UPDATE shop.ledger SET note = 'after' WHERE id = 2");
     await converged('ledger');
     expect((await cdc('validate', 'shop.ledger', '--lag-window', '2')).code).toBe(0);
+    // The two backfill requests were read again from the binlog, and not run again.
+    const log = readFileSync(join(dir, 'producer.log'), 'utf8');
+    expect(log.match(/backfill request read again after the checkpoint moved back: not run twice/g)).toHaveLength(2);
+    const jobs = JSON.parse((await cdc('status', '--json')).stdout).snapshots as { kind: string; chunks: number }[];
+    expect(jobs.filter((j) => j.kind === 'backfill').map((j) => j.chunks)).toEqual([1, 1]);
   });
 });

@@ -46,6 +46,22 @@ describe('merge semantics on PostgreSQL', () => {
     ]);
   });
 
+  it('applies snapshot reads like inserts at their position: a read never overwrites a newer change', async () => {
+    const t = orders();
+    const read1 = t.read({ id: 1, status: 'new', total: '10.00' });
+    const read2 = t.read({ id: 2, status: 'new', total: '20.00' });
+    const paid = t.update({ id: 1, status: 'new', total: '10.00' }, { id: 1, status: 'paid', total: '10.00' });
+    const gone = t.delete({ id: 2, status: 'new', total: '20.00' });
+    const read3 = t.read({ id: 3, status: 'shipped', total: '30.00' });
+    // The newer changes arrive first, the reads of an older chunk after them.
+    await apply([paid, gone], 'b1');
+    await apply([read1, read2, read3], 'b2');
+    expect(await replica()).toEqual([
+      { id: 1, status: 'paid', total: '10.00' },
+      { id: 3, status: 'shipped', total: '30.00' },
+    ]);
+  });
+
   it('keeps the latest of many changes to one key inside a batch', async () => {
     const t = orders();
     const events = [t.insert({ id: 7, status: 'new', total: '1.00' })];

@@ -7,10 +7,12 @@ import {
   addJobs,
   EMPTY_STATE,
   finishChunk,
+  isNewRequest,
   newJob,
   nextJob,
   parseState,
   progressOf,
+  requestSeen,
   serializeState,
   startJob,
 } from '../../containers/producer/src/snapshot-progress';
@@ -75,6 +77,13 @@ describe('snapshot logic', () => {
     s = finishChunk(s, 'initial:shop.a', { lastKey: [300], read: 50, emitted: 50, last: true }, 2000);
     expect(nextJob(s)).toBeUndefined();
     expect(parseState(serializeState(s)).jobs[0]).toMatchObject({ status: 'done', rowsEstimate: 300, chunks: 2 });
+  });
+
+  it('acts on a backfill request once, also when the binlog is read again from before it', () => {
+    const s = parseState(serializeState(requestSeen(EMPTY_STATE, '000001.000000004711.00000000')));
+    expect(isNewRequest(s, '000001.000000004711.00000000')).toBe(false);
+    expect(isNewRequest(s, '000001.000000000400.00000000')).toBe(false);
+    expect(isNewRequest(s, '000002.000000000004.00000000')).toBe(true);
   });
 
   it('writes column types as the binlog metadata does, and fractional seconds to the column precision', () => {

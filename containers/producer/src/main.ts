@@ -21,7 +21,7 @@ import { EmfMetrics, log } from './metrics';
 import { ProducerCore } from './producer';
 import { checkServer } from './server-check';
 import { ensureSignalTable, parseSignal, parseSignalTableName, writeWatermark } from './signal-table';
-import { EMPTY_STATE, parseState, serializeState } from './snapshot-progress';
+import { EMPTY_STATE, parseState, progressOf, serializeState } from './snapshot-progress';
 import { SnapshotReader } from './snapshot-reader';
 import { Snapshotter } from './snapshotter';
 import { TableFilter } from './table-filter';
@@ -268,6 +268,9 @@ async function main(): Promise<void> {
           'Count',
           unfinished.reduce((n, j) => n + Math.max(0, j.rowsEstimate - j.rowsRead), 0),
         );
+        const running = unfinished.find((j) => j.status === 'running');
+        const eta = running ? progressOf(running, Date.now()).etaS : undefined;
+        if (eta !== undefined) metrics.gauge(ProducerMetric.SnapshotEtaSeconds, 'Seconds', eta);
         metrics.gauge(ProducerMetric.SecondsBehindSource, 'Seconds', await lag());
         metrics.gauge(ProducerMetric.CheckpointAge, 'Seconds', (Date.now() - savedAt) / 1000);
         metrics.flush();

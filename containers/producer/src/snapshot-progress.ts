@@ -36,6 +36,11 @@ export interface SnapshotJob {
 
 export interface SnapshotState {
   readonly jobs: readonly SnapshotJob[];
+  /**
+   * Binlog position of the newest backfill request acted on: a request read again at or before it (the checkpoint
+   * was moved back with `set-position`) is not run a second time, even once its job has been pruned.
+   */
+  readonly requestsUpTo?: string;
 }
 
 export const EMPTY_STATE: SnapshotState = { jobs: [] };
@@ -71,7 +76,7 @@ export function newJob(
 export function addJobs(state: SnapshotState, jobs: readonly SnapshotJob[]): SnapshotState {
   const known = new Set(state.jobs.map((j) => j.id));
   const fresh = jobs.filter((j) => !known.has(j.id));
-  return fresh.length === 0 ? state : prune({ jobs: [...state.jobs, ...fresh] });
+  return fresh.length === 0 ? state : prune({ ...state, jobs: [...state.jobs, ...fresh] });
 }
 
 /** The job to work on: the running one, else the oldest pending one. */
@@ -80,7 +85,16 @@ export function nextJob(state: SnapshotState): SnapshotJob | undefined {
 }
 
 function update(state: SnapshotState, id: string, f: (j: SnapshotJob) => SnapshotJob): SnapshotState {
-  return prune({ jobs: state.jobs.map((j) => (j.id === id ? f(j) : j)) });
+  return prune({ ...state, jobs: state.jobs.map((j) => (j.id === id ? f(j) : j)) });
+}
+
+/** Whether a backfill request at this position is new (not at or before the newest one acted on). */
+export function isNewRequest(state: SnapshotState, position: string): boolean {
+  return state.requestsUpTo === undefined || position > state.requestsUpTo;
+}
+
+export function requestSeen(state: SnapshotState, position: string): SnapshotState {
+  return isNewRequest(state, position) ? { ...state, requestsUpTo: position } : state;
 }
 
 export function startJob(state: SnapshotState, id: string, estimate: number, now: number): SnapshotState {
@@ -131,17 +145,20 @@ function prune(state: SnapshotState): SnapshotState {
       .slice(0, finished.length - KEEP_FINISHED)
       .map((j) => j.id),
   );
-  return { jobs: state.jobs.filter((j) => !drop.has(j.id)) };
+  return { ...state, jobs: state.jobs.filter((j) => !drop.has(j.id)) };
 }
 
 export function parseState(json: string | undefined): SnapshotState {
   if (!json) return EMPTY_STATE;
-  const doc = JSON.parse(json) as { jobs?: SnapshotJob[] };
-  return { jobs: Array.isArray(doc.jobs) ? doc.jobs : [] };
+  const doc = JSON.parse(json) as { jobs?: SnapshotJob[]; requestsUpTo?: string };
+  return {
+    jobs: Array.isArray(doc.jobs) ? doc.jobs : [],
+    ...(typeof doc.requestsUpTo === 'string' ? { requestsUpTo: doc.requestsUpTo } : {}),
+  };
 }
 
 export function serializeState(state: SnapshotState): string {
-  return JSON.stringify({ jobs: state.jobs });
+  return JSON.stringify({ jobs: state.jobs, ...(state.requestsUpTo ? { requestsUpTo: state.requestsUpTo } : {}) });
 }
 
 export interface JobProgress {

@@ -25,8 +25,10 @@ import {
   addJobs,
   failJob,
   finishChunk,
+  isNewRequest,
   newJob,
   nextJob,
+  requestSeen,
   type SnapshotJob,
   type SnapshotState,
   startJob,
@@ -179,6 +181,14 @@ export class Snapshotter {
     }
     if (signal.type === 'backfill') {
       if (signal.pipeline !== null && signal.pipeline !== this.props.pipelineId) return;
+      const position = formatPosition(at.file, at.pos, 0);
+      if (!isNewRequest(this.current, position)) {
+        this.props.log('info', 'backfill request read again after the checkpoint moved back: not run twice', {
+          job: signal.id,
+        });
+        return;
+      }
+      this.current = requestSeen(this.current, position);
       const [db, table] = signal.table.split('.');
       const now = this.now();
       let job = newJob('backfill', signal.id, db ?? '', table ?? '', now, signal.where ?? undefined);
