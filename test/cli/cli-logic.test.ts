@@ -1,0 +1,70 @@
+/** The pure parts of `npx cdc`: positions, the purged/ahead rule, canonical value text, progress bars, times. */
+import { describe, expect, it } from 'vitest';
+import { checkFilePosition, parsePositionSpec } from '../../cli/src/binlog-position';
+import { defaultRebuildName, parseAsOf } from '../../cli/src/commands/rebuild';
+import { bar, duration, table } from '../../cli/src/output';
+import { compareColumn, NULL_TEXT, replicaText, sourceText } from '../../cli/src/row-text';
+
+const facts = {
+  files: [
+    { name: 'mysql-bin.000007', size: 1000 },
+    { name: 'mysql-bin.000008', size: 2000 },
+  ],
+  end: { file: 'mysql-bin.000008', pos: 1500 },
+};
+
+describe('cdc logic', () => {
+  it('reads the three kinds of position and names a bad one', () => {
+    expect(parsePositionSpec('mysql-bin.000042:4711')).toEqual({ kind: 'file', file: 'mysql-bin.000042', pos: 4711 });
+    expect(parsePositionSpec('gtid:0-1-812')).toEqual({ kind: 'gtid', domain: 0, server: 1, seq: 812 });
+    expect(parsePositionSpec('2026-11-23 10:00:00')).toEqual({ kind: 'time', ms: Date.UTC(2026, 10, 23, 10) });
+    expect(parsePositionSpec('2026-11-23T11:00:00+01:00')).toEqual({ kind: 'time', ms: Date.UTC(2026, 10, 23, 10) });
+    expect(() => parsePositionSpec('yesterday')).toThrow(/got "yesterday"/);
+  });
+
+  it('refuses purged files and positions beyond what the server has written', () => {
+    expect(() => checkFilePosition(facts, 'mysql-bin.000006', 4)).toThrow(
+      'mysql-bin.000006 has been purged from the server (oldest binlog: mysql-bin.000007); refusing',
+    );
+    expect(() => checkFilePosition(facts, 'mysql-bin.000009', 4)).toThrow(/ahead of the server/);
+    expect(() => checkFilePosition(facts, 'mysql-bin.000008', 1501)).toThrow(
+      'mysql-bin.000008:1501 is ahead of the server (mysql-bin.000008 ends at 1500); refusing',
+    );
+    expect(() => checkFilePosition(facts, 'mysql-bin.000007', 1001)).toThrow(/ends at 1000/);
+    expect(() => checkFilePosition(facts, 'mysql-bin.000007', 1000)).not.toThrow();
+  });
+
+  it('brings source and replica values to one text per type', () => {
+    const same = (type: string, source: unknown, replica: string | null) =>
+      expect(replicaText(compareColumn('c', type), replica)).toBe(sourceText(compareColumn('c', type), source));
+    same('decimal(12,2)', '12.50', '12.50');
+    same('decimal(65,30)', '-1.500000000000000000000000000000', '-1.500000000000000000000000000000');
+    same('datetime(6)', '2026-11-23 10:00:00.000000', '2026-11-23 10:00:00');
+    same('timestamp(6)', '2026-11-23 10:00:00.100000', '2026-11-23 10:00:00.1');
+    same('float', 0.1, '0.1');
+    same('bigint unsigned', '18446744073709551615', '18446744073709551615');
+    same('blob', Buffer.from([0, 255]), '\\x00ff');
+    same('bit(3)', Buffer.from([5]), '101');
+    same('json', '{"b":1,"a":[1,2]}', '{"a": [1, 2], "b": 1}');
+    expect(sourceText(compareColumn('c', 'date'), '0000-00-00')).toBe(NULL_TEXT);
+    expect(replicaText(compareColumn('c', 'varchar(5)'), 'x')).not.toBe(
+      sourceText(compareColumn('c', 'varchar(5)'), 'y'),
+    );
+  });
+
+  it('draws progress and durations for humans', () => {
+    expect(bar(0.5, 10)).toBe('[#####.....]  50%');
+    expect(bar(Number.NaN, 4)).toBe('[....]   0%');
+    expect(duration(59)).toBe('59s');
+    expect(duration(3725)).toBe('1h02m');
+    expect(duration(undefined)).toBe('?');
+    expect(table(['table', 'rows'], [['shop.orders', 1234]])).toBe('table         rows\nshop.orders  1,234');
+  });
+
+  it('reads --as-of as UTC unless a zone is given, and names the rebuilt table after it', () => {
+    expect(parseAsOf('2026-11-23T10:00:00Z')).toBe(Date.UTC(2026, 10, 23, 10));
+    expect(parseAsOf('2026-11-23 10:00')).toBe(Date.UTC(2026, 10, 23, 10));
+    expect(() => parseAsOf('noon')).toThrow(/got "noon"/);
+    expect(defaultRebuildName('orders', Date.UTC(2026, 10, 23, 10, 5, 9))).toBe('orders__as_of_20261123t100509');
+  });
+});
