@@ -11,10 +11,11 @@ import { join } from 'node:path';
 import type { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import mysql from 'mysql2/promise';
 import { BinlogSource } from '../containers/producer/src/binlog-source';
+import { connectCapture } from '../containers/producer/src/capture';
 import { KinesisSink } from '../containers/producer/src/kinesis-sink';
 import { EmfMetrics } from '../containers/producer/src/metrics';
 import { ProducerCore } from '../containers/producer/src/producer';
-import { ensureSignalTable, parseSignal, writeWatermark } from '../containers/producer/src/signal-table';
+import { ensureSignalTable, writeWatermark } from '../containers/producer/src/signal-table';
 import { EMPTY_STATE } from '../containers/producer/src/snapshot-progress';
 import { SnapshotReader } from '../containers/producer/src/snapshot-reader';
 import { Snapshotter } from '../containers/producer/src/snapshotter';
@@ -82,18 +83,15 @@ async function snapshot(
     resume: () => source.resume(),
     snapshotState: () => snapshotter.state,
   });
-  source.on('row', (c) => {
-    snapshotter.observe(c);
-    core.onRow(c);
+  let failure: Error | undefined;
+  connectCapture(source, snapshotter, core, (err) => {
+    failure = err;
   });
-  source.on('signal', (s) => snapshotter.onSignal(parseSignal(s.row), s));
-  source.on('commit', (b) => core.onCommit(b));
   const ready = new Promise<void>((r) => source.once('ready', () => r()));
   source.start({ kind: 'file', file: end.File, pos: end.Position });
   await ready;
   const started = performance.now();
   snapshotter.enqueue('initial', [{ db: 'bench', table: 'orders' }]);
-  let failure: Error | undefined;
   snapshotter.start((err) => {
     failure = err;
   });

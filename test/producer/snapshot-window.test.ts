@@ -18,10 +18,11 @@ import {
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinlogSource } from '../../containers/producer/src/binlog-source';
+import { connectCapture } from '../../containers/producer/src/capture';
 import { KinesisSink } from '../../containers/producer/src/kinesis-sink';
 import { EmfMetrics } from '../../containers/producer/src/metrics';
 import { ProducerCore } from '../../containers/producer/src/producer';
-import { ensureSignalTable, parseSignal, writeWatermark } from '../../containers/producer/src/signal-table';
+import { ensureSignalTable, writeWatermark } from '../../containers/producer/src/signal-table';
 import { EMPTY_STATE } from '../../containers/producer/src/snapshot-progress';
 import { SnapshotReader } from '../../containers/producer/src/snapshot-reader';
 import { Snapshotter } from '../../containers/producer/src/snapshotter';
@@ -121,20 +122,21 @@ describe('the watermark window', () => {
       resume: () => source.resume(),
       snapshotState: () => snapshotter.state,
     });
-    source.on('row', (c) => {
-      snapshotter.observe(c);
-      core.onRow(c);
+    let failure: Error | undefined;
+    connectCapture(source, snapshotter, core, (err) => {
+      failure = err;
     });
-    source.on('signal', (s) => snapshotter.onSignal(parseSignal(s.row), s));
-    source.on('commit', (b) => core.onCommit(b));
     const ready = new Promise<void>((r) => source.once('ready', () => r()));
     source.start({ kind: 'file', file: end.File, pos: end.Position });
     await ready;
     snapshotter.enqueue('initial', [{ db: 'shop', table: 'w' }]);
     snapshotter.start((err) => {
-      throw err;
+      failure = err;
     });
-    await waitFor('the snapshot', async () => snapshotter.state.jobs[0]?.status === 'done');
+    await waitFor('the snapshot', async () => {
+      if (failure) throw failure;
+      return snapshotter.state.jobs[0]?.status === 'done';
+    });
     await core.drain();
     await snapshotter.stop();
     source.stop();

@@ -13,6 +13,7 @@ import mysql from 'mysql2/promise';
 import { localAwsClientConfig } from '../../../local/services/aws-config';
 import { ProducerMetric } from '../../../shared/metrics';
 import { BinlogSource } from './binlog-source';
+import { connectCapture } from './capture';
 import { CheckpointStore, type PositionRequest } from './checkpoint-store';
 import { loadConfig, parseStartFrom, type StartFrom } from './config';
 import { ProducerError } from './errors';
@@ -20,7 +21,7 @@ import { KinesisSink } from './kinesis-sink';
 import { EmfMetrics, log } from './metrics';
 import { ProducerCore } from './producer';
 import { checkServer } from './server-check';
-import { ensureSignalTable, parseSignal, parseSignalTableName, writeWatermark } from './signal-table';
+import { ensureSignalTable, parseSignalTableName, writeWatermark } from './signal-table';
 import { EMPTY_STATE, parseState, progressOf, serializeState } from './snapshot-progress';
 import { SnapshotReader } from './snapshot-reader';
 import { Snapshotter } from './snapshotter';
@@ -205,27 +206,9 @@ async function main(): Promise<void> {
     log('error', 'fatal error, stopping without checkpointing past unacknowledged events', { error: err.message });
     process.exit(1);
   };
-  source.on('row', (c) => {
-    try {
-      snapshotter.observe(c);
-      core.onRow(c);
-    } catch (err) {
-      fail(err as Error);
-    }
-  });
-  source.on('signal', (s) => {
-    try {
-      snapshotter.onSignal(parseSignal(s.row), s);
-    } catch (err) {
-      fail(err as Error);
-    }
-  });
-  source.on('ddl', (q) => snapshotter.onDdl(q));
-  source.on('commit', (b) => core.onCommit(b));
-  source.on('error', (err) => fail(err));
+  connectCapture(source, snapshotter, core, fail);
 
   const saveCheckpoint = async () => {
-    await core.claimChecksDone();
     const safe = core.safe;
     if (!safe) return;
     const key = `${safe.file}:${safe.pos}:${safe.gtid}`;

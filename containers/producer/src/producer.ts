@@ -41,7 +41,6 @@ export class ProducerCore {
   /** The snapshot progress as of `safe` (every chunk counted in it is in Kinesis). */
   safeSnapshot: SnapshotState | undefined;
   lastCommitMs = 0;
-  private claimChecks: Promise<void> = Promise.resolve();
 
   constructor(private readonly props: ProducerCoreProps) {}
 
@@ -119,8 +118,10 @@ export class ProducerCore {
     }
     const key = `${cc.prefix}${event.db}/${event.table}/${event.position}.json`;
     const ready = cc.s3.send(new PutObjectCommand({ Bucket: cc.bucket, Key: key, Body: data })).then(() => undefined);
-    // Handled by the sink (which waits for it before sending the pointer); kept here so drain waits for it too.
-    this.claimChecks = Promise.all([this.claimChecks, ready.catch(() => undefined)]).then(() => undefined);
+    // The sink awaits it before sending the pointer (and fails on a rejection), so the checkpoint, which moves only
+    // past acknowledged records, never passes an unwritten claim check. This handler only keeps a rejection that the
+    // sink never reaches (it failed earlier) from being unhandled.
+    ready.catch(() => undefined);
     const pointer: ChangeEvent = {
       ...event,
       before: null,
@@ -136,14 +137,9 @@ export class ProducerCore {
     if (this.props.sink.pending === 0) this.acked(this.seq);
   }
 
-  /** Waits for every pending write (Kinesis and claim-check objects). */
+  /** Waits for every pending write (Kinesis records, and through them their claim-check objects). */
   async drain(): Promise<void> {
     await this.props.sink.drain();
-    await this.claimChecks;
     this.acked(this.seq);
-  }
-
-  async claimChecksDone(): Promise<void> {
-    await this.claimChecks;
   }
 }
