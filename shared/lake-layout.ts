@@ -10,6 +10,8 @@
 export const LAKE_CHANGELOG_PREFIX = 'changelog/';
 export const LAKE_ERROR_PREFIX = 'errors/';
 export const LAKE_CLAIM_CHECK_PREFIX = 'claim-check/';
+/** The merge's staging CSV files for Redshift COPY (expired after a day). */
+export const LAKE_STAGING_PREFIX = 'staging/';
 
 /** Firehose S3 prefix with dynamic partitioning (partition keys extracted with JQ from the event's `db` and `table`). */
 export const FIREHOSE_PREFIX =

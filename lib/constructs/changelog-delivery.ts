@@ -19,7 +19,7 @@ import { Construct } from 'constructs';
 import { CHANGELOG_LOADED_COLUMNS, CHANGELOG_TABLE } from '../../shared/changelog-table';
 import { FIREHOSE_ERROR_PREFIX, FIREHOSE_PREFIX } from '../../shared/lake-layout';
 import { CONFIG_PREFIX, FIREHOSE_REDSHIFT_PREFIX } from './changelog-lake';
-import { grantKey, grantObjects, grantStreamRead } from './grants';
+import { grantKey, grantObjects, grantSecretRead, grantStreamRead } from './grants';
 import { acknowledge, acknowledgeWildcards, objectPrefixes } from './nag';
 
 export interface RedshiftDeliveryOptions {
@@ -118,12 +118,7 @@ export class ChangelogDelivery extends Construct {
         resources: [props.bucket.bucketArn],
       }),
     );
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-        resources: [r.secret.secretArn],
-      }),
-    );
+    grantSecretRead(role, r.secret);
     grantKey(role, props.encryptionKey, 'encrypt-decrypt');
     acknowledgeWildcards(
       role,

@@ -7,12 +7,27 @@ import { type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IStream } from 'aws-cdk-lib/aws-kinesis';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 
 export function grantKey(grantee: IGrantable, key: IKey, use: 'decrypt' | 'encrypt-decrypt'): void {
   grantee.grantPrincipal.addToPrincipalPolicy(
     new PolicyStatement({
       actions: use === 'decrypt' ? ['kms:Decrypt'] : ['kms:Decrypt', 'kms:GenerateDataKey'],
       resources: [key.keyArn],
+    }),
+  );
+}
+
+/**
+ * Read a secret through the grantee's own policy only: Secret.grantRead also adds the grantee to the KMS key policy
+ * of a secret encrypted with the pipeline key, making the stateful stack depend on the grantee's stack (a cycle).
+ * The grantee gets kms:Decrypt on that key from its own grants.
+ */
+export function grantSecretRead(grantee: IGrantable, secret: ISecret): void {
+  grantee.grantPrincipal.addToPrincipalPolicy(
+    new PolicyStatement({
+      actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+      resources: [secret.secretArn],
     }),
   );
 }

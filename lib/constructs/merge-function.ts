@@ -1,7 +1,6 @@
 import * as path from 'node:path';
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
-import type { MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
-import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
+import type { Metric, MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
@@ -9,9 +8,10 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE, MergeMetric, PIPELINE_DIMENSION } from '../../shared/metrics';
+import { METRICS_NAMESPACE, MergeMetric } from '../../shared/metrics';
 import type { ChangelogLake } from './changelog-lake';
 import { acknowledgeWildcards, objectPrefixes } from './nag';
+import { pipelineMetric } from './pipeline-metric';
 import { REPO_ROOT } from './producer-service';
 import type { RedshiftTarget } from './redshift-target';
 
@@ -124,14 +124,14 @@ export class MergeFunction extends Construct {
   }
 
   private metric(name: string, statistic: string, options?: MetricOptions): Metric {
-    return new Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName: name,
-      dimensionsMap: { service: 'merge', [PIPELINE_DIMENSION]: this.pipelineId },
+    // Powertools adds the `service` dimension to every metric the merge emits.
+    return pipelineMetric(
+      this.pipelineId,
+      name,
       statistic,
-      period: Duration.minutes(5),
-      ...options,
-    });
+      { period: Duration.minutes(5), ...options },
+      { service: 'merge' },
+    );
   }
 
   metricMergeErrors(options?: MetricOptions): Metric {

@@ -285,11 +285,15 @@ export class Monitoring extends Construct {
         [delivery.metricS3FreshnessSeconds()],
         [delivery.metricS3Records()],
       ),
-      g(
-        '3. Firehose → Redshift: success, records',
-        [delivery.metricRedshiftSuccess() ?? delivery.metricS3Success()],
-        delivery.metricRedshiftRecords() ? [delivery.metricRedshiftRecords()!] : [],
-      ),
+      ...(delivery.metricRedshiftSuccess()
+        ? [
+            g(
+              '3. Firehose → Redshift: success, records',
+              [delivery.metricRedshiftSuccess()!],
+              [delivery.metricRedshiftRecords()!],
+            ),
+          ]
+        : [g('3. Firehose → S3: success', [delivery.metricS3Success()])]),
     );
     this.dashboard.addWidgets(
       g(

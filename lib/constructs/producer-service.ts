@@ -20,13 +20,14 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE, PIPELINE_DIMENSION, ProducerMetric } from '../../shared/metrics';
+import { METRICS_NAMESPACE, ProducerMetric } from '../../shared/metrics';
 import type { EnvironmentConfig } from '../config/environment-config';
 import type { ChangeStream } from './change-stream';
 import type { ChangelogLake } from './changelog-lake';
 import type { CheckpointTable } from './checkpoint-table';
 import { grantKey, grantStreamWrite } from './grants';
 import { acknowledge, acknowledgeWildcards, objectPrefixes } from './nag';
+import { pipelineMetric } from './pipeline-metric';
 
 /** The repository root: the producer's Docker build context (its Dockerfile copies shared/ too). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -167,14 +168,7 @@ export class ProducerService extends Construct {
   }
 
   private metric(name: string, statistic: string, options?: MetricOptions): Metric {
-    return new Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName: name,
-      dimensionsMap: { [PIPELINE_DIMENSION]: this.pipelineId },
-      statistic,
-      period: Duration.minutes(1),
-      ...options,
-    });
+    return pipelineMetric(this.pipelineId, name, statistic, options);
   }
 
   /** How far the producer is behind the source (commit time of the last event read). */

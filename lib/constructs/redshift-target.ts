@@ -1,11 +1,12 @@
 import { Aws, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
-import { type ISecurityGroup, type IVpc, Port, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
+import { type ISecurityGroup, type IVpc, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
 import { type IGrantable, type IRole, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { CfnNamespace, CfnWorkgroup } from 'aws-cdk-lib/aws-redshiftserverless';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import type { RedshiftConfig } from '../config/environment-config';
+import { grantSecretRead } from './grants';
 
 export interface RedshiftTargetProps {
   readonly config: RedshiftConfig;
@@ -110,26 +111,6 @@ export class RedshiftTarget extends Construct {
     }
   }
 
-  /**
-   * Read access to the warehouse secret through the grantee's own policy only: Secret.grantRead would also add the
-   * grantee to the KMS key policy, making the stateful stack depend on the stack of the grantee (a cycle). The
-   * grantee gets kms:Decrypt on the pipeline key from its own grants.
-   */
-  grantSecretRead(grantee: IGrantable): void {
-    if (!this.secret) return;
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-        resources: [this.secret.secretArn],
-      }),
-    );
-  }
-
-  /** Allows a peer (e.g. Firehose's CIDR) in on the Redshift port of a created workgroup. */
-  allowFrom(peer: Parameters<SecurityGroup['addIngressRule']>[0], description: string): void {
-    this.securityGroup?.addIngressRule(peer, Port.tcp(5439), description);
-  }
-
   /** Environment the merge Lambda reads (lambdas/merge/src/config.ts). */
   get mergeEnvironment(): Record<string, string> {
     const c = this.config;
@@ -174,7 +155,7 @@ export class RedshiftTarget extends Construct {
         conditions: { StringEquals: { 'redshift-data:statement-owner-iam-userid': '${aws:userid}' } },
       }),
     );
-    if (this.secret) this.grantSecretRead(grantee);
+    if (this.secret) grantSecretRead(grantee, this.secret);
     else if (c.kind === 'cluster' && c.dbUser) {
       const { partition, region, account } = Stack.of(this);
       p.addToPrincipalPolicy(

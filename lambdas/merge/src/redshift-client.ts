@@ -10,6 +10,7 @@ import {
   type RedshiftDataClient,
 } from '@aws-sdk/client-redshift-data';
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { LAKE_STAGING_PREFIX } from '../../../shared/lake-layout';
 import type { Dialect } from './dialect';
 import { redshiftDialect } from './dialect-redshift';
 import { MergeError, RetriableMergeError } from './errors';
@@ -126,7 +127,7 @@ export class RedshiftDataWarehouse implements WarehouseClient {
   stageLocation(batchId: string): string {
     // Deterministic per batch and table, so a retried merge overwrites its own staging object.
     const name = createHash('sha256').update(batchId).digest('hex').slice(0, 32);
-    return `s3://${this.props.stagingBucket}/${this.props.stagingPrefix ?? 'staging/'}${name}.csv.gz`;
+    return `s3://${this.props.stagingBucket}/${this.props.stagingPrefix ?? LAKE_STAGING_PREFIX}${name}.csv.gz`;
   }
 
   async runTransaction(steps: readonly Step[], csv: string, stageLocation?: string): Promise<void> {
