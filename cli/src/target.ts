@@ -9,15 +9,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { RedshiftDataClient } from '@aws-sdk/client-redshift-data';
 import { S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { CheckpointStore } from '../../containers/producer/src/checkpoint-store';
 import { parseSignalTableName, type SignalTableName } from '../../containers/producer/src/signal-table';
 import { loadConfig as loadMergeConfig } from '../../lambdas/merge/src/config';
 import { PostgresWarehouse } from '../../lambdas/merge/src/postgres-client';
-import { RedshiftDataWarehouse } from '../../lambdas/merge/src/redshift-client';
-import type { WarehouseClient } from '../../lambdas/merge/src/warehouse-client';
+import { type WarehouseClient, warehouseFromConfig } from '../../lambdas/merge/src/warehouse-client';
 import type { Endpoints } from '../../local/pipeline';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { CliError } from './errors';
@@ -96,22 +94,7 @@ function awsTarget(env: NodeJS.ProcessEnv): Target {
   const pipelineId = need(env, 'PIPELINE_ID');
   const pool =
     merge.WAREHOUSE === 'postgres' ? new pg.Pool({ connectionString: merge.POSTGRES_URL!, max: 2 }) : undefined;
-  const warehouse: WarehouseClient = pool
-    ? new PostgresWarehouse(pool)
-    : new RedshiftDataWarehouse({
-        client: new RedshiftDataClient({}),
-        s3,
-        target: merge.REDSHIFT_WORKGROUP_NAME
-          ? { workgroupName: merge.REDSHIFT_WORKGROUP_NAME }
-          : {
-              clusterIdentifier: merge.REDSHIFT_CLUSTER_ID!,
-              ...(merge.REDSHIFT_DB_USER ? { dbUser: merge.REDSHIFT_DB_USER } : {}),
-            },
-        database: merge.REDSHIFT_DATABASE!,
-        ...(merge.REDSHIFT_SECRET_ARN ? { secretArn: merge.REDSHIFT_SECRET_ARN } : {}),
-        copyRoleArn: merge.COPY_ROLE_ARN!,
-        stagingBucket: merge.STAGING_BUCKET!,
-      });
+  const warehouse = warehouseFromConfig(merge, { s3, ...(pool ? { pool } : {}) });
   return {
     kind: 'aws',
     source: {

@@ -6,7 +6,6 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { RedshiftDataClient } from '@aws-sdk/client-redshift-data';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
@@ -16,9 +15,8 @@ import { applyObject } from './src/apply-object';
 import { loadConfig } from './src/config';
 import { PoisonBatchError } from './src/errors';
 import type { MergeContext } from './src/merge';
-import { PostgresWarehouse } from './src/postgres-client';
-import { RedshiftDataWarehouse } from './src/redshift-client';
 import { parseS3Notification } from './src/s3-notification';
+import { warehouseFromConfig } from './src/warehouse-client';
 
 const config = loadConfig(process.env);
 const logger = new Logger({ serviceName: 'merge' });
@@ -37,23 +35,10 @@ function postgresPool(url: string): pg.Pool {
 
 const s3 = new S3Client(config.AWS_ENDPOINT_S3 ? { endpoint: config.AWS_ENDPOINT_S3, forcePathStyle: true } : {});
 const sqs = new SQSClient({});
-const warehouse =
-  config.WAREHOUSE === 'postgres'
-    ? new PostgresWarehouse(postgresPool(config.POSTGRES_URL!))
-    : new RedshiftDataWarehouse({
-        client: new RedshiftDataClient({}),
-        s3,
-        target: config.REDSHIFT_WORKGROUP_NAME
-          ? { workgroupName: config.REDSHIFT_WORKGROUP_NAME }
-          : {
-              clusterIdentifier: config.REDSHIFT_CLUSTER_ID!,
-              ...(config.REDSHIFT_DB_USER ? { dbUser: config.REDSHIFT_DB_USER } : {}),
-            },
-        database: config.REDSHIFT_DATABASE!,
-        ...(config.REDSHIFT_SECRET_ARN ? { secretArn: config.REDSHIFT_SECRET_ARN } : {}),
-        copyRoleArn: config.COPY_ROLE_ARN!,
-        stagingBucket: config.STAGING_BUCKET!,
-      });
+const warehouse = warehouseFromConfig(config, {
+  s3,
+  ...(config.WAREHOUSE === 'postgres' ? { pool: postgresPool(config.POSTGRES_URL!) } : {}),
+});
 const ctx: MergeContext = {
   warehouse,
   naming: {
