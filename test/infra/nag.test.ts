@@ -3,8 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { App } from 'aws-cdk-lib';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { describe, expect, it } from 'vitest';
+import { configureApp } from '../../lib/app';
 import { nagFindings, synthStage } from './support/synth';
 
 const run = promisify(execFile);
@@ -38,7 +40,29 @@ describe('the CDK app (bin/app.ts)', () => {
     CDK_CONTEXT_JSON: JSON.stringify(stage ? { stage } : {}),
   });
 
-  it('synthesizes every stack of a stage with the nag checks applied, as `cdk synth -c stage=prod` runs it', async () => {
+  it('fails synthesis on an unacknowledged finding: the app runs the nag checks', () => {
+    const out = mkdtempSync(join(tmpdir(), 'cdk-out-'));
+    try {
+      const app = new App({ outdir: out });
+      const stacks = configureApp(app, 'dev');
+      const role = new Role(stacks.apply, 'Intruder', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
+      role.addToPrincipalPolicy(new PolicyStatement({ actions: ['s3:*'], resources: ['*'] }));
+      expect(() => app.synth()).toThrow(/AwsSolutions-IAM5\[Action::s3:\*\]/);
+      const report = JSON.parse(readFileSync(join(out, 'validation-report.json'), 'utf8')) as {
+        pluginReports: { pluginName: string; conclusion: string; violations: { ruleName: string }[] }[];
+      };
+      const nag = report.pluginReports.find((p) => p.pluginName === 'AwsSolutions');
+      expect(nag?.conclusion).toBe('failure');
+      expect(nag?.violations.map((v) => v.ruleName).sort()).toEqual([
+        'AwsSolutions-IAM5[Action::s3:*]',
+        'AwsSolutions-IAM5[Resource::*]',
+      ]);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('synthesizes every stack of a stage, as `cdk synth -c stage=prod` runs it', async () => {
     const out = mkdtempSync(join(tmpdir(), 'cdk-out-'));
     try {
       await run('npx', ['tsx', 'bin/app.ts'], { env: env('prod', out), timeout: 120_000 });
