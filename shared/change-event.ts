@@ -4,10 +4,33 @@
  * Schema next to it (change-event.schema.json) is the same contract for other consumers and is checked by tests.
  * See docs/event-format.md. Bump EVENT_VERSION on any incompatible change.
  */
-export const EVENT_VERSION = 1 as const;
+export const EVENT_VERSION = 2 as const;
+/** Versions a consumer of this contract reads: version 1 events are version 2 events without table-level ops. */
+export const READABLE_EVENT_VERSIONS: readonly number[] = [1, 2];
 
 /** insert/update/delete come from the binlog; read is a row emitted by a snapshot or backfill. */
-export type ChangeOp = 'insert' | 'update' | 'delete' | 'read';
+export type RowOp = 'insert' | 'update' | 'delete' | 'read';
+/**
+ * Table-level events (version 2), ordered by `position` like rows, with null images and a `change`:
+ * - `truncate`: every row older than the event is gone (TRUNCATE TABLE);
+ * - `drop`: the table's incarnation ends (DROP TABLE, or the old name of a RENAME); rows older than it are gone and
+ *   a table created later under the same name starts clean with its own columns;
+ * - `rename`: the table was renamed to `change.rename_to`; emitted under the old name (which then ends like a drop);
+ *   the new name's replica starts with a `resync` and is filled by a backfill;
+ * - `alter`: column changes the replica follows in place (`change.columns`: rename, add with default, drop);
+ * - `resync`: the replica is rebuilt: rows older than the event are gone, the schema starts anew from the events
+ *   after it, and a backfill follows (incompatible type change, rename target, `npx cdc resync`);
+ * - `range`: written after a backfill chunk's `read` rows: keys inside `change.range` that the chunk did not
+ *   carry and whose last change is older than the chunk's low watermark are gone from the source.
+ */
+export type TableOp = 'truncate' | 'drop' | 'rename' | 'alter' | 'resync' | 'range';
+export type ChangeOp = RowOp | TableOp;
+
+export const TABLE_OPS: readonly TableOp[] = ['truncate', 'drop', 'rename', 'alter', 'resync', 'range'];
+
+export function isTableOp(op: ChangeOp): op is TableOp {
+  return (TABLE_OPS as readonly string[]).includes(op);
+}
 
 /** A column value as encoded in the event; see docs/event-format.md for the encoding per MySQL type. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -39,8 +62,38 @@ export interface ClaimCheck {
   readonly bytes: number;
 }
 
+/** One column change of an `alter` event, in statement order. */
+export type ColumnChange =
+  | { readonly kind: 'rename_column'; readonly from: string; readonly to: string }
+  /**
+   * A column added with the value every existing row received: `default` is encoded like an event value of `type`
+   * (null when the column was added without a default, or with DEFAULT NULL). Defaults that are not a constant
+   * (expressions) are not sent here: the producer backfills the table instead.
+   */
+  | { readonly kind: 'add_column'; readonly name: string; readonly type: string; readonly default: JsonValue }
+  | { readonly kind: 'drop_column'; readonly name: string };
+
+/** A backfill chunk's key range: keys after `after` (exclusive, null = from the start) up to `upto` (inclusive). */
+export interface KeyRange {
+  readonly after: RowImage | null;
+  readonly upto: RowImage | null;
+  /** Position of the chunk's low watermark: a replica row older than it and absent from the chunk is gone. */
+  readonly low_position: string;
+}
+
+/** What a table-level event says; which fields are present depends on `op`. */
+export interface TableChange {
+  /** The statement as the binlog carries it (truncate, drop, rename, alter). */
+  readonly statement?: string;
+  readonly rename_to?: { readonly db: string; readonly table: string };
+  readonly columns?: readonly ColumnChange[];
+  readonly range?: KeyRange;
+  /** Why a resync was started (human text). */
+  readonly reason?: string;
+}
+
 export interface ChangeEvent {
-  readonly v: typeof EVENT_VERSION;
+  readonly v: 1 | typeof EVENT_VERSION;
   readonly op: ChangeOp;
   readonly db: string;
   readonly table: string;
@@ -65,6 +118,8 @@ export interface ChangeEvent {
   readonly emitted_ms: number;
   /** Present when the full event did not fit a Kinesis record: before/after are null here and live in S3. */
   readonly claim_check?: ClaimCheck;
+  /** Table-level events only (`isTableOp(op)`): what happened to the table. Row events have none. */
+  readonly change?: TableChange;
 }
 
 const FILE_DIGITS = 6;
@@ -97,7 +152,7 @@ export function comparePositions(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The row image that identifies the row: after for insert/update/read, before for delete. */
+/** The row image that identifies the row: after for insert/update/read, before for delete; null for table events. */
 export function keyImage(event: ChangeEvent): RowImage | null {
   return event.op === 'delete' ? event.before : event.after;
 }

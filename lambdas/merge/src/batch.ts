@@ -1,8 +1,14 @@
 import { gunzipSync } from 'node:zlib';
-import { type ChangeEvent, EVENT_VERSION, POSITION_PATTERN } from '../../../shared/change-event';
+import {
+  type ChangeEvent,
+  isTableOp,
+  POSITION_PATTERN,
+  READABLE_EVENT_VERSIONS,
+  TABLE_OPS,
+} from '../../../shared/change-event';
 import { PoisonBatchError } from './errors';
 
-const OPS = new Set(['insert', 'update', 'delete', 'read']);
+const OPS = new Set<string>(['insert', 'update', 'delete', 'read', ...TABLE_OPS]);
 
 /** Decompresses an object body when it is gzip (magic bytes), otherwise reads it as UTF-8. */
 export function decodeBody(body: Uint8Array): string {
@@ -54,10 +60,10 @@ function splitConcatenated(line: string): unknown[] | undefined {
 
 export function checkEvent(doc: unknown, source: string, line: number): ChangeEvent {
   if (!isObject(doc)) fail(source, line, 'not a JSON object');
-  if (doc.v !== EVENT_VERSION) {
+  if (typeof doc.v !== 'number' || !READABLE_EVENT_VERSIONS.includes(doc.v)) {
     throw new PoisonBatchError(
       'BATCH_UNSUPPORTED_VERSION',
-      `${source} line ${line}: event version ${JSON.stringify(doc.v)}, this merge understands ${EVENT_VERSION}`,
+      `${source} line ${line}: event version ${JSON.stringify(doc.v)}, this merge understands ${READABLE_EVENT_VERSIONS.join(', ')}`,
     );
   }
   if (typeof doc.op !== 'string' || !OPS.has(doc.op))
@@ -71,6 +77,15 @@ export function checkEvent(doc: unknown, source: string, line: number): ChangeEv
   }
   if (!Array.isArray(doc.pk) || !doc.pk.every((k) => typeof k === 'string'))
     fail(source, line, 'pk is not an array of column names');
+  if (typeof doc.ts_ms !== 'number') fail(source, line, `ts_ms ${JSON.stringify(doc.ts_ms)} is not a number`);
+  if (isTableOp(doc.op as ChangeEvent['op'])) {
+    if (doc.v === 1) fail(source, line, `op ${doc.op} needs event version 2`);
+    if (!isObject(doc.change)) fail(source, line, `${doc.op} event without its change`);
+    if (doc.op === 'rename' && !isObject(doc.change.rename_to)) fail(source, line, 'rename event without rename_to');
+    if (doc.op === 'alter' && !Array.isArray(doc.change.columns)) fail(source, line, 'alter event without columns');
+    if (doc.op === 'range' && !isObject(doc.change.range)) fail(source, line, 'range event without range');
+    return doc as unknown as ChangeEvent;
+  }
   if (!Array.isArray(doc.columns) || doc.columns.length === 0) fail(source, line, 'columns is not a non-empty array');
   for (const c of doc.columns) {
     if (!isObject(c) || typeof c.name !== 'string' || typeof c.type !== 'string') {

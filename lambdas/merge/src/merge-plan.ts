@@ -230,6 +230,7 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
 
   const pk = model.pk.map(ident);
   const on = (t: string, s: string) => pk.map((k) => `${t}.${k} = ${s}.${k}`).join(' AND ');
+  // Redshift's MERGE takes an alias on the source only (r_MERGE): the target is referred to by its name.
   const keysName = lastPart(names.keys);
   const replicaName = lastPart(names.replica);
   const latest = [...model.columns.map((c) => ident(c.name)), ...metaNames().slice(0, 3)].join(', ');
@@ -259,14 +260,14 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
         `AND ${ident(STAGE)}.${ident(META.position)} <= ${ident(keysName)}.${ident(META.position)}`,
     ),
     sql(
-      `MERGE INTO ${names.keys} AS t USING ${ident(STAGE)} AS s ON ${on('t', 's')} ` +
+      `MERGE INTO ${names.keys} USING ${ident(STAGE)} AS s ON ${on(names.keys, 's')} ` +
         `WHEN MATCHED THEN UPDATE SET ${ident(META.position)} = s.${ident(META.position)}, ` +
         `${ident(META.deleted)} = (s.${ident(META.op)} = 'delete') ` +
         `WHEN NOT MATCHED THEN INSERT (${[...pk, ident(META.position), ident(META.deleted)].join(', ')}) ` +
         `VALUES (${[...pk.map((k) => `s.${k}`), `s.${ident(META.position)}`, `(s.${ident(META.op)} = 'delete')`].join(', ')})`,
     ),
     sql(
-      `MERGE INTO ${names.replica} AS t USING ${ident(STAGE)} AS s ON ${on('t', 's')} ` +
+      `MERGE INTO ${names.replica} USING ${ident(STAGE)} AS s ON ${on(names.replica, 's')} ` +
         `WHEN MATCHED THEN UPDATE SET ${setCols.join(', ')} ` +
         `WHEN NOT MATCHED THEN INSERT (${[...replicaCols, ...metaNames()].join(', ')}) ` +
         `VALUES (${[
