@@ -165,7 +165,7 @@ function shared(value: readonly unknown[]): string {
  * once per row (they are most of an event's bytes, and this is the hot path of the binlog and snapshot readers).
  */
 export function serializeEvent(e: ChangeEvent): string {
-  if (e.claim_check !== undefined) return JSON.stringify(e);
+  if (e.claim_check !== undefined || e.change !== undefined) return JSON.stringify(e);
   return (
     `{"v":${e.v},"op":${JSON.stringify(e.op)},"db":${JSON.stringify(e.db)},"table":${JSON.stringify(e.table)}` +
     `,"pk":${shared(e.pk)},"columns":${shared(e.columns)},"before":${JSON.stringify(e.before)}` +

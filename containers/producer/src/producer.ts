@@ -4,7 +4,15 @@
  * with the sequence number of their last event and popped once the sink has acknowledged past it).
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { ChangeEvent, ChangeOp, ColumnMeta } from '../../../shared/change-event';
+import {
+  type ChangeEvent,
+  type ChangeOp,
+  type ColumnMeta,
+  EVENT_VERSION,
+  formatPosition,
+  type TableChange,
+  type TableOp,
+} from '../../../shared/change-event';
 import { ProducerMetric } from '../../../shared/metrics';
 import type { Boundary, RowChange } from './binlog-source';
 import { buildEvent, encodeImage, outgoingColumns, serializeEvent } from './event-encoder';
@@ -15,6 +23,22 @@ import type { TableFilter } from './table-filter';
 
 /** A row to emit: from the binlog, or (op `read`) from a snapshot chunk. */
 export type CapturedRow = Omit<RowChange, 'op'> & { readonly op: ChangeOp };
+
+/** A table-level event to emit (docs/event-format.md, "Table-level events"), at a binlog (or watermark) position. */
+export interface CapturedTableChange {
+  readonly db: string;
+  readonly table: string;
+  readonly op: TableOp;
+  readonly change: TableChange;
+  /** The table's key and columns where known (they help a consumer; the merge does not need them). */
+  readonly pk?: readonly string[];
+  readonly columns?: readonly ColumnMeta[];
+  readonly file: string;
+  readonly pos: number;
+  readonly row: number;
+  readonly gtid: string | null;
+  readonly commitMs: number;
+}
 
 export interface ProducerCoreProps {
   readonly serverId: number;
@@ -83,6 +107,26 @@ export class ProducerCore {
       this.outgoing(c.shape),
     );
     this.emit(event);
+  }
+
+  /** Emits a table-level event of a captured table (the caller decides what is captured). */
+  onTableChange(t: CapturedTableChange): void {
+    this.emit({
+      v: EVENT_VERSION,
+      op: t.op,
+      db: t.db,
+      table: t.table,
+      pk: t.pk ?? [],
+      columns: t.columns ?? [],
+      before: null,
+      after: null,
+      source: { server_id: this.props.serverId, file: t.file, pos: t.pos, row: t.row, gtid: t.gtid },
+      position: formatPosition(t.file, t.pos, t.row),
+      tx: t.gtid ?? `${t.file}:${t.pos}`,
+      ts_ms: t.commitMs,
+      emitted_ms: Date.now(),
+      change: t.change,
+    });
   }
 
   private outgoing(shape: CapturedRow['shape']): ColumnMeta[] {
