@@ -1,4 +1,6 @@
 /** Producer errors with stable codes. Fatal ones stop the process without checkpointing (ECS restarts it). */
+import { ProducerMetric } from '../../../shared/metrics';
+
 export type ProducerErrorCode =
   | 'CONFIG_INVALID'
   | 'SERVER_SETTINGS' // binlog settings the producer cannot work with
@@ -18,4 +20,16 @@ export class ProducerError extends Error {
     super(`${code}: ${message}`);
     this.name = 'ProducerError';
   }
+}
+
+/**
+ * The metrics a fatal failure counts (pure, so main.ts's streaming and startup paths cannot drift apart): every
+ * failure is a `ProducerErrors`; a purged binlog is also a `BinlogPurged`, the one the binlog-purged alarm watches,
+ * whether it was found before reading (the startup check) or reported by the server while reading (error 1236,
+ * also on a GTID resume).
+ */
+export function failureMetrics(err: unknown): string[] {
+  const names: string[] = [ProducerMetric.Errors];
+  if (err instanceof ProducerError && err.code === 'BINLOG_PURGED') names.push(ProducerMetric.BinlogPurged);
+  return names;
 }

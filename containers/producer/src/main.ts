@@ -16,7 +16,7 @@ import { BinlogSource } from './binlog-source';
 import { connectCapture } from './capture';
 import { CheckpointStore, type PositionRequest } from './checkpoint-store';
 import { loadConfig, parseStartFrom, type StartFrom } from './config';
-import { ProducerError } from './errors';
+import { failureMetrics, ProducerError } from './errors';
 import { KinesisSink } from './kinesis-sink';
 import { EmfMetrics, log } from './metrics';
 import { ProducerCore } from './producer';
@@ -27,9 +27,19 @@ import { SnapshotReader } from './snapshot-reader';
 import { Snapshotter } from './snapshotter';
 import { TableFilter } from './table-filter';
 
+/** Set once the configuration is read, so a failure during startup still reaches CloudWatch (see the catch below). */
+let startupMetrics: EmfMetrics | undefined;
+
+/** Counts a fatal failure (ProducerErrors, and BinlogPurged for a purged binlog) and writes every metric held. */
+function recordFailure(metrics: EmfMetrics, err: unknown): void {
+  for (const name of failureMetrics(err)) metrics.add(name, 'Count', 1);
+  metrics.flush();
+}
+
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const metrics = new EmfMetrics(config.PIPELINE_ID, config.METRICS_NAMESPACE);
+  startupMetrics = metrics;
   metrics.add(ProducerMetric.Starts, 'Count', 1);
   const aws = (endpoint: string | undefined) => (endpoint ? localAwsClientConfig(endpoint) : {});
   const kinesis = new KinesisClient(aws(config.AWS_ENDPOINT_KINESIS));
@@ -95,8 +105,6 @@ async function main(): Promise<void> {
     const [logs] = await conn.query('SHOW BINARY LOGS');
     const files = (logs as { Log_name: string }[]).map((l) => l.Log_name);
     if (!files.includes(from.file)) {
-      metrics.add(ProducerMetric.BinlogPurged, 'Count', 1);
-      metrics.flush();
       throw new ProducerError(
         'BINLOG_PURGED',
         `binlog ${from.file} (position ${from.pos}) is no longer on the server (oldest: ${files[0] ?? 'none'}); a new snapshot is required, refusing to skip ahead`,
@@ -201,8 +209,7 @@ async function main(): Promise<void> {
   const fail = (err: Error) => {
     if (fatal) return;
     fatal = err;
-    metrics.add(ProducerMetric.Errors, 'Count', 1);
-    metrics.flush();
+    recordFailure(metrics, err);
     log('error', 'fatal error, stopping without checkpointing past unacknowledged events', { error: err.message });
     process.exit(1);
   };
@@ -318,5 +325,7 @@ main().catch((err: Error) => {
     error: err.message,
     code: err instanceof ProducerError ? err.code : undefined,
   });
+  // Without a valid configuration there is no pipeline id to put on a metric: the log line is all there is.
+  if (startupMetrics) recordFailure(startupMetrics, err);
   process.exit(1);
 });
