@@ -117,6 +117,7 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
   });
 
   it('reports the failing statement of a failed transaction as a retriable error', async () => {
+    const copy = `COPY "x" FROM 's3://lake/staging/k.csv.gz' IAM_ROLE 'arn:aws:iam::123456789012:role/copy' FORMAT AS CSV`;
     const err = await withWarehouse(
       (call) => {
         if (call.action === 'BatchExecuteStatement') return { Id: 'txn' };
@@ -129,7 +130,7 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
             {
               Id: 'txn:2',
               Status: 'FAILED',
-              QueryString: 'COPY x FROM y',
+              QueryString: copy,
               Error: 'Load into table x failed. Check stl_load_errors',
             },
           ],
@@ -140,7 +141,7 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
           .runTransaction(
             [
               { kind: 'sql', sql: 'LOCK a' },
-              { kind: 'sql', sql: 'COPY x FROM y' },
+              { kind: 'sql', sql: copy },
             ],
             '',
           )
@@ -148,8 +149,8 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
     );
     expect(err).toBeInstanceOf(RetriableMergeError);
     expect((err as RetriableMergeError).code).toBe('WAREHOUSE_STATEMENT_FAILED');
-    expect((err as RetriableMergeError).statement).toBe('COPY x FROM y');
-    expect((err as Error).message).toMatch(/Load into table x failed.*in statement: COPY x FROM y/);
+    expect((err as RetriableMergeError).statement).toBe(copy);
+    expect((err as Error).message).toMatch(/Load into table x failed.*in statement: COPY "x" FROM 's3:/);
   });
 
   it('classifies a serializable isolation violation as a conflict to retry', async () => {
