@@ -173,3 +173,57 @@ export function warehouseType(columnType: string, warehouse: Warehouse): string 
 export function isZeroDate(value: string): boolean {
   return /^0000-00-00/.test(value) || /-00(?:[ T]|$)/.test(value.slice(0, 11));
 }
+
+/** How a replica column of type `existing` follows a source type change whose warehouse type is `incoming`. */
+export type TypeChangePlan =
+  /** The existing column holds every value of the new type: nothing to do. */
+  | { readonly kind: 'holds' }
+  /** Widen VARCHAR in place (the one ALTER COLUMN TYPE Redshift has). */
+  | { readonly kind: 'widen-varchar'; readonly to: string }
+  /** Rebuild the column under a type holding both (add, copy, drop, rename: lossless). */
+  | { readonly kind: 'rebuild'; readonly to: string }
+  /** No warehouse type holds both exactly: the replica must be rebuilt from the source (resync). */
+  | { readonly kind: 'incompatible' };
+
+const VARCHAR_TYPE = /^VARCHAR\((\d+)\)$/i;
+const DECIMAL_TYPE = /^DECIMAL\((\d+),(\d+)\)$/i;
+const INT_DIGITS: Record<string, number> = { SMALLINT: 5, INTEGER: 10, BIGINT: 19 };
+
+/** Integer digits and scale of an exact numeric warehouse type, or undefined. */
+function exactNumeric(t: string): { int: number; scale: number; integer: boolean } | undefined {
+  const u = t.toUpperCase();
+  if (u in INT_DIGITS) return { int: INT_DIGITS[u]!, scale: 0, integer: true };
+  const m = DECIMAL_TYPE.exec(u);
+  return m ? { int: Number(m[1]) - Number(m[2]), scale: Number(m[2]), integer: false } : undefined;
+}
+
+/**
+ * The schema-change lattice shared by the producer (to decide on a resync) and the merge (to follow a change in
+ * place): integers widen to wider integers or decimals, decimals to a precision and scale holding both, REAL to
+ * DOUBLE PRECISION, VARCHAR(n) to a longer VARCHAR; a narrower source type fits the existing column. Anything else
+ * (INT → VARCHAR, DOUBLE → DECIMAL, …) is incompatible.
+ */
+export function planTypeChange(existing: string, incoming: string, warehouse: Warehouse): TypeChangePlan {
+  const a = existing.toUpperCase();
+  const b = incoming.toUpperCase();
+  if (a === b) return { kind: 'holds' };
+  const va = VARCHAR_TYPE.exec(a);
+  const vb = VARCHAR_TYPE.exec(b);
+  if (va && vb) return Number(vb[1]) <= Number(va[1]) ? { kind: 'holds' } : { kind: 'widen-varchar', to: b };
+  if (a === 'TEXT' && vb) return { kind: 'holds' };
+  if (va && b === 'TEXT') return { kind: 'widen-varchar', to: 'TEXT' };
+  if (a === 'DOUBLE PRECISION' && b === 'REAL') return { kind: 'holds' };
+  if (a === 'REAL' && b === 'DOUBLE PRECISION') return { kind: 'rebuild', to: b };
+  const na = exactNumeric(a);
+  const nb = exactNumeric(b);
+  if (na && nb) {
+    const int = Math.max(na.int, nb.int);
+    const scale = Math.max(na.scale, nb.scale);
+    if (na.int >= nb.int && na.scale >= nb.scale) return { kind: 'holds' };
+    if (na.integer && nb.integer) return { kind: 'rebuild', to: b };
+    const max = warehouse === 'redshift' ? REDSHIFT_MAX_DECIMAL_PRECISION : 1000;
+    if (int + scale > max) return { kind: 'incompatible' };
+    return { kind: 'rebuild', to: `DECIMAL(${int + scale},${scale})` };
+  }
+  return { kind: 'incompatible' };
+}

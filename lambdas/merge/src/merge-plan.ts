@@ -59,8 +59,24 @@ export function planBookkeeping(names: TableNames, stateSchema: string): string[
     `CREATE TABLE IF NOT EXISTS ${names.batches} (batch_id VARCHAR(1024), source_db VARCHAR(256), ` +
       'source_table VARCHAR(256), events INTEGER, max_position CHAR(28), max_commit_ms BIGINT, applied_at TIMESTAMP)',
     `CREATE TABLE IF NOT EXISTS ${names.columns} (source_db VARCHAR(256), source_table VARCHAR(256), ` +
-      'column_name VARCHAR(256), ordinal INTEGER, mysql_type VARCHAR(1024), warehouse_type VARCHAR(256))',
+      'column_name VARCHAR(256), ordinal INTEGER, mysql_type VARCHAR(1024), warehouse_type VARCHAR(256), key_ordinal INTEGER)',
   ];
+}
+
+/** The table's own state table: its table-level events (the floor below which rows are gone) and its merge lock. */
+export function planStateTable(names: TableNames, d: Dialect): string {
+  return (
+    `CREATE TABLE IF NOT EXISTS ${names.state} (${ident(META.position)} CHAR(28), op VARCHAR(16), ` +
+    `detail VARCHAR(1024), applied_at ${d.timestampType})`
+  );
+}
+
+/** Table-level events that end every row older than them. */
+export const FLOOR_OPS = ['truncate', 'drop', 'rename', 'resync'] as const;
+
+/** The floor: the newest truncate/drop/rename/resync applied; a change older than it is gone. */
+export function floorSelect(names: TableNames): string {
+  return `SELECT MAX(${ident(META.position)}) FROM ${names.state} WHERE op IN (${FLOOR_OPS.map((o) => literal(o)).join(', ')})`;
 }
 
 /** DDL for a table seen for the first time: replica (or keyless deltas + view), keys table, history. */
@@ -71,7 +87,7 @@ export function planCreate(model: TableModel, names: TableNames, d: Dialect, his
     out.push(
       `CREATE TABLE IF NOT EXISTS ${names.deltas} (${[...cols, ...metaDefs(d), `${ident(META.delta)} SMALLINT`].join(', ')})`,
     );
-    out.push(keylessView(model, names));
+    out.push(`DROP VIEW IF EXISTS ${names.replica}`, keylessView(model, names));
   } else {
     out.push(`CREATE TABLE IF NOT EXISTS ${names.replica} (${[...cols, ...metaDefs(d)].join(', ')})`);
     const pkCols = model.pk.map((k) => model.columns.find((c) => c.name === k)!);
@@ -93,7 +109,7 @@ export function planCreate(model: TableModel, names: TableNames, d: Dialect, his
   }
   if (history) {
     out.push(`CREATE TABLE IF NOT EXISTS ${names.versions} (${[...cols, ...metaDefs(d)].join(', ')})`);
-    out.push(historyView(model, names));
+    out.push(`DROP VIEW IF EXISTS ${names.history}`, historyView(model, names));
   }
   out.push(...planRegisterColumns(model, names));
   return out;
@@ -102,35 +118,85 @@ export function planCreate(model: TableModel, names: TableNames, d: Dialect, his
 /** Records the replica's columns (the merge's registry, compared with each batch's columns). */
 export function planRegisterColumns(model: TableModel, names: TableNames): string[] {
   const where = `source_db = ${literal(model.db)} AND source_table = ${literal(model.table)}`;
-  const rows = model.columns.map(
-    (c, i) =>
-      `(${literal(model.db)}, ${literal(model.table)}, ${literal(c.name)}, ${i}, ${literal(c.mysqlType)}, ${literal(c.warehouseType)})`,
-  );
+  const rows = model.columns.map((c, i) => {
+    const k = model.pk.indexOf(c.name);
+    return `(${literal(model.db)}, ${literal(model.table)}, ${literal(c.name)}, ${i}, ${literal(c.mysqlType)}, ${literal(c.warehouseType)}, ${k < 0 ? 'NULL' : k})`;
+  });
+  const del = `DELETE FROM ${names.columns} WHERE ${where}`;
+  if (rows.length === 0) return [del];
   return [
-    `DELETE FROM ${names.columns} WHERE ${where}`,
-    `INSERT INTO ${names.columns} (source_db, source_table, column_name, ordinal, mysql_type, warehouse_type) VALUES ${rows.join(', ')}`,
+    del,
+    `INSERT INTO ${names.columns} (source_db, source_table, column_name, ordinal, mysql_type, warehouse_type, key_ordinal) VALUES ${rows.join(', ')}`,
   ];
 }
 
-/** DDL for schema changes (new columns, widened text); views are recreated to show new columns. */
+/**
+ * Schema changes the data path follows, split by where they can run: `outside` a transaction (Redshift runs
+ * ALTER COLUMN TYPE only outside one; widening VARCHAR is idempotent) and `inTransaction` (added columns, rebuilt
+ * columns, views and the registry: all or nothing, so a failed attempt leaves nothing half-done to trip a retry).
+ * `model` is the table as it is after the change (every live column, not only the batch's).
+ */
 export function planSchemaChanges(
   model: TableModel,
   changes: SchemaChanges,
   names: TableNames,
   history: boolean,
-): string[] {
-  if (changes.add.length === 0 && changes.widen.length === 0) return [];
-  const targets = model.pk.length === 0 ? [names.deltas] : [names.replica];
-  if (history) targets.push(names.versions);
-  const out: string[] = [];
+): { outside: string[]; inTransaction: string[] } {
+  if (changes.add.length === 0 && changes.widen.length === 0 && changes.rebuild.length === 0) {
+    return { outside: [], inTransaction: [] };
+  }
+  const targets = dataTables(model, names, history);
+  const outside: string[] = [];
+  for (const t of targets)
+    for (const c of changes.widen)
+      outside.push(`ALTER TABLE ${t} ALTER COLUMN ${ident(c.name)} TYPE ${c.warehouseType}`);
+  const inTransaction = [...dropViews(model, names, history)];
   for (const t of targets) {
     // Redshift takes one column per ALTER TABLE ADD COLUMN.
-    for (const c of changes.add) out.push(`ALTER TABLE ${t} ADD COLUMN ${ident(c.name)} ${c.warehouseType}`);
-    for (const c of changes.widen) out.push(`ALTER TABLE ${t} ALTER COLUMN ${ident(c.name)} TYPE ${c.warehouseType}`);
+    for (const c of changes.add) inTransaction.push(`ALTER TABLE ${t} ADD COLUMN ${ident(c.name)} ${c.warehouseType}`);
+    for (const c of changes.rebuild) inTransaction.push(...rebuildColumn(t, c.name, c.warehouseType));
   }
+  if (model.pk.length > 0) {
+    for (const c of changes.rebuild.filter((c) => model.pk.includes(c.name)))
+      inTransaction.push(...rebuildColumn(names.keys, c.name, c.warehouseType));
+  }
+  inTransaction.push(...createViews(model, names, history), ...planRegisterColumns(model, names));
+  return { outside, inTransaction };
+}
+
+/** Tables holding the source's columns: the replica (or a keyless table's deltas) and, in history mode, versions. */
+export function dataTables(model: Pick<TableModel, 'pk'>, names: TableNames, history: boolean): string[] {
+  const out = model.pk.length === 0 ? [names.deltas] : [names.replica];
+  if (history) out.push(names.versions);
+  return out;
+}
+
+/**
+ * A column under a wider type, without losing a value: add, copy, drop, rename (the way Redshift documents changing
+ * a column's type beyond VARCHAR length). The column moves to the end of the table.
+ */
+function rebuildColumn(table: string, column: string, type: string): string[] {
+  const tmp = `${column}__cdc_widen`;
+  return [
+    `ALTER TABLE ${table} ADD COLUMN ${ident(tmp)} ${type}`,
+    `UPDATE ${table} SET ${ident(tmp)} = CAST(${ident(column)} AS ${type})`,
+    `ALTER TABLE ${table} DROP COLUMN ${ident(column)}`,
+    `ALTER TABLE ${table} RENAME COLUMN ${ident(tmp)} TO ${ident(column)}`,
+  ];
+}
+
+/** Views over the table's data (dropped before a change and created again after: a view keeps its columns). */
+export function dropViews(model: Pick<TableModel, 'pk'>, names: TableNames, history: boolean): string[] {
+  const out: string[] = [];
+  if (history) out.push(`DROP VIEW IF EXISTS ${names.history}`);
+  if (model.pk.length === 0) out.push(`DROP VIEW IF EXISTS ${names.replica}`);
+  return out;
+}
+
+export function createViews(model: TableModel, names: TableNames, history: boolean): string[] {
+  const out: string[] = [];
   if (model.pk.length === 0) out.push(keylessView(model, names));
   if (history) out.push(historyView(model, names));
-  out.push(...planRegisterColumns(model, names));
   return out;
 }
 
@@ -138,7 +204,7 @@ function historyView(model: TableModel, names: TableNames): string {
   const part = model.pk.length > 0 ? `PARTITION BY ${model.pk.map(ident).join(', ')} ` : '';
   const cols = model.columns.map((c) => ident(c.name)).join(', ');
   return (
-    `CREATE OR REPLACE VIEW ${names.history} AS SELECT ${cols}, ${ident(META.op)}, ${ident(META.position)}, ` +
+    `CREATE VIEW ${names.history} AS SELECT ${cols}, ${ident(META.op)}, ${ident(META.position)}, ` +
     `${ident(META.commitTs)} AS valid_from, LEAD(${ident(META.commitTs)}) OVER (${part}ORDER BY ${ident(META.position)}) AS valid_to, ` +
     `${ident(META.op)} = 'delete' AS is_deleted FROM ${names.versions}`
   );
@@ -147,7 +213,7 @@ function historyView(model: TableModel, names: TableNames): string {
 function keylessView(model: TableModel, names: TableNames): string {
   const cols = model.columns.map((c) => ident(c.name)).join(', ');
   return (
-    `CREATE OR REPLACE VIEW ${names.replica} AS SELECT ${cols}, SUM(${ident(META.delta)}) AS ${ident(META.count)} ` +
+    `CREATE VIEW ${names.replica} AS SELECT ${cols}, SUM(${ident(META.delta)}) AS ${ident(META.count)} ` +
     `FROM ${names.deltas} GROUP BY ${cols} HAVING SUM(${ident(META.delta)}) > 0`
   );
 }
@@ -205,11 +271,16 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
       ]
     : [];
 
+  // Changes older than the table's last truncate/drop/resync are gone, whenever they arrive.
+  const belowFloor = sql(`DELETE FROM ${ident(STAGE_ALL)} WHERE ${ident(META.position)} < (${floorSelect(names)})`);
+  // Only the table's own state table is locked: Redshift's LOCK would block analysts reading the replica.
+  const lock = sql(d.lock([names.state]));
   if (model.pk.length === 0) {
     return [
-      sql(d.lock([names.deltas])),
+      lock,
       sql(d.createTemp(STAGE_ALL, stageDefs.join(', '))),
       load,
+      belowFloor,
       sql(
         `INSERT INTO ${names.deltas} (${[...replicaCols, ...metaNames(), ident(META.delta)].join(', ')}) ` +
           `SELECT ${[
@@ -243,9 +314,10 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
     `${ident(META.loadedAt)} = ${d.now}`,
   ];
   return [
-    sql(d.lock([names.replica, names.keys])),
+    lock,
     sql(d.createTemp(STAGE_ALL, stageDefs.join(', '))),
     load,
+    belowFloor,
     // Latest change per key inside the batch, by position.
     sql(
       d.createTempAs(

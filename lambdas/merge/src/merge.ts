@@ -2,13 +2,30 @@
  * Orchestrates the merge of a batch: per source table, make the replica's schema follow the events (DDL outside the
  * data transaction, idempotent), then run the planned steps in one transaction, retrying serialization conflicts.
  */
-import type { ChangeEvent } from '../../../shared/change-event';
+import { type ChangeEvent, isTableOp } from '../../../shared/change-event';
 import { groupByTable } from './batch';
+import { ident, literal } from './dialect';
 import { MergeError, PoisonBatchError, RetriableMergeError } from './errors';
-import { planBookkeeping, planCreate, planMerge, planSchemaChanges } from './merge-plan';
-import { type NamingOptions, tableNames } from './naming';
+import {
+  META,
+  planBookkeeping,
+  planCreate,
+  planMerge,
+  planSchemaChanges,
+  planStateTable,
+  type Step,
+} from './merge-plan';
+import { type NamingOptions, type TableNames, tableNames } from './naming';
+import { planRangeDelete } from './range-plan';
 import { buildStageCsv } from './stage-csv';
-import { planSchemaChanges as decideSchemaChanges, type ExistingColumn, modelFromEvents } from './table-model';
+import { type DroppedTablePolicy, type KnownTable, planTableChange, replicaColumn } from './table-change-plan';
+import {
+  planSchemaChanges as decideSchemaChanges,
+  type ExistingColumn,
+  modelFromEvents,
+  type SchemaChanges,
+  type TableModel,
+} from './table-model';
 import type { WarehouseClient } from './warehouse-client';
 
 export interface MergeContext {
@@ -16,6 +33,8 @@ export interface MergeContext {
   readonly naming: NamingOptions;
   /** `db.table` names kept in history mode. */
   readonly historyTables: ReadonlySet<string>;
+  /** What the replica of a dropped or renamed-away table becomes. @default 'drop' */
+  readonly droppedTablePolicy?: DroppedTablePolicy;
   /** Attempts for serialization conflicts. @default 5 */
   readonly maxAttempts?: number;
   readonly onRetry?: (table: string, attempt: number, err: Error) => void;
@@ -35,11 +54,13 @@ export interface TableResult {
 /** Columns the replica has, per `db.table`, as far as this process knows (a Lambda container lives long). */
 const knownColumns = new Map<string, ExistingColumn[]>();
 const bookkeepingReady = new Set<string>();
+const stateReady = new Set<string>();
 
 /** Forget cached schema knowledge (tests, or after an error that may mean another merge changed the schema). */
 export function resetSchemaCache(): void {
   knownColumns.clear();
   bookkeepingReady.clear();
+  stateReady.clear();
 }
 
 async function existingColumns(
@@ -52,43 +73,177 @@ async function existingColumns(
   const cached = knownColumns.get(key);
   if (cached) return cached;
   const rows = await ctx.warehouse.query(
-    `SELECT column_name, mysql_type, warehouse_type FROM ${columnsTable} WHERE source_db = '${db.replace(/'/g, "''")}' ` +
-      `AND source_table = '${table.replace(/'/g, "''")}' ORDER BY ordinal`,
+    `SELECT column_name, mysql_type, warehouse_type, key_ordinal FROM ${columnsTable} WHERE source_db = ${literal(db)} ` +
+      `AND source_table = ${literal(table)} ORDER BY ordinal`,
   );
   const cols = rows.map((r) => ({
     name: String(r.column_name),
     mysqlType: String(r.mysql_type),
     warehouseType: String(r.warehouse_type),
+    ...(r.key_ordinal === null || r.key_ordinal === undefined ? {} : { keyOrdinal: Number(r.key_ordinal) }),
   }));
   if (cols.length > 0) knownColumns.set(key, cols);
   return cols;
 }
 
-/** Merges one table's events. */
+async function runWithRetries(ctx: MergeContext, key: string, run: () => Promise<void>): Promise<void> {
+  const attempts = ctx.maxAttempts ?? 5;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await run();
+      return;
+    } catch (err) {
+      const retriable = err instanceof RetriableMergeError && err.code === 'SERIALIZATION_CONFLICT';
+      if (!retriable || attempt >= attempts) throw err;
+      ctx.onRetry?.(key, attempt, err as Error);
+      await (ctx.sleep ?? defaultSleep)(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random()));
+    }
+  }
+}
+
+/** Makes the merge's bookkeeping and the table's state table exist (idempotent DDL, once per process). */
+async function ensureTableState(ctx: MergeContext, names: TableNames): Promise<void> {
+  const bkKey = `${ctx.naming.stateSchema}|${names.replicaSchema}`;
+  if (!bookkeepingReady.has(bkKey)) {
+    await ctx.warehouse.executeAll(planBookkeeping(names, ctx.naming.stateSchema));
+    bookkeepingReady.add(bkKey);
+  }
+  if (!stateReady.has(names.state)) {
+    await ctx.warehouse.executeAll([planStateTable(names, ctx.warehouse.dialect)]);
+    stateReady.add(names.state);
+  }
+}
+
+/**
+ * Merges one table's events: row changes set-based, table-level events (truncate, drop, rename, alter, resync,
+ * range) in position order between them, each run of rows with the schema in force at its place in the stream.
+ */
 export async function mergeTable(
   events: readonly ChangeEvent[],
   batchId: string,
   ctx: MergeContext,
 ): Promise<TableResult> {
+  const sorted = [...events].sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
+  const first = sorted[0]!;
+  const names = tableNames(first.db, first.table, ctx.naming);
+  await ensureTableState(ctx, names);
+  let segment: ChangeEvent[] = [];
+  let part = 0;
+  const flush = async () => {
+    if (segment.length === 0) return;
+    await mergeRows(segment, part === 0 ? batchId : `${batchId}#${part}`, ctx);
+    part++;
+    segment = [];
+  };
+  for (const e of sorted) {
+    if (!isTableOp(e.op)) {
+      segment.push(e);
+      continue;
+    }
+    await flush();
+    await applyTableChange(e, ctx);
+  }
+  await flush();
+  let maxPosition = '';
+  let maxCommitMs = 0;
+  for (const e of sorted) {
+    if (e.position > maxPosition) maxPosition = e.position;
+    if (e.ts_ms > maxCommitMs) maxCommitMs = e.ts_ms;
+  }
+  return {
+    db: first.db,
+    table: first.table,
+    events: events.length,
+    byOp: countLatestOps(sorted),
+    maxCommitMs,
+    maxPosition,
+  };
+}
+
+/** One table-level event, in one transaction after the table's lock. */
+async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void> {
   const d = ctx.warehouse.dialect;
-  const model = modelFromEvents(events, d.warehouse);
-  const key = `${model.db}.${model.table}`;
-  const names = tableNames(model.db, model.table, ctx.naming);
+  const key = `${e.db}.${e.table}`;
+  const names = tableNames(e.db, e.table, ctx.naming);
   const history = ctx.historyTables.has(key);
   try {
-    const bkKey = `${ctx.naming.stateSchema}|${names.replicaSchema}`;
-    if (!bookkeepingReady.has(bkKey)) {
-      await ctx.warehouse.executeAll(planBookkeeping(names, ctx.naming.stateSchema));
-      bookkeepingReady.add(bkKey);
-    }
-    const existing = await existingColumns(ctx, model.db, model.table, names.columns);
-    if (existing.length === 0) {
-      await ctx.warehouse.executeAll(planCreate(model, names, d, history));
+    const existing = await existingColumns(ctx, e.db, e.table, names.columns);
+    const known: KnownTable | undefined =
+      existing.length === 0
+        ? undefined
+        : {
+            columns: existing,
+            pk: existing
+              .filter((c) => c.keyOrdinal !== undefined)
+              .sort((a, b) => a.keyOrdinal! - b.keyOrdinal!)
+              .map((c) => c.name),
+          };
+    let statements: string[];
+    if (e.op === 'range') {
+      if (!known || known.pk.length === 0) return;
+      const pkCols = known.pk.map((k) => {
+        const c = existing.find((x) => x.name === k)!;
+        return replicaColumn(c.name, c.mysqlType, d.warehouse, c.warehouseType);
+      });
+      statements = planRangeDelete(e, pkCols, names, d);
     } else {
-      const changes = decideSchemaChanges(existing, model);
-      await ctx.warehouse.executeAll(planSchemaChanges(model, changes, names, history));
+      let newerRows = false;
+      if (known && e.op !== 'truncate' && e.op !== 'alter') {
+        const table = known.pk.length > 0 ? names.replica : names.deltas;
+        const rows = await ctx.warehouse.query(
+          `SELECT COUNT(*) AS n FROM ${table} WHERE ${ident(META.position)} > ${literal(e.position)}`,
+        );
+        newerRows = Number(rows[0]?.n ?? 0) > 0;
+      }
+      const plan = planTableChange(e, known, names, d, {
+        history,
+        droppedTablePolicy: ctx.droppedTablePolicy ?? 'drop',
+        newerRows,
+      });
+      statements = plan.statements;
     }
-    knownColumns.set(key, mergeColumnLists(existing, model.columns));
+    const steps = [sql(d.lock([names.state])), ...statements.map(sql)];
+    await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
+  } finally {
+    // The registry may have changed (or another merge changed it): read it again next time.
+    knownColumns.delete(key);
+  }
+}
+
+/** Merges one run of row changes of one table (no table-level event among them). */
+async function mergeRows(events: readonly ChangeEvent[], batchId: string, ctx: MergeContext): Promise<void> {
+  const d = ctx.warehouse.dialect;
+  const batchModel = modelFromEvents(events, d.warehouse);
+  const key = `${batchModel.db}.${batchModel.table}`;
+  const names = tableNames(batchModel.db, batchModel.table, ctx.naming);
+  const history = ctx.historyTables.has(key);
+  try {
+    const existing = await existingColumns(ctx, batchModel.db, batchModel.table, names.columns);
+    if (existing.length === 0) {
+      await ctx.warehouse.executeAll(planCreate(batchModel, names, d, history));
+    } else {
+      const changes = decideSchemaChanges(existing, batchModel, d.warehouse);
+      const after = mergeColumnLists(existing, changes);
+      const full: TableModel = {
+        ...batchModel,
+        columns: after.map((c) => replicaColumn(c.name, c.mysqlType, d.warehouse, c.warehouseType)),
+      };
+      const ddl = planSchemaChanges(full, changes, names, history);
+      if (ddl.outside.length > 0) await ctx.warehouse.executeAll(ddl.outside);
+      if (ddl.inTransaction.length > 0) {
+        const steps = [sql(d.lock([names.state])), ...ddl.inTransaction.map(sql)];
+        await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
+      }
+    }
+    knownColumns.delete(key);
+    const model: TableModel = {
+      ...batchModel,
+      columns: batchModel.columns.map((c) => {
+        // Stage under the replica's (possibly wider) type.
+        const have = (knownColumns.get(key) ?? []).find((x) => x.name === c.name);
+        return have ? { ...c, warehouseType: have.warehouseType } : c;
+      }),
+    };
 
     let maxPosition = '';
     let maxCommitMs = 0;
@@ -106,26 +261,7 @@ export async function mergeTable(
       history,
       ...(stageLocation ? { stageLocation } : {}),
     });
-    const attempts = ctx.maxAttempts ?? 5;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await ctx.warehouse.runTransaction(steps, csv, stageLocation);
-        break;
-      } catch (err) {
-        const retriable = err instanceof RetriableMergeError && err.code === 'SERIALIZATION_CONFLICT';
-        if (!retriable || attempt >= attempts) throw err;
-        ctx.onRetry?.(key, attempt, err as Error);
-        await (ctx.sleep ?? defaultSleep)(Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random()));
-      }
-    }
-    return {
-      db: model.db,
-      table: model.table,
-      events: events.length,
-      byOp: countLatestOps(events),
-      maxCommitMs,
-      maxPosition,
-    };
+    await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, csv, stageLocation));
   } catch (err) {
     // Another merge may have changed the schema under us; re-read it next time.
     knownColumns.delete(key);
@@ -133,20 +269,17 @@ export async function mergeTable(
   }
 }
 
-function mergeColumnLists(existing: readonly ExistingColumn[], cols: readonly ExistingColumn[]): ExistingColumn[] {
-  const byName = new Map(existing.map((c) => [c.name, c]));
-  for (const c of cols) {
-    const old = byName.get(c.name);
-    // Keep the wider of two VARCHARs (the replica was only ever widened).
-    if (!old || old.warehouseType !== c.warehouseType) byName.set(c.name, widest(old, c));
-  }
-  return [...byName.values()];
-}
+const sql = (text: string): Step => ({ kind: 'sql', sql: text });
 
-function widest(a: ExistingColumn | undefined, b: ExistingColumn): ExistingColumn {
-  if (!a) return b;
-  const n = (t: string) => Number(/^VARCHAR\((\d+)\)$/i.exec(t)?.[1] ?? Number.NaN);
-  return n(a.warehouseType) > n(b.warehouseType) ? a : b;
+/** The registry after a batch's schema changes: existing columns (retyped where changed), then added ones. */
+function mergeColumnLists(existing: readonly ExistingColumn[], changes: SchemaChanges): ExistingColumn[] {
+  const retyped = new Map([...changes.widen, ...changes.rebuild].map((c) => [c.name, c]));
+  const out: ExistingColumn[] = existing.map((c) => {
+    const r = retyped.get(c.name);
+    return r ? { ...c, mysqlType: r.mysqlType, warehouseType: r.warehouseType } : c;
+  });
+  for (const c of changes.add) out.push({ name: c.name, mysqlType: c.mysqlType, warehouseType: c.warehouseType });
+  return out;
 }
 
 function countLatestOps(events: readonly ChangeEvent[]): Record<string, number> {

@@ -2,6 +2,8 @@
  * Where the merge keeps things (docs/merge.md, "Warehouse layout"):
  * - replica `<replicaSchema or source db>.<table>`: the source's live rows + _cdc_* metadata columns;
  * - `<stateSchema>."<db>__<table>__keys"`: per primary key, the position of the last change applied (deletes too);
+ * - `<stateSchema>."<db>__<table>__state"`: the table's table-level events (truncate, drop, rename, resync) and the lock
+ *   that serialises its merges (never a table analysts read: Redshift's LOCK blocks readers);
  * - `<stateSchema>.merge_batches`, `<stateSchema>.replica_columns`: bookkeeping;
  * - history mode: `<replica schema>."<table>__versions"` (every version) and the view `"<table>__history"`.
  */
@@ -24,6 +26,12 @@ export interface TableNames {
   readonly deltas: string;
   readonly batches: string;
   readonly columns: string;
+  readonly state: string;
+}
+
+/** Where the replica of an ended incarnation is kept under the `archive` policy (position makes it unique). */
+export function archiveName(table: string, position: string): string {
+  return `${table}__dropped_${position.replace(/\./g, '_')}`;
 }
 
 export function tableNames(db: string, table: string, opts: NamingOptions): TableNames {
@@ -38,5 +46,6 @@ export function tableNames(db: string, table: string, opts: NamingOptions): Tabl
     deltas: q(opts.stateSchema, `${db}__${table}__deltas`),
     batches: q(opts.stateSchema, 'merge_batches'),
     columns: q(opts.stateSchema, 'replica_columns'),
+    state: q(opts.stateSchema, `${db}__${table}__state`),
   };
 }

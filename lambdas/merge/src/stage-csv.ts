@@ -65,12 +65,24 @@ function commitTs(ms: number): string {
   return quote(new Date(ms).toISOString().replace('T', ' ').replace('Z', '+00'));
 }
 
-function row(model: TableModel, image: RowImage, e: ChangeEvent, d: Dialect, delta?: number): string {
+function row(
+  model: TableModel,
+  image: RowImage,
+  e: ChangeEvent,
+  d: Dialect,
+  delta?: number,
+  op: string = e.op,
+): string {
   const where = `${e.db}.${e.table} at ${e.position}`;
   const fields = model.columns.map((c) => csvField(c, image[c.name], d, where));
-  fields.push(quote(e.position), quote(e.op), commitTs(e.ts_ms));
+  fields.push(quote(e.position), quote(op), commitTs(e.ts_ms));
   if (delta !== undefined) fields.push(String(delta));
   return fields.join(',');
+}
+
+/** True when an update's before and after images have different primary key values. */
+export function keyChanged(pk: readonly string[], before: RowImage, after: RowImage): boolean {
+  return pk.some((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
 }
 
 /** The staging CSV for one table's events (column order: `stageColumns(model)`). */
@@ -82,6 +94,10 @@ export function buildStageCsv(events: readonly ChangeEvent[], model: TableModel,
       if (e.before && (e.op === 'update' || e.op === 'delete')) lines.push(row(model, e.before, e, d, -1));
       if (e.after && e.op !== 'delete') lines.push(row(model, e.after, e, d, 1));
     } else {
+      // An update that changes the key deletes the old key and writes the new one, at the same position (so the
+      // keys table also remembers the old key as deleted there, and a late older change cannot revive it).
+      if (e.op === 'update' && e.before && e.after && keyChanged(model.pk, e.before, e.after))
+        lines.push(row(model, e.before, e, d, undefined, 'delete'));
       const image = e.op === 'delete' ? e.before : e.after;
       if (image) lines.push(row(model, image, e, d));
     }

@@ -1,5 +1,12 @@
 import type { ChangeEvent } from '../../../shared/change-event';
-import { type JsonKind, jsonKind, parseMysqlType, type Warehouse, warehouseType } from '../../../shared/type-mapping';
+import {
+  type JsonKind,
+  jsonKind,
+  parseMysqlType,
+  planTypeChange,
+  type Warehouse,
+  warehouseType,
+} from '../../../shared/type-mapping';
 import { PoisonBatchError } from './errors';
 
 export interface ReplicaColumn {
@@ -23,6 +30,8 @@ export interface ExistingColumn {
   readonly name: string;
   readonly mysqlType: string;
   readonly warehouseType: string;
+  /** Position in the primary key; absent for other columns. */
+  readonly keyOrdinal?: number;
 }
 
 /**
@@ -76,20 +85,26 @@ export interface SchemaChanges {
   readonly add: readonly ReplicaColumn[];
   /** VARCHAR columns to widen in place. */
   readonly widen: readonly ReplicaColumn[];
+  /** Columns to rebuild under a wider type (add, copy, drop, rename), with the type they get. */
+  readonly rebuild: readonly ReplicaColumn[];
 }
 
-const VARCHAR = /^VARCHAR\((\d+)\)$/i;
-
 /**
- * The schema-change policy (docs/merge.md): new columns are added; a text column whose size grows is widened; a
- * column whose warehouse type stays the same is fine (e.g. INT(11) → INT);
- * anything else (a type change the warehouse cannot follow in place) makes the batch poison, so that no value is
- * ever stored under a column of the wrong type. Columns dropped in the source stay in the replica.
+ * The schema-change policy (docs/merge.md, "Schema changes"): new columns are added; a type change is followed in
+ * place where a warehouse type holds both the old and the new values (`planTypeChange`: text widened, numbers
+ * rebuilt under a wider type, a narrower source type kept in the existing column); anything else makes the batch
+ * poison (SCHEMA_INCOMPATIBLE), so that no value is ever stored under a column of the wrong type. The producer
+ * resyncs a table whose type change is incompatible, so that case only reaches here without its resync.
  */
-export function planSchemaChanges(existing: readonly ExistingColumn[], model: TableModel): SchemaChanges {
+export function planSchemaChanges(
+  existing: readonly ExistingColumn[],
+  model: TableModel,
+  warehouse: Warehouse = 'redshift',
+): SchemaChanges {
   const have = new Map(existing.map((c) => [c.name, c]));
   const add: ReplicaColumn[] = [];
   const widen: ReplicaColumn[] = [];
+  const rebuild: ReplicaColumn[] = [];
   const problems: string[] = [];
   for (const col of model.columns) {
     const old = have.get(col.name);
@@ -97,23 +112,20 @@ export function planSchemaChanges(existing: readonly ExistingColumn[], model: Ta
       add.push(col);
       continue;
     }
-    if (old.warehouseType === col.warehouseType) continue;
-    const a = VARCHAR.exec(old.warehouseType);
-    const b = VARCHAR.exec(col.warehouseType);
-    if (a && b) {
-      if (Number(b[1]) > Number(a[1])) widen.push(col);
-      continue; // narrower: the existing, wider column holds every value
+    const plan = planTypeChange(old.warehouseType, col.warehouseType, warehouse);
+    if (plan.kind === 'widen-varchar') widen.push({ ...col, warehouseType: plan.to });
+    else if (plan.kind === 'rebuild') rebuild.push({ ...col, warehouseType: plan.to });
+    else if (plan.kind === 'incompatible') {
+      problems.push(
+        `column ${JSON.stringify(col.name)} changed from ${old.mysqlType} (${old.warehouseType}) to ${col.mysqlType} (${col.warehouseType})`,
+      );
     }
-    if (old.warehouseType === 'TEXT' && b) continue;
-    problems.push(
-      `column ${JSON.stringify(col.name)} changed from ${old.mysqlType} (${old.warehouseType}) to ${col.mysqlType} (${col.warehouseType})`,
-    );
   }
   if (problems.length > 0) {
     throw new PoisonBatchError(
       'SCHEMA_INCOMPATIBLE',
-      `${model.db}.${model.table}: ${problems.join('; ')}; the replica cannot follow this change in place: rebuild it (docs/merge.md, "Schema changes")`,
+      `${model.db}.${model.table}: ${problems.join('; ')}; the replica cannot follow this change in place: resync it (npx cdc resync ${model.db}.${model.table}; docs/merge.md, "Schema changes")`,
     );
   }
-  return { add, widen };
+  return { add, widen, rebuild };
 }

@@ -4,7 +4,7 @@ CREATE SCHEMA IF NOT EXISTS "shop";
 
 CREATE TABLE IF NOT EXISTS "cdc"."merge_batches" (batch_id VARCHAR(1024), source_db VARCHAR(256), source_table VARCHAR(256), events INTEGER, max_position CHAR(28), max_commit_ms BIGINT, applied_at TIMESTAMP);
 
-CREATE TABLE IF NOT EXISTS "cdc"."replica_columns" (source_db VARCHAR(256), source_table VARCHAR(256), column_name VARCHAR(256), ordinal INTEGER, mysql_type VARCHAR(1024), warehouse_type VARCHAR(256));
+CREATE TABLE IF NOT EXISTS "cdc"."replica_columns" (source_db VARCHAR(256), source_table VARCHAR(256), column_name VARCHAR(256), ordinal INTEGER, mysql_type VARCHAR(1024), warehouse_type VARCHAR(256), key_ordinal INTEGER);
 
 CREATE TABLE IF NOT EXISTS "shop"."orders" ("id" DECIMAL(20,0), "status" VARCHAR(4), "total" DECIMAL(12,2), "meta" SUPER, "photo" VARBYTE(1024000), "created_at" TIMESTAMP, "_cdc_position" CHAR(28), "_cdc_op" VARCHAR(8), "_cdc_commit_ts" TIMESTAMP, "_cdc_loaded_at" TIMESTAMP);
 
@@ -12,17 +12,21 @@ CREATE TABLE IF NOT EXISTS "cdc"."shop__orders__keys" ("id" DECIMAL(20,0), "_cdc
 
 CREATE TABLE IF NOT EXISTS "shop"."orders__versions" ("id" DECIMAL(20,0), "status" VARCHAR(4), "total" DECIMAL(12,2), "meta" SUPER, "photo" VARBYTE(1024000), "created_at" TIMESTAMP, "_cdc_position" CHAR(28), "_cdc_op" VARCHAR(8), "_cdc_commit_ts" TIMESTAMP, "_cdc_loaded_at" TIMESTAMP);
 
-CREATE OR REPLACE VIEW "shop"."orders__history" AS SELECT "id", "status", "total", "meta", "photo", "created_at", "_cdc_op", "_cdc_position", "_cdc_commit_ts" AS valid_from, LEAD("_cdc_commit_ts") OVER (PARTITION BY "id" ORDER BY "_cdc_position") AS valid_to, "_cdc_op" = 'delete' AS is_deleted FROM "shop"."orders__versions";
+DROP VIEW IF EXISTS "shop"."orders__history";
+
+CREATE VIEW "shop"."orders__history" AS SELECT "id", "status", "total", "meta", "photo", "created_at", "_cdc_op", "_cdc_position", "_cdc_commit_ts" AS valid_from, LEAD("_cdc_commit_ts") OVER (PARTITION BY "id" ORDER BY "_cdc_position") AS valid_to, "_cdc_op" = 'delete' AS is_deleted FROM "shop"."orders__versions";
 
 DELETE FROM "cdc"."replica_columns" WHERE source_db = 'shop' AND source_table = 'orders';
 
-INSERT INTO "cdc"."replica_columns" (source_db, source_table, column_name, ordinal, mysql_type, warehouse_type) VALUES ('shop', 'orders', 'id', 0, 'bigint(20) unsigned', 'DECIMAL(20,0)'), ('shop', 'orders', 'status', 1, 'enum(''new'',''paid'')', 'VARCHAR(4)'), ('shop', 'orders', 'total', 2, 'decimal(12,2)', 'DECIMAL(12,2)'), ('shop', 'orders', 'meta', 3, 'json', 'SUPER'), ('shop', 'orders', 'photo', 4, 'blob', 'VARBYTE(1024000)'), ('shop', 'orders', 'created_at', 5, 'datetime(6)', 'TIMESTAMP');
+INSERT INTO "cdc"."replica_columns" (source_db, source_table, column_name, ordinal, mysql_type, warehouse_type, key_ordinal) VALUES ('shop', 'orders', 'id', 0, 'bigint(20) unsigned', 'DECIMAL(20,0)', 0), ('shop', 'orders', 'status', 1, 'enum(''new'',''paid'')', 'VARCHAR(4)', NULL), ('shop', 'orders', 'total', 2, 'decimal(12,2)', 'DECIMAL(12,2)', NULL), ('shop', 'orders', 'meta', 3, 'json', 'SUPER', NULL), ('shop', 'orders', 'photo', 4, 'blob', 'VARBYTE(1024000)', NULL), ('shop', 'orders', 'created_at', 5, 'datetime(6)', 'TIMESTAMP', NULL);
 
-LOCK "shop"."orders", "cdc"."shop__orders__keys";
+LOCK "cdc"."shop__orders__state";
 
 CREATE TEMP TABLE "_cdc_stage_all" ("id" DECIMAL(20,0), "status" VARCHAR(4), "total" DECIMAL(12,2), "meta" VARCHAR(65535), "photo" VARBYTE(1024000), "created_at" TIMESTAMP, "_cdc_position" CHAR(28), "_cdc_op" VARCHAR(8), "_cdc_commit_ts" TIMESTAMP);
 
 COPY "_cdc_stage_all" ("id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts") FROM 's3://lake/staging/batch.csv.gz' IAM_ROLE 'arn:aws:iam::123456789012:role/cdc-copy' FORMAT AS CSV GZIP NULL AS '\\N' TIMEFORMAT 'auto' DATEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF;
+
+DELETE FROM "_cdc_stage_all" WHERE "_cdc_position" < (SELECT MAX("_cdc_position") FROM "cdc"."shop__orders__state" WHERE op IN ('truncate', 'drop', 'rename', 'resync'));
 
 CREATE TEMP TABLE "_cdc_stage" AS SELECT "id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts" FROM (SELECT "id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "_cdc_position" DESC) AS _cdc_rn FROM "_cdc_stage_all") latest WHERE _cdc_rn = 1;
 

@@ -1,0 +1,227 @@
+/**
+ * Pure SQL planning of table-level events (contract v2: truncate, drop, rename, alter, resync; docs/merge.md,
+ * "Source operation → what the replica does"). Every plan runs in one transaction after the table's lock, and is
+ * order-insensitive the same way row changes are:
+ * - truncate / drop / rename / resync record their position in the table's state table; every replica row older
+ *   than it is removed now, and every change older than it that arrives later is discarded by the row merge
+ *   (`floorSelect`), so a replayed or late batch cannot bring rows back;
+ * - drop / rename / resync also end the table's incarnation: the replica is dropped (or archived, by policy) and
+ *   the registry forgotten, so a table created again under the name starts clean with its own columns. If rows
+ *   newer than the event are already in the replica (batches merged out of order), only the older rows go;
+ * - alter renames, adds (with the default every existing row received) and drops columns in place.
+ */
+import type { ChangeEvent, ColumnChange } from '../../../shared/change-event';
+import { jsonKind, parseMysqlType, type Warehouse, warehouseType } from '../../../shared/type-mapping';
+import type { Dialect } from './dialect';
+import { ident, literal } from './dialect';
+import { PoisonBatchError } from './errors';
+import { createViews, dataTables, dropViews, META, planRegisterColumns } from './merge-plan';
+import { archiveName, type TableNames } from './naming';
+import { CSV_NULL, csvField } from './stage-csv';
+import type { ExistingColumn, ReplicaColumn, TableModel } from './table-model';
+
+/** What happens to the replica of a dropped (or renamed-away) table. */
+export type DroppedTablePolicy = 'drop' | 'archive';
+
+/** The replica as the registry knows it; undefined for a table the merge has not created yet. */
+export interface KnownTable {
+  readonly columns: readonly ExistingColumn[];
+  readonly pk: readonly string[];
+}
+
+export interface TableChangeOptions {
+  readonly history: boolean;
+  readonly droppedTablePolicy: DroppedTablePolicy;
+  /** True when the replica already holds rows newer than the event (batches merged out of order). */
+  readonly newerRows: boolean;
+}
+
+export interface TableChangePlan {
+  readonly statements: string[];
+  /** The registry after the plan: undefined when the incarnation ended (the next row change creates it anew). */
+  readonly after: KnownTable | undefined;
+}
+
+export function replicaColumn(name: string, mysqlType: string, warehouse: Warehouse, wType?: string): ReplicaColumn {
+  return {
+    name,
+    mysqlType,
+    kind: jsonKind(parseMysqlType(mysqlType)),
+    warehouseType: wType ?? warehouseType(mysqlType, warehouse),
+  };
+}
+
+function modelOf(db: string, table: string, known: KnownTable, warehouse: Warehouse): TableModel {
+  return {
+    db,
+    table,
+    pk: known.pk,
+    columns: known.columns.map((c) => replicaColumn(c.name, c.mysqlType, warehouse, c.warehouseType)),
+  };
+}
+
+/** The statements for one table-level event (not `range`, planned by range-plan.ts). */
+export function planTableChange(
+  e: ChangeEvent,
+  known: KnownTable | undefined,
+  names: TableNames,
+  d: Dialect,
+  opts: TableChangeOptions,
+): TableChangePlan {
+  const record = `INSERT INTO ${names.state} (${ident(META.position)}, op, detail, applied_at) SELECT ${literal(e.position)}, ${literal(e.op)}, ${literal(detail(e).slice(0, 1000))}, ${d.now} WHERE NOT EXISTS (SELECT 1 FROM ${names.state} WHERE ${ident(META.position)} = ${literal(e.position)})`;
+  if (e.op === 'alter') {
+    if (!known) return { statements: [record], after: undefined };
+    return planAlter(e, known, names, d, opts.history, record);
+  }
+  if (!known) return { statements: [record], after: undefined };
+  const model = modelOf(e.db, e.table, known, d.warehouse);
+  const keyed = known.pk.length > 0;
+  const older = `${ident(META.position)} < ${literal(e.position)}`;
+  const out = [record];
+  if (keyed && opts.history) {
+    // History keeps the end of every live row's last version: a delete version at the event's position.
+    const cols = known.columns.map((c) => ident(c.name));
+    out.push(
+      `INSERT INTO ${names.versions} (${[...cols, ident(META.position), ident(META.op), ident(META.commitTs), ident(META.loadedAt)].join(', ')}) ` +
+        `SELECT ${[...cols, literal(e.position), "'delete'", commitTsLiteral(e.ts_ms, d), d.now].join(', ')} FROM ${names.replica} WHERE ${older}`,
+    );
+  }
+  if (keyed) out.push(`DELETE FROM ${names.replica} WHERE ${older}`, `DELETE FROM ${names.keys} WHERE ${older}`);
+  else out.push(`DELETE FROM ${names.deltas} WHERE ${older}`);
+  if (e.op === 'truncate' || opts.newerRows) return { statements: out, after: known };
+
+  // drop, rename (the old name ends), resync (rebuilt from the events after it and a backfill).
+  const policy: DroppedTablePolicy = e.op === 'resync' ? 'drop' : opts.droppedTablePolicy;
+  out.push(...dropViews(model, names, opts.history));
+  if (keyed) {
+    if (policy === 'archive') {
+      out.push(`ALTER TABLE ${names.replica} RENAME TO ${ident(archiveName(e.table, e.position))}`);
+    } else {
+      out.push(`DROP TABLE IF EXISTS ${names.replica}`);
+    }
+    out.push(`DROP TABLE IF EXISTS ${names.keys}`);
+  } else {
+    if (policy === 'archive') {
+      // The keyless replica is a view over deltas: archive what it shows as a table.
+      const archived = `${ident(names.replicaSchema)}.${ident(archiveName(e.table, e.position))}`;
+      const cols = known.columns.map((c) => ident(c.name)).join(', ');
+      out.push(
+        `CREATE TABLE ${archived} AS SELECT ${cols}, SUM(${ident(META.delta)}) AS ${ident(META.count)} FROM ${names.deltas} ` +
+          `GROUP BY ${cols} HAVING SUM(${ident(META.delta)}) > 0`,
+      );
+    }
+    out.push(`DROP TABLE IF EXISTS ${names.deltas}`);
+  }
+  if (opts.history) {
+    if (policy === 'archive')
+      out.push(`ALTER TABLE ${names.versions} RENAME TO ${ident(`${archiveName(e.table, e.position)}__versions`)}`);
+    else out.push(`DROP TABLE IF EXISTS ${names.versions}`);
+  }
+  out.push(`DELETE FROM ${names.columns} WHERE source_db = ${literal(e.db)} AND source_table = ${literal(e.table)}`);
+  return { statements: out, after: undefined };
+}
+
+function detail(e: ChangeEvent): string {
+  const c = e.change ?? {};
+  if (e.op === 'rename' && c.rename_to) return `renamed to ${c.rename_to.db}.${c.rename_to.table}`;
+  return c.reason ?? c.statement ?? '';
+}
+
+function commitTsLiteral(ms: number, d: Dialect): string {
+  return `CAST(${literal(new Date(ms).toISOString().replace('T', ' ').replace('Z', '+00'))} AS ${d.timestampType})`;
+}
+
+/** Column changes in place; views are dropped first and created again from the columns after the change. */
+function planAlter(
+  e: ChangeEvent,
+  known: KnownTable,
+  names: TableNames,
+  d: Dialect,
+  history: boolean,
+  record: string,
+): TableChangePlan {
+  let columns = [...known.columns];
+  let pk = [...known.pk];
+  const keyed = pk.length > 0;
+  const tables = dataTables({ pk }, names, history);
+  const ddl: string[] = [];
+  const backfillDefaults: string[] = [];
+  for (const change of e.change?.columns ?? []) {
+    switch (change.kind) {
+      case 'rename_column': {
+        const at = columns.findIndex((c) => c.name === change.from);
+        if (at < 0 || columns.some((c) => c.name === change.to)) break; // applied already, or unknown here
+        const targets = [...tables, ...(keyed && pk.includes(change.from) ? [names.keys] : [])];
+        for (const t of targets)
+          ddl.push(`ALTER TABLE ${t} RENAME COLUMN ${ident(change.from)} TO ${ident(change.to)}`);
+        columns[at] = { ...columns[at]!, name: change.to };
+        pk = pk.map((k) => (k === change.from ? change.to : k));
+        break;
+      }
+      case 'add_column': {
+        let col = columns.find((c) => c.name === change.name);
+        if (!col) {
+          const rc = replicaColumn(change.name, change.type, d.warehouse);
+          for (const t of tables) ddl.push(`ALTER TABLE ${t} ADD COLUMN ${ident(rc.name)} ${rc.warehouseType}`);
+          col = { name: rc.name, mysqlType: rc.mysqlType, warehouseType: rc.warehouseType };
+          columns.push(col);
+        }
+        if (change.default !== null) {
+          // Every row that existed when the column was added got the default in the source (MySQL writes no row
+          // events for them): rows older than the ALTER get it here; newer ones carry their own value.
+          const value = defaultValue(
+            e,
+            change,
+            replicaColumn(col.name, change.type, d.warehouse, col.warehouseType),
+            d,
+          );
+          backfillDefaults.push(
+            `UPDATE ${keyed ? names.replica : names.deltas} SET ${ident(col.name)} = ${value} ` +
+              `WHERE ${ident(META.position)} < ${literal(e.position)}`,
+          );
+        }
+        break;
+      }
+      case 'drop_column': {
+        if (!columns.some((c) => c.name === change.name) || pk.includes(change.name)) break;
+        // Keyed replicas lose the column, as the source did; keyless deltas and history versions keep it (their
+        // views stop showing it), so that a row written before the drop still cancels against its deletion.
+        if (keyed) ddl.push(`ALTER TABLE ${names.replica} DROP COLUMN ${ident(change.name)}`);
+        columns = columns.filter((c) => c.name !== change.name);
+        break;
+      }
+    }
+  }
+  if (ddl.length === 0 && backfillDefaults.length === 0) return { statements: [record], after: known };
+  const after: KnownTable = { columns, pk };
+  const model = modelOf(e.db, e.table, after, d.warehouse);
+  return {
+    statements: [
+      record,
+      ...dropViews(model, names, history),
+      ...ddl,
+      ...backfillDefaults,
+      ...createViews(model, names, history),
+      ...planRegisterColumns(model, names),
+    ],
+    after,
+  };
+}
+
+function defaultValue(
+  e: ChangeEvent,
+  change: Extract<ColumnChange, { kind: 'add_column' }>,
+  col: ReplicaColumn,
+  d: Dialect,
+): string {
+  if (col.kind === 'json' || col.kind === 'base64') {
+    throw new PoisonBatchError(
+      'SCHEMA_INCOMPATIBLE',
+      `${e.db}.${e.table} at ${e.position}: column ${JSON.stringify(change.name)} added with a ${col.kind} default; the producer backfills such columns instead`,
+    );
+  }
+  const text = csvField(col, change.default, d, `${e.db}.${e.table} at ${e.position}`);
+  if (text === CSV_NULL) return 'NULL';
+  const raw = text.startsWith('"') ? text.slice(1, -1).replace(/""/g, '"') : text;
+  return `CAST(${literal(raw)} AS ${col.warehouseType})`;
+}
