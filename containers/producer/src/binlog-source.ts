@@ -39,6 +39,11 @@ export interface BinlogSourceProps {
   readonly captures: (db: string, table: string) => boolean;
   /** The signal table: its rows are handed over as `signal` events and never as `row` events. */
   readonly isSignalTable?: (db: string, table: string) => boolean;
+  /**
+   * Ask the server for a heartbeat after this long without events (MASTER_HEARTBEAT_PERIOD), so an idle connection
+   * still proves it is alive (`lastReadAt`). @default no heartbeats
+   */
+  readonly heartbeatMs?: number;
 }
 
 /** A row written to the signal table (insert or update; its after image), where the binlog has it. */
@@ -73,7 +78,7 @@ interface ZongJiLike extends EventEmitter {
   stop(): void;
   options: { filename?: string; position?: number };
   gtidSet?: string;
-  connection?: { pause(): void; resume(): void };
+  connection?: { pause(): void; resume(): void; query(sql: string, cb: (err: Error | null) => void): void };
 }
 
 interface SourceEvents {
@@ -91,6 +96,7 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
   private file = '';
   private readonly pkByTableId = new Map<number, number[]>();
   private paused = false;
+  private readAt = 0;
   lastEventMs = 0;
 
   constructor(private readonly props: BinlogSourceProps) {
@@ -110,6 +116,7 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
       charset: 'utf8mb4',
     } as never) as unknown as ZongJiLike;
     this.z = z;
+    this.readAt = Date.now();
     z.on('error', (err: Error & { errno?: number; code?: string }) => {
       if (err.errno === 1236 || /purged|could not find first log|1236/i.test(err.message)) {
         this.emit(
@@ -137,16 +144,27 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
         'query',
         'mariadbgtid',
         'gtid',
+        'heartbeat',
       ],
     };
     if (from.kind === 'end') opts.startAtEnd = true;
     else if (from.kind === 'file') Object.assign(opts, { filename: from.file, position: from.pos });
     else opts.gtidSet = from.gtidSet;
     z.start(opts);
+    if (this.props.heartbeatMs) {
+      // A session variable of the binlog connection (created by start()), read by the server when the dump begins:
+      // queued now, it runs before zongji's own preamble and the dump command.
+      const ns = BigInt(this.props.heartbeatMs) * 1_000_000n;
+      z.connection?.query(`SET @master_heartbeat_period = ${ns}`, (err) => {
+        if (err) this.emit('error', err);
+      });
+    }
   }
 
   private onEvent(evt: ZEvent): void {
     const name = evt.getEventName();
+    this.readAt = Date.now();
+    if (name === 'heartbeat') return;
     this.lastEventMs = evt.timestamp;
     switch (name) {
       case 'rotate':
@@ -236,6 +254,11 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
     if (!this.paused) return;
     this.paused = false;
     this.z?.connection?.resume();
+  }
+
+  /** When the replication connection last delivered an event or a heartbeat (the start time before the first). */
+  get lastReadAt(): number {
+    return this.readAt;
   }
 
   get isPaused(): boolean {

@@ -11,7 +11,7 @@ const list = z
       .filter(Boolean),
   );
 
-const schema = z.object({
+const fields = z.object({
   SOURCE_HOST: z.string().min(1),
   SOURCE_PORT: z.coerce.number().int().min(1).max(65535).default(3306),
   SOURCE_USER: z.string().min(1),
@@ -36,6 +36,10 @@ const schema = z.object({
       'must be checkpoint | end | file:<name>:<pos> | gtid:<set>',
     ),
   HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** The source sends a heartbeat on the replication connection after this long without events (reader liveness). */
+  HEARTBEAT_SECONDS: z.coerce.number().int().min(1).max(300).default(10),
+  /** /health turns unhealthy when the reader or the housekeeping loop showed no sign of life for this long. */
+  HEALTH_STALE_SECONDS: z.coerce.number().int().min(2).max(3600).default(60),
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
   METRICS_NAMESPACE: z.string().default('MysqlRedshiftCdc'),
   /** How long a lease outlives its last renewal (renewed every second). A killed producer's successor waits this long. */
@@ -53,6 +57,17 @@ const schema = z.object({
   AWS_ENDPOINT_KINESIS: z.string().url().optional(),
   AWS_ENDPOINT_DYNAMODB: z.string().url().optional(),
   AWS_ENDPOINT_S3: z.string().url().optional(),
+});
+
+const schema = fields.superRefine((c, ctx) => {
+  // One heartbeat lost or late must not flap the health check.
+  if (c.HEARTBEAT_SECONDS * 2 > c.HEALTH_STALE_SECONDS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['HEARTBEAT_SECONDS'],
+      message: `must be at most half of HEALTH_STALE_SECONDS (${c.HEALTH_STALE_SECONDS})`,
+    });
+  }
 });
 
 export type ProducerConfig = z.infer<typeof schema>;

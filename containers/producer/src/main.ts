@@ -17,6 +17,7 @@ import { connectCapture } from './capture';
 import { CheckpointStore, type PositionRequest } from './checkpoint-store';
 import { loadConfig, parseStartFrom, type StartFrom } from './config';
 import { failureMetrics, ProducerError } from './errors';
+import { assessHealth } from './health';
 import { KinesisSink } from './kinesis-sink';
 import { EmfMetrics, log } from './metrics';
 import { ProducerCore } from './producer';
@@ -130,6 +131,7 @@ async function main(): Promise<void> {
     serverId: config.SOURCE_SERVER_ID,
     captures,
     isSignalTable,
+    heartbeatMs: config.HEARTBEAT_SECONDS * 1000,
   });
   const reader = await SnapshotReader.connect({
     host: config.SOURCE_HOST,
@@ -205,6 +207,7 @@ async function main(): Promise<void> {
   let stopping = false;
   let fatal: Error | undefined;
   let savedAt = Date.now();
+  let housekeptAt = Date.now();
   let lastSaved = '';
   const fail = (err: Error) => {
     if (fatal) return;
@@ -251,6 +254,7 @@ async function main(): Promise<void> {
         await saveCheckpoint();
         const moveTo = await store.renewLease();
         if (moveTo) return stop('an operator requested a new position', moveTo);
+        housekeptAt = Date.now();
         const unfinished = snapshotter.state.jobs.filter((j) => j.status === 'pending' || j.status === 'running');
         metrics.gauge(ProducerMetric.SnapshotJobsPending, 'Count', unfinished.length);
         metrics.gauge(
@@ -272,11 +276,24 @@ async function main(): Promise<void> {
   }, 1000);
 
   const health = createServer((req, res) => {
-    const healthy = !fatal && !sink.failure && Date.now() - savedAt < 60_000;
+    const { healthy, problems } = assessHealth(
+      {
+        now: Date.now(),
+        fatal: !!fatal,
+        sinkFailed: !!sink.failure,
+        housekeptAt,
+        lastReadAt: source.lastReadAt,
+        readerPaused: source.isPaused,
+      },
+      config.HEALTH_STALE_SECONDS * 1000,
+    );
     res.writeHead(req.url === '/health' && healthy ? 200 : 503, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ healthy, checkpoint: core.safe ?? null, pending: sink.pending }));
+    res.end(JSON.stringify({ healthy, problems, checkpoint: core.safe ?? null, pending: sink.pending }));
   });
-  health.listen(config.HEALTH_PORT, '0.0.0.0');
+  health.listen(config.HEALTH_PORT, '0.0.0.0', () => {
+    const address = health.address();
+    log('info', 'health endpoint listening', { port: typeof address === 'object' ? address?.port : address });
+  });
 
   /**
    * Stops reading, drains, then either saves the checkpoint (SIGTERM) or moves it to an operator's requested position
