@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import {
   BatchExecuteStatementCommand,
+  CancelStatementCommand,
   DescribeStatementCommand,
   type DescribeStatementResponse,
   ExecuteStatementCommand,
@@ -13,7 +14,7 @@ import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/c
 import { LAKE_STAGING_PREFIX } from '../../../shared/lake-layout';
 import type { Dialect } from './dialect';
 import { redshiftDialect } from './dialect-redshift';
-import { MergeError, RetriableMergeError } from './errors';
+import { MergeError, type MergeErrorCode, RetriableMergeError } from './errors';
 import type { Step } from './merge-plan';
 import { DATA_API_MAX_STATEMENT_BYTES, DATA_API_MAX_STATEMENTS, redshiftTransactionProblems } from './redshift-grammar';
 import type { WarehouseClient } from './warehouse-client';
@@ -33,8 +34,10 @@ export interface RedshiftWarehouseProps {
   /** Bucket and prefix for staging CSV objects (the lake bucket, `staging/`). */
   readonly stagingBucket: string;
   readonly stagingPrefix?: string;
-  /** How long to wait for a statement before giving up. @default 240 s */
+  /** How long to wait for a statement before cancelling it. @default 240 s */
   readonly deadlineMs?: number;
+  /** After CancelStatement, how long to wait for Redshift to report the statement stopped. @default 30 s */
+  readonly cancelGraceMs?: number;
   /** First polling interval; doubles up to 2 s. @default 100 ms */
   readonly pollMs?: number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -68,35 +71,60 @@ export class RedshiftDataWarehouse implements WarehouseClient {
     };
   }
 
-  /** Polls DescribeStatement until the statement finished, failed or the deadline passed. */
+  /**
+   * Polls DescribeStatement until the statement finished or failed. At the deadline the statement is cancelled
+   * (CancelStatement) rather than left running, and polled until Redshift reports it stopped (or the cancel grace
+   * ends): the error then says whether the statement is known to have stopped, because until it has, a COPY in it
+   * may still be reading its staging object.
+   */
   async waitFor(id: string, statements: readonly string[]): Promise<DescribeStatementResponse> {
-    const deadline = Date.now() + (this.props.deadlineMs ?? 240_000);
+    const deadlineMs = this.props.deadlineMs ?? 240_000;
+    const deadline = Date.now() + deadlineMs;
     const sleep = this.props.sleep ?? sleepDefault;
     let delay = this.props.pollMs ?? 100;
+    let cancelledAt: number | undefined;
+    let status: string | undefined;
+    let statusAtDeadline: string | undefined;
     for (;;) {
       const d = await this.props.client.send(new DescribeStatementCommand({ Id: id }));
+      status = d.Status;
       if (d.Status === 'FINISHED') return d;
       if (d.Status === 'FAILED' || d.Status === 'ABORTED') {
+        if (cancelledAt !== undefined) break;
         const failed = d.SubStatements?.find((s) => s.Status === 'FAILED' || s.Status === 'ABORTED');
         const statement = failed?.QueryString ?? (statements.length === 1 ? statements[0] : d.QueryString);
         const error = failed?.Error ?? d.Error ?? `statement ${d.Status}`;
-        const conflict = /serializable isolation violation|1023/i.test(error);
+        // A conflict may be reported on the transaction or on the sub-statement that hit it: look at both.
+        const code = [failed?.Error, d.Error].some((e) => e && classifyStatementError(e) === 'SERIALIZATION_CONFLICT')
+          ? 'SERIALIZATION_CONFLICT'
+          : 'WAREHOUSE_STATEMENT_FAILED';
         throw new RetriableMergeError(
-          conflict ? 'SERIALIZATION_CONFLICT' : 'WAREHOUSE_STATEMENT_FAILED',
+          code,
           `${error}${statement ? ` in statement: ${statement.slice(0, 500)}` : ''}`,
           statement,
         );
       }
-      if (Date.now() + delay > deadline) {
-        throw new RetriableMergeError(
-          'WAREHOUSE_TIMEOUT',
-          `statement ${id} still ${d.Status} after ${this.props.deadlineMs ?? 240_000} ms: ${statements[0]?.slice(0, 200)}`,
-          statements[0],
-        );
+      if (cancelledAt === undefined && Date.now() + delay > deadline) {
+        cancelledAt = Date.now();
+        statusAtDeadline = d.Status;
+        // "To be canceled, a query must be running": a statement that just ended refuses; the next Describe tells.
+        await this.props.client.send(new CancelStatementCommand({ Id: id })).catch(() => undefined);
+        delay = this.props.pollMs ?? 100;
+        continue;
       }
+      if (cancelledAt !== undefined && Date.now() - cancelledAt > (this.props.cancelGraceMs ?? 30_000)) break;
       await sleep(delay);
       delay = Math.min(delay * 2, 2000);
     }
+    const stopped = status === 'ABORTED' || status === 'FAILED';
+    throw new StatementTimeoutError(
+      `statement ${id} still ${statusAtDeadline} after ${deadlineMs} ms: ${statements[0]?.slice(0, 200)}; ` +
+        (stopped
+          ? 'cancelled (CancelStatement)'
+          : `cancel requested (CancelStatement) but Redshift still reports it ${status}`),
+      statements[0],
+      stopped,
+    );
   }
 
   async query(sql: string): Promise<Record<string, unknown>[]> {
@@ -151,18 +179,50 @@ export class RedshiftDataWarehouse implements WarehouseClient {
         }),
       );
     }
+    // The staging object is removed only once the transaction is known to have stopped (finished, failed, or
+    // cancelled and confirmed): a COPY still running must not lose its input. Otherwise the lake's lifecycle rule
+    // on staging/ (lib/constructs/changelog-lake.ts, one day) removes it.
+    let stopped = false;
     try {
       const { Id } = await this.props.client.send(
         new BatchExecuteStatementCommand({ ...this.target(), Sqls: [...sqls] }),
       );
-      await this.waitFor(Id!, sqls);
+      try {
+        await this.waitFor(Id!, sqls);
+        stopped = true;
+      } catch (err) {
+        stopped = !(err instanceof StatementTimeoutError) || err.stopped;
+        throw err;
+      }
     } finally {
-      if (key)
+      if (key && stopped)
         await this.props.s3
           .send(new DeleteObjectCommand({ Bucket: this.props.stagingBucket, Key: key }))
           .catch(() => undefined);
     }
   }
+}
+
+/** A statement passed its deadline; `stopped` tells whether Redshift confirmed it no longer runs. */
+export class StatementTimeoutError extends RetriableMergeError {
+  constructor(
+    message: string,
+    statement: string | undefined,
+    readonly stopped: boolean,
+  ) {
+    super('WAREHOUSE_TIMEOUT', message, statement);
+  }
+}
+
+/**
+ * The error code of a failed statement's error text. Redshift reports a serializable isolation violation as
+ * `ERROR: 1023 DETAIL: Serializable isolation violation on table …` (c_serial_isolation): the transaction can be
+ * retried as a whole. A 1023 elsewhere in a message (a line number, a size) is not that error.
+ */
+export function classifyStatementError(error: string): MergeErrorCode {
+  return /serializable isolation violation|\berror:\s*1023\b/i.test(error)
+    ? 'SERIALIZATION_CONFLICT'
+    : 'WAREHOUSE_STATEMENT_FAILED';
 }
 
 /** Throws when a transaction would break the Data API's limits (checked before anything is sent). */
