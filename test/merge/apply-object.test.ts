@@ -2,10 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyObject } from '../../lambdas/merge/src/apply-object';
+import { PoisonBatchError, RetriableMergeError } from '../../lambdas/merge/src/errors';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import { lakePartitionPrefix } from '../../shared/lake-layout';
@@ -88,5 +89,112 @@ describe('applying changelog objects', () => {
     await expect(applyObject({ bucket: 'lake', key: bad }, s3, h.ctx())).rejects.toThrow(
       /BATCH_UNDECODABLE: s3:\/\/lake\/changelog\/source_db=shop\/source_table=broken\/.*bad.gz line 2: not JSON/,
     );
+  });
+
+  describe('claim-check objects that cannot be read', () => {
+    const t = new TableEvents('shop', 'parcels', { id: 'int(11)', label: 'varchar(50)' });
+
+    /** A changelog object holding one pointer to `claimKey` (written or not, as the test arranges). */
+    async function objectPointingTo(claimKey: string, name: string): Promise<string> {
+      const pointer = {
+        ...t.insert({ id: 1, label: 'big' }),
+        after: null,
+        claim_check: { bucket: 'lake', key: claimKey, bytes: 2_000_000 },
+      };
+      const key = `${lakePartitionPrefix('shop', 'parcels', new Date())}${name}.gz`;
+      await put(key, gzipSync(ndjson([pointer])));
+      return key;
+    }
+
+    /** The same emulator behind a client that fails the next `n` reads of `claimKey` with `fault`. */
+    function faultyClient(claimKey: string, fault: () => Error, n: number): S3Client {
+      const client = new S3Client(localAwsClientConfig(s3emu.endpoint));
+      let left = n;
+      client.middlewareStack.add(
+        (next) => async (args) => {
+          const input = args.input as { Key?: string };
+          if (input.Key === claimKey && left > 0) {
+            left--;
+            throw fault();
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'injectFault' },
+      );
+      return client;
+    }
+
+    it('sets aside a pointer whose object does not exist (S3 is read-after-write consistent: it will not appear)', async () => {
+      await h.reset();
+      const key = await objectPointingTo('claim-check/never-written.json', 'missing');
+      const err = await applyObject({ bucket: 'lake', key }, s3, h.ctx()).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(PoisonBatchError);
+      expect((err as Error).message).toMatch(
+        /^OBJECT_MISSING: s3:\/\/lake\/changelog\/.*missing.gz event 1: claim-check object s3:\/\/lake\/claim-check\/never-written.json does not exist/,
+      );
+    });
+
+    it('sets aside a claim-check object that is not a change event', async () => {
+      await h.reset();
+      await put('claim-check/corrupt.json', '{"v":1,"op":"insert","db":"shop",trunc');
+      const key = await objectPointingTo('claim-check/corrupt.json', 'corrupt');
+      const err = await applyObject({ bucket: 'lake', key }, s3, h.ctx()).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(PoisonBatchError);
+      expect((err as Error).message).toMatch(
+        /^BATCH_UNDECODABLE: s3:\/\/lake\/claim-check\/corrupt.json line 1: not JSON/,
+      );
+    });
+
+    it('retries, and then applies, a claim check whose read failed for a transient reason (throttling, 5xx, network)', async () => {
+      await h.reset();
+      await put('claim-check/ok.json', JSON.stringify(t.insert({ id: 7, label: 'parked' })));
+      const key = await objectPointingTo('claim-check/ok.json', 'transient');
+      const faults: (() => Error)[] = [
+        () =>
+          new S3ServiceException({
+            name: 'SlowDown',
+            $fault: 'server',
+            $metadata: { httpStatusCode: 503 },
+            message: 'Please reduce your request rate.',
+          }),
+        () =>
+          new S3ServiceException({
+            name: 'InternalError',
+            $fault: 'server',
+            $metadata: { httpStatusCode: 500 },
+            message: 'We encountered an internal error. Please try again.',
+          }),
+        () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }),
+      ];
+      for (const fault of faults) {
+        const err = await applyObject(
+          { bucket: 'lake', key },
+          faultyClient('claim-check/ok.json', fault, 1),
+          h.ctx(),
+        ).catch((e: Error) => e);
+        expect(err).toBeInstanceOf(RetriableMergeError);
+        expect((err as Error).message).toMatch(
+          /^OBJECT_UNREADABLE: .*claim-check object s3:\/\/lake\/claim-check\/ok.json could not be read/,
+        );
+      }
+      // Nothing was applied (the replica table is not even created before the whole object is read).
+      expect(await h.rows("SELECT to_regclass('shop.parcels') AS t")).toEqual([{ t: null }]);
+      // The retry SQS makes: the fault is gone, the object is applied.
+      await applyObject({ bucket: 'lake', key }, s3, h.ctx());
+      expect(await h.rows('SELECT id, label FROM shop.parcels')).toEqual([{ id: 7, label: 'parked' }]);
+    });
+
+    it('sets aside a changelog object whose gzip is corrupt, and retries one whose read failed', async () => {
+      await h.reset();
+      const key = `${lakePartitionPrefix('shop', 'parcels', new Date())}bad-gzip.gz`;
+      await put(key, Buffer.concat([gzipSync(ndjson([t.insert({ id: 1, label: 'x' })])).subarray(0, 20)]));
+      const bad = await applyObject({ bucket: 'lake', key }, s3, h.ctx()).catch((e: Error) => e);
+      expect(bad).toBeInstanceOf(PoisonBatchError);
+      expect((bad as Error).message).toMatch(/^BATCH_UNDECODABLE: s3:\/\/lake\/.*bad-gzip.gz: not a readable gzip/);
+      const good = await objectPointingTo('claim-check/ok.json', 'read-fails');
+      const flaky = faultyClient(good, () => Object.assign(new Error('read ETIMEDOUT'), { code: 'ETIMEDOUT' }), 1);
+      const err = await applyObject({ bucket: 'lake', key: good }, flaky, h.ctx()).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(RetriableMergeError);
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { ChangeEvent } from '../../../shared/change-event';
 import { checkEvent, decodeBody, parseBatch } from './batch';
-import { PoisonBatchError } from './errors';
+import { PoisonBatchError, RetriableMergeError } from './errors';
 import { type MergeContext, mergeEvents, type TableResult } from './merge';
 
 export interface ObjectRef {
@@ -9,9 +9,37 @@ export interface ObjectRef {
   readonly key: string;
 }
 
-async function getText(s3: S3Client, ref: ObjectRef): Promise<string> {
-  const res = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
-  return decodeBody(await res.Body!.transformToByteArray());
+/**
+ * Whether a failed S3 read means the object is not there. S3 is read-after-write consistent and the producer's
+ * PutObject of a claim check completes before it sends the pointer (Firehose writes a changelog object before S3
+ * notifies), so a NoSuchKey will not turn into the object later: retrying cannot help. Every other read failure
+ * (throttling, 5xx, a reset or timed-out connection, a body cut short, access denied by a policy or a KMS key) depends
+ * on the environment, not on the object, and may pass: retried (SQS redelivers; its redrive policy bounds it).
+ */
+export function isMissingObject(err: unknown): boolean {
+  return (err as { name?: string } | null)?.name === 'NoSuchKey';
+}
+
+/**
+ * Reads an object: a missing one is poison (OBJECT_MISSING), a failed read retriable (OBJECT_UNREADABLE), and content
+ * that is not decodable (a broken gzip) poison (BATCH_UNDECODABLE). `what` names it in the messages.
+ */
+async function readObject(s3: S3Client, ref: ObjectRef, what: string): Promise<string> {
+  const uri = `s3://${ref.bucket}/${ref.key}`;
+  let bytes: Uint8Array;
+  try {
+    const res = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+    bytes = await res.Body!.transformToByteArray();
+  } catch (err) {
+    const reason = (err as Error).message;
+    if (isMissingObject(err)) throw new PoisonBatchError('OBJECT_MISSING', `${what}${uri} does not exist (${reason})`);
+    throw new RetriableMergeError('OBJECT_UNREADABLE', `${what}${uri} could not be read, will retry: ${reason}`);
+  }
+  try {
+    return decodeBody(bytes);
+  } catch (err) {
+    throw new PoisonBatchError('BATCH_UNDECODABLE', `${uri}: not a readable gzip (${(err as Error).message})`);
+  }
 }
 
 /** Replaces claim-check pointer events by the full events the producer parked in S3. */
@@ -19,16 +47,11 @@ export async function resolveClaimChecks(s3: S3Client, events: ChangeEvent[], so
   return Promise.all(
     events.map(async (e, i) => {
       if (!e.claim_check) return e;
-      let text: string;
-      try {
-        text = await getText(s3, { bucket: e.claim_check.bucket, key: e.claim_check.key });
-      } catch (err) {
-        throw new PoisonBatchError(
-          'BATCH_UNDECODABLE',
-          `${source} event ${i + 1}: claim-check object s3://${e.claim_check.bucket}/${e.claim_check.key} unreadable: ${(err as Error).message}`,
-        );
-      }
-      return checkEvent(JSON.parse(text), `s3://${e.claim_check.bucket}/${e.claim_check.key}`, 1);
+      const ref = { bucket: e.claim_check.bucket, key: e.claim_check.key };
+      const text = await readObject(s3, ref, `${source} event ${i + 1}: claim-check object `);
+      // One event per object; parseBatch names the object and the line when it is not one.
+      const parsed = parseBatch(text, `s3://${ref.bucket}/${ref.key}`);
+      return checkEvent(parsed[0] ?? null, `s3://${ref.bucket}/${ref.key}`, 1);
     }),
   );
 }
@@ -40,7 +63,11 @@ export async function resolveClaimChecks(s3: S3Client, events: ChangeEvent[], so
  */
 export async function applyObject(ref: ObjectRef, s3: S3Client, ctx: MergeContext): Promise<TableResult[]> {
   const source = `s3://${ref.bucket}/${ref.key}`;
-  const events = await resolveClaimChecks(s3, parseBatch(await getText(s3, ref), source), source);
+  const events = await resolveClaimChecks(
+    s3,
+    parseBatch(await readObject(s3, ref, 'changelog object '), source),
+    source,
+  );
   if (events.length === 0) return [];
   return mergeEvents(events, source, ctx);
 }

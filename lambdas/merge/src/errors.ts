@@ -5,6 +5,8 @@
 export type MergeErrorCode =
   | 'BATCH_UNDECODABLE' // a line is not JSON, or not a change event
   | 'BATCH_UNSUPPORTED_VERSION' // event version this code does not know
+  | 'OBJECT_MISSING' // a changelog or claim-check object S3 says does not exist
+  | 'OBJECT_UNREADABLE' // reading an object failed for a reason outside it (throttling, 5xx, network, access): retried
   | 'SCHEMA_INCOMPATIBLE' // a column changed type in a way the replica cannot follow
   | 'CONFIG_INVALID'
   | 'WAREHOUSE_STATEMENT_FAILED'
