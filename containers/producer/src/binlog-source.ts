@@ -46,6 +46,18 @@ export interface BinlogSourceProps {
   readonly heartbeatMs?: number;
 }
 
+/** A DDL statement read from the binlog. */
+export interface DdlStatement {
+  readonly query: string;
+  /** The statement's default database. */
+  readonly schema: string;
+  readonly file: string;
+  /** End position of the QUERY event. */
+  readonly pos: number;
+  readonly gtid: string | null;
+  readonly commitMs: number;
+}
+
 /** A row written to the signal table (insert or update; its after image), where the binlog has it. */
 export interface SignalRow {
   readonly row: Record<string, unknown>;
@@ -72,6 +84,7 @@ interface ZEvent {
   rows?: (Record<string, unknown> | { before: Record<string, unknown>; after: Record<string, unknown> })[];
   binlogName?: string;
   query?: string;
+  schema?: string;
 }
 interface ZongJiLike extends EventEmitter {
   start(opts: Record<string, unknown>): void;
@@ -84,8 +97,8 @@ interface ZongJiLike extends EventEmitter {
 interface SourceEvents {
   row: [RowChange];
   signal: [SignalRow];
-  /** A statement that is not a transaction marker (DDL), with its text. */
-  ddl: [string];
+  /** A statement that is not a transaction marker (DDL), with its text and where the binlog has it. */
+  ddl: [DdlStatement];
   commit: [Boundary];
   error: [Error];
   ready: [];
@@ -101,6 +114,11 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
 
   constructor(private readonly props: BinlogSourceProps) {
     super();
+  }
+
+  /** Whether the pipeline captures this table (the capture rules). */
+  captures(db: string, table: string): boolean {
+    return this.props.captures(db, table);
   }
 
   start(from: Exclude<StartFrom, { kind: 'checkpoint' }>): void {
@@ -221,7 +239,16 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
         // DDL and other non-transactional statements end their own event group; BEGIN does not.
         const q = (evt.query ?? '').trim().toUpperCase();
         if (q !== 'BEGIN' && !q.startsWith('XA ')) {
-          if (q !== 'COMMIT' && q !== 'ROLLBACK') this.emit('ddl', evt.query ?? '');
+          if (q !== 'COMMIT' && q !== 'ROLLBACK') {
+            this.emit('ddl', {
+              query: evt.query ?? '',
+              schema: evt.schema ?? '',
+              file: this.file || this.z?.options.filename || '',
+              pos: evt.nextPosition,
+              gtid: evt.gtid ?? null,
+              commitMs: evt.timestamp,
+            });
+          }
           this.boundary(evt);
         }
         return;
