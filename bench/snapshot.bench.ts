@@ -67,6 +67,7 @@ async function snapshot(
     pipelineId: 'bench',
     chunkRows,
     emit: (row) => core.onRow(row),
+    emitTableChange: (change) => core.onTableChange(change),
     congested: () => sink.pending >= 10_000,
     metrics,
     log: () => undefined,

@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { backfill } from './src/commands/backfill';
 import { rebuild } from './src/commands/rebuild';
+import { resync } from './src/commands/resync';
 import { setPosition } from './src/commands/set-position';
 import { status } from './src/commands/status';
 import { validate } from './src/commands/validate';
@@ -18,6 +19,8 @@ const USAGE = `usage: npx cdc <verb> [options]
   status                                    checkpoint, lag, snapshot jobs, rows per table, last errors
   backfill <db.table> [--where <sql>]       read a table (or the rows of a WHERE) again, following its progress
            [--no-follow] [--timeout <s>]
+  resync <db.table> [--no-follow]           rebuild the table's replica from a fresh read of the source
+         [--timeout <s>]
   validate <db.table> [--chunk-rows <n>]    compare source and replica per key-range checksum; exit 1 on differences
            [--lag-window <s>]
   set-position <file:pos|gtid|time> [--yes] move the producer's checkpoint (refuses purged or future positions)
@@ -48,6 +51,7 @@ const OPTIONS = {
 const ALLOWED: Record<string, readonly string[]> = {
   status: [],
   backfill: ['where', 'no-follow', 'timeout'],
+  resync: ['no-follow', 'timeout'],
   validate: ['chunk-rows', 'lag-window'],
   'set-position': ['yes'],
   rebuild: ['as-of', 'into'],
@@ -88,7 +92,9 @@ async function main(argv: string[]): Promise<number> {
   const out = createOutput(!!v.json);
 
   // Arguments are checked before anything is contacted.
-  const table = ['backfill', 'validate', 'rebuild'].includes(verb) ? parseTableName(rest[0], verb) : undefined;
+  const table = ['backfill', 'resync', 'validate', 'rebuild'].includes(verb)
+    ? parseTableName(rest[0], verb)
+    : undefined;
   if (verb === 'rebuild' && !v['as-of']) throw new CliError('USAGE', 'rebuild needs --as-of <time>');
   if (verb === 'set-position' && !rest[0]) throw new CliError('USAGE', 'set-position needs <file:pos|gtid|time>');
   const timeoutS = number('timeout', v.timeout, 1);
@@ -102,6 +108,8 @@ async function main(argv: string[]): Promise<number> {
         return await status(target, out);
       case 'backfill':
         return await backfill(target, { ...table!, where: v.where, follow: !v['no-follow'], timeoutS }, out);
+      case 'resync':
+        return await resync(target, { ...table!, follow: !v['no-follow'], timeoutS }, out);
       case 'validate':
         return await validate(target, { ...table!, chunkRows, lagWindowS }, out);
       case 'set-position':

@@ -2,6 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import { buildChunkQuery, decodeKeyValue, encodeKeyValue } from '../../containers/producer/src/chunk-query';
 import { buildEvent, serializeEvent } from '../../containers/producer/src/event-encoder';
+import { EmfMetrics } from '../../containers/producer/src/metrics';
+import type { CapturedTableChange } from '../../containers/producer/src/producer';
 import { parseSignal } from '../../containers/producer/src/signal-table';
 import {
   addJobs,
@@ -16,8 +18,15 @@ import {
   serializeState,
   startJob,
 } from '../../containers/producer/src/snapshot-progress';
+import type { SnapshotReader } from '../../containers/producer/src/snapshot-reader';
 import { binlogColumnType, normaliseFraction } from '../../containers/producer/src/snapshot-reader';
-import { keyText, rowsToEmit } from '../../containers/producer/src/snapshotter';
+import {
+  keyImage,
+  keyText,
+  RESYNC_REQUESTED,
+  rowsToEmit,
+  Snapshotter,
+} from '../../containers/producer/src/snapshotter';
 
 const shape = {
   db: 'shop',
@@ -127,5 +136,89 @@ describe('snapshot logic', () => {
       id: 'x',
       rawType: 'backfill',
     });
+  });
+
+  it('reads a resync request', () => {
+    expect(parseSignal({ id: 'r', type: 'resync', data: '{"table":"shop.orders","pipeline":"p1"}' })).toEqual({
+      type: 'resync',
+      id: 'r',
+      table: 'shop.orders',
+      pipeline: 'p1',
+    });
+  });
+
+  it('encodes range bounds like event images of the key columns', () => {
+    expect(keyImage(shape, ['18446744073709551615', 3])).toEqual({ order_id: '18446744073709551615', line_no: 3 });
+  });
+});
+
+describe('resync requests in the snapshotter', () => {
+  // The snapshot loop is not started: onSignal/resync act synchronously, and the reader is never called.
+  const snapshotter = (captured: (db: string, t: string) => boolean) => {
+    const emitted: CapturedTableChange[] = [];
+    const logs: string[] = [];
+    const s = new Snapshotter({
+      reader: {} as SnapshotReader,
+      writeWatermark: async () => undefined,
+      captures: captured,
+      pipelineId: 'p1',
+      chunkRows: 100,
+      emit: () => undefined,
+      emitTableChange: (c) => emitted.push(c),
+      congested: () => false,
+      metrics: new EmfMetrics('p1', 'test', () => undefined),
+      log: (_level, message) => logs.push(message),
+      initialState: EMPTY_STATE,
+      now: () => 1000,
+    });
+    return { s, emitted, logs };
+  };
+  const at = { row: {}, file: 'mysql-bin.000002', pos: 4711, gtid: '0-1-5', commitMs: 99 };
+
+  it('emits one resync event at the signal position and queues a whole-table job, once per request', () => {
+    const { s, emitted, logs } = snapshotter(() => true);
+    const signal = { type: 'resync', id: 'resync-1', table: 'shop.orders', pipeline: null } as const;
+    s.onSignal(signal, at);
+    // The binlog read again from before the request (set-position back, or a restart from an older checkpoint).
+    s.onSignal(signal, at);
+    expect(emitted).toEqual([
+      {
+        db: 'shop',
+        table: 'orders',
+        op: 'resync',
+        change: { reason: RESYNC_REQUESTED },
+        file: 'mysql-bin.000002',
+        pos: 4711,
+        row: 0,
+        gtid: '0-1-5',
+        commitMs: 99,
+      },
+    ]);
+    expect(s.state.jobs).toMatchObject([
+      { id: 'resync-1', kind: 'resync', db: 'shop', table: 'orders', status: 'pending' },
+    ]);
+    expect(s.state.jobs[0]!.where).toBeUndefined();
+    expect(logs).toContain('resync read again after the checkpoint moved back: not run twice');
+  });
+
+  it('lets the DDL path start a resync, also not twice for one position', () => {
+    const { s, emitted } = snapshotter(() => true);
+    const point = { file: 'mysql-bin.000003', pos: 100, gtid: null, commitMs: 5, rowIndex: 1 };
+    expect(s.resync('shop', 'items', 'column id changed from int to varchar(10)', point)).toBe(true);
+    expect(s.resync('shop', 'items', 'column id changed from int to varchar(10)', point)).toBe(false);
+    expect(emitted.map((e) => [e.op, e.row, e.change.reason])).toEqual([
+      ['resync', 1, 'column id changed from int to varchar(10)'],
+    ]);
+    expect(s.state.jobs.map((j) => j.id)).toEqual(['resync:shop.items@000003.000000000100.00000001']);
+  });
+
+  it('refuses a resync of a table the pipeline does not capture, as a failed job and without an event', () => {
+    const { s, emitted } = snapshotter(() => false);
+    s.onSignal({ type: 'resync', id: 'resync-2', table: 'other.t', pipeline: null }, at);
+    s.onSignal({ type: 'resync', id: 'resync-3', table: 'shop.t', pipeline: 'another-pipeline' }, { ...at, pos: 5000 });
+    expect(emitted).toEqual([]);
+    expect(s.state.jobs).toMatchObject([
+      { id: 'resync-2', status: 'failed', error: 'other.t is not captured by this pipeline' },
+    ]);
   });
 });

@@ -31,7 +31,7 @@ import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import { type MariaDbServer, startMariaDb } from '../../local/services/mariadb';
 import { waitFor } from '../../local/services/process';
-import type { ChangeEvent } from '../../shared/change-event';
+import { type ChangeEvent, isTableOp } from '../../shared/change-event';
 
 const dir = mkdtempSync(join(tmpdir(), 'cdc-window-'));
 let maria: MariaDbServer;
@@ -106,6 +106,7 @@ describe('the watermark window', () => {
       pipelineId: 'test',
       chunkRows: 100,
       emit: (row) => core.onRow(row),
+      emitTableChange: (change) => core.onTableChange(change),
       congested: () => false,
       metrics,
       log: () => undefined,
@@ -150,6 +151,7 @@ describe('the watermark window', () => {
     // Replayed in position order, as the merge orders them, the events leave exactly the source's rows.
     const rows = new Map<unknown, unknown>();
     for (const e of events) {
+      if (isTableOp(e.op)) continue;
       if (e.op === 'delete') rows.delete(e.before!.id);
       else rows.set(e.after!.id, e.after!.v);
     }
@@ -158,5 +160,12 @@ describe('the watermark window', () => {
       (src2 as { id: number; v: string }[]).map((r) => [r.id, r.v]),
     );
     expect(rows.get(7)).toBe('after-read');
+    // After the reads, at the high watermark: the chunk's key range (the only chunk: the whole table) with the low
+    // watermark's position, older than the changes inside the window.
+    const ranges = events.filter((e) => e.op === 'range');
+    expect(ranges.map((e) => e.change?.range)).toEqual([{ after: null, upto: null, low_position: expect.any(String) }]);
+    const inWindow = events.find((e) => e.op === 'update' && e.after!.id === 3)!;
+    expect(ranges[0]!.change!.range!.low_position < inWindow.position).toBe(true);
+    expect(events.at(-1)).toBe(ranges[0]);
   });
 });

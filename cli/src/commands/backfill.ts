@@ -61,9 +61,24 @@ export async function backfill(t: Target, opts: BackfillOptions, out: Output): P
   } finally {
     await conn.end();
   }
+  return followJob(t, id, `${opts.db}.${opts.table}`, 'backfill', opts, out);
+}
+
+/**
+ * Follows a snapshot job (backfill or resync) in the checkpoint store with a progress bar until it is done, failed,
+ * or `timeoutS` passed; prints the job (`--json`) and a summary. Exit code 0 when done.
+ */
+export async function followJob(
+  t: Target,
+  id: string,
+  name: string,
+  what: string,
+  opts: { readonly follow: boolean; readonly timeoutS?: number | undefined; readonly pollMs?: number },
+  out: Output,
+): Promise<number> {
   const item = await t.store.read();
   const running = !!item?.leaseOwner && (item.leaseExpires ?? 0) > Date.now();
-  out.say(`backfill requested: job ${id}${running ? '' : ' (no producer is running: it starts when one does)'}`);
+  out.say(`${what} requested: job ${id}${running ? '' : ' (no producer is running: it starts when one does)'}`);
   if (!opts.follow) {
     out.result({ job: id, status: 'requested' });
     return 0;
@@ -78,7 +93,7 @@ export async function backfill(t: Target, opts: BackfillOptions, out: Output): P
       if (job.status === 'running' || job.status === 'done') out.progress(progressLine(job, now));
       if (job.status === 'done' || job.status === 'failed') break;
     } else {
-      out.progress(`${opts.db}.${opts.table} waiting for the producer to read the request…`);
+      out.progress(`${name} waiting for the producer to read the request…`);
     }
     if (opts.timeoutS !== undefined && now - started > opts.timeoutS * 1000) {
       out.done();
@@ -89,10 +104,10 @@ export async function backfill(t: Target, opts: BackfillOptions, out: Output): P
   }
   out.done();
   out.result(last);
-  if (last.status === 'failed') throw new CliError('FAILED', `backfill ${id} failed: ${last.error}`);
+  if (last.status === 'failed') throw new CliError('FAILED', `${what} ${id} failed: ${last.error}`);
   const secs = ((last.finishedAt ?? Date.now()) - (last.startedAt ?? started)) / 1000;
   out.say(
-    `done: ${count(last.rowsEmitted)} rows of ${opts.db}.${opts.table} emitted (${count(last.rowsRead)} read in ${last.chunks} chunks, ${duration(secs)})`,
+    `done: ${count(last.rowsEmitted)} rows of ${name} emitted (${count(last.rowsRead)} read in ${last.chunks} chunks, ${duration(secs)})`,
   );
   return 0;
 }

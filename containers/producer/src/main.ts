@@ -185,6 +185,7 @@ async function main(): Promise<void> {
     pipelineId: config.PIPELINE_ID,
     chunkRows: config.SNAPSHOT_CHUNK_ROWS,
     emit: (row) => core.onRow(row),
+    emitTableChange: (change) => core.onTableChange(change),
     congested: () => sink.pending >= config.MAX_IN_FLIGHT_EVENTS / 2,
     metrics,
     log,

@@ -3,7 +3,9 @@
  * the binlog, as Debezium's signalling table. Rows written here are never emitted as change events; the producer
  * recognises them when it reads them back from the binlog, at their exact position in the stream:
  * - `watermark` (one row per pipeline, upserted): the low and high watermark around each snapshot chunk;
- * - `backfill` (one row per request, written by `npx cdc backfill`): snapshot a table (or the rows of a WHERE) again.
+ * - `backfill` (one row per request, written by `npx cdc backfill`): snapshot a table (or the rows of a WHERE) again;
+ * - `resync` (one row per request, written by `npx cdc resync`): the replica of a table is rebuilt: a `resync` event at
+ *   the signal's position, then a backfill of the whole table.
  * Whoever may write this table can make the producer run a SELECT with their WHERE clause: grant INSERT on it to
  * operators only.
  */
@@ -25,6 +27,13 @@ export type Signal =
       readonly id: string;
       readonly table: string;
       readonly where: string | null;
+      /** Only this pipeline acts on it; null: every pipeline capturing the table. */
+      readonly pipeline: string | null;
+    }
+  | {
+      readonly type: 'resync';
+      readonly id: string;
+      readonly table: string;
       /** Only this pipeline acts on it; null: every pipeline capturing the table. */
       readonly pipeline: string | null;
     }
@@ -74,6 +83,9 @@ export function parseSignal(row: Record<string, unknown>): Signal {
       pipeline: typeof data.pipeline === 'string' ? data.pipeline : null,
     };
   }
+  if (type === 'resync' && typeof data.table === 'string') {
+    return { type, id, table: data.table, pipeline: typeof data.pipeline === 'string' ? data.pipeline : null };
+  }
   return { type: 'unknown', id, rawType: type };
 }
 
@@ -119,6 +131,20 @@ export async function requestBackfill(
   await conn.query(`INSERT INTO ${qualified(t)} (id, type, data) VALUES (?, 'backfill', ?)`, [
     id,
     JSON.stringify({ table: request.table, where: request.where ?? null, pipeline: request.pipeline ?? null }),
+  ]);
+  return id;
+}
+
+/** Requests a resync of a table's replica (what `npx cdc resync` does); returns the request id, also the job id. */
+export async function requestResync(
+  conn: mysql.Connection,
+  t: SignalTableName,
+  request: { table: string; pipeline?: string | undefined },
+): Promise<string> {
+  const id = `resync-${randomUUID()}`;
+  await conn.query(`INSERT INTO ${qualified(t)} (id, type, data) VALUES (?, 'resync', ?)`, [
+    id,
+    JSON.stringify({ table: request.table, pipeline: request.pipeline ?? null }),
   ]);
   return id;
 }

@@ -7,11 +7,15 @@
  */
 import type { KeyValue } from './chunk-query';
 
-export type SnapshotJobKind = 'initial' | 'added' | 'backfill';
+/** `resync`: the whole table read again after a `resync` event (`npx cdc resync`, or a change the replica cannot follow). */
+export type SnapshotJobKind = 'initial' | 'added' | 'backfill' | 'resync';
 export type SnapshotJobStatus = 'pending' | 'running' | 'done' | 'failed';
 
 export interface SnapshotJob {
-  /** `initial:<db>.<table>`, `added:<db>.<table>:<time>` or the backfill request id from the signal table. */
+  /**
+   * `initial:<db>.<table>`, `added:<db>.<table>:<time>`, the backfill or resync request id from the signal table, or
+   * `resync:<db>.<table>@<position>` for a resync the producer started itself.
+   */
   readonly id: string;
   readonly kind: SnapshotJobKind;
   readonly db: string;
@@ -20,6 +24,11 @@ export interface SnapshotJob {
   readonly status: SnapshotJobStatus;
   /** Last primary key of the last finished chunk; absent before the first chunk. */
   readonly lastKey?: readonly KeyValue[];
+  /**
+   * Position of the first finished chunk's low watermark: a key of the table whose last change is older than it and
+   * that no chunk of the job read is gone from the source (the job's closing whole-table `range` event).
+   */
+  readonly lowPosition?: string;
   /** Rows read by finished chunks. */
   readonly rowsRead: number;
   /** Rows emitted as `read` events (rows read minus rows that changed while their chunk was read). */
@@ -113,6 +122,8 @@ export function failJob(state: SnapshotState, id: string, error: string, now: nu
 
 export interface FinishedChunk {
   readonly lastKey: readonly KeyValue[] | undefined;
+  /** Position of the chunk's low watermark. */
+  readonly lowPosition?: string;
   readonly read: number;
   readonly emitted: number;
   /** The chunk was shorter than asked: the table (or range) is done. */
@@ -125,6 +136,7 @@ export function finishChunk(state: SnapshotState, id: string, c: FinishedChunk, 
     return {
       ...j,
       ...(c.lastKey ? { lastKey: c.lastKey } : {}),
+      ...(j.lowPosition === undefined && c.lowPosition !== undefined ? { lowPosition: c.lowPosition } : {}),
       rowsRead,
       rowsEmitted: j.rowsEmitted + c.emitted,
       rowsEstimate: c.last ? rowsRead : Math.max(j.rowsEstimate, rowsRead),

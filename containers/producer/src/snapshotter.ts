@@ -12,14 +12,20 @@
  * overwrites a newer change in the replica (the merge keeps the newest position per key). Progress moves with the
  * stream: a chunk is finished at its high watermark, and that state is what the checkpoint saved after it carries,
  * so a restart resumes after the last chunk whose rows are in Kinesis.
+ *
+ * Rows the source no longer has: after a chunk's reads comes a `range` event (the chunk's key range and its low
+ * watermark's position): a replica key inside the range last changed before the low watermark was neither read nor
+ * changed since, so the source lacks it and the merge deletes it. A job of the whole table ends with one more `range`
+ * without bounds at its first chunk's low watermark, for keys the warehouse cannot order as MySQL does (strings).
+ * Jobs with an operator's WHERE send no ranges (the rows outside the WHERE are not read, not gone).
  */
-import { type ChangeOp, formatPosition } from '../../../shared/change-event';
+import { type ChangeOp, formatPosition, type RowImage } from '../../../shared/change-event';
 import { ProducerMetric } from '../../../shared/metrics';
 import type { RowChange, SignalRow } from './binlog-source';
-import { encodeKeyValue } from './chunk-query';
+import { decodeKeyValue, encodeKeyValue, type KeyValue } from './chunk-query';
 import { encodeValue, type TableShape } from './event-encoder';
 import type { EmfMetrics } from './metrics';
-import type { CapturedRow } from './producer';
+import type { CapturedRow, CapturedTableChange } from './producer';
 import type { Signal, WatermarkKind } from './signal-table';
 import {
   addJobs,
@@ -44,6 +50,8 @@ export interface SnapshotterProps {
   readonly chunkRows: number;
   /** Hands a row to the producer core (which filters, encodes and sends it like a binlog row). */
   readonly emit: (row: CapturedRow) => void;
+  /** Hands a table-level event (`range`, `resync`) to the producer core. */
+  readonly emitTableChange: (change: CapturedTableChange) => void;
   /** True while too many events are unacknowledged: the next chunk waits. */
   readonly congested: () => boolean;
   readonly metrics: EmfMetrics;
@@ -58,6 +66,27 @@ export function keyText(shape: TableShape, row: Record<string, unknown>): string
     shape.pk.map((k) => encodeValue(shape.columns.find((c) => c.name === k)?.type ?? 'varchar', row[k])),
   );
 }
+
+/** A key as an event image of the key columns (the same value encoding as row images). */
+export function keyImage(shape: TableShape, key: readonly unknown[]): RowImage {
+  const out: RowImage = {};
+  shape.pk.forEach((k, i) => {
+    out[k] = encodeValue(shape.columns.find((c) => c.name === k)?.type ?? 'varchar', key[i]);
+  });
+  return out;
+}
+
+/** Where a table-level event of the snapshotter goes in the stream. */
+export interface StreamPoint {
+  readonly file: string;
+  readonly pos: number;
+  readonly gtid: string | null;
+  readonly commitMs: number;
+  /** Row index at that position (another event of the same statement may take index 0). @default 0 */
+  readonly rowIndex?: number;
+}
+
+export const RESYNC_REQUESTED = 'requested by npx cdc resync';
 
 /** Splits a chunk into the rows to emit and the number of rows dropped because their key changed in the window. */
 export function rowsToEmit(
@@ -79,9 +108,13 @@ interface OpenChunk {
   readonly generation: number;
   readonly job: SnapshotJob;
   readonly shape: TableShape;
+  /** The key the chunk was read after (undefined: from the start). */
+  readonly after: readonly KeyValue[] | undefined;
   rows?: Record<string, unknown>[];
   /** The low watermark was read from the binlog. */
   open: boolean;
+  /** Position of the low watermark, once read. */
+  low?: string;
   readonly changed: Set<string>;
   /** Why the chunk must be read again (the table's schema changed inside the window). */
   invalid?: string;
@@ -175,8 +208,10 @@ export class Snapshotter {
     if (signal.type === 'watermark') {
       const ch = this.chunks.find((c) => c.id === signal.chunk);
       if (!ch) return; // another pipeline's, or one written before a restart
-      if (signal.kind === 'low') ch.open = true;
-      else if (signal.kind === 'high') this.close(ch, at);
+      if (signal.kind === 'low') {
+        ch.open = true;
+        ch.low = formatPosition(at.file, at.pos, 0);
+      } else if (signal.kind === 'high') this.close(ch, at);
       return;
     }
     if (signal.type === 'backfill') {
@@ -208,7 +243,64 @@ export class Snapshotter {
         });
       }
       this.wake?.();
+      return;
     }
+    if (signal.type === 'resync') {
+      if (signal.pipeline !== null && signal.pipeline !== this.props.pipelineId) return;
+      const [db, table] = signal.table.split('.');
+      const point = { file: at.file, pos: at.pos, gtid: at.gtid, commitMs: at.commitMs };
+      if (db && table && this.props.captures(db, table)) {
+        this.resync(db, table, RESYNC_REQUESTED, point, signal.id);
+        return;
+      }
+      const position = formatPosition(at.file, at.pos, 0);
+      if (!isNewRequest(this.current, position)) return;
+      this.current = requestSeen(this.current, position);
+      // A failed job, so that `npx cdc resync` following it says why.
+      const why =
+        !db || !table
+          ? `${JSON.stringify(signal.table)} is not db.table`
+          : `${db}.${table} is not captured by this pipeline`;
+      const now = this.now();
+      this.current = addJobs(this.current, [newJob('resync', signal.id, db ?? '', table ?? '', now)]);
+      this.current = failJob(this.current, signal.id, why, now);
+      this.props.log('warn', 'resync refused', { job: signal.id, reason: why });
+    }
+  }
+
+  /**
+   * Rebuilds a table's replica: emits a `resync` event at `at` (the merge empties the replica and starts it anew from
+   * there) and queues a backfill of the whole table, whose reads all come after it. The DDL path calls this for a
+   * change the replica cannot follow in place. A request at or before the newest one acted on (the stream read again
+   * after `set-position` moved back) does nothing: returns false.
+   * @param jobId the job's id @default `resync:<db>.<table>@<position>`
+   */
+  resync(db: string, table: string, reason: string, at: StreamPoint, jobId?: string): boolean {
+    const position = formatPosition(at.file, at.pos, at.rowIndex ?? 0);
+    if (!isNewRequest(this.current, position)) {
+      this.props.log('info', 'resync read again after the checkpoint moved back: not run twice', {
+        table: `${db}.${table}`,
+        position,
+      });
+      return false;
+    }
+    this.current = requestSeen(this.current, position);
+    this.props.emitTableChange({
+      db,
+      table,
+      op: 'resync',
+      change: { reason },
+      file: at.file,
+      pos: at.pos,
+      row: at.rowIndex ?? 0,
+      gtid: at.gtid,
+      commitMs: at.commitMs,
+    });
+    const id = jobId ?? `resync:${db}.${table}@${position}`;
+    this.current = addJobs(this.current, [newJob('resync', id, db, table, this.now())]);
+    this.props.log('info', 'resync started', { job: id, table: `${db}.${table}`, reason, position });
+    this.wake?.();
+    return true;
   }
 
   /** The high watermark: emit the chunk minus the rows changed in the window, at the watermark's position. */
@@ -244,14 +336,45 @@ export class Snapshotter {
       });
     }
     const lastRow = ch.rows.at(-1);
+    const last = ch.rows.length < this.props.chunkRows;
+    if (ch.job.where === undefined && ch.low !== undefined) {
+      // After the reads (row indexes 0..n-1) at the high watermark: the chunk's key range replaces the replica's.
+      const range = (after: RowImage | null, upto: RowImage | null, low: string, row: number) =>
+        this.props.emitTableChange({
+          db: ch.shape.db,
+          table: ch.shape.table,
+          op: 'range',
+          change: { range: { after, upto, low_position: low } },
+          pk: ch.shape.pk,
+          file: at.file,
+          pos: at.pos,
+          row,
+          gtid: at.gtid,
+          commitMs: at.commitMs,
+        });
+      const after = ch.after ? keyImage(ch.shape, ch.after.map(decodeKeyValue)) : null;
+      const upto =
+        !last && lastRow
+          ? keyImage(
+              ch.shape,
+              ch.shape.pk.map((k) => lastRow[k]),
+            )
+          : null;
+      range(after, upto, ch.low, ch.rows.length);
+      // The whole table once more at the job's end, from its first chunk's low watermark: needs no key order. (A job
+      // of one chunk said it all already; a job resumed from progress saved without its first low watermark cannot.)
+      const firstLow = this.current.jobs.find((j) => j.id === ch.job.id)?.lowPosition;
+      if (last && after !== null && firstLow !== undefined) range(null, null, firstLow, ch.rows.length + 1);
+    }
     this.current = finishChunk(
       this.current,
       ch.job.id,
       {
         lastKey: lastRow ? ch.shape.pk.map((k) => encodeKeyValue(lastRow[k])) : undefined,
+        ...(ch.low !== undefined ? { lowPosition: ch.low } : {}),
         read: ch.rows.length,
         emitted: emit.length,
-        last: ch.rows.length < this.props.chunkRows,
+        last,
       },
       now,
     );
@@ -357,6 +480,7 @@ export class Snapshotter {
       generation: cursor.generation,
       job,
       shape,
+      after: cursor.lastKey,
       open: false,
       changed: new Set(),
       closed,
