@@ -2,6 +2,11 @@
  * The merge Lambda: SQS messages carrying S3 ObjectCreated notifications of changelog objects. Each object is merged
  * on its own; failures are reported per message (partial batch response) so SQS retries only those. A poison object
  * (it can never succeed) is sent to the dead-letter queue at once with its reason, instead of being retried.
+ *
+ * Concurrency model (docs/merge.md, "Concurrency model"): the records of a batch are merged one after the other, never
+ * in parallel (Powertools' default), so one invocation holds one object in memory and one warehouse transaction at a
+ * time; parallelism comes from concurrent invocations (the event source's maximum concurrency). A record is not
+ * started when the invocation has less than MIN_REMAINING_MS left: it is reported failed and SQS redelivers it.
  */
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -20,11 +25,13 @@ import { warehouseFromConfig } from './src/warehouse-client';
 
 const config = loadConfig(process.env);
 const logger = new Logger({ serviceName: 'merge' });
+// Default dimensions, not addDimension: publishStoredMetrics clears added dimensions after each flush, so a warm
+// Lambda's later flushes (and every singleMetric) would lose the Pipeline the alarms select on.
 const metrics = new Metrics({
   namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE,
   serviceName: 'merge',
+  defaultDimensions: { [PIPELINE_DIMENSION]: config.PIPELINE_ID },
 });
-metrics.addDimension(PIPELINE_DIMENSION, config.PIPELINE_ID);
 
 function postgresPool(url: string): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max: 2 });
@@ -106,9 +113,37 @@ async function processRecord(record: SQSRecord): Promise<void> {
   }
 }
 
+/** Thrown for a record not started for lack of time: SQS redelivers it; it is not a merge error. */
+class NotStartedError extends Error {}
+
+/** Time left in the invocation; a context without the method (a local caller) has no limit. */
+function remainingMs(context: Context): number {
+  return typeof context.getRemainingTimeInMillis === 'function'
+    ? context.getRemainingTimeInMillis()
+    : Number.POSITIVE_INFINITY;
+}
+
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
   try {
-    return await processPartialResponse(event, processRecord, processor, { context });
+    return await processPartialResponse(
+      event,
+      async (record: SQSRecord) => {
+        const left = remainingMs(context);
+        if (left < config.MIN_REMAINING_MS) {
+          logger.warn('not started: too little time left in this invocation', {
+            messageId: record.messageId,
+            remainingMs: left,
+            minRemainingMs: config.MIN_REMAINING_MS,
+          });
+          throw new NotStartedError(`not started: ${left} ms left < MIN_REMAINING_MS ${config.MIN_REMAINING_MS}`);
+        }
+        await processRecord(record);
+      },
+      processor,
+      // One record at a time (see the file comment); a batch whose every record failed or was deferred is reported
+      // item by item like any other rather than thrown, so SQS redelivers exactly those messages.
+      { context, processInParallel: false, throwOnFullBatchFailure: false },
+    );
   } finally {
     metrics.publishStoredMetrics();
   }

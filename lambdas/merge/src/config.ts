@@ -30,6 +30,12 @@ const schema = z
     HISTORY_TABLES: z.string().default(''),
     DEAD_LETTER_QUEUE_URL: z.string().url().optional(),
     PIPELINE_ID: z.string().min(1).default('default'),
+    /** A record is not started with less time left in the invocation (it is left to SQS redelivery). */
+    MIN_REMAINING_MS: z.coerce
+      .number()
+      .int('must be a whole number of milliseconds')
+      .min(0, 'must be ≥ 0')
+      .default(60_000),
     AWS_ENDPOINT_S3: z.string().url().optional(),
   })
   .superRefine((c, ctx) => {
