@@ -23,11 +23,23 @@ const logRetentionDays = z
   .refine((d) => LOG_RETENTION_DAYS.includes(d), `must be one of ${LOG_RETENTION_DAYS.join(', ')} (CloudWatch Logs)`)
   .default(30);
 
+/** An availability zone name (eu-west-1a); that it lies in `region` is checked with the whole config. */
+const availabilityZone = z
+  .string()
+  .regex(/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d[a-z]$/, 'must be an availability zone such as eu-west-1a');
+
 const vpcSchema = z.discriminatedUnion('mode', [
   z.object({
     mode: z.literal('create'),
-    /** @default 2 */
-    maxAzs: z.number().int().min(1).max(6).default(2),
+    /**
+     * The zones to spread the subnets over, named explicitly: `maxAzs` would make synth look the region's zones up
+     * with AWS credentials (and cache them in an uncommitted cdk.context.json), so synth would not run offline.
+     */
+    availabilityZones: z
+      .array(availabilityZone)
+      .min(1)
+      .max(6)
+      .refine((a) => new Set(a).size === a.length, 'must not repeat a zone'),
     /** NAT gateways for the producer's egress to Kinesis/DynamoDB. @default 1 */
     natGateways: z.number().int().min(0).max(6).default(1),
     cidr: z
@@ -38,9 +50,18 @@ const vpcSchema = z.discriminatedUnion('mode', [
   z.object({
     mode: z.literal('import'),
     vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/, 'must be a VPC id (vpc-…)'),
-    availabilityZones: z.array(z.string().min(1)).min(1),
-    /** Private subnets (with a route to the source database and to AWS APIs) the producer runs in. */
-    privateSubnetIds: z.array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, 'must be a subnet id (subnet-…)')).min(1),
+    availabilityZones: z
+      .array(availabilityZone)
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, 'must not repeat a zone'),
+    /**
+     * Private subnets (with a route to the source database and to AWS APIs) the producer runs in, listed zone by zone
+     * in the order of `availabilityZones` (CDK maps the i-th subnet to zone i modulo the number of zones).
+     */
+    privateSubnetIds: z
+      .array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, 'must be a subnet id (subnet-…)'))
+      .min(1)
+      .refine((a) => new Set(a).size === a.length, 'must not repeat a subnet'),
   }),
 ]);
 
@@ -269,12 +290,32 @@ export const environmentConfigSchema = z
         path: ['redshift', 'workgroupId'],
         message: 'is required when importing a workgroup (redshift.create is not set)',
       });
-    if (r.kind === 'serverless' && r.create && c.vpc.mode === 'create' && c.vpc.maxAzs < 3)
+    c.vpc.availabilityZones.forEach((az, i) => {
+      if (!az.startsWith(c.region))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vpc', 'availabilityZones', i],
+          message: `must be a zone of region ${c.region}`,
+        });
+    });
+    if (c.vpc.mode === 'import' && c.vpc.privateSubnetIds.length % c.vpc.availabilityZones.length !== 0)
       ctx.addIssue({
         code: 'custom',
-        path: ['vpc', 'maxAzs'],
+        path: ['vpc', 'privateSubnetIds'],
+        message: `must list the same number of subnets in each of the ${c.vpc.availabilityZones.length} vpc.availabilityZones (got ${c.vpc.privateSubnetIds.length})`,
+      });
+    if (r.kind === 'serverless' && r.create && c.vpc.availabilityZones.length < 3)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['vpc', 'availabilityZones'],
         message:
-          'must be at least 3 when redshift.create is set (a Redshift Serverless workgroup needs subnets in 3 AZs)',
+          'must name at least 3 zones when redshift.create is set (a Redshift Serverless workgroup needs subnets in 3 AZs)',
+      });
+    if (r.kind === 'serverless' && r.create?.publiclyAccessible && c.vpc.mode === 'import')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redshift', 'create', 'publiclyAccessible'],
+        message: 'needs vpc.mode create: an imported VPC lists private subnets only',
       });
     if (r.kind === 'serverless' && r.create && !r.namespaceName)
       ctx.addIssue({

@@ -13,7 +13,7 @@ export const environments: Readonly<Record<string, EnvironmentConfigInput>> = {
     stage: 'dev',
     account: '111111111111',
     region: 'eu-west-1',
-    vpc: { mode: 'create', maxAzs: 3, natGateways: 1 },
+    vpc: { mode: 'create', availabilityZones: ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'], natGateways: 1 },
     source: {
       host: 'shop-dev.cluster-abcdefghijkl.eu-west-1.rds.amazonaws.com',
       secretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:cdc/dev/source-AbCdEf',

@@ -96,6 +96,6 @@ export class GlueCatalog extends Construct {
         },
       },
     });
-    this.changelogTable.addDependency(this.database);
+    this.changelogTable.addResourceDependency(this.database);
   }
 }

@@ -186,7 +186,9 @@ export class Monitoring extends Construct {
         id: 'MergeErrors',
         severity: 'critical',
         metric: new MathExpression({
-          expression: 'lambdaErrors + mergeErrors',
+          // FILL each term: the merge's own metric is sparse (emitted only when a merge fails), and a sum over a
+          // missing series has no datapoint at all, which would hide the Lambda's errors too.
+          expression: 'FILL(lambdaErrors, 0) + FILL(mergeErrors, 0)',
           usingMetrics: {
             lambdaErrors: merge.fn.metricErrors({ period: Duration.minutes(5) }),
             mergeErrors: merge.metricMergeErrors(),

@@ -91,7 +91,7 @@ export class RedshiftTarget extends Construct {
         securityGroupIds: [this.securityGroup.securityGroupId],
         configParameters: [{ parameterKey: 'require_ssl', parameterValue: 'true' }],
       });
-      this.workgroup.addDependency(ns);
+      this.workgroup.addResourceDependency(ns);
       this.workgroup.applyRemovalPolicy(props.removalPolicy);
       this.secret = admin;
       this.dataApiResourceArn = this.workgroup.attrWorkgroupWorkgroupArn;

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { FlowLogDestination, FlowLogTrafficType, IpAddresses, type IVpc, SubnetType, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
@@ -30,10 +30,20 @@ export class StatefulStack extends Stack {
   readonly catalog: GlueCatalog;
   readonly warehouse: RedshiftTarget;
   readonly sourceSecret: ISecret;
+  private zones: string[] | undefined;
+
+  /**
+   * The configured zones instead of the region's, which Stack would look up with AWS credentials at synth (the Vpc
+   * construct reads them even when it is given its zones).
+   */
+  override get availabilityZones(): string[] {
+    return this.zones ?? super.availabilityZones;
+  }
 
   constructor(scope: Construct, id: string, props: StatefulStackProps) {
     super(scope, id, props);
     const c = props.config;
+    this.zones = [...c.vpc.availabilityZones];
     const removalPolicy = c.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
 
     this.key = new Key(this, 'DataKey', {
@@ -50,7 +60,8 @@ export class StatefulStack extends Stack {
     if (c.vpc.mode === 'create') {
       this.vpc = new Vpc(this, 'Vpc', {
         ipAddresses: IpAddresses.cidr(c.vpc.cidr),
-        maxAzs: c.vpc.maxAzs,
+        // Named zones, not maxAzs: no AZ lookup, so synth runs without AWS credentials.
+        availabilityZones: c.vpc.availabilityZones,
         natGateways: c.vpc.natGateways,
         subnetConfiguration: [
           { name: 'public', subnetType: SubnetType.PUBLIC, cidrMask: 24 },
@@ -66,6 +77,11 @@ export class StatefulStack extends Stack {
         availabilityZones: c.vpc.availabilityZones,
         privateSubnetIds: c.vpc.privateSubnetIds,
       });
+      // Nothing here reads the imported subnets' route tables (no gateway endpoint is added to a VPC we do not own).
+      Annotations.of(this.vpc).acknowledgeWarning(
+        '@aws-cdk/aws-ec2:noSubnetRouteTableId',
+        'The route tables of imported subnets are never read',
+      );
     }
 
     this.changeStream = new ChangeStream(this, 'ChangeStream', {

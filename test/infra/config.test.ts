@@ -90,11 +90,63 @@ describe('environment configuration', () => {
     expect(problems(withChange('prod', (c) => (c.alarms = {})))).toEqual([
       'alarms.emails = (not set): prod needs alarms.emails or alarms.topicArn',
     ]);
-    expect(problems(withChange('dev', (c) => (c.vpc.maxAzs = 2)))).toEqual([
-      'vpc.maxAzs = 2: must be at least 3 when redshift.create is set (a Redshift Serverless workgroup needs subnets in 3 AZs)',
+    expect(problems(withChange('dev', (c) => (c.vpc.availabilityZones = ['eu-west-1a', 'eu-west-1b'])))).toEqual([
+      'vpc.availabilityZones = ["eu-west-1a","eu-west-1b"]: must name at least 3 zones when redshift.create is set (a Redshift Serverless workgroup needs subnets in 3 AZs)',
     ]);
     expect(problems(withChange('dev', (c) => (c.redshift.kind = 'warehouse')))[0]).toMatch(
       /^redshift\.kind = "warehouse": /,
     );
+  });
+
+  it('names the zones a created VPC uses, so synth needs no AZ lookup (and no AWS credentials)', () => {
+    expect(problems(withChange('dev', (c) => delete c.vpc.availabilityZones))).toEqual([
+      'vpc.availabilityZones = (not set): Invalid input: expected array, received undefined',
+    ]);
+    expect(
+      problems(withChange('dev', (c) => (c.vpc.availabilityZones = ['eu-west-1a', 'eu-west-1b', 'us-east-1c']))),
+    ).toEqual(['vpc.availabilityZones[2] = "us-east-1c": must be a zone of region eu-west-1']);
+    expect(
+      problems(withChange('dev', (c) => (c.vpc.availabilityZones = ['eu-west-1a', 'eu-west-1a', 'eu-west-1b']))),
+    ).toEqual(['vpc.availabilityZones = ["eu-west-1a","eu-west-1a","eu-west-1b"]: must not repeat a zone']);
+  });
+
+  it('checks an imported VPC by its explicit attributes, naming the field', () => {
+    expect(
+      problems(
+        withChange('staging', (c) => {
+          c.vpc.vpcId = 'vpc-123';
+          c.vpc.privateSubnetIds = ['subnet-0a1b2c3d4e5f60718', 'subnet-0a1b2c3d4e5f60718'];
+        }),
+      ),
+    ).toEqual([
+      'vpc.vpcId = "vpc-123": must be a VPC id (vpc-…)',
+      'vpc.privateSubnetIds = ["subnet-0a1b2c3d4e5f60718","subnet-0a1b2c3d4e5f60718"]: must not repeat a subnet',
+    ]);
+    expect(
+      problems(
+        withChange('staging', (c) => {
+          c.vpc.availabilityZones = ['eu-west-1a', 'eu-west-2b'];
+          c.vpc.privateSubnetIds = ['subnet-0a1b2c3d4e5f60718', 'subnet-0f1e2d3c4b5a69788', 'subnet-0f1e2d3c4b5a69799'];
+        }),
+      ),
+    ).toEqual([
+      'vpc.availabilityZones[1] = "eu-west-2b": must be a zone of region eu-west-1',
+      'vpc.privateSubnetIds = ["subnet-0a1b2c3d4e5f60718","subnet-0f1e2d3c4b5a69788","subnet-0f1e2d3c4b5a69...: must list the same number of subnets in each of the 2 vpc.availabilityZones (got 3)',
+    ]);
+    // A workgroup created in an imported VPC: 3 zones, and no public subnets to make it public in.
+    expect(
+      problems(
+        withChange('staging', (c) => {
+          c.redshift = {
+            ...environments.dev!.redshift,
+            create: { publiclyAccessible: true },
+            firehoseReachable: false,
+          };
+        }),
+      ),
+    ).toEqual([
+      'vpc.availabilityZones = ["eu-west-1a","eu-west-1b"]: must name at least 3 zones when redshift.create is set (a Redshift Serverless workgroup needs subnets in 3 AZs)',
+      'redshift.create.publiclyAccessible = true: needs vpc.mode create: an imported VPC lists private subnets only',
+    ]);
   });
 });

@@ -1,4 +1,4 @@
-import { Match } from 'aws-cdk-lib/assertions';
+import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CHANGELOG_LOADED_COLUMNS } from '../../shared/changelog-table';
 import { FIREHOSE_ERROR_PREFIX, FIREHOSE_PREFIX } from '../../shared/lake-layout';
@@ -12,6 +12,19 @@ beforeAll(() => {
   dev = synthStage('dev');
   staging = synthStage('staging');
   prod = synthStage('prod');
+});
+
+describe('every stage', () => {
+  it('synthesizes without a warning or an error annotation on any stack', () => {
+    for (const stage of [dev, staging, prod])
+      for (const stack of Object.values(stage.stacks)) {
+        const found = [
+          ...Annotations.fromStack(stack).findWarning('*', Match.anyValue()),
+          ...Annotations.fromStack(stack).findError('*', Match.anyValue()),
+        ].map((m) => `${stack.stackName} ${m.id}: ${String(m.entry.data).split('\n')[0]}`);
+        expect(found).toEqual([]);
+      }
+  });
 });
 
 describe('stateful stack', () => {
@@ -211,9 +224,10 @@ describe('capture stack', () => {
     expect(policies).toHaveLength(1);
     const statements = policies[0]!.Properties.PolicyDocument.Statement as Record<string, unknown>[];
     expect(statements.map((s) => s.Action)).toEqual([
-      ['kinesis:PutRecords', 'kinesis:PutRecord', 'kinesis:ListShards', 'kinesis:DescribeStreamSummary'],
+      // Sorted: cdk.json turns on @aws-cdk/aws-iam:minimizePolicies, which the deployed templates get too.
+      ['kinesis:DescribeStreamSummary', 'kinesis:ListShards', 'kinesis:PutRecord', 'kinesis:PutRecords'],
       ['kms:Decrypt', 'kms:GenerateDataKey'],
-      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
+      ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
       's3:PutObject',
     ]);
     expect(statements[2]!.Condition).toEqual({
@@ -376,7 +390,7 @@ describe('observability stack', () => {
     const t = prod.templates.observability;
     t.hasResourceProperties('AWS::CloudWatch::Alarm', {
       AlarmName: 'cdc-prod-critical-MergeErrors',
-      Metrics: Match.arrayWith([Match.objectLike({ Expression: 'lambdaErrors + mergeErrors' })]),
+      Metrics: Match.arrayWith([Match.objectLike({ Expression: 'FILL(lambdaErrors, 0) + FILL(mergeErrors, 0)' })]),
       Threshold: 0,
     });
     t.hasResourceProperties('AWS::CloudWatch::Alarm', {
@@ -393,6 +407,21 @@ describe('observability stack', () => {
         }),
       ),
     ).toHaveLength(0);
+  });
+
+  it('fills every metric of an alarm math expression, so one missing series does not hide the others', () => {
+    for (const stage of [dev, staging, prod]) {
+      const alarms = Object.values(stage.templates.observability.findResources('AWS::CloudWatch::Alarm')).filter(
+        (a) => a.Properties.Metrics,
+      );
+      expect(alarms.length).toBeGreaterThan(0);
+      for (const a of alarms) {
+        const queries = a.Properties.Metrics as { Id: string; Expression?: string; MetricStat?: unknown }[];
+        const expression = queries.find((q) => q.Expression)!.Expression!;
+        for (const q of queries.filter((m) => m.MetricStat))
+          expect(expression, String(a.Properties.AlarmName)).toContain(`FILL(${q.Id}, 0)`);
+      }
+    }
   });
 
   it('notifies an encrypted SNS topic with the on-call e-mail and shows one top-to-bottom dashboard', () => {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -12,12 +13,19 @@ export interface SynthesizedStage {
   readonly templates: Record<keyof PipelineStacks, Template>;
 }
 
+/** The feature flags and context of cdk.json, which the CLI passes to bin/app.ts: tests synthesize with the same. */
+export const CDK_JSON_CONTEXT = (
+  JSON.parse(readFileSync(new URL('../../../cdk.json', import.meta.url), 'utf8')) as {
+    context: Record<string, unknown>;
+  }
+).context;
+
 /** Synthesizes one stage as `cdk synth -c stage=<stage>` would (bin/app.ts), optionally with config changes. */
 export function synthStage(
   stage: string,
   change?: (c: EnvironmentConfigInput) => EnvironmentConfigInput,
 ): SynthesizedStage {
-  const app = new App();
+  const app = new App({ context: { ...CDK_JSON_CONTEXT } });
   const raw = structuredClone(environments[stage]!);
   const stacks = createPipeline(app, validateEnvironmentConfig(change ? change(raw) : raw));
   const templates = Object.fromEntries(Object.entries(stacks).map(([k, s]) => [k, Template.fromStack(s)])) as Record<
