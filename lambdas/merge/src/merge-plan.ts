@@ -67,7 +67,7 @@ export function planBookkeeping(names: TableNames, stateSchema: string): string[
 export function planStateTable(names: TableNames, d: Dialect): string {
   return (
     `CREATE TABLE IF NOT EXISTS ${names.state} (${ident(META.position)} CHAR(28), op VARCHAR(16), ` +
-    `detail VARCHAR(1024), applied_at ${d.timestampType})`
+    `detail VARCHAR(65535), applied_at ${d.timestampType})`
   );
 }
 

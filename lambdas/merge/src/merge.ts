@@ -18,7 +18,15 @@ import {
 import { type NamingOptions, type TableNames, tableNames } from './naming';
 import { planRangeDelete } from './range-plan';
 import { buildStageCsv } from './stage-csv';
-import { type DroppedTablePolicy, type KnownTable, planTableChange, replicaColumn } from './table-change-plan';
+import {
+  type DroppedTablePolicy,
+  type KnownTable,
+  planTableChange,
+  replicaColumn,
+  rewriteForHistory,
+  type TableHistory,
+  tableHistory,
+} from './table-change-plan';
 import {
   planSchemaChanges as decideSchemaChanges,
   type ExistingColumn,
@@ -55,12 +63,26 @@ export interface TableResult {
 const knownColumns = new Map<string, ExistingColumn[]>();
 const bookkeepingReady = new Set<string>();
 const stateReady = new Set<string>();
+/** Table-level history per `db.table` (floor, applied ALTERs), cached like the columns. */
+const knownHistory = new Map<string, TableHistory>();
 
 /** Forget cached schema knowledge (tests, or after an error that may mean another merge changed the schema). */
 export function resetSchemaCache(): void {
   knownColumns.clear();
   bookkeepingReady.clear();
   stateReady.clear();
+  knownHistory.clear();
+}
+
+async function loadHistory(ctx: MergeContext, key: string, names: TableNames): Promise<TableHistory> {
+  const cached = knownHistory.get(key);
+  if (cached) return cached;
+  const rows = await ctx.warehouse.query(
+    `SELECT ${ident(META.position)}, op, detail FROM ${names.state} ORDER BY ${ident(META.position)}`,
+  );
+  const h = tableHistory(rows);
+  knownHistory.set(key, h);
+  return h;
 }
 
 async function existingColumns(
@@ -207,17 +229,20 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
   } finally {
     // The registry may have changed (or another merge changed it): read it again next time.
     knownColumns.delete(key);
+    knownHistory.delete(key);
   }
 }
 
 /** Merges one run of row changes of one table (no table-level event among them). */
-async function mergeRows(events: readonly ChangeEvent[], batchId: string, ctx: MergeContext): Promise<void> {
+async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: MergeContext): Promise<void> {
   const d = ctx.warehouse.dialect;
-  const batchModel = modelFromEvents(events, d.warehouse);
-  const key = `${batchModel.db}.${batchModel.table}`;
-  const names = tableNames(batchModel.db, batchModel.table, ctx.naming);
+  const key = `${raw[0]!.db}.${raw[0]!.table}`;
+  const names = tableNames(raw[0]!.db, raw[0]!.table, ctx.naming);
   const history = ctx.historyTables.has(key);
   try {
+    const events = rewriteForHistory(raw, await loadHistory(ctx, key, names));
+    if (events.length === 0) return;
+    const batchModel = modelFromEvents(events, d.warehouse);
     const existing = await existingColumns(ctx, batchModel.db, batchModel.table, names.columns);
     if (existing.length === 0) {
       await ctx.warehouse.executeAll(planCreate(batchModel, names, d, history));
@@ -265,6 +290,7 @@ async function mergeRows(events: readonly ChangeEvent[], batchId: string, ctx: M
   } catch (err) {
     // Another merge may have changed the schema under us; re-read it next time.
     knownColumns.delete(key);
+    knownHistory.delete(key);
     throw err;
   }
 }

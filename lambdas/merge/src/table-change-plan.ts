@@ -15,7 +15,7 @@ import { jsonKind, parseMysqlType, type Warehouse, warehouseType } from '../../.
 import type { Dialect } from './dialect';
 import { ident, literal } from './dialect';
 import { PoisonBatchError } from './errors';
-import { createViews, dataTables, dropViews, META, planRegisterColumns } from './merge-plan';
+import { createViews, dataTables, dropViews, FLOOR_OPS, META, planRegisterColumns } from './merge-plan';
 import { archiveName, type TableNames } from './naming';
 import { CSV_NULL, csvField } from './stage-csv';
 import type { ExistingColumn, ReplicaColumn, TableModel } from './table-model';
@@ -68,7 +68,7 @@ export function planTableChange(
   d: Dialect,
   opts: TableChangeOptions,
 ): TableChangePlan {
-  const record = `INSERT INTO ${names.state} (${ident(META.position)}, op, detail, applied_at) SELECT ${literal(e.position)}, ${literal(e.op)}, ${literal(detail(e).slice(0, 1000))}, ${d.now} WHERE NOT EXISTS (SELECT 1 FROM ${names.state} WHERE ${ident(META.position)} = ${literal(e.position)})`;
+  const record = `INSERT INTO ${names.state} (${ident(META.position)}, op, detail, applied_at) SELECT ${literal(e.position)}, ${literal(e.op)}, ${literal(detail(e).slice(0, 60000))}, ${d.now} WHERE NOT EXISTS (SELECT 1 FROM ${names.state} WHERE ${ident(META.position)} = ${literal(e.position)})`;
   if (e.op === 'alter') {
     if (!known) return { statements: [record], after: undefined };
     return planAlter(e, known, names, d, opts.history, record);
@@ -83,12 +83,15 @@ export function planTableChange(
     const cols = known.columns.map((c) => ident(c.name));
     out.push(
       `INSERT INTO ${names.versions} (${[...cols, ident(META.position), ident(META.op), ident(META.commitTs), ident(META.loadedAt)].join(', ')}) ` +
-        `SELECT ${[...cols, literal(e.position), "'delete'", commitTsLiteral(e.ts_ms, d), d.now].join(', ')} FROM ${names.replica} WHERE ${older}`,
+        `SELECT ${[...cols, literal(e.position), "'delete'", commitTsLiteral(e.ts_ms, d), d.now].join(', ')} FROM ${names.replica} WHERE ${older} ` +
+        `AND NOT EXISTS (SELECT 1 FROM ${names.versions} v WHERE ${[...known.pk.map((k) => `v.${ident(k)} = ${names.replica}.${ident(k)}`), `v.${ident(META.position)} = ${literal(e.position)}`].join(' AND ')})`,
     );
   }
-  if (keyed) out.push(`DELETE FROM ${names.replica} WHERE ${older}`, `DELETE FROM ${names.keys} WHERE ${older}`);
-  else out.push(`DELETE FROM ${names.deltas} WHERE ${older}`);
-  if (e.op === 'truncate' || opts.newerRows) return { statements: out, after: known };
+  if (e.op === 'truncate' || opts.newerRows) {
+    if (keyed) out.push(`DELETE FROM ${names.replica} WHERE ${older}`, `DELETE FROM ${names.keys} WHERE ${older}`);
+    else out.push(`DELETE FROM ${names.deltas} WHERE ${older}`);
+    return { statements: out, after: known };
+  }
 
   // drop, rename (the old name ends), resync (rebuilt from the events after it and a backfill).
   const policy: DroppedTablePolicy = e.op === 'resync' ? 'drop' : opts.droppedTablePolicy;
@@ -123,6 +126,8 @@ export function planTableChange(
 
 function detail(e: ChangeEvent): string {
   const c = e.change ?? {};
+  // The column changes are read back by `rewriteForHistory` (late and replayed events).
+  if (e.op === 'alter') return JSON.stringify(c.columns ?? []);
   if (e.op === 'rename' && c.rename_to) return `renamed to ${c.rename_to.db}.${c.rename_to.table}`;
   return c.reason ?? c.statement ?? '';
 }
@@ -142,6 +147,7 @@ function planAlter(
 ): TableChangePlan {
   let columns = [...known.columns];
   let pk = [...known.pk];
+  let changed = false;
   const keyed = pk.length > 0;
   const tables = dataTables({ pk }, names, history);
   const ddl: string[] = [];
@@ -155,6 +161,7 @@ function planAlter(
         for (const t of targets)
           ddl.push(`ALTER TABLE ${t} RENAME COLUMN ${ident(change.from)} TO ${ident(change.to)}`);
         columns[at] = { ...columns[at]!, name: change.to };
+        changed = true;
         pk = pk.map((k) => (k === change.from ? change.to : k));
         break;
       }
@@ -165,6 +172,7 @@ function planAlter(
           for (const t of tables) ddl.push(`ALTER TABLE ${t} ADD COLUMN ${ident(rc.name)} ${rc.warehouseType}`);
           col = { name: rc.name, mysqlType: rc.mysqlType, warehouseType: rc.warehouseType };
           columns.push(col);
+          changed = true;
         }
         if (change.default !== null) {
           // Every row that existed when the column was added got the default in the source (MySQL writes no row
@@ -188,11 +196,12 @@ function planAlter(
         // views stop showing it), so that a row written before the drop still cancels against its deletion.
         if (keyed) ddl.push(`ALTER TABLE ${names.replica} DROP COLUMN ${ident(change.name)}`);
         columns = columns.filter((c) => c.name !== change.name);
+        changed = true;
         break;
       }
     }
   }
-  if (ddl.length === 0 && backfillDefaults.length === 0) return { statements: [record], after: known };
+  if (!changed && backfillDefaults.length === 0) return { statements: [record], after: known };
   const after: KnownTable = { columns, pk };
   const model = modelOf(e.db, e.table, after, d.warehouse);
   return {
@@ -224,4 +233,74 @@ function defaultValue(
   if (text === CSV_NULL) return 'NULL';
   const raw = text.startsWith('"') ? text.slice(1, -1).replace(/""/g, '"') : text;
   return `CAST(${literal(raw)} AS ${col.warehouseType})`;
+}
+
+/** The table-level events the state table remembers, oldest first (`SELECT position, op, detail`). */
+export interface TableHistory {
+  /** Newest truncate/drop/rename/resync: every change older than it is gone. */
+  readonly floor: string | undefined;
+  readonly alters: readonly { readonly position: string; readonly columns: readonly ColumnChange[] }[];
+}
+
+export function tableHistory(rows: readonly Record<string, unknown>[]): TableHistory {
+  let floor: string | undefined;
+  const alters: { position: string; columns: ColumnChange[] }[] = [];
+  for (const r of rows) {
+    const position = String(r[META.position]).trim();
+    const op = String(r.op);
+    if (op === 'alter') {
+      try {
+        alters.push({ position, columns: JSON.parse(String(r.detail)) as ColumnChange[] });
+      } catch {
+        // an unreadable record (truncated detail): the replica still follows the events
+      }
+    } else if ((FLOOR_OPS as readonly string[]).includes(op) && (floor === undefined || position > floor)) {
+      floor = position;
+    }
+  }
+  alters.sort((a, b) => (a.position < b.position ? -1 : 1));
+  return { floor, alters };
+}
+
+/**
+ * Row changes as the replica's current schema reads them (pure): changes older than the floor are dropped; a change
+ * older than an ALTER the merge applied already (a replay, a late batch) gets that ALTER's column renames, loses
+ * its dropped columns, and gains an added column's default. Without this, an old event would add back a renamed or
+ * dropped column.
+ */
+export function rewriteForHistory(events: readonly ChangeEvent[], history: TableHistory): ChangeEvent[] {
+  const out: ChangeEvent[] = [];
+  for (const e of events) {
+    if (history.floor !== undefined && e.position < history.floor) continue;
+    const later = history.alters.filter((a) => a.position > e.position);
+    if (later.length === 0) {
+      out.push(e);
+      continue;
+    }
+    let columns = [...e.columns];
+    const images = [e.before ? { ...e.before } : null, e.after ? { ...e.after } : null];
+    let pk = [...e.pk];
+    for (const a of later) {
+      for (const c of a.columns) {
+        if (c.kind === 'rename_column' && columns.some((x) => x.name === c.from)) {
+          columns = columns.map((x) => (x.name === c.from ? { ...x, name: c.to } : x));
+          pk = pk.map((k) => (k === c.from ? c.to : k));
+          for (const img of images) {
+            if (img && c.from in img) {
+              img[c.to] = img[c.from]!;
+              delete img[c.from];
+            }
+          }
+        } else if (c.kind === 'drop_column') {
+          columns = columns.filter((x) => x.name !== c.name);
+          for (const img of images) if (img) delete img[c.name];
+        } else if (c.kind === 'add_column' && !columns.some((x) => x.name === c.name)) {
+          columns.push({ name: c.name, type: c.type });
+          for (const img of images) if (img) img[c.name] = c.default;
+        }
+      }
+    }
+    out.push({ ...e, pk, columns, before: images[0] ?? null, after: images[1] ?? null });
+  }
+  return out;
 }

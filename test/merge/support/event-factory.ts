@@ -1,4 +1,12 @@
-import type { ChangeEvent, ChangeOp, ColumnMeta, RowImage } from '../../../shared/change-event';
+import type {
+  ChangeEvent,
+  ChangeOp,
+  ColumnChange,
+  ColumnMeta,
+  RowImage,
+  TableChange,
+  TableOp,
+} from '../../../shared/change-event';
 import { formatPosition } from '../../../shared/change-event';
 
 /**
@@ -30,6 +38,34 @@ export class TableEvents {
     const n = Number(this.file.slice(-6)) + 1;
     this.file = `mysql-bin.${String(n).padStart(6, '0')}`;
     this.pos = 4;
+  }
+
+  /** A table-level event (contract v2) at the next position. */
+  tableEvent(op: TableOp, change: TableChange = {}): ChangeEvent {
+    return { ...this.event(op, null, null), v: 2, change };
+  }
+  truncate(): ChangeEvent {
+    return this.tableEvent('truncate', { statement: `TRUNCATE ${this.table}` });
+  }
+  drop(): ChangeEvent {
+    return this.tableEvent('drop', { statement: `DROP TABLE ${this.table}` });
+  }
+  resync(reason = 'test'): ChangeEvent {
+    return this.tableEvent('resync', { reason });
+  }
+  /** ALTER TABLE: the column changes, and the columns later events carry. */
+  alter(columns: ColumnChange[]): ChangeEvent {
+    for (const c of columns) {
+      if (c.kind === 'rename_column')
+        this.columns = this.columns.map((x) => (x.name === c.from ? { ...x, name: c.to } : x));
+      if (c.kind === 'add_column') this.columns = [...this.columns, { name: c.name, type: c.type }];
+      if (c.kind === 'drop_column') this.columns = this.columns.filter((x) => x.name !== c.name);
+    }
+    return this.tableEvent('alter', { statement: 'ALTER TABLE', columns });
+  }
+  /** ALTER TABLE … MODIFY: later events carry the column with its new type. */
+  retype(name: string, type: string): void {
+    this.columns = this.columns.map((x) => (x.name === name ? { name, type } : x));
   }
 
   private event(op: ChangeOp, before: RowImage | null, after: RowImage | null): ChangeEvent {
