@@ -31,4 +31,5 @@ export const MergeMetric = {
   Retries: 'MergeRetries', // Count
   PoisonBatches: 'PoisonBatches', // Count (sent to the dead-letter queue)
   Errors: 'MergeErrors', // Count
+  ValuesTruncated: 'ValuesTruncated', // Count (text values cut to fit a Redshift column, OVERSIZE_VALUES=truncate)
 } as const;

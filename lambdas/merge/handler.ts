@@ -21,6 +21,7 @@ import { loadConfig } from './src/config';
 import { PoisonBatchError } from './src/errors';
 import type { MergeContext } from './src/merge';
 import { parseS3Notification } from './src/s3-notification';
+import { configureValueLimits } from './src/value-limits';
 import { warehouseFromConfig } from './src/warehouse-client';
 
 const config = loadConfig(process.env);
@@ -31,6 +32,14 @@ const metrics = new Metrics({
   namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE,
   serviceName: 'merge',
   defaultDimensions: { [PIPELINE_DIMENSION]: config.PIPELINE_ID },
+});
+
+configureValueLimits({
+  policy: config.OVERSIZE_VALUES,
+  onTruncated: (v) => {
+    logger.warn('value truncated to fit its Redshift column', { ...v });
+    metrics.addMetric(MergeMetric.ValuesTruncated, MetricUnit.Count, 1);
+  },
 });
 
 function postgresPool(url: string): pg.Pool {

@@ -30,6 +30,8 @@ const schema = z
     HISTORY_TABLES: z.string().default(''),
     DEAD_LETTER_QUEUE_URL: z.string().url().optional(),
     PIPELINE_ID: z.string().min(1).default('default'),
+    /** What to do with a text value longer than its Redshift column holds (value-limits.ts). */
+    OVERSIZE_VALUES: z.enum(['truncate', 'poison']).default('truncate'),
     /** A record is not started with less time left in the invocation (it is left to SQS redelivery). */
     MIN_REMAINING_MS: z.coerce
       .number()

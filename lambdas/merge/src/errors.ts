@@ -8,6 +8,7 @@ export type MergeErrorCode =
   | 'OBJECT_MISSING' // a changelog or claim-check object S3 says does not exist
   | 'OBJECT_UNREADABLE' // reading an object failed for a reason outside it (throttling, 5xx, network, access): retried
   | 'SCHEMA_INCOMPATIBLE' // a column changed type in a way the replica cannot follow
+  | 'VALUE_TOO_LARGE' // a value the warehouse column cannot hold, under the deployment's policy (value-limits.ts)
   | 'CONFIG_INVALID'
   | 'WAREHOUSE_STATEMENT_FAILED'
   | 'WAREHOUSE_TIMEOUT'

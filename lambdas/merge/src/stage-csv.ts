@@ -9,6 +9,7 @@ import { isZeroDate } from '../../../shared/type-mapping';
 import type { Dialect } from './dialect';
 import { PoisonBatchError } from './errors';
 import type { ReplicaColumn, TableModel } from './table-model';
+import { limitValue } from './value-limits';
 
 export const CSV_NULL = '\\N';
 
@@ -74,7 +75,8 @@ function row(
   op: string = e.op,
 ): string {
   const where = `${e.db}.${e.table} at ${e.position}`;
-  const fields = model.columns.map((c) => csvField(c, image[c.name], d, where));
+  const ref = { where, key: model.pk.map((k) => image[k]) };
+  const fields = model.columns.map((c) => csvField(c, limitValue(c, image[c.name], d.warehouse, ref), d, where));
   fields.push(quote(e.position), quote(op), commitTs(e.ts_ms));
   if (delta !== undefined) fields.push(String(delta));
   return fields.join(',');
