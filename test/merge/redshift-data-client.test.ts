@@ -299,6 +299,21 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
     expect((err as Error).message).toMatch(/still STARTED after 200 ms: SELECT pg_sleep\(3600\)/);
   });
 
+  it("refuses DDL outside Redshift's grammar before sending anything", async () => {
+    await withWarehouse(
+      () => ({ Id: 'never' }),
+      async (w, calls) => {
+        await expect(
+          w.executeAll([
+            'CREATE SCHEMA IF NOT EXISTS "cdc"',
+            'ALTER TABLE "shop"."orders" ALTER COLUMN "total" TYPE DECIMAL(14,2)',
+          ]),
+        ).rejects.toThrow(/CONFIG_INVALID: .*ALTER COLUMN TYPE DECIMAL: Redshift changes only a VARCHAR's size/);
+        expect(calls).toEqual([]);
+      },
+    );
+  });
+
   it('surfaces Data API service errors (e.g. a throttled call) as errors', async () => {
     const err = await withWarehouse(
       () => ({ __status: 400, __type: 'ActiveStatementsExceededException', message: 'too many active statements' }),

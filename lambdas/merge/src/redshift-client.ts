@@ -16,7 +16,12 @@ import type { Dialect } from './dialect';
 import { redshiftDialect } from './dialect-redshift';
 import { MergeError, type MergeErrorCode, RetriableMergeError } from './errors';
 import type { Step } from './merge-plan';
-import { DATA_API_MAX_STATEMENT_BYTES, DATA_API_MAX_STATEMENTS, redshiftTransactionProblems } from './redshift-grammar';
+import {
+  DATA_API_MAX_STATEMENT_BYTES,
+  DATA_API_MAX_STATEMENTS,
+  redshiftProblems,
+  redshiftTransactionProblems,
+} from './redshift-grammar';
 import type { WarehouseClient } from './warehouse-client';
 
 export type RedshiftTarget =
@@ -148,7 +153,11 @@ export class RedshiftDataWarehouse implements WarehouseClient {
     return rows;
   }
 
+  /** The merge's DDL, one statement at a time; all of it checked against Redshift's grammar before any is sent. */
   async executeAll(statements: readonly string[]): Promise<void> {
+    const problems = statements.flatMap((s, i) => redshiftProblems(s).map((p) => `statement ${i + 1}: ${p}`));
+    if (problems.length > 0)
+      throw new MergeError('CONFIG_INVALID', `DDL outside Redshift's grammar: ${problems.join('; ')}`);
     for (const s of statements) await this.query(s);
   }
 
