@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { backfill } from './src/commands/backfill';
+import { preflight } from './src/commands/preflight';
 import { rebuild } from './src/commands/rebuild';
 import { resync } from './src/commands/resync';
 import { setPosition } from './src/commands/set-position';
@@ -19,6 +20,8 @@ const USAGE = `usage: npx cdc <verb> [options]
   status                                    checkpoint, lag, snapshot jobs, rows per table, last errors
   backfill <db.table> [--where <sql>]       read a table (or the rows of a WHERE) again, following its progress
            [--no-follow] [--timeout <s>]
+  preflight                                 the deploy prerequisites checked: source settings and grants, warehouse,
+                                            stream, bucket; one line each, exit 1 when one fails
   resync <db.table> [--no-follow]           rebuild the table's replica from a fresh read of the source
          [--timeout <s>]
   validate <db.table> [--chunk-rows <n>]    compare source and replica per key-range checksum; exit 1 on differences
@@ -51,6 +54,7 @@ const OPTIONS = {
 const ALLOWED: Record<string, readonly string[]> = {
   status: [],
   backfill: ['where', 'no-follow', 'timeout'],
+  preflight: [],
   resync: ['no-follow', 'timeout'],
   validate: ['chunk-rows', 'lag-window'],
   'set-position': ['yes'],
@@ -86,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
       throw new CliError('USAGE', `--${name} does not apply to ${verb}`);
     }
   }
-  const maxArgs = verb === 'status' ? 0 : 1;
+  const maxArgs = verb === 'status' || verb === 'preflight' ? 0 : 1;
   if (rest.length > maxArgs)
     throw new CliError('USAGE', `${verb}: unexpected argument ${JSON.stringify(rest[maxArgs])}`);
   const out = createOutput(!!v.json);
@@ -104,6 +108,8 @@ async function main(argv: string[]): Promise<number> {
   const target: Target = resolveTarget({ endpoints: v.endpoints });
   try {
     switch (verb) {
+      case 'preflight':
+        return await preflight(target, out);
       case 'status':
         return await status(target, out);
       case 'backfill':

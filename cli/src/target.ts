@@ -4,11 +4,13 @@
  *   `--endpoints <file>`), written by `npm run local -- up`;
  * - a deployed pipeline: `CDC_TARGET=aws` plus the producer's and the merge's own environment variables
  *   (SOURCE_*, CHECKPOINT_TABLE, PIPELINE_ID, SIGNAL_TABLE; WAREHOUSE, REDSHIFT_*, REPLICA_SCHEMA, CHANGELOG_SCHEMA,
- *   STAGING_BUCKET, COPY_ROLE_ARN) and LAKE_BUCKET; AWS credentials from the usual SDK chain.
+ *   STAGING_BUCKET, COPY_ROLE_ARN), LAKE_BUCKET, and for preflight STREAM_NAME, CAPTURE_INCLUDE, SOURCE_SERVER_ID;
+ *   AWS credentials from the usual SDK chain.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { CheckpointStore } from '../../containers/producer/src/checkpoint-store';
@@ -42,6 +44,15 @@ export interface Target {
   readonly changelogSchema: string;
   /** Where the replica of a source database lives. */
   replicaSchema(db: string): string;
+  readonly kinesis: KinesisClient;
+  /** The change stream (STREAM_NAME), when known. */
+  readonly streamName: string | undefined;
+  /** The producer's capture rules (CAPTURE_INCLUDE): what its user must be able to read. Empty: every database. */
+  readonly captureInclude: readonly string[];
+  /** The server id the producer presents to the source (SOURCE_SERVER_ID). */
+  readonly producerServerId: number;
+  /** The role Redshift COPYs the staging files with, and where it must be attached (AWS with Redshift only). */
+  readonly copyRole?: { readonly arn: string; readonly workgroupName?: string; readonly clusterId?: string };
   /** The local run's state folder (status.json), when local. */
   readonly localDir?: string;
   close(): Promise<void>;
@@ -68,6 +79,10 @@ function localTarget(file: string): Target {
     dynamo,
     s3: new S3Client(localAwsClientConfig(ep.aws.s3)),
     bucket: ep.aws.bucket,
+    kinesis: new KinesisClient(localAwsClientConfig(ep.aws.kinesis)),
+    streamName: ep.aws.stream,
+    captureInclude: [`${ep.mysql.database}.*`],
+    producerServerId: 4242,
     warehouse: new PostgresWarehouse(pool),
     changelogSchema: 'cdc',
     replicaSchema: () => ep.replicaSchema,
@@ -109,6 +124,22 @@ function awsTarget(env: NodeJS.ProcessEnv): Target {
     dynamo,
     s3,
     bucket: need(env, 'LAKE_BUCKET'),
+    kinesis: new KinesisClient({}),
+    streamName: env.STREAM_NAME,
+    captureInclude: (env.CAPTURE_INCLUDE ?? '')
+      .split(',')
+      .map((r) => r.trim())
+      .filter(Boolean),
+    producerServerId: Number(env.SOURCE_SERVER_ID ?? 4242),
+    ...(merge.WAREHOUSE === 'redshift' && merge.COPY_ROLE_ARN
+      ? {
+          copyRole: {
+            arn: merge.COPY_ROLE_ARN,
+            ...(merge.REDSHIFT_WORKGROUP_NAME ? { workgroupName: merge.REDSHIFT_WORKGROUP_NAME } : {}),
+            ...(merge.REDSHIFT_CLUSTER_ID ? { clusterId: merge.REDSHIFT_CLUSTER_ID } : {}),
+          },
+        }
+      : {}),
     warehouse,
     changelogSchema: merge.CHANGELOG_SCHEMA,
     replicaSchema: (db) => merge.REPLICA_SCHEMA ?? db,
