@@ -72,6 +72,7 @@ async function main(): Promise<void> {
         ...(merge.REPLICA_SCHEMA ? { replicaSchema: merge.REPLICA_SCHEMA } : {}),
       },
       historyTables: merge.historyTables,
+      droppedTablePolicy: merge.DROPPED_TABLE_POLICY,
     },
     stateFile: config.FIREHOSE_STATE_FILE,
     bufferMs: config.BUFFER_INTERVAL_MS,

@@ -62,6 +62,7 @@ const ctx: MergeContext = {
     ...(config.REPLICA_SCHEMA ? { replicaSchema: config.REPLICA_SCHEMA } : {}),
   },
   historyTables: config.historyTables,
+  droppedTablePolicy: config.DROPPED_TABLE_POLICY,
   onRetry: (table, attempt, err) => {
     logger.warn('serialization conflict, retrying', { table, attempt, error: err.message });
     metrics.addMetric(MergeMetric.Retries, MetricUnit.Count, 1);

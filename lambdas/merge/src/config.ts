@@ -28,6 +28,7 @@ const schema = z
       .regex(/^[a-z_][a-z0-9_$]*$/, 'must be a lower-case SQL identifier')
       .default('cdc'),
     HISTORY_TABLES: z.string().default(''),
+    DROPPED_TABLE_POLICY: z.enum(['drop', 'archive']).default('drop'),
     DEAD_LETTER_QUEUE_URL: z.string().url().optional(),
     PIPELINE_ID: z.string().min(1).default('default'),
     /** What to do with a text value longer than its Redshift column holds (value-limits.ts). */
