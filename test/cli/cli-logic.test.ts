@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { checkFilePosition, parsePositionSpec } from '../../cli/src/binlog-position';
 import { defaultRebuildName, parseAsOf } from '../../cli/src/commands/rebuild';
 import { bar, duration, table } from '../../cli/src/output';
-import { compareColumn, NULL_TEXT, replicaText, sourceText } from '../../cli/src/row-text';
+import { canonicalJson, compareColumn, replicaText, sourceText, wkbHex } from '../../cli/src/row-text';
 
 const facts = {
   files: [
@@ -46,10 +46,34 @@ describe('cdc logic', () => {
     same('blob', Buffer.from([0, 255]), '\\x00ff');
     same('bit(3)', Buffer.from([5]), '101');
     same('json', '{"b":1,"a":[1,2]}', '{"a": [1, 2], "b": 1}');
-    expect(sourceText(compareColumn('c', 'date'), '0000-00-00')).toBe(NULL_TEXT);
+    expect(sourceText(compareColumn('c', 'date'), '0000-00-00')).toBeNull();
     expect(replicaText(compareColumn('c', 'varchar(5)'), 'x')).not.toBe(
       sourceText(compareColumn('c', 'varchar(5)'), 'y'),
     );
+  });
+
+  it('keeps every value exact: JSON numbers, spatial WKB with or without the SRID, TIME, NULL apart from text', () => {
+    const differ = (type: string, source: unknown, replica: string | null) =>
+      expect(replicaText(compareColumn('c', type), replica)).not.toBe(sourceText(compareColumn('c', type), source));
+    const same = (type: string, source: unknown, replica: string | null) =>
+      expect(replicaText(compareColumn('c', type), replica)).toBe(sourceText(compareColumn('c', type), source));
+    expect(canonicalJson('{"b": 1.10, "a": [1e2, -0.5, "x"]}')).toBe(canonicalJson('{"a":[100,-0.50,"x"],"b":1.1}'));
+    expect(canonicalJson('[12345678901234567891]')).not.toBe(canonicalJson('[12345678901234567890]'));
+    expect(canonicalJson('[3.10]')).not.toBe(canonicalJson('[3.1000000000000001]'));
+    differ('json', '{"n": 12345678901234567891}', '{"n": 12345678901234567890}');
+    // POINT(1 2) as WKB, and as MySQL stores it (SRID 4326 first): the same geometry.
+    const wkb = Buffer.from('0101000000000000000000f03f0000000000000040', 'hex');
+    const stored = Buffer.concat([Buffer.from([0xe6, 0x10, 0, 0]), wkb]);
+    expect(wkbHex(stored)).toBe(wkbHex(wkb));
+    same('point', stored, `\\x${wkb.toString('hex')}`);
+    differ('point', stored, `\\x${Buffer.from('[object Object]').toString('hex')}`);
+    expect(() => sourceText(compareColumn('c', 'point'), { x: 1, y: 2 })).toThrow(/not as bytes/);
+    same('time(6)', '-05:00:00.500000', '-5:00:00.5');
+    differ('time(6)', '-05:00:00.500000', '5:00:00.5');
+    expect(sourceText(compareColumn('c', 'varchar(5)'), null)).toBeNull();
+    expect(replicaText(compareColumn('c', 'varchar(5)'), '∅')).toBe('∅');
+    differ('decimal(12,2)', '12.50', '12.51');
+    differ('bigint', '9007199254740993', '9007199254740992');
   });
 
   it('draws progress and durations for humans', () => {

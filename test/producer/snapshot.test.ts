@@ -7,11 +7,11 @@ import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import Ajv2020 from 'ajv/dist/2020';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeImage } from '../../containers/producer/src/event-encoder';
-import { requestBackfill } from '../../containers/producer/src/signal-table';
+import { requestBackfill, requestResync } from '../../containers/producer/src/signal-table';
 import { parseState, type SnapshotJob } from '../../containers/producer/src/snapshot-progress';
 import { SnapshotReader } from '../../containers/producer/src/snapshot-reader';
 import { sleep, waitFor } from '../../local/services/process';
-import type { ChangeEvent, RowImage } from '../../shared/change-event';
+import { type ChangeEvent, isTableOp, type RowImage } from '../../shared/change-event';
 import schema from '../../shared/change-event.schema.json';
 import { type ProducerHarness, type ProducerProcess, startProducerHarness, waitForLog } from './support/harness';
 
@@ -54,6 +54,7 @@ async function stopped(p: ProducerProcess): Promise<void> {
 function replay(list: readonly ChangeEvent[], key: (img: RowImage) => string): Map<string, RowImage> {
   const rows = new Map<string, RowImage>();
   for (const e of [...list].sort((a, b) => (a.position < b.position ? -1 : 1))) {
+    if (isTableOp(e.op)) continue; // this table's source rows are all known: its range events delete nothing here
     if (e.op === 'delete') rows.delete(key(e.before!));
     else rows.set(key(e.after!), e.after!);
   }
@@ -99,6 +100,72 @@ describe('snapshots and backfills in the producer', () => {
     // The signal table itself never appears in the stream.
     expect((await h.readAll()).some((e) => e.table === 'cdc_signal')).toBe(false);
     await stopped(p);
+  });
+
+  it('follows each backfill chunk with its key range and low watermark, and ends the job with the whole table', async () => {
+    await h.db.query(
+      'SET SESSION sql_log_bin = 0; CREATE TABLE shop.ranged (a INT, b BIGINT UNSIGNED, v INT, PRIMARY KEY (a, b)); ' +
+        'INSERT INTO shop.ranged VALUES (1, 1, 0), (1, 2, 0), (2, 1, 0), (2, 18446744073709551615, 0), (3, 0, 0); ' +
+        'SET SESSION sql_log_bin = 1',
+    );
+    const p = h.startProducer({ SNAPSHOT_CHUNK_ROWS: '2' });
+    await waitForLog(p, /reading the binlog/);
+    await requestBackfill(h.db, SIGNALS, { table: 'shop.ranged' });
+    const ranges = await events('ranged', 'range', 4);
+    const reads = await events('ranged', 'read', 5);
+    for (const e of ranges) expect(validate(e), JSON.stringify(validate.errors)).toBe(true);
+    // Chunks of two keys: (-∞, (1,2)], ((1,2), (2,max)], ((2,max), +∞); then the whole table from the first low mark.
+    expect(ranges.map((e) => [e.change!.range!.after, e.change!.range!.upto])).toEqual([
+      [null, { a: 1, b: '2' }],
+      [
+        { a: 1, b: '2' },
+        { a: 2, b: '18446744073709551615' },
+      ],
+      [{ a: 2, b: '18446744073709551615' }, null],
+      [null, null],
+    ]);
+    expect(ranges.every((e) => e.pk.join() === 'a,b' && e.before === null && e.after === null)).toBe(true);
+    for (const [i, r] of ranges.slice(0, 3).entries()) {
+      // At its chunk's high watermark, after the chunk's reads; its low watermark before them.
+      const chunkReads = reads.slice(i * 2, i * 2 + 2);
+      for (const read of chunkReads) {
+        expect(read.position.slice(0, 19)).toBe(r.position.slice(0, 19));
+        expect(read.position < r.position).toBe(true);
+        expect(r.change!.range!.low_position < read.position).toBe(true);
+      }
+    }
+    expect(ranges[3]!.change!.range!.low_position).toBe(ranges[0]!.change!.range!.low_position);
+    expect(ranges[3]!.position > ranges[2]!.position).toBe(true);
+    await stopped(p);
+  });
+
+  it('acts on a resync request once: a resync event at the request, then the whole table read after it', async () => {
+    const p = h.startProducer({ SNAPSHOT_CHUNK_ROWS: '2' });
+    await waitForLog(p, /reading the binlog/);
+    const id = await requestResync(h.db, SIGNALS, { table: 'shop.ranged' });
+    const [resync] = await events('ranged', 'resync', 1);
+    expect(validate(resync), JSON.stringify(validate.errors)).toBe(true);
+    expect(resync!.change).toEqual({ reason: 'requested by npx cdc resync' });
+    const done = await waitFor('the resync job', async () =>
+      (await jobs('test')).find((j) => j.id === id && j.status === 'done'),
+    );
+    expect(done).toMatchObject({ kind: 'resync', rowsRead: 5 });
+    const after = (await h.readAll()).filter(
+      (e) => e.table === 'ranged' && e.op === 'read' && e.position > resync!.position,
+    );
+    expect(after.map((e) => [e.after!.a, e.after!.b])).toEqual([
+      [1, '1'],
+      [1, '2'],
+      [2, '1'],
+      [2, '18446744073709551615'],
+      [3, '0'],
+    ]);
+    const refused = await requestResync(h.db, SIGNALS, { table: 'elsewhere.t' });
+    await waitFor('the refusal', async () =>
+      (await jobs('test')).find((j) => j.id === refused && j.status === 'failed'),
+    );
+    await stopped(p);
+    expect((await h.readAll()).filter((e) => e.op === 'resync')).toHaveLength(1);
   });
 
   it('converges to the source row by row when the initial snapshot runs under concurrent writes', async () => {

@@ -3,8 +3,9 @@
  * and by a checksum per chunk of the primary key (the source's key order, contiguous ranges so every replica row
  * falls in exactly one chunk). Chunks that differ are checked again after the lag window, since changes in flight
  * reach the replica within seconds; ranges that still differ are printed with their missing, extra and changed keys,
- * and the exit code is 1. Columns whose replica type differs from the source's (hashed or masked by the capture
- * rules, or changed since) are listed as skipped instead of compared.
+ * and the exit code is 1. Values are compared in canonical form (row-text.ts: exact, per type, never a lossy text).
+ * Columns whose replica type differs from the source's (hashed or masked by the capture rules, or changed since) are
+ * listed as skipped instead of compared.
  */
 import { createHash } from 'node:crypto';
 import mysql from 'mysql2/promise';
@@ -14,6 +15,7 @@ import { SnapshotReader } from '../../../containers/producer/src/snapshot-reader
 import { CliError } from '../errors';
 import { count, type Output } from '../output';
 import {
+  type Canonical,
   type CompareColumn,
   compareColumn,
   replicaExpression,
@@ -79,7 +81,8 @@ function digest(rows: Map<string, string>): string {
 export async function validate(t: Target, opts: ValidateOptions, out: Output): Promise<number> {
   const chunkRows = opts.chunkRows ?? 10_000;
   const name = `${opts.db}.${opts.table}`;
-  const reader = await SnapshotReader.connect(t.source);
+  // Spatial values as the server's bytes: mysql2 would parse them into objects (and lose the SRID).
+  const reader = await SnapshotReader.connect({ ...t.source, rawSpatial: true });
   try {
     const shape = await reader.describe(opts.db, opts.table);
     if (!shape) throw new CliError('NOT_FOUND', `${name} does not exist in the source`);
@@ -87,12 +90,15 @@ export async function validate(t: Target, opts: ValidateOptions, out: Output): P
     const schema = t.replicaSchema(opts.db);
     const replica = `${wIdent(schema)}.${wIdent(opts.table)}`;
     const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
-    const replicaCols = new Set(
+    const replicaCols = new Map(
       (
         await t.warehouse.query(
-          `SELECT column_name FROM information_schema.columns WHERE table_schema = ${lit(schema)} AND table_name = ${lit(opts.table)}`,
+          `SELECT column_name, data_type, udt_name FROM information_schema.columns WHERE table_schema = ${lit(schema)} AND table_name = ${lit(opts.table)}`,
         )
-      ).map((r) => String(r.column_name)),
+      ).map((r) => [
+        String(r.column_name),
+        String(r.data_type) === 'USER-DEFINED' ? String(r.udt_name) : String(r.data_type),
+      ]),
     );
     if (replicaCols.size === 0) throw new CliError('NOT_FOUND', `no replica ${schema}.${opts.table} in the warehouse`);
     const registered = new Map(
@@ -111,7 +117,13 @@ export async function validate(t: Target, opts: ValidateOptions, out: Output): P
       if (!replicaCols.has(c.name)) skipped.push({ column: c.name, why: 'not in the replica (excluded)' });
       else if (reg && reg !== c.type && !shape.pk.includes(c.name)) {
         skipped.push({ column: c.name, why: `replica type ${reg} ≠ source ${c.type} (hashed, masked or changed)` });
-      } else columns.push(compareColumn(c.name, c.type));
+      } else {
+        try {
+          columns.push(compareColumn(c.name, c.type, replicaCols.get(c.name)));
+        } catch (err) {
+          skipped.push({ column: c.name, why: (err as Error).message });
+        }
+      }
     }
     const keyCols = shape.pk.map((k) => columns.find((c) => c.name === k)!);
     if (keyCols.some((c) => !c || c.kind === 'base64')) {
@@ -120,9 +132,11 @@ export async function validate(t: Target, opts: ValidateOptions, out: Output): P
     // String keys sort by collation, differently in MySQL and the warehouse: one range then, sorted in memory.
     const byRange = keyCols.every((c) => c.kind !== 'string');
     const sub: TableShape = { ...shape, columns: columns.map((c) => ({ name: c.name, type: c.type })) };
-    const keyText = (row: Record<string, unknown>) => keyCols.map((c) => sourceText(c, row[c.name])).join('|');
-    const rowText = (row: Record<string, unknown>, text: (c: CompareColumn, v: unknown) => string) =>
-      columns.map((c) => text(c, row[c.name])).join('|');
+    // JSON arrays of canonical values: no separator a value could contain, NULL distinct from every text.
+    const keyText = (row: Record<string, unknown>) => JSON.stringify(keyCols.map((c) => sourceText(c, row[c.name])));
+    const rowText = (row: Record<string, unknown>, text: (c: CompareColumn, v: unknown) => Canonical) =>
+      JSON.stringify(columns.map((c) => text(c, row[c.name])));
+    const showKey = (text: string) => (JSON.parse(text) as Canonical[]).map((v) => v ?? 'NULL').join(',');
 
     const pkSql = keysetPredicate(shape.pk);
     const mysqlUpTo = (upTo: Key) => mysql.format(`NOT ${pkSql.sql}`, pkSql.params(upTo) as never[]);
@@ -154,7 +168,7 @@ export async function validate(t: Target, opts: ValidateOptions, out: Output): P
     const replicaRange = async (after: Key | undefined, upTo: Key | undefined) => {
       const rows = new Map<string, string>();
       for (const r of await t.warehouse.query(select + warehouseRange(after, upTo))) {
-        rows.set(keyCols.map((c) => replicaText(c, r[c.name])).join('|'), rowText(r, replicaText));
+        rows.set(JSON.stringify(keyCols.map((c) => replicaText(c, r[c.name]))), rowText(r, replicaText));
       }
       return rows;
     };
@@ -190,8 +204,8 @@ export async function validate(t: Target, opts: ValidateOptions, out: Output): P
       out.done();
     }
     const differences: RangeDifference[] = [];
-    const showKey = (k: Key | undefined, end: string) =>
-      k ? keyCols.map((c, i) => sourceText(c, k[i])).join(',') : end;
+    const showBound = (k: Key | undefined, end: string) =>
+      k ? keyCols.map((c, i) => sourceText(c, k[i]) ?? 'NULL').join(',') : end;
     for (const c of differing) {
       const s = await sourceRange(c.after, c.upTo);
       const r = await replicaRange(c.after, c.upTo);
@@ -204,17 +218,17 @@ export async function validate(t: Target, opts: ValidateOptions, out: Output): P
       const changed = [...s.keys()]
         .filter((k) => r.has(k) && r.get(k) !== s.get(k))
         .map((k) => {
-          const a = s.get(k)!.split('|');
-          const b = r.get(k)!.split('|');
-          return { key: k, columns: columns.filter((_, i) => a[i] !== b[i]).map((col) => col.name) };
+          const a = JSON.parse(s.get(k)!) as Canonical[];
+          const b = JSON.parse(r.get(k)!) as Canonical[];
+          return { key: showKey(k), columns: columns.filter((_, i) => a[i] !== b[i]).map((col) => col.name) };
         });
       differences.push({
-        after: showKey(c.after, '-∞'),
-        upTo: showKey(c.upTo, '+∞'),
+        after: showBound(c.after, '-∞'),
+        upTo: showBound(c.upTo, '+∞'),
         sourceRows: s.size,
         replicaRows: r.size,
-        missing: missing.slice(0, SAMPLES),
-        extra: extra.slice(0, SAMPLES),
+        missing: missing.slice(0, SAMPLES).map(showKey),
+        extra: extra.slice(0, SAMPLES).map(showKey),
         changed: changed.slice(0, SAMPLES),
       });
     }

@@ -14,6 +14,11 @@ export interface SnapshotReaderProps {
   readonly port: number;
   readonly user: string;
   readonly password: string;
+  /**
+   * Spatial values as the bytes the server stores (a 4-byte SRID, then WKB) instead of mysql2's parsed objects, which
+   * lose the SRID and cannot be encoded (`npx cdc validate` reads them so). @default false
+   */
+  readonly rawSpatial?: boolean;
 }
 
 /** `int(11)` → `int`, `bigint(20) unsigned` → `bigint unsigned`, `year(4)` → `year`: the binlog metadata's spelling. */
@@ -48,6 +53,12 @@ export class SnapshotReader {
       supportBigNumbers: true,
       bigNumberStrings: true,
       jsonStrings: true,
+      ...(props.rawSpatial
+        ? {
+            typeCast: (field: { type: string; buffer(): Buffer | null }, next: () => unknown) =>
+              field.type === 'GEOMETRY' ? field.buffer() : next(),
+          }
+        : {}),
     });
     // TIMESTAMP values rendered in UTC, as the binlog reader renders them.
     await conn.query("SET time_zone = '+00:00'");
