@@ -12,7 +12,8 @@ import { sleep, waitFor } from '../../local/services/process';
 import { type ProducerHarness, type ProducerProcess, startProducerHarness, waitForLog } from './support/harness';
 
 let h: ProducerHarness;
-const STALE_S = 3;
+// A heartbeat every second; four seconds of silence make the producer unhealthy (room for a loaded machine).
+const STALE_S = 4;
 
 beforeAll(async () => {
   h = await startProducerHarness();
