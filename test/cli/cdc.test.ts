@@ -106,6 +106,15 @@ describe('npx cdc', () => {
     expect(w.stderr).toMatch(/--where "no_such_column = 1" is not valid for shop.orders: .*Unknown column/);
   });
 
+  it('preflight passes against the local pipeline as `npm run local -- up` sets it up', async () => {
+    const r = await cdc('preflight', '--json');
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { ok: boolean; checks: { id: string; status: string }[] };
+    expect(report.ok).toBe(true);
+    expect(report.checks.filter((c) => c.status !== 'ok')).toEqual([]);
+    expect(report.checks.map((c) => c.id)).toContain('grants.signal_table');
+  });
+
   it('status shows the checkpoint, the finished initial snapshot and rows per table, human and --json', async () => {
     const human = await cdc('status');
     expect(human.code, human.stderr).toBe(0);
