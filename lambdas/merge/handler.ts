@@ -20,6 +20,7 @@ import { applyObject } from './src/apply-object';
 import { loadConfig } from './src/config';
 import { PoisonBatchError } from './src/errors';
 import type { MergeContext } from './src/merge';
+import { RedshiftDataWarehouse } from './src/redshift-client';
 import { parseS3Notification } from './src/s3-notification';
 import { configureValueLimits } from './src/value-limits';
 import { warehouseFromConfig } from './src/warehouse-client';
@@ -133,7 +134,14 @@ function remainingMs(context: Context): number {
     : Number.POSITIVE_INFINITY;
 }
 
+/** Left at the end of an invocation to delete staging objects and flush metrics after statements were cancelled. */
+const END_MARGIN_MS = 5_000;
+
 export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  // Data API statements are cancelled before this invocation ends rather than left running by a timed-out Lambda.
+  const left = remainingMs(context);
+  if (warehouse instanceof RedshiftDataWarehouse)
+    warehouse.setInvocationDeadline(Number.isFinite(left) ? Date.now() + left - END_MARGIN_MS : undefined);
   try {
     return await processPartialResponse(
       event,

@@ -224,6 +224,31 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
     expect((err as Error).message).toMatch(/cancelled/);
   });
 
+  it('cancels a statement early enough to stop it before the Lambda invocation ends', async () => {
+    let cancelled = false;
+    await withWarehouse(
+      (call) => {
+        if (call.action === 'ExecuteStatement') return { Id: 'long' };
+        if (call.action === 'CancelStatement') {
+          cancelled = true;
+          return { Status: true };
+        }
+        return { Id: 'long', Status: cancelled ? 'ABORTED' : 'STARTED' };
+      },
+      async (w, calls) => {
+        // The statement deadline is 5 s, but the invocation ends in 0.6 s: cancel leaves room for the cancel grace.
+        w.setInvocationDeadline(Date.now() + 600);
+        const started = Date.now();
+        const e = await w.query('SELECT pg_sleep(3600)').catch((x: Error) => x);
+        expect((e as RetriableMergeError).code).toBe('WAREHOUSE_TIMEOUT');
+        expect(calls.some((c) => c.action === 'CancelStatement')).toBe(true);
+        expect(Date.now() - started).toBeLessThan(600);
+        w.setInvocationDeadline(undefined);
+      },
+      5000,
+    );
+  });
+
   it('keeps the staging object while a timed-out COPY may still run, and removes it once the statement stopped', async () => {
     const location = (w: RedshiftDataWarehouse, id: string) => w.stageLocation(id)!;
     const key = (loc: string) => loc.replace('s3://lake/', '');

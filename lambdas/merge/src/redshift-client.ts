@@ -62,6 +62,17 @@ export class RedshiftDataWarehouse implements WarehouseClient {
     this.dialect = redshiftDialect({ copyRoleArn: props.copyRoleArn });
   }
 
+  /** Epoch ms by which every statement must have stopped (the Lambda invocation's end, less a margin). */
+  private invocationDeadline: number | undefined;
+
+  /**
+   * Bounds statements by the caller's own end (the Lambda handler sets it per invocation): a statement is cancelled
+   * a cancel grace before then, instead of being left running by a Lambda that times out. undefined: no bound.
+   */
+  setInvocationDeadline(at: number | undefined): void {
+    this.invocationDeadline = at;
+  }
+
   private target() {
     const { target, database, secretArn } = this.props;
     return {
@@ -83,8 +94,13 @@ export class RedshiftDataWarehouse implements WarehouseClient {
    * may still be reading its staging object.
    */
   async waitFor(id: string, statements: readonly string[]): Promise<DescribeStatementResponse> {
-    const deadlineMs = this.props.deadlineMs ?? 240_000;
-    const deadline = Date.now() + deadlineMs;
+    const startedAt = Date.now();
+    const cancelGraceMs = this.props.cancelGraceMs ?? 30_000;
+    // The statement's own deadline, or earlier: cancelled in time to see it stop before the invocation ends.
+    const deadline = Math.min(
+      startedAt + (this.props.deadlineMs ?? 240_000),
+      (this.invocationDeadline ?? Number.POSITIVE_INFINITY) - cancelGraceMs,
+    );
     const sleep = this.props.sleep ?? sleepDefault;
     let delay = this.props.pollMs ?? 100;
     let cancelledAt: number | undefined;
@@ -117,13 +133,13 @@ export class RedshiftDataWarehouse implements WarehouseClient {
         delay = this.props.pollMs ?? 100;
         continue;
       }
-      if (cancelledAt !== undefined && Date.now() - cancelledAt > (this.props.cancelGraceMs ?? 30_000)) break;
+      if (cancelledAt !== undefined && Date.now() - cancelledAt > cancelGraceMs) break;
       await sleep(delay);
       delay = Math.min(delay * 2, 2000);
     }
     const stopped = status === 'ABORTED' || status === 'FAILED';
     throw new StatementTimeoutError(
-      `statement ${id} still ${statusAtDeadline} after ${deadlineMs} ms: ${statements[0]?.slice(0, 200)}; ` +
+      `statement ${id} still ${statusAtDeadline} after ${deadline - startedAt} ms: ${statements[0]?.slice(0, 200)}; ` +
         (stopped
           ? 'cancelled (CancelStatement)'
           : `cancel requested (CancelStatement) but Redshift still reports it ${status}`),
