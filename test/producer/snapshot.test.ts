@@ -140,18 +140,23 @@ describe('snapshots and backfills in the producer', () => {
   });
 
   it('acts on a resync request once: a resync event at the request, then the whole table read after it', async () => {
-    const p = h.startProducer({ SNAPSHOT_CHUNK_ROWS: '2' });
+    await h.db.query(
+      'SET SESSION sql_log_bin = 0; CREATE TABLE shop.resynced (a INT, b BIGINT UNSIGNED, v INT, PRIMARY KEY (a, b)); ' +
+        'INSERT INTO shop.resynced VALUES (1, 1, 0), (1, 2, 0), (2, 1, 0), (2, 18446744073709551615, 0), (3, 0, 0); ' +
+        'SET SESSION sql_log_bin = 1',
+    );
+    const p = h.startProducer({ PIPELINE_ID: 'resync', SNAPSHOT_MODE: 'never', SNAPSHOT_CHUNK_ROWS: '2' });
     await waitForLog(p, /reading the binlog/);
-    const id = await requestResync(h.db, SIGNALS, { table: 'shop.ranged' });
-    const [resync] = await events('ranged', 'resync', 1);
+    const id = await requestResync(h.db, SIGNALS, { table: 'shop.resynced' });
+    const [resync] = await events('resynced', 'resync', 1);
     expect(validate(resync), JSON.stringify(validate.errors)).toBe(true);
     expect(resync!.change).toEqual({ reason: 'requested by npx cdc resync' });
     const done = await waitFor('the resync job', async () =>
-      (await jobs('test')).find((j) => j.id === id && j.status === 'done'),
+      (await jobs('resync')).find((j) => j.id === id && j.status === 'done'),
     );
     expect(done).toMatchObject({ kind: 'resync', rowsRead: 5 });
     const after = (await h.readAll()).filter(
-      (e) => e.table === 'ranged' && e.op === 'read' && e.position > resync!.position,
+      (e) => e.table === 'resynced' && e.op === 'read' && e.position > resync!.position,
     );
     expect(after.map((e) => [e.after!.a, e.after!.b])).toEqual([
       [1, '1'],
@@ -162,7 +167,7 @@ describe('snapshots and backfills in the producer', () => {
     ]);
     const refused = await requestResync(h.db, SIGNALS, { table: 'elsewhere.t' });
     await waitFor('the refusal', async () =>
-      (await jobs('test')).find((j) => j.id === refused && j.status === 'failed'),
+      (await jobs('resync')).find((j) => j.id === refused && j.status === 'failed'),
     );
     await stopped(p);
     expect((await h.readAll()).filter((e) => e.op === 'resync')).toHaveLength(1);
