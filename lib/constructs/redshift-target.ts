@@ -1,12 +1,15 @@
-import { Aws, type RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
-import { type ISecurityGroup, type IVpc, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
+import { Aws, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { type CfnSecurityGroup, type ISecurityGroup, type IVpc, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
 import { type IGrantable, type IRole, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { CfnNamespace, CfnWorkgroup } from 'aws-cdk-lib/aws-redshiftserverless';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { RedshiftConfig } from '../config/environment-config';
 import { grantSecretRead } from './grants';
+import { acknowledgeWildcards } from './nag';
 
 export interface RedshiftTargetProps {
   readonly config: RedshiftConfig;
@@ -78,6 +81,21 @@ export class RedshiftTarget extends Construct {
         description: 'Redshift Serverless workgroup of the CDC pipeline',
         allowAllOutbound: false,
       });
+      // Enhanced VPC routing sends COPY's S3 traffic through the VPC, so the group must let it out: to the S3 prefix
+      // list the VPC's gateway endpoint routes (Amazon VPC User Guide, "Gateway endpoints for Amazon S3": security
+      // groups must allow traffic to the prefix list). Its id differs per Region and CloudFormation cannot name it,
+      // so it is read at deploy time instead of looked up (with credentials) at synth. The rule is written inline:
+      // addEgressRule would make a token peer a separate SecurityGroupEgress resource, leaving the group with no inline
+      // egress, which EC2 turns into its default allow-all rule.
+      (this.securityGroup.node.defaultChild as CfnSecurityGroup).addPropertyOverride('SecurityGroupEgress', [
+        {
+          IpProtocol: 'tcp',
+          FromPort: 443,
+          ToPort: 443,
+          DestinationPrefixListId: this.s3PrefixListId(region),
+          Description: 'COPY reads staging files from S3 (gateway endpoint)',
+        },
+      ]);
       const subnets = props.vpc.selectSubnets({
         subnetType: c.create.publiclyAccessible ? SubnetType.PUBLIC : SubnetType.PRIVATE_WITH_EGRESS,
       });
@@ -109,6 +127,46 @@ export class RedshiftTarget extends Construct {
       this.dataApiResourceArn = `arn:${partition}:redshift:${region}:${account}:cluster:${c.clusterId}`;
       this.jdbcUrl = c.firehoseReachable ? `jdbc:redshift://${c.endpoint!}/${c.database}` : undefined;
     }
+  }
+
+  /** The region's AWS-managed S3 prefix list (`com.amazonaws.<region>.s3`), found when the stack deploys. */
+  private s3PrefixListId(region: string): string {
+    const name = `com.amazonaws.${region}.s3`;
+    // Own role and log group: the default role is the AWS-managed AWSLambdaBasicExecutionRole (every log group).
+    const role = new Role(this, 'S3PrefixListRole', {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: 'Reads the id of the Region S3 prefix list for the workgroup security group',
+    });
+    const logGroup = new LogGroup(this, 'S3PrefixListLogs', {
+      retention: RetentionDays.ONE_WEEK,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    logGroup.grantWrite(role);
+    const lookup = new AwsCustomResource(this, 'S3PrefixList', {
+      role,
+      logGroup,
+      onUpdate: {
+        service: 'EC2',
+        action: 'describeManagedPrefixLists',
+        parameters: { Filters: [{ Name: 'prefix-list-name', Values: [name] }] },
+        physicalResourceId: PhysicalResourceId.of(name),
+        outputPaths: ['PrefixLists.0.PrefixListId'],
+      },
+      // DescribeManagedPrefixLists has no resource-level permissions.
+      policy: AwsCustomResourcePolicy.fromSdkCalls({ resources: AwsCustomResourcePolicy.ANY_RESOURCE }),
+      installLatestAwsSdk: false,
+    });
+    acknowledgeWildcards(
+      lookup,
+      (f) => f === 'Resource::*',
+      'ec2:DescribeManagedPrefixLists has no resource-level permissions (read-only)',
+    );
+    acknowledgeWildcards(
+      role,
+      (f) => f.startsWith('Resource::') && f.endsWith(':*') && f.includes('Logs'),
+      'Log streams of its own log group',
+    );
+    return lookup.getResponseField('PrefixLists.0.PrefixListId');
   }
 
   /** Environment the merge Lambda reads (lambdas/merge/src/config.ts). */

@@ -1,5 +1,13 @@
 import { Annotations, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
-import { FlowLogDestination, FlowLogTrafficType, IpAddresses, type IVpc, SubnetType, Vpc } from 'aws-cdk-lib/aws-ec2';
+import {
+  FlowLogDestination,
+  FlowLogTrafficType,
+  GatewayVpcEndpointAwsService,
+  IpAddresses,
+  type IVpc,
+  SubnetType,
+  Vpc,
+} from 'aws-cdk-lib/aws-ec2';
 import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
@@ -70,6 +78,10 @@ export class StatefulStack extends Stack {
         flowLogs: {
           all: { destination: FlowLogDestination.toCloudWatchLogs(), trafficType: FlowLogTrafficType.REJECT },
         },
+        // With enhanced VPC routing a created workgroup reaches S3 (COPY) only through this VPC: AWS documents a
+        // gateway endpoint for S3 in the same Region (Redshift Management Guide, "Enhanced VPC routing" and
+        // "Turning on enhanced VPC routing"). The producer's claim-check writes use it too, without the NAT.
+        gatewayEndpoints: { S3: { service: GatewayVpcEndpointAwsService.S3 } },
       });
     } else {
       this.vpc = Vpc.fromVpcAttributes(this, 'Vpc', {

@@ -167,6 +167,39 @@ describe('stateful stack', () => {
   });
 });
 
+describe('dev warehouse network (enhanced VPC routing)', () => {
+  it('routes the created workgroup to S3 through a gateway endpoint and lets its security group reach only S3', () => {
+    const t = dev.templates.stateful;
+    const [endpoint] = Object.values(
+      t.findResources('AWS::EC2::VPCEndpoint', { Properties: { VpcEndpointType: 'Gateway' } }),
+    );
+    expect(JSON.stringify(endpoint?.Properties.ServiceName)).toContain('.s3');
+    // Every private subnet's route table (where the workgroup lives) has the S3 route.
+    const privateTables = Object.keys(t.findResources('AWS::EC2::RouteTable')).filter((id) => id.includes('private'));
+    expect(privateTables).toHaveLength(3);
+    for (const id of privateTables) expect(endpoint!.Properties.RouteTableIds).toContainEqual({ Ref: id });
+
+    const [group] = Object.entries(
+      t.findResources('AWS::EC2::SecurityGroup', {
+        Properties: { GroupDescription: 'Redshift Serverless workgroup of the CDC pipeline' },
+      }),
+    );
+    const egress = group![1].Properties.SecurityGroupEgress as Record<string, unknown>[];
+    expect(egress).toEqual([
+      expect.objectContaining({
+        IpProtocol: 'tcp',
+        FromPort: 443,
+        ToPort: 443,
+        DestinationPrefixListId: expect.anything(),
+      }),
+    ]);
+    // The prefix list is the region's S3 list, found at deploy time (no lookup at synth).
+    t.hasResourceProperties('Custom::AWS', {
+      Create: Match.stringLikeRegexp('describeManagedPrefixLists.*com\\.amazonaws\\.eu-west-1\\.s3'),
+    });
+  });
+});
+
 describe('capture stack', () => {
   it('runs exactly one producer and never two at once, with time to drain on SIGTERM', () => {
     const t = staging.templates.capture;
