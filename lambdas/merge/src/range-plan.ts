@@ -146,7 +146,8 @@ export function planRangeDelete(
   if (inRange === undefined || inRangeR === undefined) return [];
   const low = literal(range.low_position);
   const pos = ident(META.position);
-  const older = (prefix: string) => `${prefix}${pos} < ${low}`;
+  // A row without a position was not written by the merge (a replica written to by hand): older than anything.
+  const older = (prefix: string) => `(${prefix}${pos} IS NULL OR ${prefix}${pos} < ${low})`;
   const keyCols = pk.map((c) => ident(c.name));
   return [
     `UPDATE ${names.keys} SET ${pos} = ${low}, ${ident(META.deleted)} = TRUE WHERE ${inRange} AND ${older('')}`,
