@@ -8,11 +8,10 @@ import { settingsProblems } from '../../containers/producer/src/server-check';
 export interface Check {
   /** Stable id for scripts (`--json`), e.g. `source.binlog_row_image`. */
   readonly id: string;
-  /** `skip`: not checkable from here (said why); never fails the run. */
-  readonly status: 'ok' | 'fail' | 'skip';
+  readonly status: 'ok' | 'fail';
   /** What was found (on success) or what is wrong. */
   readonly detail: string;
-  /** What to do, when it failed or was skipped. */
+  /** What to do, when it failed. */
   readonly fix?: string;
 }
 
@@ -242,14 +241,14 @@ export function probeCheck(id: string, what: string, probe: Probe, fix: string):
   return probe.ok ? ok(id, `${what}: ${probe.detail}`) : fail(id, `${what}: ${probe.error}`, fix);
 }
 
-/** One line per check: `✓ id  detail`, `✗ id  detail → fix`, `– id  detail → how to check by hand`. */
+/** One line per check: `✓ id  detail`, `✗ id  detail  → fix: …`. */
 export function formatCheck(c: Check): string {
-  const mark = c.status === 'ok' ? '✓' : c.status === 'fail' ? '✗' : '–';
-  const hint = c.fix ? `  → ${c.status === 'skip' ? 'check by hand' : 'fix'}: ${c.fix}` : '';
+  const mark = c.status === 'ok' ? '✓' : '✗';
+  const hint = c.fix ? `  → fix: ${c.fix}` : '';
   return `${mark} ${c.id.padEnd(28)} ${c.detail}${hint}`;
 }
 
-/** Exit code of the run: 1 when any check failed (skipped ones never fail it). */
+/** Exit code of the run: 1 when any check failed. */
 export function preflightExitCode(checks: readonly Check[]): number {
   return checks.some((c) => c.status === 'fail') ? 1 : 0;
 }

@@ -85,7 +85,7 @@ describe('npx cdc preflight', () => {
   it('fails with one line per check, naming the wrong setting, the missing grant and the missing stream', async () => {
     const r = await cdc('preflight');
     expect(r.code, r.stderr).toBe(1);
-    const lines = r.stdout.split('\n').filter((l) => /^[✓✗–] /.test(l));
+    const lines = r.stdout.split('\n').filter((l) => /^[✓✗] /.test(l));
     expect(lines.map((l) => l.slice(0, 1) + l.slice(2).split(' ')[0])).toEqual([
       '✓source.connect',
       '✓source.log_bin',
@@ -101,6 +101,7 @@ describe('npx cdc preflight', () => {
       '✓grants.select',
       '✗grants.signal_table',
       '✓warehouse.reachable',
+      '✓warehouse.copy',
       '✗stream.present',
       '✓bucket.present',
     ]);

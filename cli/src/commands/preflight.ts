@@ -139,27 +139,45 @@ async function serviceChecks(t: Target): Promise<Check[]> {
         : 'check REDSHIFT_WORKGROUP_NAME or REDSHIFT_CLUSTER_ID, REDSHIFT_DATABASE and REDSHIFT_SECRET_ARN, and that your credentials may call redshift-data:ExecuteStatement and read the secret',
     ),
   );
-  if (local) {
-    // PostgreSQL loads batches itself; there is no COPY role to attach.
-  } else if (!t.copyRole) {
-    checks.push({
-      id: 'warehouse.copy_role',
-      status: 'skip',
-      detail: 'not a Redshift target (WAREHOUSE=postgres): no COPY role',
-    });
-  } else {
-    // Listing a namespace's or cluster's roles needs the redshift-serverless / redshift management clients, which this
-    // repository does not ship (no account to test them against): said plainly, with the command that shows it.
-    const { arn, workgroupName, clusterId } = t.copyRole;
-    checks.push({
-      id: 'warehouse.copy_role',
-      status: 'skip',
-      detail: `${arn} must be attached to ${workgroupName ? `the namespace of workgroup ${workgroupName}` : `cluster ${clusterId}`}; not checked automatically`,
-      fix: workgroupName
-        ? `aws redshift-serverless get-namespace --namespace-name "$(aws redshift-serverless get-workgroup --workgroup-name ${workgroupName} --query workgroup.namespaceName --output text)" --query namespace.iamRoles`
-        : `aws redshift describe-clusters --cluster-identifier ${clusterId} --query "Clusters[0].IamRoles"`,
-    });
-  }
+  // The merge's own load path, end to end: a one-row staging file loaded into a temporary table in one transaction.
+  // In AWS that is the real thing: PutObject to the staging bucket, then COPY … IAM_ROLE through the Data API, which
+  // fails when the role is not attached to the namespace or cluster, or the workgroup cannot reach S3.
+  const role = t.copyRole;
+  const copyFix = local
+    ? 'start the local pipeline: npm run local -- up'
+    : role
+      ? `attach ${role.arn} to ${
+          role.workgroupName
+            ? `the namespace of workgroup ${role.workgroupName} (aws redshift-serverless update-namespace --iam-roles …)`
+            : `cluster ${role.clusterId} (aws redshift modify-cluster-iam-roles --add-iam-roles …)`
+        }; with enhanced VPC routing the workgroup needs a route to S3 (gateway endpoint); your credentials need s3:PutObject on STAGING_BUCKET`
+      : 'check the warehouse variables';
+  checks.push(
+    probeCheck(
+      'warehouse.copy',
+      local ? 'staging load (COPY FROM STDIN)' : `COPY from the staging bucket${role ? ` with ${role.arn}` : ''}`,
+      await probe(async () => {
+        const table = '_cdc_preflight';
+        const location = t.warehouse.stageLocation(`preflight:${process.pid}:${Date.now()}`);
+        const d = t.warehouse.dialect;
+        await t.warehouse.runTransaction(
+          [
+            { kind: 'sql', sql: d.createTemp(table, '"probe" VARCHAR(16)') },
+            {
+              kind: 'load',
+              table,
+              columns: ['probe'],
+              ...(location ? { sql: d.copyFromStaging(table, ['probe'], location) } : {}),
+            },
+          ],
+          'ok\n',
+          location,
+        );
+        return location ? `${location} loaded` : 'one row loaded';
+      }, 60_000),
+      copyFix,
+    ),
+  );
   const streamName = t.streamName;
   checks.push(
     streamName
