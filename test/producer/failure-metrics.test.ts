@@ -5,6 +5,7 @@
  */
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { failureMetrics, ProducerError } from '../../containers/producer/src/errors';
 import { waitFor } from '../../local/services/process';
 import { type ProducerHarness, type ProducerProcess, startProducerHarness, waitForLog } from './support/harness';
 
@@ -113,5 +114,13 @@ describe('metrics of a failing producer', () => {
     expect(total(resumed.output(), 'BinlogPurged')).toBe(1);
     expect(total(resumed.output(), 'ProducerErrors')).toBe(1);
     expect(total(resumed.output(), 'ProducerStarts')).toBe(1);
+  });
+});
+
+describe('failure metrics policy', () => {
+  it('counts every failure as ProducerErrors and a purged binlog also as BinlogPurged', () => {
+    expect(failureMetrics(new ProducerError('BINLOG_PURGED', 'gone'))).toEqual(['ProducerErrors', 'BinlogPurged']);
+    expect(failureMetrics(new ProducerError('LEASE_LOST', 'taken'))).toEqual(['ProducerErrors']);
+    expect(failureMetrics(new Error('ECONNRESET'))).toEqual(['ProducerErrors']);
   });
 });
