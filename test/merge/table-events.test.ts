@@ -248,6 +248,52 @@ describe('column changes', () => {
   });
 });
 
+describe('history mode through column changes', () => {
+  it('keeps the history view working across a rename, an added default, a drop and a widening', async () => {
+    const k = new TableEvents('shop', 'hv', { id: 'int(11)', a: 'varchar(10)', gone: 'int(11)', n: 'int(11)' });
+    const opts = { history: ['shop.hv'] };
+    const first = [k.insert({ id: 1, a: 'x', gone: 1, n: 1 })];
+    const alter = k.alter([
+      { kind: 'rename_column', from: 'a', to: 'b' },
+      { kind: 'add_column', name: 'd', type: 'int(11)', default: 5 },
+      { kind: 'drop_column', name: 'gone' },
+    ]);
+    k.retype('n', 'bigint(20)');
+    const second = [k.update({ id: 1, b: 'x', n: 1, d: 5 }, { id: 1, b: 'y', n: '9000000000', d: 6 })];
+    await applyTwice([first, [alter], second], opts);
+    expect(await rows('SELECT id, b, n::text, d FROM shop.hv')).toEqual([{ id: 1, b: 'y', n: '9000000000', d: 6 }]);
+    expect(await rows('SELECT id, b, n::text, is_deleted FROM shop.hv__history ORDER BY "_cdc_position"')).toEqual([
+      { id: 1, b: 'x', n: '1', is_deleted: false },
+      { id: 1, b: 'y', n: '9000000000', is_deleted: false },
+    ]);
+  });
+});
+
+describe('widening under views', () => {
+  it('widens a keyless table and a history-mode table (both have views over the widened column)', async () => {
+    const l = new TableEvents('shop', 'lw', { v: 'int(11)', s: 'varchar(10)' }, []);
+    const first = [l.insert({ v: 1, s: 'short' })];
+    l.retype('s', 'varchar(40)');
+    l.retype('v', 'bigint(20)');
+    const second = [l.insert({ v: '9000000000', s: 'a much longer text than before' })];
+    await applyTwice([first, second]);
+    expect(await rows('SELECT v::text, s FROM shop.lw ORDER BY v')).toEqual([
+      { v: '1', s: 'short' },
+      { v: '9000000000', s: 'a much longer text than before' },
+    ]);
+    const k = new TableEvents('shop', 'hw', { id: 'int(11)', s: 'varchar(10)' });
+    const opts = { history: ['shop.hw'] };
+    const a = [k.insert({ id: 1, s: 'short' })];
+    k.retype('s', 'varchar(40)');
+    const b = [k.update({ id: 1, s: 'short' }, { id: 1, s: 'a much longer text than before' })];
+    await applyTwice([a, b], opts);
+    expect(await rows('SELECT s FROM shop.hw__history ORDER BY "_cdc_position"')).toEqual([
+      { s: 'short' },
+      { s: 'a much longer text than before' },
+    ]);
+  });
+});
+
 describe('resync', () => {
   it('rebuilds the replica from the events after it, with the new column types', async () => {
     const k = new TableEvents('shop', 'r', { id: 'int(11)', v: 'int(11)' });

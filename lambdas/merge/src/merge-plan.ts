@@ -147,6 +147,9 @@ export function planSchemaChanges(
   }
   const targets = dataTables(model, names, history);
   const outside: string[] = [];
+  // A view over a column blocks changing its type: the views go first (the transaction below creates them again;
+  // if it fails, its retry does).
+  if (changes.widen.length > 0) outside.push(...dropViews(model, names, history));
   for (const t of targets)
     for (const c of changes.widen)
       outside.push(`ALTER TABLE ${t} ALTER COLUMN ${ident(c.name)} TYPE ${c.warehouseType}`);
