@@ -135,11 +135,17 @@ describe('npx cdc', () => {
     ];
     await p.pool.query("UPDATE shop.orders SET status = 'corrupted' WHERE id = $1", [ids.hi]);
     await p.pool.query('DELETE FROM shop.orders WHERE id = $1', [ids.lo]);
+    // A key the source never had, written into the replica by hand (as a damaged replica would hold it).
+    await p.pool.query(
+      "INSERT INTO shop.orders (id, customer_email, status, total, warehouse_id, created_at) VALUES ($1, 'ghost@example.com', 'new', 1, 1, now())",
+      [ids.hi + 1000],
+    );
     const bad = await cdc('validate', 'shop.orders', '--chunk-rows', '3', '--lag-window', '1', '--json');
     expect(bad.code).toBe(1);
     const report = JSON.parse(bad.stdout);
     expect(report.ok).toBe(false);
     expect(report.differences.flatMap((d: { missing: string[] }) => d.missing)).toEqual([String(ids.lo)]);
+    expect(report.differences.flatMap((d: { extra: string[] }) => d.extra)).toEqual([String(ids.hi + 1000)]);
     expect(report.differences.flatMap((d: { changed: unknown[] }) => d.changed)).toEqual([
       { key: String(ids.hi), columns: ['status'] },
     ]);
@@ -148,7 +154,7 @@ describe('npx cdc', () => {
     expect(human.stdout).toContain(`missing in the replica: ${ids.lo}`);
   });
 
-  it('backfill repairs the replica, following progress to the end', async () => {
+  it('backfill repairs the replica (lost, corrupted and extra rows), following progress to the end', async () => {
     await sleep(1000 - (Date.now() % 1000) + 50);
     beforeBackfills = new Date().toISOString();
     await sleep(1000);
@@ -157,11 +163,34 @@ describe('npx cdc', () => {
     const job = JSON.parse(r.stdout);
     const [[{ n }]] = (await db.query('SELECT COUNT(*) AS n FROM shop.orders')) as unknown as [[{ n: number }]];
     expect(job).toMatchObject({ status: 'done', kind: 'backfill', rowsEmitted: Number(n) });
-    // Read events are newer than anything the replica holds for those keys: the lost and the corrupted row are back.
+    // Read events are newer than anything the replica holds for those keys: the lost and the corrupted row are back;
+    // the chunk's range event removed the key the source does not have.
     await converged('orders');
+    expect((await p.pool.query("SELECT id FROM shop.orders WHERE customer_email = 'ghost@example.com'")).rows).toEqual(
+      [],
+    );
     expect((await cdc('validate', 'shop.orders', '--lag-window', '0')).code).toBe(0);
     const range = await cdc('backfill', 'shop.orders', '--where', 'id <= 2', '--json');
     expect(JSON.parse(range.stdout)).toMatchObject({ status: 'done', where: 'id <= 2', rowsRead: 2 });
+  });
+
+  it('resync rebuilds a replica from a fresh read of the source, following progress to the end', async () => {
+    await db.query("UPDATE shop.orders SET status = 'paid' WHERE id <= 3");
+    await converged('orders');
+    // Damage a resync repairs whatever it is: a row the source lacks, a wrong value.
+    await p.pool.query('UPDATE shop.orders SET total = total + 1 WHERE id = 4');
+    await p.pool.query(
+      "INSERT INTO shop.orders (id, customer_email, status, total, warehouse_id, created_at) VALUES (77777, 'ghost@example.com', 'new', 1, 1, now())",
+    );
+    const r = await cdc('resync', 'shop.orders', '--json', '--timeout', '60');
+    expect(r.code, r.stderr).toBe(0);
+    const [[{ n }]] = (await db.query('SELECT COUNT(*) AS n FROM shop.orders')) as unknown as [[{ n: number }]];
+    expect(JSON.parse(r.stdout)).toMatchObject({ status: 'done', kind: 'resync', rowsEmitted: Number(n) });
+    await converged('orders');
+    expect((await cdc('validate', 'shop.orders', '--lag-window', '0')).code).toBe(0);
+    const human = await cdc('resync', 'shop.nope');
+    expect(human.code).toBe(1);
+    expect(human.stderr).toContain('shop.nope does not exist in the source');
   });
 
   it('rebuilds a table as of a past moment from the lake, equal to the source as it was then', async () => {
