@@ -295,15 +295,14 @@ export function replicaExpression(col: CompareColumn, warehouse: Warehouse): str
   const c = ident(col.name);
   const rs = warehouse === 'redshift';
   const t = col.replicaType ?? '';
+  // A replica column holding text where the merge would create another type: read (and compared) as the text.
+  const text = /char|text/.test(t);
   if (t === 'geometry') return rs ? `FROM_VARBYTE(ST_AsBinary(${c}), 'hex')` : `encode(ST_AsBinary(${c}), 'hex')`;
-  if (t === 'bytea') return `encode(${c}, 'hex')`;
-  if (t === 'varbyte' || t === 'binary varying') return `FROM_VARBYTE(${c}, 'hex')`;
-  if (t === 'super') return `JSON_SERIALIZE(${c})`;
-  if (t === 'timestamp with time zone' || (!t && col.kind === 'timestamp')) {
+  if (col.kind === 'base64' && !text) return rs ? `FROM_VARBYTE(${c}, 'hex')` : `encode(${c}, 'hex')`;
+  if (col.kind === 'json' && rs && !text) return `JSON_SERIALIZE(${c})`;
+  if (col.kind === 'timestamp' && !text && t !== 'timestamp without time zone') {
     return `CAST((${c} AT TIME ZONE 'UTC') AS VARCHAR(64))`;
   }
-  if (!t && col.kind === 'json' && rs) return `JSON_SERIALIZE(${c})`;
-  if (!t && col.kind === 'base64') return rs ? `FROM_VARBYTE(${c}, 'hex')` : `encode(${c}, 'hex')`;
   return `CAST(${c} AS VARCHAR(65535))`;
 }
 

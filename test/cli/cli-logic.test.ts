@@ -3,7 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { checkFilePosition, parsePositionSpec } from '../../cli/src/binlog-position';
 import { defaultRebuildName, parseAsOf } from '../../cli/src/commands/rebuild';
 import { bar, duration, table } from '../../cli/src/output';
-import { canonicalJson, compareColumn, replicaText, sourceText, wkbHex } from '../../cli/src/row-text';
+import {
+  canonicalJson,
+  compareColumn,
+  replicaExpression,
+  replicaText,
+  sourceText,
+  wkbHex,
+} from '../../cli/src/row-text';
 
 const facts = {
   files: [
@@ -74,6 +81,21 @@ describe('cdc logic', () => {
     expect(replicaText(compareColumn('c', 'varchar(5)'), '∅')).toBe('∅');
     differ('decimal(12,2)', '12.50', '12.51');
     differ('bigint', '9007199254740993', '9007199254740992');
+  });
+
+  it('reads each replica column with an exact expression for its warehouse type', () => {
+    const expr = (type: string, replicaType: string | undefined, w: 'redshift' | 'postgres') =>
+      replicaExpression(compareColumn('c', type, replicaType), w);
+    expect(expr('point', 'geometry', 'redshift')).toBe(`FROM_VARBYTE(ST_AsBinary("c"), 'hex')`);
+    expect(expr('point', 'binary varying', 'redshift')).toBe(`FROM_VARBYTE("c", 'hex')`);
+    expect(expr('blob', 'bytea', 'postgres')).toBe(`encode("c", 'hex')`);
+    expect(expr('json', 'super', 'redshift')).toBe('JSON_SERIALIZE("c")');
+    expect(expr('json', 'jsonb', 'postgres')).toBe('CAST("c" AS VARCHAR(65535))');
+    expect(expr('timestamp(6)', 'timestamp with time zone', 'postgres')).toBe(
+      `CAST(("c" AT TIME ZONE 'UTC') AS VARCHAR(64))`,
+    );
+    // A column holding text where the merge would create bytes: compared as the text it holds.
+    expect(expr('blob', 'character varying', 'redshift')).toBe('CAST("c" AS VARCHAR(65535))');
   });
 
   it('draws progress and durations for humans', () => {
