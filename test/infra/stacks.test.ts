@@ -320,13 +320,34 @@ describe('delivery stack', () => {
       }),
     });
     // The table exists before Firehose first COPYs into it.
-    t.hasResourceProperties('Custom::AWS', {
-      Create: Match.stringLikeRegexp('CREATE TABLE IF NOT EXISTS cdc\\.changelog'),
+    t.hasResourceProperties('Custom::ChangelogTable', {
+      Sqls: ['CREATE SCHEMA IF NOT EXISTS cdc', Match.stringLikeRegexp('^CREATE TABLE IF NOT EXISTS cdc\\.changelog')],
+      ClusterIdentifier: 'analytics-prod',
+      Database: 'analytics',
+      SecretArn: 'arn:aws:secretsmanager:eu-west-1:333333333333:secret:cdc/prod/redshift-AbCdEf',
     });
     const firehose = Object.values(t.findResources('AWS::KinesisFirehose::DeliveryStream')).find(
       (r) => r.Properties.RedshiftDestinationConfiguration,
     );
     expect(JSON.stringify(firehose!.DependsOn)).toMatch(/ChangelogTable/);
+  });
+});
+
+describe('changelog table custom resource', () => {
+  it('waits for the Data API statement to finish (Provider framework isComplete), not only for its submission', () => {
+    const t = staging.templates.delivery;
+    t.resourceCountIs('Custom::AWS', 0);
+    const handlers = Object.values(t.findResources('AWS::Lambda::Function')).map((f) => f.Properties.Handler);
+    expect(handlers).toEqual(expect.arrayContaining(['index.onEvent', 'index.isComplete']));
+    // The framework polls isComplete from a waiter state machine every 10 s, for at most 15 minutes.
+    const [machine] = Object.values(t.findResources('AWS::StepFunctions::StateMachine'));
+    const definition = JSON.stringify(machine!.Properties.DefinitionString);
+    expect(definition).toContain('\\"IntervalSeconds\\":10');
+    expect(definition).toContain('\\"MaxAttempts\\":90');
+    t.hasResourceProperties('Custom::ChangelogTable', {
+      WorkgroupName: 'analytics-staging',
+      PhysicalId: 'changelog-table-cdc',
+    });
   });
 });
 
