@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { PRODUCER_DOCKERFILE, REPO_ROOT } from '../../lib/constructs/producer-service';
 import { CHANGELOG_LOADED_COLUMNS } from '../../shared/changelog-table';
 import { FIREHOSE_ERROR_PREFIX, FIREHOSE_PREFIX } from '../../shared/lake-layout';
 import { METRICS_NAMESPACE } from '../../shared/metrics';
@@ -269,6 +272,16 @@ describe('capture stack', () => {
     expect(JSON.stringify(statements[3]!.Resource)).toContain(
       ':s3:::cdc-staging-lake-222222222222-eu-west-1/claim-check/*',
     );
+  });
+});
+
+describe('producer image', () => {
+  it('builds and runs on the Node.js major the merge Lambda runs (24), not an end-of-life one', () => {
+    const dockerfile = readFileSync(join(REPO_ROOT, PRODUCER_DOCKERFILE), 'utf8');
+    const bases = [...dockerfile.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
+    expect(bases).toEqual(['node:24-slim', 'node:24-slim']);
+    expect(dockerfile).toContain('--target=node24');
+    prod.templates.apply.hasResourceProperties('AWS::Lambda::Function', { Runtime: 'nodejs24.x' });
   });
 });
 
