@@ -22,6 +22,8 @@ export const ProducerMetric = {
   SnapshotRowsRemaining: 'SnapshotRowsRemaining', // Count (gauge: estimated rows left in unfinished jobs)
   SnapshotJobsPending: 'SnapshotJobsPending', // Count (gauge: tables still to snapshot or backfill)
   SnapshotEtaSeconds: 'SnapshotEtaSeconds', // Seconds (gauge: time left for the running job at its rate so far)
+  TableResyncs: 'TableResyncs', // Count (a replica rebuilt from a backfill: incompatible type change, rename, npx cdc resync)
+  TableEvents: 'TableEvents', // Count (table-level events emitted: truncate, drop, rename, alter, resync, range)
 } as const;
 
 export const MergeMetric = {

@@ -63,9 +63,16 @@ describe('producer options', () => {
     });
     await waitForLog(p, /reading the binlog/);
 
-    const evolving = await events('evolving', 2);
+    const evolving = await events('evolving', 3);
     expect(evolving[0]!.after).toEqual({ id: 1, a: 'before' });
-    expect(evolving[1]!.after).toEqual({ b: 7, id: 2, a: 'after' });
+    // The ALTER itself is a table-level event between the two rows (contract v2).
+    expect(evolving[1]).toMatchObject({
+      v: 2,
+      op: 'alter',
+      change: { columns: [{ kind: 'add_column', name: 'b', type: 'int', default: null }] },
+    });
+    expect(evolving[1]!.position > evolving[0]!.position && evolving[1]!.position < evolving[2]!.position).toBe(true);
+    expect(evolving[2]!.after).toEqual({ b: 7, id: 2, a: 'after' });
 
     await h.db.query("INSERT INTO shop.customers VALUES (1, 'ann@example.com', '+49 30 1234', 'private note', 5)");
     await h.db.query('INSERT INTO shop.audit_log VALUES (1)');

@@ -74,9 +74,18 @@ describe('producer against a real MariaDB and Kinesis/DynamoDB emulators', () =>
     await h.db.query("INSERT INTO shop.alt VALUES (1, 'one', 10)");
     await h.db.query('ALTER TABLE shop.alt ADD COLUMN c VARCHAR(10) AFTER id, DROP COLUMN b');
     await h.db.query("INSERT INTO shop.alt VALUES (2, 'cee', 'two')");
-    const events = await eventsFor('alt', 2);
+    const events = await eventsFor('alt', 3);
     expect(events[0]!.after).toEqual({ id: 1, a: 'one', b: 10 });
-    expect(events[1]!.after).toEqual({ id: 2, c: 'cee', a: 'two' });
+    expect(events[1]).toMatchObject({
+      op: 'alter',
+      change: {
+        columns: [
+          { kind: 'add_column', name: 'c', type: 'varchar(10)', default: null },
+          { kind: 'drop_column', name: 'b' },
+        ],
+      },
+    });
+    expect(events[2]!.after).toEqual({ id: 2, c: 'cee', a: 'two' });
   });
 
   it('fences a second producer for the same pipeline with a clear message', async () => {

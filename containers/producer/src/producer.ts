@@ -10,6 +10,7 @@ import {
   type ColumnMeta,
   EVENT_VERSION,
   formatPosition,
+  isTableOp,
   type TableChange,
   type TableOp,
 } from '../../../shared/change-event';
@@ -80,7 +81,8 @@ export class ProducerCore {
 
   private partitionKey(e: ChangeEvent): string {
     const base = `${e.db}.${e.table}`;
-    if (this.props.partitionKeyMode === 'table' || e.pk.length === 0) return base;
+    // Table-level events go with the table's name (a range event has no image to spread by).
+    if (this.props.partitionKeyMode === 'table' || e.pk.length === 0 || isTableOp(e.op)) return base;
     const img = (e.op === 'delete' ? e.before : e.after) ?? {};
     return `${base}#${JSON.stringify(e.pk.map((k) => img[k]))}`.slice(0, 256);
   }
@@ -111,6 +113,7 @@ export class ProducerCore {
 
   /** Emits a table-level event of a captured table (the caller decides what is captured). */
   onTableChange(t: CapturedTableChange): void {
+    this.props.metrics.add(ProducerMetric.TableEvents, 'Count', 1);
     this.emit({
       v: EVENT_VERSION,
       op: t.op,

@@ -285,6 +285,8 @@ export class Snapshotter {
       return false;
     }
     this.current = requestSeen(this.current, position);
+    this.props.metrics.add(ProducerMetric.TableResyncs, 'Count', 1);
+    this.props.log('warn', 'resync: the replica is rebuilt from a backfill', { table: `${db}.${table}`, reason });
     this.props.emitTableChange({
       db,
       table,
