@@ -10,6 +10,13 @@ const region = z.string().regex(/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'must 
 const secretArn = z
   .string()
   .regex(/^arn:aws[\w-]*:secretsmanager:[\w-]+:\d{12}:secret:.+$/, 'must be a Secrets Manager secret ARN');
+/** A customer managed KMS key that encrypts an imported secret (its readers need kms:Decrypt on it). */
+const kmsKeyArn = z
+  .string()
+  .regex(
+    /^arn:aws[\w-]*:kms:[\w-]+:\d{12}:key\/(mrk-)?[0-9a-f-]{32,36}$/,
+    'must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
+  );
 /** `db.table` or `db.*` patterns, as the producer's CAPTURE_INCLUDE/EXCLUDE take them. */
 const tablePattern = z.string().regex(/^[^.\s,]+\.[^.\s,]+$/, 'must be db.table (wildcards * allowed)');
 const columnPattern = z.string().regex(/^[^.\s,]+\.[^.\s,]+\.[^.\s,]+$/, 'must be db.table.column');
@@ -70,6 +77,8 @@ const sourceSchema = z.object({
   port: z.number().int().min(1).max(65535).default(3306),
   /** Secrets Manager secret with `username` and `password` (the RDS secret format). */
   secretArn,
+  /** The customer managed KMS key of `secretArn`, if not the AWS managed one: ECS gets kms:Decrypt on it. @default none */
+  secretKmsKeyArn: kmsKeyArn.optional(),
   /** Replication client id; unique among the source's replicas. @default 4242 */
   serverId: z.number().int().min(1).max(4294967295).default(4242),
   /** Security group of the database: the producer is allowed in on `port`. @default no rule is added */
@@ -147,6 +156,11 @@ const redshiftCommon = {
   changelogSchema: sqlIdentifier.default('cdc'),
   /** Tables (db.table) that also keep every version (valid_from/valid_to). */
   historyTables: z.array(tablePattern).default([]),
+  /**
+   * The customer managed KMS key of the imported `secretArn`, if not the AWS managed one: every reader (merge,
+   * Firehose, the changelog-table resource) gets kms:Decrypt on it. @default none
+   */
+  secretKmsKeyArn: kmsKeyArn.optional(),
 };
 
 const redshiftSchema = z.discriminatedUnion('kind', [
@@ -328,6 +342,12 @@ export const environmentConfigSchema = z
         code: 'custom',
         path: ['redshift', 'firehoseReachable'],
         message: 'needs redshift.create.publiclyAccessible: Firehose reaches Redshift only over a public endpoint',
+      });
+    if (r.kind === 'serverless' && r.create && r.secretKmsKeyArn)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redshift', 'secretKmsKeyArn'],
+        message: 'applies only to an imported secret (redshift.create makes its own, encrypted with the pipeline key)',
       });
     if (r.kind === 'cluster' && !r.secretArn && !r.dbUser)
       ctx.addIssue({ code: 'custom', path: ['redshift', 'secretArn'], message: 'set secretArn or dbUser' });

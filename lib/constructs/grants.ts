@@ -3,11 +3,13 @@
  * `kms:GenerateDataKey*`) and, across stacks, can edit the other stack's resource policies; these add exactly the
  * actions the runtimes call to the grantee's own policy.
  */
+import { Resource, Stack } from 'aws-cdk-lib';
 import { type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IStream } from 'aws-cdk-lib/aws-kinesis';
-import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
 
 export function grantKey(grantee: IGrantable, key: IKey, use: 'decrypt' | 'encrypt-decrypt'): void {
   grantee.grantPrincipal.addToPrincipalPolicy(
@@ -21,7 +23,8 @@ export function grantKey(grantee: IGrantable, key: IKey, use: 'decrypt' | 'encry
 /**
  * Read a secret through the grantee's own policy only: Secret.grantRead also adds the grantee to the KMS key policy
  * of a secret encrypted with the pipeline key, making the stateful stack depend on the grantee's stack (a cycle).
- * The grantee gets kms:Decrypt on that key from its own grants.
+ * The grantee gets kms:Decrypt on that key from its own grants. An imported secret encrypted with a customer managed
+ * key (`importedSecret` with a key) also needs kms:Decrypt on that key, and only through Secrets Manager.
  */
 export function grantSecretRead(grantee: IGrantable, secret: ISecret): void {
   grantee.grantPrincipal.addToPrincipalPolicy(
@@ -30,6 +33,34 @@ export function grantSecretRead(grantee: IGrantable, secret: ISecret): void {
       resources: [secret.secretArn],
     }),
   );
+  grantSecretKeyDecrypt(grantee, secret);
+}
+
+/**
+ * kms:Decrypt on an imported secret's customer managed key, only through Secrets Manager; nothing for the AWS managed
+ * key or a secret this app creates. ECS's own secret grant to a task execution role leaves it out when the key and the
+ * role are in different stacks, so the producer calls this for its execution role.
+ */
+export function grantSecretKeyDecrypt(grantee: IGrantable, secret: ISecret): void {
+  if (secret.encryptionKey && !Resource.isOwnedResource(secret))
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['kms:Decrypt'],
+        resources: [secret.encryptionKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(secret).region}.amazonaws.com` } },
+      }),
+    );
+}
+
+/**
+ * An existing secret by its complete ARN, with the customer managed KMS key that encrypts it when it is not the AWS
+ * managed one: grantSecretRead and ECS's own secret grant then let the reader decrypt with it.
+ */
+export function importedSecret(scope: Construct, id: string, secretArn: string, kmsKeyArn?: string): ISecret {
+  return Secret.fromSecretAttributes(scope, id, {
+    secretCompleteArn: secretArn,
+    ...(kmsKeyArn ? { encryptionKey: Key.fromKeyArn(scope, `${id}Key`, kmsKeyArn) } : {}),
+  });
 }
 
 export function grantObjects(grantee: IGrantable, bucket: IBucket, actions: string[], prefixes: string[]): void {

@@ -25,7 +25,7 @@ import type { EnvironmentConfig } from '../config/environment-config';
 import type { ChangeStream } from './change-stream';
 import type { ChangelogLake } from './changelog-lake';
 import type { CheckpointTable } from './checkpoint-table';
-import { grantKey, grantStreamWrite } from './grants';
+import { grantKey, grantSecretKeyDecrypt, grantStreamWrite } from './grants';
 import { acknowledge, acknowledgeWildcards, objectPrefixes } from './nag';
 import { pipelineMetric } from './pipeline-metric';
 
@@ -118,6 +118,7 @@ export class ProducerService extends Construct {
       readonlyRootFilesystem: true,
     });
 
+    grantSecretKeyDecrypt(task.obtainExecutionRole(), props.sourceSecret);
     grantStreamWrite(task.taskRole, props.changeStream.stream);
     grantKey(task.taskRole, props.encryptionKey, 'encrypt-decrypt');
     props.checkpoints.grantPipelineItems(task.taskRole, c.pipelineId);

@@ -8,7 +8,7 @@ import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import type { RedshiftConfig } from '../config/environment-config';
-import { grantSecretRead } from './grants';
+import { grantSecretRead, importedSecret } from './grants';
 import { acknowledgeWildcards } from './nag';
 
 export interface RedshiftTargetProps {
@@ -117,13 +117,13 @@ export class RedshiftTarget extends Construct {
         ? `jdbc:redshift://${this.workgroup.attrWorkgroupEndpointAddress}:5439/${c.database}`
         : undefined;
     } else if (c.kind === 'serverless') {
-      this.secret = Secret.fromSecretCompleteArn(this, 'Secret', c.secretArn!);
+      this.secret = importedSecret(this, 'Secret', c.secretArn!, c.secretKmsKeyArn);
       this.dataApiResourceArn = `arn:${partition}:redshift-serverless:${region}:${account}:workgroup/${c.workgroupId!}`;
       this.jdbcUrl = c.firehoseReachable
         ? `jdbc:redshift://${c.workgroupName}.${account}.${region}.redshift-serverless.${Aws.URL_SUFFIX}:5439/${c.database}`
         : undefined;
     } else {
-      this.secret = c.secretArn ? Secret.fromSecretCompleteArn(this, 'Secret', c.secretArn) : undefined;
+      this.secret = c.secretArn ? importedSecret(this, 'Secret', c.secretArn, c.secretKmsKeyArn) : undefined;
       this.dataApiResourceArn = `arn:${partition}:redshift:${region}:${account}:cluster:${c.clusterId}`;
       this.jdbcUrl = c.firehoseReachable ? `jdbc:redshift://${c.endpoint!}/${c.database}` : undefined;
     }

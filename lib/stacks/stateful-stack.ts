@@ -10,13 +10,14 @@ import {
 } from 'aws-cdk-lib/aws-ec2';
 import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
-import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import type { EnvironmentConfig } from '../config/environment-config';
 import { ChangeStream } from '../constructs/change-stream';
 import { ChangelogLake } from '../constructs/changelog-lake';
 import { CheckpointTable } from '../constructs/checkpoint-table';
 import { GlueCatalog } from '../constructs/glue-catalog';
+import { importedSecret } from '../constructs/grants';
 import { acknowledgeWildcards, objectPrefixes } from '../constructs/nag';
 import { RedshiftTarget } from '../constructs/redshift-target';
 
@@ -130,6 +131,6 @@ export class StatefulStack extends Stack {
       objectPrefixes('staging/', 'config/', 'firehose-redshift/'),
       'Redshift COPY reads objects only under staging/ (merge), config/ (JSONPaths) and firehose-redshift/',
     );
-    this.sourceSecret = Secret.fromSecretCompleteArn(this, 'SourceSecret', c.source.secretArn);
+    this.sourceSecret = importedSecret(this, 'SourceSecret', c.source.secretArn, c.source.secretKmsKeyArn);
   }
 }

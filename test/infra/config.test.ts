@@ -149,4 +149,26 @@ describe('environment configuration', () => {
       'redshift.create.publiclyAccessible = true: needs vpc.mode create: an imported VPC lists private subnets only',
     ]);
   });
+
+  it('takes the KMS keys of imported secrets as key ARNs, and none for a secret the stack creates', () => {
+    expect(
+      problems(
+        withChange('staging', (c) => {
+          c.source.secretKmsKeyArn = 'alias/source';
+          c.redshift.secretKmsKeyArn = 'arn:aws:kms:eu-west-1:222222222222:key/11111111-2222-3333-4444-555555555555';
+        }),
+      ),
+    ).toEqual([
+      'source.secretKmsKeyArn = "alias/source": must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)',
+    ]);
+    expect(
+      problems(
+        withChange('dev', (c) => {
+          c.redshift.secretKmsKeyArn = 'arn:aws:kms:eu-west-1:111111111111:key/11111111-2222-3333-4444-555555555555';
+        }),
+      ),
+    ).toEqual([
+      'redshift.secretKmsKeyArn = "arn:aws:kms:eu-west-1:111111111111:key/11111111-2222-3333-4444-555555555555": applies only to an imported secret (redshift.create makes its own, encrypted with the pipeline key)',
+    ]);
+  });
 });

@@ -419,6 +419,45 @@ describe('apply stack', () => {
   });
 });
 
+describe('secrets encrypted with a customer managed KMS key', () => {
+  const sourceKey = 'arn:aws:kms:eu-west-1:222222222222:key/11111111-2222-3333-4444-555555555555';
+  const redshiftKey = 'arn:aws:kms:eu-west-1:222222222222:key/66666666-7777-8888-9999-000000000000';
+  /** Every IAM policy statement of a template, with the logical id of the policy that holds it. */
+  const statements = (t: SynthesizedStage['templates'][keyof SynthesizedStage['templates']]) =>
+    Object.entries(t.findResources('AWS::IAM::Policy')).flatMap(([id, p]) =>
+      (p.Properties.PolicyDocument.Statement as Record<string, unknown>[]).map((s) => ({ id, ...s })),
+    );
+  const decryptVia = (key: string) =>
+    expect.objectContaining({
+      Action: 'kms:Decrypt',
+      Resource: key,
+      Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+    });
+
+  it('lets every reader of the source and Redshift secrets decrypt them with their key, through Secrets Manager only', () => {
+    const s = synthStage('staging', (c) => ({
+      ...c,
+      source: { ...c.source, secretKmsKeyArn: sourceKey },
+      redshift: { ...c.redshift, secretKmsKeyArn: redshiftKey },
+    }));
+    // ECS reads the source secret with the task execution role to inject it.
+    const capture = statements(s.templates.capture).filter((x) => x.id.startsWith('ProducerTaskExecutionRole'));
+    expect(capture).toContainEqual(decryptVia(sourceKey));
+    // The merge and the table-creating resource read the Redshift secret through the Data API; Firehose for COPY.
+    expect(statements(s.templates.apply).filter((x) => x.id.startsWith('MergeRole'))).toContainEqual(
+      decryptVia(redshiftKey),
+    );
+    const delivery = statements(s.templates.delivery);
+    expect(delivery.filter((x) => x.id.startsWith('ChangelogTableRole'))).toContainEqual(decryptVia(redshiftKey));
+    expect(delivery.filter((x) => x.id.startsWith('DeliveryToRedshiftRole'))).toContainEqual(decryptVia(redshiftKey));
+  });
+
+  it('adds no key grant when the secrets use the AWS managed key', () => {
+    for (const t of Object.values(staging.templates))
+      expect(JSON.stringify(t.toJSON())).not.toContain('kms:ViaService');
+  });
+});
+
 describe('observability stack', () => {
   const expected: [string, string, number, string][] = [
     ['ProducerLag', 'SecondsBehindSource', 120, 'GreaterThanThreshold'],
