@@ -197,6 +197,23 @@ export class ChangelogDelivery extends Construct {
     });
   }
 
+  /**
+   * 1 while the lake stream's dynamic partitioning is over its active-partition quota (500 by default), else 0. Records
+   * that find no partition go to `errors/` (error type `activePartitionExceeded`), not to the changelog (Firehose
+   * developer guide: "Buffer data for dynamic partitioning"; metric from "Dynamic partitioning CloudWatch metrics").
+   */
+  metricPartitionCountExceeded(options?: MetricOptions): Metric {
+    return this.firehoseMetric(this.toS3.deliveryStreamName, 'PartitionCountExceeded', {
+      statistic: 'Maximum',
+      ...options,
+    });
+  }
+
+  /** Active partitions (source table × hour) in the lake stream's buffer. */
+  metricPartitionCount(options?: MetricOptions): Metric {
+    return this.firehoseMetric(this.toS3.deliveryStreamName, 'PartitionCount', { statistic: 'Maximum', ...options });
+  }
+
   /** Share of successful COPY commands (1 = all); undefined without the Redshift delivery. */
   metricRedshiftSuccess(options?: MetricOptions): Metric | undefined {
     return this.toRedshift

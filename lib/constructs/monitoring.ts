@@ -167,6 +167,14 @@ export class Monitoring extends Construct {
         what: 'Firehose fails to write to the S3 changelog',
         runbook: 'lake-delivery',
       },
+      {
+        id: 'LakePartitionsExceeded',
+        severity: 'critical',
+        metric: delivery.metricPartitionCountExceeded(),
+        threshold: 0,
+        what: 'Firehose is over its active-partition quota: changes go to errors/ instead of the changelog (replay them)',
+        runbook: 'lake-partitions-exceeded',
+      },
       ...(delivery.metricRedshiftSuccess()
         ? [
             {
@@ -283,9 +291,9 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       g('2. Kinesis: iterator age (ms)', [changeStream.metricIteratorAgeSeconds()]),
       g(
-        '3. Firehose → S3: freshness (s), records',
+        '3. Firehose → S3: freshness (s), records, active partitions',
         [delivery.metricS3FreshnessSeconds()],
-        [delivery.metricS3Records()],
+        [delivery.metricS3Records(), delivery.metricPartitionCount()],
       ),
       ...(delivery.metricRedshiftSuccess()
         ? [

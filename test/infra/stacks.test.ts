@@ -469,6 +469,7 @@ describe('observability stack', () => {
     ['StreamWriteThrottles', 'PutRecords.ThrottledRecords', 0, 'GreaterThanThreshold'],
     ['LakeDeliveryFreshness', 'DeliveryToS3.DataFreshness', 900, 'GreaterThanThreshold'],
     ['LakeDeliveryFailures', 'DeliveryToS3.Success', 1, 'LessThanThreshold'],
+    ['LakePartitionsExceeded', 'PartitionCountExceeded', 0, 'GreaterThanThreshold'],
     ['RedshiftDeliveryFailures', 'DeliveryToRedshift.Success', 1, 'LessThanThreshold'],
     ['MergeThrottles', 'Throttles', 0, 'GreaterThanThreshold'],
     ['MergeDuration', 'Duration', 240_000, 'GreaterThanThreshold'],
