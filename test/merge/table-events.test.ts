@@ -5,6 +5,8 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { mergeEvents } from '../../lambdas/merge/src/merge';
+import type { Step } from '../../lambdas/merge/src/merge-plan';
+import { PostgresWarehouse } from '../../lambdas/merge/src/postgres-client';
 import type { ChangeEvent } from '../../shared/change-event';
 import { TableEvents } from './support/event-factory';
 import { type PgHarness, startPgHarness } from './support/postgres-merge';
@@ -310,5 +312,68 @@ describe('resync', () => {
     await apply([k.insert({ id: 1, v: 1 })]);
     k.retype('v', 'varchar(20)');
     await expect(apply([k.insert({ id: 2, v: 'x' })])).rejects.toThrow(/npx cdc resync shop\.r/);
+  });
+});
+
+describe('schema changes are all-or-nothing (issue 11)', () => {
+  it('a schema change that fails half-way leaves nothing behind, and its retry succeeds (keyless and history tables)', async () => {
+    // Fault injection: the first transaction that recreates a view fails at its end (after the ALTERs ran), as a
+    // Redshift statement refused after the ALTER would. Before, the ALTER had already committed on its own and every
+    // retry failed with "column already exists".
+    class FailingOnce extends PostgresWarehouse {
+      failed = false;
+      override async runTransaction(steps: readonly Step[], csv: string): Promise<void> {
+        if (!this.failed && steps.some((s) => s.kind === 'sql' && s.sql.startsWith('CREATE VIEW'))) {
+          this.failed = true;
+          return super.runTransaction([...steps, { kind: 'sql', sql: 'SELECT 1 / 0' }], csv);
+        }
+        return super.runTransaction(steps, csv);
+      }
+    }
+    const warehouse = new FailingOnce(h.pool);
+    const ctx = { ...h.ctx({ history: ['shop.hh'] }), warehouse };
+    const l = new TableEvents('shop', 'll', { v: 'int(11)' }, []);
+    const k = new TableEvents('shop', 'hh', { id: 'int(11)' });
+    await mergeEvents([l.insert({ v: 1 }), k.insert({ id: 1 })], 'first', ctx);
+    l.addColumn('w', 'int(11)');
+    k.addColumn('w', 'int(11)');
+    const second = [l.insert({ v: 2, w: 20 }), k.insert({ id: 2, w: 20 })];
+    await expect(mergeEvents(second, 'second', ctx)).rejects.toThrow(/division by zero/);
+    expect(warehouse.failed).toBe(true);
+    await mergeEvents(second, 'second', ctx);
+    expect(await rows('SELECT v, w, "_cdc_count"::int AS n FROM shop.ll ORDER BY v')).toEqual([
+      { v: 1, w: null, n: 1 },
+      { v: 2, w: 20, n: 1 },
+    ]);
+    expect(await rows('SELECT id, w FROM shop.hh__history ORDER BY id')).toEqual([
+      { id: 1, w: null },
+      { id: 2, w: 20 },
+    ]);
+  });
+
+  it('locks only the table state table, never a replica analysts read', async () => {
+    const { planMerge } = await import('../../lambdas/merge/src/merge-plan');
+    const { redshiftDialect } = await import('../../lambdas/merge/src/dialect-redshift');
+    const { tableNames } = await import('../../lambdas/merge/src/naming');
+    const { modelFromEvents } = await import('../../lambdas/merge/src/table-model');
+    const d = redshiftDialect({ copyRoleArn: 'arn:aws:iam::123456789012:role/r' });
+    for (const pk of [['id'], []]) {
+      const t = new TableEvents('shop', 'o', { id: 'int(11)' }, pk);
+      const steps = planMerge(
+        modelFromEvents([t.insert({ id: 1 })], 'redshift'),
+        tableNames('shop', 'o', { stateSchema: 'cdc' }),
+        d,
+        {
+          batchId: 'b',
+          events: 1,
+          maxPosition: '000001.000000001100.00000000',
+          maxCommitMs: 0,
+          history: true,
+          stageLocation: 's3://b/k',
+        },
+      );
+      const locks = steps.flatMap((s) => (s.kind === 'sql' && /^LOCK\b/.test(s.sql) ? [s.sql] : []));
+      expect(locks).toEqual(['LOCK "cdc"."shop__o__state"']);
+    }
   });
 });
