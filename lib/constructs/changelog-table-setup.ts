@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { CustomResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -43,6 +43,18 @@ export class ChangelogTableSetup extends Construct {
       description: 'Creates the raw changelog table through the Redshift Data API and waits for it',
     });
     w.grantDataApi(role);
+    // onEvent submits, isComplete describes: two functions, so two sessions of this role (aws:userid is
+    // <role id>:<function name>), and grantDataApi's "owner = ${aws:userid}" would hide onEvent's statement from
+    // isComplete. Any session of this one role may describe it (the role id alone, should the owner be recorded so).
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['redshift-data:DescribeStatement'],
+        resources: ['*'],
+        conditions: {
+          StringLike: { 'redshift-data:statement-owner-iam-userid': [`${role.roleId}:*`, role.roleId] },
+        },
+      }),
+    );
     const logGroup = new LogGroup(this, 'Logs', {
       retention: RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,

@@ -362,6 +362,36 @@ describe('changelog table custom resource', () => {
       PhysicalId: 'changelog-table-cdc',
     });
   });
+
+  it('lets isComplete describe the statement onEvent submitted: another Lambda session of the same role', () => {
+    // Each Lambda function is its own role session (aws:userid = <role id>:<function name>), so the usual
+    // "statement owner = ${aws:userid}" condition would deny isComplete the statement onEvent ran.
+    staging.templates.delivery.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyName: Match.stringLikeRegexp('^ChangelogTableRole'),
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Action: 'redshift-data:DescribeStatement',
+            Effect: 'Allow',
+            Resource: '*',
+            Condition: {
+              StringLike: {
+                'redshift-data:statement-owner-iam-userid': [
+                  {
+                    'Fn::Join': [
+                      '',
+                      [{ 'Fn::GetAtt': [Match.stringLikeRegexp('^ChangelogTableRole'), 'RoleId'] }, ':*'],
+                    ],
+                  },
+                  { 'Fn::GetAtt': [Match.stringLikeRegexp('^ChangelogTableRole'), 'RoleId'] },
+                ],
+              },
+            },
+          },
+        ]),
+      },
+    });
+  });
 });
 
 describe('apply stack', () => {
