@@ -157,6 +157,11 @@ const redshiftCommon = {
   /** Tables (db.table) that also keep every version (valid_from/valid_to). */
   historyTables: z.array(tablePattern).default([]),
   /**
+   * What the replica of a dropped (or renamed-away) source table becomes: dropped like the source, or archived as
+   * `<table>__dropped_<position>` (docs/merge.md). @default drop
+   */
+  droppedTablePolicy: z.enum(['drop', 'archive']).default('drop'),
+  /**
    * The customer managed KMS key of the imported `secretArn`, if not the AWS managed one: every reader (merge,
    * Firehose, the changelog-table resource) gets kms:Decrypt on it. @default none
    */

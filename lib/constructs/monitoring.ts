@@ -127,6 +127,14 @@ export class Monitoring extends Construct {
         runbook: 'binlog-purged',
       },
       {
+        id: 'TableResync',
+        severity: 'warning',
+        metric: producer.metricTableResyncs(),
+        threshold: 0,
+        what: 'a replica is being rebuilt from a backfill (incompatible type change, RENAME TABLE or npx cdc resync): it is incomplete until the backfill ends',
+        runbook: 'table-resync',
+      },
+      {
         id: 'StreamIteratorAge',
         severity: 'critical',
         metric: changeStream.metricIteratorAgeSeconds(),

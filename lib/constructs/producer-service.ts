@@ -188,6 +188,10 @@ export class ProducerService extends Construct {
   metricBinlogPurged(options?: MetricOptions): Metric {
     return this.metric(ProducerMetric.BinlogPurged, 'Sum', { period: Duration.minutes(5), ...options });
   }
+  /** Replicas rebuilt from a backfill (incompatible type change, RENAME TABLE, npx cdc resync). */
+  metricTableResyncs(options?: MetricOptions): Metric {
+    return this.metric(ProducerMetric.TableResyncs, 'Sum', { period: Duration.minutes(5), ...options });
+  }
   /** Running producer tasks (Container Insights): 0 means nothing is being captured. */
   metricRunningTasks(options?: MetricOptions): Metric {
     return new Metric({

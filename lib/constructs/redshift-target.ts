@@ -184,6 +184,7 @@ export class RedshiftTarget extends Construct {
       CHANGELOG_SCHEMA: c.changelogSchema,
       ...(c.replicaSchema ? { REPLICA_SCHEMA: c.replicaSchema } : {}),
       HISTORY_TABLES: c.historyTables.join(','),
+      DROPPED_TABLE_POLICY: c.droppedTablePolicy,
     };
   }
 
