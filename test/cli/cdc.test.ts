@@ -2,7 +2,7 @@
  * `npx cdc` against a real local pipeline (local/pipeline.ts: MariaDB → producer → kinesalite → Firehose stand-in →
  * s3rver → merge → PostgreSQL), run as the operator runs it (cli/cdc.mjs, a child process, endpoints.json).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Pipeline, ROOT, startPipeline } from '../../local/pipeline';
 import { sleep, waitFor } from '../../local/services/process';
 import { replicaRows, sourceRows } from '../e2e/support/compare';
+import { type CdcRun, runCdc } from './support/run-cdc';
 
 const dir = mkdtempSync(join(tmpdir(), 'cdc-cli-'));
 let p: Pipeline;
@@ -19,29 +20,8 @@ let endpoints: string;
 /** A moment before the first backfill request: set-position moves back there. */
 let beforeBackfills: string;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `npx cdc …` the way an operator does (the bin wrapper, which starts tsx). */
-function cdc(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, 'cli/cdc.mjs'), ...args, '--endpoints', endpoints], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+function cdc(...args: string[]): Promise<CdcRun> {
+  return runCdc(endpoints, ...args);
 }
 
 async function converged(table: string, key = ['id']): Promise<void> {

@@ -3,7 +3,6 @@
  * servers: MariaDB with a wrong binlog setting and a replication user missing a grant, PostgreSQL as the warehouse,
  * kinesalite without the stream, s3rver with the bucket. Then everything fixed: exit 0. No producer or merge needed.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +14,8 @@ import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import { type MariaDbServer, startMariaDb } from '../../local/services/mariadb';
 import { type PostgresServer, startPostgres } from '../../local/services/postgres';
+import { type CdcRun, runCdc } from './support/run-cdc';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'cdc-preflight-'));
 let maria: MariaDbServer;
 let postgres: PostgresServer;
@@ -63,22 +62,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function cdc(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, 'cli/cdc.mjs'), ...args, '--endpoints', endpoints], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+function cdc(...args: string[]): Promise<CdcRun> {
+  return runCdc(endpoints, ...args);
 }
 
 describe('npx cdc preflight', () => {

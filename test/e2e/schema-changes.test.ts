@@ -4,14 +4,14 @@
  * must equal its source row by row; then the producer is moved back (`npx cdc set-position`) to before all of it, the
  * same binlog is read and applied a second time, and every replica must still equal its source.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Pipeline, ROOT, startPipeline } from '../../local/pipeline';
+import { type Pipeline, startPipeline } from '../../local/pipeline';
 import { waitFor } from '../../local/services/process';
+import { type CdcRun, runCdc } from '../cli/support/run-cdc';
 import { replicaRows, sourceRows } from './support/compare';
 
 const dir = mkdtempSync(join(tmpdir(), 'cdc-ddl-'));
@@ -20,22 +20,8 @@ let db: mysql.Connection;
 let endpoints: string;
 let start: string;
 
-function cdc(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(ROOT, 'cli/cdc.mjs'), ...args, '--endpoints', endpoints], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+function cdc(...args: string[]): Promise<CdcRun> {
+  return runCdc(endpoints, ...args);
 }
 
 beforeAll(async () => {
