@@ -102,9 +102,12 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
           naming: { stateSchema: 'cdc' },
           historyTables: new Set(),
         });
+        // The merge's transaction, then the batch record in a short one of its own.
         const batch = calls.filter((c) => c.action === 'BatchExecuteStatement');
-        expect(batch).toHaveLength(1);
+        expect(batch).toHaveLength(2);
+        expect(batch[1]!.body.Sqls).toEqual([expect.stringMatching(/^INSERT INTO "cdc"\."merge_batches"/)]);
         const sqls = batch[0]!.body.Sqls as string[];
+        expect(sqls.some((s) => s.includes('merge_batches'))).toBe(false);
         expect(sqls.length).toBeLessThanOrEqual(40);
         expect(sqls.find((s) => s.startsWith('COPY'))).toMatch(
           /FROM 's3:\/\/lake\/staging\/[0-9a-f]{32}\.csv\.gz' IAM_ROLE 'arn:aws:iam::123456789012:role\/copy'/,

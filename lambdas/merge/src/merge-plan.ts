@@ -231,6 +231,21 @@ export interface MergeOptions {
   readonly stageLocation?: string;
 }
 
+/**
+ * The batch's record in `merge_batches` (once per batch id), run in its own short transaction after the merge's: a
+ * table shared by every table's merges, it would otherwise put a read and a write of one table into every merge
+ * transaction, where Redshift's serializable isolation turns concurrent merges of different tables into conflicts
+ * (error 1023) and its write lock serialises them.
+ */
+export function planBatchRecord(model: TableModel, names: TableNames, d: Dialect, opts: MergeOptions): string {
+  return (
+    `INSERT INTO ${names.batches} (batch_id, source_db, source_table, events, max_position, max_commit_ms, applied_at) ` +
+    `SELECT ${literal(opts.batchId)}, ${literal(model.db)}, ${literal(model.table)}, ${opts.events}, ` +
+    `${literal(opts.maxPosition)}, ${opts.maxCommitMs}, ${d.now} ` +
+    `WHERE NOT EXISTS (SELECT 1 FROM ${names.batches} WHERE batch_id = ${literal(opts.batchId)})`
+  );
+}
+
 /** The steps of one merge, all in one transaction. */
 export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts: MergeOptions): Step[] {
   const stageCols = stageColumns(model);
@@ -249,12 +264,6 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
       ? { sql: d.copyFromStaging(STAGE_ALL, stageCols, opts.stageLocation)! }
       : {}),
   };
-  const bookkeeping = sql(
-    `INSERT INTO ${names.batches} (batch_id, source_db, source_table, events, max_position, max_commit_ms, applied_at) ` +
-      `SELECT ${literal(opts.batchId)}, ${literal(model.db)}, ${literal(model.table)}, ${opts.events}, ` +
-      `${literal(opts.maxPosition)}, ${opts.maxCommitMs}, ${d.now} ` +
-      `WHERE NOT EXISTS (SELECT 1 FROM ${names.batches} WHERE batch_id = ${literal(opts.batchId)})`,
-  );
   const replicaCols = model.columns.map((c) => ident(c.name));
   const fromStage = (alias: string) => model.columns.map((c) => d.fromStage(c, `${alias}.${ident(c.name)}`));
   const versions = opts.history
@@ -298,7 +307,6 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
           `x.${ident(META.position)} = a.${ident(META.position)} AND x.${ident(META.delta)} = a.${ident(META.delta)})`,
       ),
       ...versions,
-      bookkeeping,
     ];
   }
 
@@ -359,7 +367,6 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
         `AND ${ident(STAGE)}.${ident(META.op)} = 'delete'`,
     ),
     ...versions,
-    bookkeeping,
   ];
 }
 

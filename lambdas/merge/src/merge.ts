@@ -8,6 +8,7 @@ import { ident, literal } from './dialect';
 import { MergeError, PoisonBatchError, RetriableMergeError } from './errors';
 import {
   META,
+  planBatchRecord,
   planBookkeeping,
   planCreate,
   planMerge,
@@ -278,15 +279,19 @@ async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: Merg
     }
     const csv = buildStageCsv(events, model, d);
     const stageLocation = ctx.warehouse.stageLocation(`${batchId}/${model.db}.${model.table}`);
-    const steps = planMerge(model, names, d, {
+    const opts = {
       batchId,
       events: events.length,
       maxPosition,
       maxCommitMs,
       history,
       ...(stageLocation ? { stageLocation } : {}),
-    });
+    };
+    const steps = planMerge(model, names, d, opts);
     await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, csv, stageLocation));
+    // The record comes after the data is committed: if this fails, the batch is merged again (a no-op) and recorded.
+    const record = [sql(planBatchRecord(model, names, d, opts))];
+    await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(record, ''));
   } catch (err) {
     // Another merge may have changed the schema under us; re-read it next time.
     knownColumns.delete(key);

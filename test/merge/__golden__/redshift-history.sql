@@ -39,5 +39,3 @@ MERGE INTO "shop"."orders" USING "_cdc_stage" AS s ON "shop"."orders"."id" = s."
 DELETE FROM "shop"."orders" USING "_cdc_stage" WHERE "orders"."id" = "_cdc_stage"."id" AND "_cdc_stage"."_cdc_op" = 'delete';
 
 INSERT INTO "shop"."orders__versions" ("id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", "_cdc_loaded_at") SELECT a."id", a."status", a."total", JSON_PARSE(a."meta"), a."photo", a."created_at", a."_cdc_position", a."_cdc_op", a."_cdc_commit_ts", SYSDATE FROM "_cdc_stage_all" a WHERE NOT EXISTS (SELECT 1 FROM "shop"."orders__versions" v WHERE v."id" = a."id" AND v."_cdc_position" = a."_cdc_position");
-
-INSERT INTO "cdc"."merge_batches" (batch_id, source_db, source_table, events, max_position, max_commit_ms, applied_at) SELECT 's3://lake/changelog/source_db=shop/source_table=orders/dt=2026-11-23/hour=10/o''brien.gz', 'shop', 'orders', 1, '000001.000000001100.00000000', 1700000000000, SYSDATE WHERE NOT EXISTS (SELECT 1 FROM "cdc"."merge_batches" WHERE batch_id = 's3://lake/changelog/source_db=shop/source_table=orders/dt=2026-11-23/hour=10/o''brien.gz');

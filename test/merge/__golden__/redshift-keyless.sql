@@ -25,5 +25,3 @@ COPY "_cdc_stage_all" ("who", "at", "_cdc_position", "_cdc_op", "_cdc_commit_ts"
 DELETE FROM "_cdc_stage_all" WHERE "_cdc_position" < (SELECT MAX("_cdc_position") FROM "cdc"."shop__audit__state" WHERE op IN ('truncate', 'drop', 'rename', 'resync'));
 
 INSERT INTO "cdc"."shop__audit__deltas" ("who", "at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", "_cdc_loaded_at", "_cdc_delta") SELECT a."who", a."at", a."_cdc_position", a."_cdc_op", a."_cdc_commit_ts", SYSDATE, a."_cdc_delta" FROM "_cdc_stage_all" a WHERE NOT EXISTS (SELECT 1 FROM "cdc"."shop__audit__deltas" x WHERE x."_cdc_position" = a."_cdc_position" AND x."_cdc_delta" = a."_cdc_delta");
-
-INSERT INTO "cdc"."merge_batches" (batch_id, source_db, source_table, events, max_position, max_commit_ms, applied_at) SELECT 's3://lake/changelog/source_db=shop/source_table=orders/dt=2026-11-23/hour=10/o''brien.gz', 'shop', 'audit', 1, '000001.000000001100.00000000', 1700000000000, SYSDATE WHERE NOT EXISTS (SELECT 1 FROM "cdc"."merge_batches" WHERE batch_id = 's3://lake/changelog/source_db=shop/source_table=orders/dt=2026-11-23/hour=10/o''brien.gz');
