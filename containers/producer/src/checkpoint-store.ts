@@ -142,13 +142,19 @@ export class CheckpointStore {
 
   /** Takes or renews the lease. @throws ProducerError LEASE_HELD when another live producer holds it */
   async acquireLease(now = Date.now()): Promise<PositionRequest | undefined> {
+    return this.takeLease(now, true);
+  }
+
+  private async takeLease(now: number, retry: boolean): Promise<PositionRequest | undefined> {
     try {
       const res = await this.props.client.send(
         new UpdateItemCommand({
           TableName: this.props.tableName,
           Key: this.key,
           UpdateExpression: 'SET leaseOwner = :me, leaseExpires = :exp',
-          ConditionExpression: 'attribute_not_exists(leaseOwner) OR leaseOwner = :me OR leaseExpires < :now',
+          // A lease without an expiry (an empty lease) is free: nothing would ever let it lapse.
+          ConditionExpression:
+            'attribute_not_exists(leaseOwner) OR leaseOwner = :me OR attribute_not_exists(leaseExpires) OR leaseExpires < :now',
           ExpressionAttributeValues: {
             ':me': { S: this.props.owner },
             ':exp': { N: String(now + (this.props.leaseMs ?? 30_000)) },
@@ -160,14 +166,39 @@ export class CheckpointStore {
       return positionRequestOf(res.Attributes?.positionRequest);
     } catch (err) {
       if (err instanceof ConditionalCheckFailedException) {
-        const cur = await this.read().catch(() => undefined);
+        const cur = await this.lease().catch(() => undefined);
+        // Released or lapsed between our write and this read: the lease is free now, so try once more.
+        if (retry && (cur?.owner === undefined || cur.expires === undefined || cur.expires < now)) {
+          return this.takeLease(now, false);
+        }
+        const until = cur?.expires !== undefined ? new Date(cur.expires).toISOString() : 'an unknown time';
         throw new ProducerError(
           'LEASE_HELD',
-          `another producer (${cur?.leaseOwner ?? 'unknown'}) holds the lease for pipeline ${this.props.pipelineId} until ${new Date(cur?.leaseExpires ?? 0).toISOString()}; refusing to write a second stream`,
+          `another producer (${cur?.owner ?? 'unknown'}) holds the lease for pipeline ${this.props.pipelineId} until ${until}; refusing to write a second stream`,
         );
       }
       throw err;
     }
+  }
+
+  /**
+   * The lease attributes alone: they exist before the first checkpoint (a producer that fails during its first
+   * snapshot holds a lease but never saved a position, and `read()` returns nothing for such an item).
+   */
+  async lease(): Promise<{ owner?: string; expires?: number }> {
+    const res = await this.props.client.send(
+      new GetItemCommand({
+        TableName: this.props.tableName,
+        Key: this.key,
+        ConsistentRead: true,
+        ProjectionExpression: 'leaseOwner, leaseExpires',
+      }),
+    );
+    const i = res.Item;
+    return {
+      ...(i?.leaseOwner?.S ? { owner: i.leaseOwner.S } : {}),
+      ...(i?.leaseExpires?.N ? { expires: Number(i.leaseExpires.N) } : {}),
+    };
   }
 
   /**
