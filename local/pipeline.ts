@@ -22,6 +22,22 @@ export const ROOT = join(import.meta.dirname, '..');
 export const STREAM = 'cdc-changes';
 export const BUCKET = 'cdc-lake';
 export const CHECKPOINT_TABLE = 'cdc-checkpoints';
+/**
+ * A database of the source the producer does not capture: `startProducer` writes its readiness markers there (a
+ * transaction the producer reads and acknowledges like any other, without sending anything).
+ */
+export const MARKER_DB = 'cdc_local';
+
+export interface BinlogPosition {
+  readonly file: string;
+  readonly pos: number;
+}
+
+/** Orders two binlog positions (file names share a base and sort by their zero-padded sequence number). */
+export function comparePositions(a: BinlogPosition, b: BinlogPosition): number {
+  if (a.file !== b.file) return a.file < b.file ? -1 : 1;
+  return a.pos - b.pos;
+}
 
 export interface PipelineOptions {
   readonly dir: string;
@@ -45,7 +61,13 @@ export interface Pipeline {
   readonly postgres: PostgresServer;
   readonly pool: pg.Pool;
   readonly stats: PipelineStats;
-  startProducer(): Promise<ChildProcess>;
+  /**
+   * Starts the producer and resolves once it streams from a position that covers every write made after it
+   * resolves: the producer has read and acknowledged the binlog past the server's end as it was when waiting began
+   * (a marker transaction, written into MARKER_DB once a second while waiting, gives it something to read). Rejects
+   * after `readyTimeoutMs` (@default 120000) naming the position it reached and its last error.
+   */
+  startProducer(readyTimeoutMs?: number): Promise<ChildProcess>;
   producer(): ChildProcess | undefined;
   /** Kill the running producer (tests); the pipeline starts a new one, as ECS would. */
   killProducer(signal?: NodeJS.Signals): Promise<void>;
@@ -269,10 +291,11 @@ async function assemble(
 
   let producer: ChildProcess | undefined;
   const readingChildren = new WeakSet<ChildProcess>();
+  const healthPorts = new WeakMap<ChildProcess, number>();
 
   // First run (no checkpoint yet): the producer snapshots every table of the database (the sample data) while it
   // streams from the binlog's end; later runs resume from the checkpoint, snapshot progress included.
-  const startProducer = async (): Promise<ChildProcess> => {
+  const spawnProducer = (): ChildProcess => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'containers/producer/src/main.ts')], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -301,6 +324,18 @@ async function assemble(
     lines(child.stdout, (line) => {
       append(logFile, `${line}\n`);
       if (line.includes('"reading the binlog"')) readingChildren.add(child);
+      if (line.includes('"health endpoint listening"')) {
+        const port = /"port":(\d+)/.exec(line);
+        if (port) healthPorts.set(child, Number(port[1]));
+      }
+      if (line.startsWith('{"level":"ERROR"')) {
+        try {
+          const e = JSON.parse(line) as { message?: string; error?: string };
+          note('producer', `${e.message ?? 'error'}${e.error ? `: ${e.error}` : ''}`);
+        } catch {
+          // not one of the producer's log lines
+        }
+      }
       const captured = /"RowsCaptured":(\d+)/.exec(line);
       if (captured) stats.captured += Number(captured[1]);
       const behind = /"SecondsBehindSource":([\d.]+)/.exec(line);
@@ -311,11 +346,72 @@ async function assemble(
     child.once('exit', () => {
       if (!stopping && producer === child)
         setTimeout(() => {
-          if (!stopping) void startProducer().catch((e: Error) => log(`producer restart failed: ${e.message}`));
+          if (!stopping) {
+            try {
+              spawnProducer();
+            } catch (e) {
+              log(`producer restart failed: ${(e as Error).message}`);
+            }
+          }
         }, 1000);
     });
     producer = child;
     return child;
+  };
+
+  /** The position the running producer has read and acknowledged up to (its /health `checkpoint`). */
+  const producerPosition = async (): Promise<BinlogPosition | undefined> => {
+    const c = producer;
+    const port = alive(c) ? healthPorts.get(c) : undefined;
+    if (!port) return undefined;
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+    const body = (await res.json()) as { checkpoint?: BinlogPosition | null };
+    return body.checkpoint ?? undefined;
+  };
+
+  const startProducer = async (readyTimeoutMs = 120_000): Promise<ChildProcess> => {
+    const conn = await mysql.createConnection({
+      host: maria.host,
+      port: maria.port,
+      user: maria.user,
+      password: maria.password,
+    });
+    try {
+      await conn.query(`CREATE DATABASE IF NOT EXISTS \`${MARKER_DB}\``);
+      await conn.query(
+        `CREATE TABLE IF NOT EXISTS \`${MARKER_DB}\`.readiness (id INT PRIMARY KEY, at DATETIME(6) NOT NULL)`,
+      );
+      // Every write made from here on lands at or after this position.
+      const [rows] = await conn.query('SHOW MASTER STATUS');
+      const end = (rows as { File: string; Position: number }[])[0]!;
+      const target = { file: end.File, pos: Number(end.Position) };
+      spawnProducer();
+      let reached = 'nothing yet';
+      let markedAt = 0;
+      await waitFor(
+        `the producer to stream past ${target.file}:${target.pos}`,
+        async () => {
+          const at = await producerPosition().catch(() => undefined);
+          if (at) {
+            reached = `${at.file}:${at.pos}`;
+            if (comparePositions(at, target) >= 0) return true;
+          }
+          if (Date.now() - markedAt >= 1000) {
+            markedAt = Date.now();
+            await conn.query(`REPLACE INTO \`${MARKER_DB}\`.readiness VALUES (1, NOW(6))`);
+          }
+          return undefined;
+        },
+        readyTimeoutMs,
+      ).catch((err: Error) => {
+        throw new Error(
+          `${err.message} (it reached ${reached}; last error: ${stats.errors.at(-1) ?? 'none'}; see ${join(opts.dir, 'producer.log')})`,
+        );
+      });
+      return producer!;
+    } finally {
+      await conn.end();
+    }
   };
 
   return {
