@@ -1,8 +1,15 @@
 /**
  * Resolving an operator's position (`file:pos`, a GTID, or a time) to a resume point the producer can start from,
- * and refusing what cannot be: a file already purged, a position beyond the server's end, a time before the oldest
- * binlog or in the future. GTIDs and times are resolved by reading the binlog's transaction boundaries (the same
- * reader the producer uses), so the result is always a boundary. MariaDB GTIDs (`domain-server-seq`).
+ * and refusing what cannot be: a file already purged, a position beyond the server's end or not at the start of an
+ * event (or inside a transaction), a time before the oldest binlog or in the future. MariaDB GTIDs
+ * (`domain-server-seq`).
+ *
+ * Every answer is checked with the server's own view of its binlog, never with a parser of ours:
+ * - file:pos: `SHOW BINLOG EVENTS IN file FROM pos LIMIT 1` errors for a position inside an event;
+ * - a GTID: its Gtid event found with `SHOW BINLOG EVENTS` (in the file `BINLOG_GTID_POS(file, 4)` places it), the
+ *   position is the end of that transaction (its Xid, COMMIT or DDL event), and `BINLOG_GTID_POS` at that position
+ *   must name the GTID, else the resolution is refused;
+ * - the GTID state stored with any position is `BINLOG_GTID_POS(file, pos)` (a MariaDB producer resumes by GTID).
  */
 import mysql from 'mysql2/promise';
 import { BinlogSource, type Boundary } from '../../containers/producer/src/binlog-source';
@@ -128,10 +135,8 @@ export async function resolvePosition(
     const oldest = { file: facts.files[0]!.name, pos: 4 };
     if (spec.kind === 'file') {
       checkFilePosition(facts, spec.file, spec.pos);
-      const [[row]] = (await conn.query('SELECT BINLOG_GTID_POS(?, ?) AS g', [spec.file, spec.pos])) as unknown as [
-        [{ g: string | null }],
-      ];
-      return { file: spec.file, pos: spec.pos, gtid: row?.g || null, commitMs: 0 };
+      await checkEventBoundary(conn, spec.file, spec.pos);
+      return { file: spec.file, pos: spec.pos, gtid: await gtidStateAt(conn, spec.file, spec.pos), commitMs: 0 };
     }
     if (spec.kind === 'time' && spec.ms > now) {
       throw new CliError('REFUSED', `${new Date(spec.ms).toISOString()} is in the future; refusing`);
@@ -146,52 +151,141 @@ export async function resolvePosition(
         );
       }
     }
+    if (spec.kind === 'gtid') return await resolveGtid(conn, facts, spec);
     // Transactions before the oldest binlog on the server mean history was purged (else it starts at the beginning).
     const [[before]] = (await conn.query('SELECT BINLOG_GTID_POS(?, 4) AS g', [oldest.file])) as unknown as [
       [{ g: string | null }],
     ];
     const historyPurged = !!before?.g;
     // Walk the boundaries from the oldest binlog: the answer is the boundary after the last transaction before the
-    // time (or the one ending the GTID's transaction).
+    // time.
+    const ms = spec.ms;
     let prev: ResolvedPosition | undefined;
     let first = true;
     let purged = false;
-    const found = await scanBoundaries(src, oldest, facts.end, (b) => {
-      const here = { file: b.file, pos: b.pos, gtid: b.gtid, commitMs: b.commitMs };
-      if (spec.kind === 'time') {
-        if (b.commitMs >= spec.ms) {
-          purged = first && historyPurged;
-          return true;
-        }
-      } else if (spec.kind === 'gtid') {
-        const seq = gtidSeq(b.gtid, spec.domain) ?? 0;
-        if (first && seq > spec.seq + 1) {
-          purged = true;
-          return true;
-        }
-        if (seq >= spec.seq) {
-          prev = here;
-          return true;
-        }
+    await scanBoundaries(src, oldest, facts.end, (b) => {
+      if (b.commitMs >= ms) {
+        purged = first && historyPurged;
+        return true;
       }
       first = false;
-      prev = here;
+      prev = { file: b.file, pos: b.pos, gtid: b.gtid, commitMs: b.commitMs };
       return false;
     });
     if (purged) {
       throw new CliError(
         'REFUSED',
-        `${spec.kind === 'time' ? new Date((spec as { ms: number }).ms).toISOString() : 'that GTID'} is before the oldest binlog still on the server (${oldest.file}); refusing`,
+        `${new Date(ms).toISOString()} is before the oldest binlog still on the server (${oldest.file}); refusing`,
       );
     }
-    if (spec.kind === 'gtid' && !found) {
-      throw new CliError(
-        'REFUSED',
-        `GTID ${spec.domain}-${spec.server}-${spec.seq} not found in the binlogs on the server`,
-      );
-    }
-    return prev ?? { file: oldest.file, pos: 4, gtid: before?.g || null, commitMs: 0 };
+    const at = prev ?? { file: oldest.file, pos: 4, gtid: before?.g || null, commitMs: 0 };
+    return { ...at, gtid: await gtidStateAt(conn, at.file, at.pos) };
   } finally {
     await conn.end();
   }
+}
+
+/** The server's GTID state at a position (`BINLOG_GTID_POS`): what a MariaDB producer resumes from. */
+async function gtidStateAt(conn: mysql.Connection, file: string, pos: number): Promise<string | null> {
+  const [[row]] = (await conn.query('SELECT BINLOG_GTID_POS(?, ?) AS g', [file, pos])) as unknown as [
+    [{ g: string | null }],
+  ];
+  return row?.g || null;
+}
+
+interface BinlogEvent {
+  readonly Log_name: string;
+  readonly Pos: number;
+  readonly Event_type: string;
+  readonly End_log_pos: number;
+  readonly Info: string;
+}
+
+/** Events that only occur inside a transaction (event group): starting there would read half a transaction. */
+const INSIDE_TRANSACTION =
+  /^(Table_map|Write_rows|Update_rows|Delete_rows|Annotate_rows|Xid|Rows_query|Intvar|Rand|User_var)/;
+
+/**
+ * Refuses a position the server cannot start reading from: not the start of an event (the server errors, and a
+ * producer started there crash-loops), or an event inside a transaction.
+ */
+export async function checkEventBoundary(conn: mysql.Connection, file: string, pos: number): Promise<void> {
+  let events: BinlogEvent[];
+  try {
+    [events] = (await conn.query('SHOW BINLOG EVENTS IN ? FROM ? LIMIT 1', [file, pos])) as unknown as [BinlogEvent[]];
+  } catch (err) {
+    throw new CliError(
+      'REFUSED',
+      `${file}:${pos} is not the start of an event in ${file} (the server says: ${(err as Error).message}); give a Pos from SHOW BINLOG EVENTS, a GTID or a time; refusing`,
+    );
+  }
+  const first = events[0];
+  if (first && (INSIDE_TRANSACTION.test(first.Event_type) || /^(COMMIT|ROLLBACK)$/i.test(first.Info.trim()))) {
+    throw new CliError(
+      'REFUSED',
+      `${file}:${pos} is inside a transaction (a ${first.Event_type} event); give the position of a transaction's first event (its Gtid event), a GTID or a time; refusing`,
+    );
+  }
+}
+
+/** `SHOW BINLOG EVENTS` page by page (a binlog file may hold millions of events). */
+async function* binlogEvents(conn: mysql.Connection, file: string, pos = 4): AsyncGenerator<BinlogEvent> {
+  const page = 5000;
+  for (let from = pos; ; ) {
+    const [rows] = (await conn.query('SHOW BINLOG EVENTS IN ? FROM ? LIMIT ?', [file, from, page])) as unknown as [
+      BinlogEvent[],
+    ];
+    for (const r of rows) yield r;
+    if (rows.length < page) return;
+    from = Number(rows.at(-1)!.End_log_pos);
+  }
+}
+
+/**
+ * The position right after the transaction with that GTID (the transaction itself is not sent again, everything after
+ * it is), with the server's GTID state there. The file is the newest whose starting state (`BINLOG_GTID_POS(file,
+ * 4)`) is before the GTID in its domain; its Gtid event is found by `SHOW BINLOG EVENTS`.
+ */
+async function resolveGtid(
+  conn: mysql.Connection,
+  facts: BinlogFacts,
+  spec: Extract<PositionSpec, { kind: 'gtid' }>,
+): Promise<ResolvedPosition> {
+  const gtid = `${spec.domain}-${spec.server}-${spec.seq}`;
+  let file: string | undefined;
+  for (const f of [...facts.files].reverse()) {
+    if ((gtidSeq(await gtidStateAt(conn, f.name, 4), spec.domain) ?? 0) < spec.seq) {
+      file = f.name;
+      break;
+    }
+  }
+  if (!file) {
+    throw new CliError(
+      'REFUSED',
+      `GTID ${gtid} is before the oldest binlog still on the server (${facts.files[0]?.name ?? 'none'}); refusing`,
+    );
+  }
+  let inGroup: 'transaction' | 'statement' | undefined;
+  for await (const e of binlogEvents(conn, file)) {
+    if (!inGroup) {
+      const m = /^(BEGIN )?GTID (\d+-\d+-\d+)\b/.exec(e.Info ?? '');
+      if (e.Event_type === 'Gtid' && m?.[2] === gtid) inGroup = m[1] ? 'transaction' : 'statement';
+      continue;
+    }
+    const ends =
+      inGroup === 'statement'
+        ? e.Event_type === 'Query'
+        : e.Event_type === 'Xid' || (e.Event_type === 'Query' && /^(COMMIT|ROLLBACK)\b/i.test(e.Info.trim()));
+    if (!ends) continue;
+    const pos = Number(e.End_log_pos);
+    const state = await gtidStateAt(conn, file, pos);
+    if (!(state ?? '').split(',').some((g) => g.trim() === gtid)) {
+      throw new CliError(
+        'FAILED',
+        `GTID ${gtid}: its transaction ends at ${file}:${pos}, but the server's BINLOG_GTID_POS there is ${state ?? 'nothing'}; refusing to guess`,
+      );
+    }
+    return { file, pos, gtid: state, commitMs: 0 };
+  }
+  throw new CliError('REFUSED', `GTID ${gtid} not found in the binlogs on the server (looked in ${file}); refusing`);
 }
