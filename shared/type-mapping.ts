@@ -11,13 +11,13 @@ export type JsonKind =
   | 'number' //   JSON number, exact (integers up to 2^31, FLOAT/DOUBLE, YEAR)
   | 'int-string' // decimal digits, optional leading '-' (BIGINT, so values beyond 2^53 stay exact)
   | 'decimal-string' // exact decimal text, e.g. "-12.50" (DECIMAL/NUMERIC)
-  | 'string' // text (CHAR/VARCHAR/TEXT, ENUM label, SET labels joined with ',')
+  | 'string' // text (CHAR/VARCHAR/TEXT, ENUM label, SET labels joined with ',', MariaDB UUID/INET4/INET6 as the server prints them)
   | 'date' // "YYYY-MM-DD"; zero dates kept verbatim ("0000-00-00")
   | 'datetime' // "YYYY-MM-DD HH:MM:SS[.ffffff]", wall clock, no zone; zero dates kept verbatim
   | 'timestamp' // "YYYY-MM-DDTHH:MM:SS[.ffffff]Z", UTC; zero timestamp kept verbatim ("0000-00-00 00:00:00")
   | 'time' // "[-]HHH:MM:SS[.ffffff]" (MySQL TIME spans -838:59:59..838:59:59)
   | 'bits' // "0101…": BIT(n) as n characters '0'/'1'
-  | 'base64' // binary data (BINARY/VARBINARY/BLOB, spatial types as WKB)
+  | 'base64' // binary data (BINARY/VARBINARY/BLOB; spatial types as MySQL stores them: 4-byte SRID LE, then WKB)
   | 'json'; // JSON column: the JSON value itself
 
 export interface MysqlType {
@@ -34,7 +34,7 @@ export interface MysqlType {
 /** Parses `information_schema.COLUMNS.COLUMN_TYPE` text (`bigint(20) unsigned`, `enum('a','b')`, `decimal(10,2)`). */
 export function parseMysqlType(columnType: string): MysqlType {
   const text = columnType.trim().toLowerCase();
-  const m = /^([a-z]+)\s*(?:\((.*)\))?\s*(.*)$/s.exec(text);
+  const m = /^([a-z][a-z0-9_]*)\s*(?:\((.*)\))?\s*(.*)$/s.exec(text); // digits: MariaDB's inet4, inet6
   if (!m) throw new Error(`unrecognised MySQL column type: ${JSON.stringify(columnType)}`);
   const base = m[1]!;
   const args = m[2];
@@ -68,6 +68,18 @@ const SPATIAL_BASES = new Set([
   'geomcollection',
 ]);
 
+/**
+ * MariaDB types stored as fixed-width binary and printed as text (10.7+ UUID, 10.10+ INET4, 10.5+ INET6), with their
+ * stored width in bytes and their longest text. The binlog metadata only says `binary(<width>)` for them, so the binlog
+ * reader relabels such columns from information_schema (containers/producer/src/binlog-source.ts) and the encoder
+ * formats their bytes the way the server prints them (shared/value-encoding.ts).
+ */
+export const MARIADB_BINARY_TEXT_TYPES: Readonly<Record<string, { readonly bytes: number; readonly chars: number }>> = {
+  uuid: { bytes: 16, chars: 36 },
+  inet4: { bytes: 4, chars: 15 },
+  inet6: { bytes: 16, chars: 45 }, // the longest IPv6 text there is (INET6_ADDRSTRLEN - 1)
+};
+
 export function jsonKind(t: MysqlType): JsonKind {
   const { base } = t;
   if (INT_BASES.has(base) || base === 'year' || base === 'float' || base === 'double' || base === 'real') {
@@ -78,6 +90,7 @@ export function jsonKind(t: MysqlType): JsonKind {
   if (base === 'char' || base === 'varchar' || TEXT_BASES.has(base) || base === 'enum' || base === 'set') {
     return 'string';
   }
+  if (Object.hasOwn(MARIADB_BINARY_TEXT_TYPES, base)) return 'string';
   if (base === 'date') return 'date';
   if (base === 'datetime') return 'datetime';
   if (base === 'timestamp') return 'timestamp';
@@ -139,6 +152,9 @@ export function warehouseType(columnType: string, warehouse: Warehouse): string 
     case 'string':
       if (t.base === 'char' || t.base === 'varchar') {
         return rs ? `VARCHAR(${utf8Bytes(t.length ?? 1)})` : `VARCHAR(${t.length ?? 1})`;
+      }
+      if (Object.hasOwn(MARIADB_BINARY_TEXT_TYPES, t.base)) {
+        return rs ? `VARCHAR(${MARIADB_BINARY_TEXT_TYPES[t.base]!.chars})` : 'TEXT';
       }
       if (t.base === 'enum' || t.base === 'set') {
         const labels = t.values ?? [];

@@ -3,10 +3,12 @@
  * MySQL type (shared/type-mapping.ts `jsonKind`). The producer encodes every binlog and snapshot value with it, and
  * `npx cdc validate` encodes source values with it to compare them with the replica. Pure. The values it takes are
  * what the binlog reader (zongji) and the snapshot reader (mysql2) hand over, configured for exact values: DECIMAL as
- * exact strings, 64-bit integers beyond 2^53 as strings, DATE/DATETIME/TIMESTAMP as strings, TIMESTAMP in UTC.
+ * exact strings, 64-bit integers beyond 2^53 as strings, DATE/DATETIME/TIMESTAMP as strings, TIMESTAMP in UTC,
+ * spatial values as the bytes the server stores (4-byte SRID, little-endian, then WKB), MariaDB UUID/INET4/INET6 as
+ * the server's text (snapshot) or their stored bytes (binlog), both encoded as the server's text.
  */
 import type { JsonValue } from './change-event';
-import { type JsonKind, jsonKind, type MysqlType, parseMysqlType } from './type-mapping';
+import { type JsonKind, jsonKind, MARIADB_BINARY_TEXT_TYPES, type MysqlType, parseMysqlType } from './type-mapping';
 
 const pad2 = (n: number) => String(n).padStart(2, '0');
 
@@ -24,6 +26,61 @@ function dateText(v: unknown): string {
     return `${v.getUTCFullYear()}-${pad2(v.getUTCMonth() + 1)}-${pad2(v.getUTCDate())} ${pad2(v.getUTCHours())}:${pad2(v.getUTCMinutes())}:${pad2(v.getUTCSeconds())}.${String(v.getUTCMilliseconds()).padStart(3, '0')}`;
   }
   return String(v);
+}
+
+/** `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, lower case: MariaDB's UUID text. */
+function uuidText(b: Buffer): string {
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+function inet4Text(b: Buffer, at = 0): string {
+  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
+}
+
+/**
+ * MariaDB's INET6 text: RFC 5952 (lower-case groups without leading zeros, the longest run of two or more zero groups
+ * as `::`, the leftmost on a tie), IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-compatible (`::a.b.c.d`, except `::` and
+ * `::1`) addresses with a dotted tail.
+ */
+function inet6Text(b: Buffer): string {
+  if (b.subarray(0, 10).every((x) => x === 0)) {
+    if (b[10] === 0xff && b[11] === 0xff) return `::ffff:${inet4Text(b, 12)}`;
+    if (b[10] === 0 && b[11] === 0 && b.readUInt32BE(12) > 1) return `::${inet4Text(b, 12)}`;
+  }
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
+  let start = -1;
+  let length = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > length) {
+      start = i;
+      length = j - i;
+    }
+    i = j;
+  }
+  const hex = (g: number) => g.toString(16);
+  if (start < 0) return groups.map(hex).join(':');
+  const head = groups.slice(0, start).map(hex).join(':');
+  const tail = groups
+    .slice(start + length)
+    .map(hex)
+    .join(':');
+  return `${head}::${tail}`;
+}
+
+/** A MariaDB UUID/INET4/INET6 value: the snapshot reads the server's text, the binlog carries the stored bytes. */
+function binaryText(base: string, value: unknown): string {
+  if (!Buffer.isBuffer(value)) return String(value);
+  if (base === 'uuid') return uuidText(value);
+  if (base === 'inet4') return inet4Text(value);
+  return inet6Text(value);
 }
 
 const typeCache = new Map<string, { t: MysqlType; kind: JsonKind }>();
@@ -50,6 +107,7 @@ export function encodeValue(columnType: string, value: unknown): JsonValue {
     case 'decimal-string':
       return typeof value === 'bigint' ? value.toString() : String(value);
     case 'string':
+      if (Object.hasOwn(MARIADB_BINARY_TEXT_TYPES, t.base)) return binaryText(t.base, value);
       return Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
     case 'date':
       return dateText(value).slice(0, 10);
@@ -65,7 +123,12 @@ export function encodeValue(columnType: string, value: unknown): JsonValue {
     case 'bits':
       return bits(value, t.length ?? 1);
     case 'base64':
-      return (Buffer.isBuffer(value) ? value : Buffer.from(String(value))).toString('base64');
+      if (Buffer.isBuffer(value)) return value.toString('base64');
+      // A decoded object (a parsed geometry) has no exact bytes left: refuse rather than write "[object Object]".
+      if (typeof value === 'object') {
+        throw new Error(`${columnType} value arrived decoded (${JSON.stringify(value)?.slice(0, 80)}), not as bytes`);
+      }
+      return Buffer.from(String(value)).toString('base64');
     case 'json':
       if (typeof value === 'string') {
         try {

@@ -43,6 +43,15 @@ const COLUMNS: Record<string, [type: string, value: unknown, expectedText: strin
   c_bit: ['bit(10)', '1000000001', '1000000001'],
   c_blob: ['blob', Buffer.from([0, 1, 2, 255]).toString('base64'), '\\x000102ff'],
   c_binary: ['varbinary(16)', Buffer.from('hi').toString('base64'), '\\x6869'],
+  c_uuid: ['uuid', '123e4567-e89b-12d3-a456-426614174000', '123e4567-e89b-12d3-a456-426614174000'],
+  c_inet4: ['inet4', '255.255.255.255', '255.255.255.255'],
+  c_inet6: ['inet6', '2001:db8::ff00:42:8329', '2001:db8::ff00:42:8329'],
+  // As the producer sends spatial values: the stored SRID (4326, little-endian), then WKB of POINT(1 2).
+  c_point: [
+    'point',
+    Buffer.from('e6100000010100000000000000000000f03f0000000000000040', 'hex').toString('base64'),
+    '\\xe6100000010100000000000000000000f03f0000000000000040',
+  ],
   c_json: ['json', { a: [1, 2.5, 'x'], b: null, c: { d: true } }, '{"a": [1, 2.5, "x"], "b": null, "c": {"d": true}}'],
   c_null: ['varchar(10)', null, null],
 };
@@ -76,6 +85,9 @@ describe('type mapping round trip on PostgreSQL', () => {
       c_timestamp: 'timestamp with time zone',
       c_json: 'jsonb',
       c_blob: 'bytea',
+      c_uuid: 'text',
+      c_inet6: 'text',
+      c_point: 'bytea',
       c_int_u: 'bigint',
       _cdc_position: 'character',
     });

@@ -3,9 +3,17 @@
  * dates as strings, TIMESTAMP rendered in UTC) and table metadata from the binlog itself (binlog_row_metadata=FULL,
  * so every TableMap describes the schema in force when the row was written, also on replay from before an ALTER).
  * Emits decoded rows and transaction boundaries; knows nothing about Kinesis.
+ *
+ * Two types the binlog metadata does not say exactly, so that rows read here equal the snapshot's (snapshot-reader.ts):
+ * - spatial values are handed over as the server's bytes (4-byte SRID, then WKB): zongji would parse them into objects
+ *   that lose the SRID and the geometry's type, so its column map reads them as BLOBs instead;
+ * - MariaDB UUID/INET4/INET6 columns are `binary(16)`/`binary(4)` in the binlog metadata: their type is looked up in
+ *   information_schema (once per table, again after any DDL) before the table's rows are decoded.
  */
 import { EventEmitter } from 'node:events';
 import ZongJi from '@vlasky/zongji';
+import mysql from 'mysql2/promise';
+import { MARIADB_BINARY_TEXT_TYPES } from '../../../shared/type-mapping';
 import type { StartFrom } from './config';
 import { ProducerError } from './errors';
 import type { TableShape } from './event-encoder';
@@ -72,7 +80,14 @@ interface ZTableMap {
   parentSchema: string;
   tableName: string;
   columnSchemas: { COLUMN_NAME: string; COLUMN_TYPE: string }[];
+  /** zongji's decoding plan (binlog type code per column), set before the table's rows are decoded. */
+  columns?: { type: number; charset: string | null }[];
 }
+
+/** Binlog type codes (MySQL `enum_field_types`). */
+const GEOMETRY = 255;
+const BLOB = 252;
+const BINARY_WIDTH = /^binary\((\d+)\)$/;
 interface ZEvent {
   getEventName(): string;
   timestamp: number;
@@ -110,6 +125,10 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
   private readonly pkByTableId = new Map<number, number[]>();
   private paused = false;
   private readAt = 0;
+  /** `db.table` → column → MariaDB UUID/INET4/INET6 type name, as information_schema had it. */
+  private readonly binaryTextTypes = new Map<string, ReadonlyMap<string, string>>();
+  private lookups = 0;
+  private lookupConn: Promise<mysql.Connection> | undefined;
   lastEventMs = 0;
 
   constructor(private readonly props: BinlogSourceProps) {
@@ -188,9 +207,20 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
       case 'rotate':
         if (evt.binlogName) this.file = evt.binlogName;
         return;
-      case 'tablemap':
+      case 'tablemap': {
         if (evt.tableId !== undefined) this.pkByTableId.set(evt.tableId, evt.primaryKey ?? []);
+        const tm = evt.tableId !== undefined ? evt.tableMap?.[evt.tableId] : undefined;
+        if (tm) {
+          for (const c of tm.columns ?? []) {
+            if (c.type === GEOMETRY) {
+              c.type = BLOB;
+              c.charset = null;
+            }
+          }
+          this.lookUpBinaryTextTypes(tm);
+        }
         return;
+      }
       case 'writerows':
       case 'updaterows':
       case 'deleterows': {
@@ -211,7 +241,15 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
           return;
         }
         if (!this.props.captures(tm.parentSchema, tm.tableName)) return;
-        const columns = tm.columnSchemas.map((c) => ({ name: c.COLUMN_NAME, type: c.COLUMN_TYPE }));
+        const logical = this.binaryTextTypes.get(`${tm.parentSchema}.${tm.tableName}`);
+        const columns = tm.columnSchemas.map((c) => {
+          const type = logical?.get(c.COLUMN_NAME);
+          const width = Number(BINARY_WIDTH.exec(c.COLUMN_TYPE)?.[1]);
+          return {
+            name: c.COLUMN_NAME,
+            type: type && MARIADB_BINARY_TEXT_TYPES[type]?.bytes === width ? type : c.COLUMN_TYPE,
+          };
+        });
         const pk = (this.pkByTableId.get(evt.tableId!) ?? []).map((i) => columns[i]!.name);
         const shape: TableShape = { db: tm.parentSchema, table: tm.tableName, columns, pk };
         const op = name === 'writerows' ? 'insert' : name === 'updaterows' ? 'update' : 'delete';
@@ -240,6 +278,7 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
         const q = (evt.query ?? '').trim().toUpperCase();
         if (q !== 'BEGIN' && !q.startsWith('XA ')) {
           if (q !== 'COMMIT' && q !== 'ROLLBACK') {
+            this.binaryTextTypes.clear(); // a DDL may have changed a column's type: look them up again
             this.emit('ddl', {
               query: evt.query ?? '',
               schema: evt.schema ?? '',
@@ -270,6 +309,39 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
     } satisfies Boundary);
   }
 
+  /**
+   * For a captured table with `binary(4)`/`binary(16)` columns not looked up since the last DDL: pauses decoding
+   * (mysql2 queues the packets) until information_schema says which of them are UUID/INET4/INET6.
+   */
+  private lookUpBinaryTextTypes(tm: ZTableMap): void {
+    const key = `${tm.parentSchema}.${tm.tableName}`;
+    if (this.binaryTextTypes.has(key) || !this.props.captures(tm.parentSchema, tm.tableName)) return;
+    if (!tm.columnSchemas.some((c) => BINARY_WIDTH.test(c.COLUMN_TYPE))) return;
+    this.lookups++;
+    this.z?.connection?.pause();
+    this.lookupConn ??= mysql.createConnection({
+      host: this.props.host,
+      port: this.props.port,
+      user: this.props.user,
+      password: this.props.password,
+    });
+    this.lookupConn
+      .then((conn) =>
+        conn.query(
+          'SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS ' +
+            "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND DATA_TYPE IN ('uuid', 'inet4', 'inet6')",
+          [tm.parentSchema, tm.tableName],
+        ),
+      )
+      .then(([rows]) => {
+        const list = rows as { name: string; type: string }[];
+        this.binaryTextTypes.set(key, new Map(list.map((r) => [r.name, r.type.toLowerCase()])));
+        this.lookups--;
+        if (this.lookups === 0 && !this.paused) this.z?.connection?.resume();
+      })
+      .catch((err: Error) => this.emit('error', err));
+  }
+
   /** Backpressure: stop reading the socket (the server buffers) until resume(). */
   pause(): void {
     if (this.paused) return;
@@ -280,7 +352,7 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    this.z?.connection?.resume();
+    if (this.lookups === 0) this.z?.connection?.resume();
   }
 
   /** When the replication connection last delivered an event or a heartbeat (the start time before the first). */
@@ -294,5 +366,6 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
 
   stop(): void {
     this.z?.stop();
+    void this.lookupConn?.then((c) => c.end()).catch(() => undefined);
   }
 }

@@ -2,7 +2,8 @@
  * Reads source tables for snapshots and backfills: table shapes from information_schema (written the way the binlog
  * metadata writes them, so snapshot events and binlog events of a table carry the same column types), and chunks of
  * rows in primary-key order through the binary protocol, with values in the same form the binlog reader hands over
- * (exact DECIMAL and BIGINT strings, date-times as text with TIMESTAMP in UTC, FLOAT as float32): one encoder
+ * (exact DECIMAL and BIGINT strings, date-times as text with TIMESTAMP in UTC, FLOAT as float32, spatial values as the
+ * stored SRID + WKB bytes; MariaDB UUID/INET4/INET6 typed and printed by the server as text): one encoder
  * (event-encoder.ts) then serves both paths. Plain consistent reads: no locks, no global read lock.
  */
 import mysql from 'mysql2/promise';
@@ -15,15 +16,20 @@ export interface SnapshotReaderProps {
   readonly user: string;
   readonly password: string;
   /**
-   * Spatial values as the bytes the server stores (a 4-byte SRID, then WKB) instead of mysql2's parsed objects, which
-   * lose the SRID and cannot be encoded (`npx cdc validate` reads them so). @default false
+   * @deprecated spatial values are always read as the bytes the server stores (a 4-byte SRID, then WKB), the bytes the
+   * binlog reader hands over too: mysql2's parsed objects lose the SRID and cannot be encoded. Ignored.
    */
   readonly rawSpatial?: boolean;
 }
 
-/** `int(11)` → `int`, `bigint(20) unsigned` → `bigint unsigned`, `year(4)` → `year`: the binlog metadata's spelling. */
+/**
+ * `int(11)` → `int`, `bigint(20) unsigned` → `bigint unsigned`, `year(4)` → `year`, MariaDB's `geometrycollection` →
+ * `geomcollection`: the binlog metadata's spelling.
+ */
 export function binlogColumnType(columnType: string): string {
-  return columnType.replace(/^(tinyint|smallint|mediumint|int|integer|bigint|year)\(\d+\)/i, '$1');
+  return columnType
+    .replace(/^(tinyint|smallint|mediumint|int|integer|bigint|year)\(\d+\)/i, '$1')
+    .replace(/^geometrycollection$/i, 'geomcollection');
 }
 
 /** Fractional-second digits of a temporal type (`datetime(6)` → 6), 0 without. */
@@ -53,12 +59,9 @@ export class SnapshotReader {
       supportBigNumbers: true,
       bigNumberStrings: true,
       jsonStrings: true,
-      ...(props.rawSpatial
-        ? {
-            typeCast: (field: { type: string; buffer(): Buffer | null }, next: () => unknown) =>
-              field.type === 'GEOMETRY' ? field.buffer() : next(),
-          }
-        : {}),
+      // Spatial values as the server's bytes (SRID + WKB), the form the binlog reader hands over (binlog-source.ts).
+      typeCast: (field: { type: string; buffer(): Buffer | null }, next: () => unknown) =>
+        field.type === 'GEOMETRY' ? field.buffer() : next(),
     });
     // TIMESTAMP values rendered in UTC, as the binlog reader renders them.
     await conn.query("SET time_zone = '+00:00'");
