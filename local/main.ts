@@ -13,7 +13,7 @@ import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { startLoad } from './load-generator';
-import { type Endpoints, ROOT, startPipeline } from './pipeline';
+import { type Endpoints, producerDown, ROOT, startPipeline } from './pipeline';
 import { localAwsClientConfig } from './services/aws-config';
 import { waitFor } from './services/process';
 import { ensureSystemPackages } from './services/system-packages';
@@ -86,7 +86,7 @@ async function serve(): Promise<void> {
     while (window.length > 6) window.shift();
     const first = window[0]!;
     const dt = Math.max(1, now - first.at) / 1000;
-    const { errors, ...counters } = p.stats;
+    const { errors, producerFailedAt, ...counters } = p.stats;
     writeAtomically(
       STATUS,
       JSON.stringify({
@@ -97,6 +97,7 @@ async function serve(): Promise<void> {
         generated: gen?.rows ?? 0,
         loadErrors: gen?.errors ?? 0,
         lastError: errors.at(-1) ?? null,
+        producerDown: producerDown(p.stats, now) ?? null,
       } satisfies StatusFile),
     );
   };
@@ -135,13 +136,15 @@ interface StatusFile {
   generated: number;
   loadErrors: number;
   lastError: string | null;
+  /** Why the producer counts as down (a crash loop), or null: its seconds behind mean nothing then. */
+  producerDown?: string | null;
 }
 
 function statusLine(st: StatusFile): string {
   return [
     `captured ${st.capturedPerS} rows/s`,
     `applied ${st.appliedPerS} rows/s`,
-    `${st.secondsBehind.toFixed(0)} s behind source`,
+    st.producerDown ? `producer DOWN: ${st.producerDown}` : `${st.secondsBehind.toFixed(0)} s behind source`,
     `freshness ${st.lastFreshnessS.toFixed(1)} s`,
     `applied ${st.applied}`,
     ...(st.generated ? [`generated ${st.generated}`] : []),
@@ -298,7 +301,7 @@ async function printStatus(): Promise<void> {
   if (existsSync(STATUS)) {
     const st = JSON.parse(readFileSync(STATUS, 'utf8')) as StatusFile;
     process.stdout.write(
-      `lag:                 producer ${st.secondsBehind} s behind the source; rows/s captured ${st.capturedPerS}, applied ${st.appliedPerS}; producer starts ${st.producerStarts}, firehose starts ${st.firehoseStarts}${st.lastError ? `; last error: ${st.lastError}` : ''}\n`,
+      `lag:                 ${st.producerDown ? `producer DOWN: ${st.producerDown}` : `producer ${st.secondsBehind} s behind the source`}; rows/s captured ${st.capturedPerS}, applied ${st.appliedPerS}; producer starts ${st.producerStarts}, firehose starts ${st.firehoseStarts}${st.lastError ? `; last error: ${st.lastError}` : ''}\n`,
     );
   }
   const batches = await pgc

@@ -88,7 +88,21 @@ export interface PipelineStats {
   /** Times the producer and the Firehose stand-in were started. */
   producerStarts: number;
   firehoseStarts: number;
+  /** When producers exited non-zero (newest last, at most 20): several in a short time is a crash loop. */
+  producerFailedAt: number[];
   errors: string[];
+}
+
+/** A crash loop: this many producer failures within `PRODUCER_CRASH_WINDOW_MS`. */
+export const PRODUCER_CRASH_LOOP = 2;
+export const PRODUCER_CRASH_WINDOW_MS = 120_000;
+
+/** Why the producer counts as down (crash-looping, with its last error), or undefined while it is not. */
+export function producerDown(stats: PipelineStats, now = Date.now()): string | undefined {
+  const recent = stats.producerFailedAt.filter((t) => now - t <= PRODUCER_CRASH_WINDOW_MS).length;
+  if (recent < PRODUCER_CRASH_LOOP) return undefined;
+  const last = [...stats.errors].reverse().find((e) => e.startsWith('producer: '));
+  return `crash-looping (${recent} failures in ${PRODUCER_CRASH_WINDOW_MS / 60_000} min)${last ? `; last error: ${last.slice('producer: '.length)}` : ''}`;
 }
 
 /** Appends to a log file; a log line that arrives after the folder was removed (test teardown) is dropped. */
@@ -205,6 +219,7 @@ async function assemble(
     secondsBehind: 0,
     producerStarts: 0,
     firehoseStarts: 0,
+    producerFailedAt: [],
     errors: [],
   };
   const note = (what: string, message: string) => {
@@ -343,7 +358,11 @@ async function assemble(
     });
     child.stderr.on('data', (d: Buffer) => append(logFile, d));
     // Like ECS: a producer that dies is started again (it resumes from its checkpoint).
-    child.once('exit', () => {
+    child.once('exit', (code) => {
+      if (!stopping && code !== 0 && code !== null) {
+        stats.producerFailedAt.push(Date.now());
+        if (stats.producerFailedAt.length > 20) stats.producerFailedAt.shift();
+      }
       if (!stopping && producer === child)
         setTimeout(() => {
           if (!stopping) {

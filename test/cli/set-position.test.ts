@@ -5,10 +5,13 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePositionSpec, resolvePosition } from '../../cli/src/binlog-position';
-import { type Pipeline, startPipeline } from '../../local/pipeline';
+import { CheckpointStore } from '../../containers/producer/src/checkpoint-store';
+import { CHECKPOINT_TABLE, type Pipeline, producerDown, startPipeline } from '../../local/pipeline';
+import { localAwsClientConfig } from '../../local/services/aws-config';
 import { sleep, waitFor } from '../../local/services/process';
 import { type CdcRun, runCdc } from './support/run-cdc';
 
@@ -116,5 +119,38 @@ describe('cdc set-position', () => {
       { id: 1, v: 'a' },
       { id: 2, v: 'b' },
     ]);
+  });
+
+  it('status shows a crash-looping producer as down, with its last error (a mid-event position written past the CLI)', async () => {
+    // What set-position accepted before it checked event boundaries: the producer then fails at every start.
+    const [gtidEvent] = await eventsOf(gtids[1]!);
+    const store = new CheckpointStore({
+      client: new DynamoDBClient(localAwsClientConfig(p.endpoints.aws.dynamodb)),
+      tableName: CHECKPOINT_TABLE,
+      pipelineId: 'local',
+      owner: 'test',
+    });
+    await store.requestPosition({
+      file: gtidEvent!.Log_name,
+      pos: gtidEvent!.Pos + 1,
+      gtid: null,
+      requestedAt: Date.now(),
+      reason: 'test: a position inside an event',
+    });
+    const report = await waitFor(
+      'status to call the producer down',
+      async () => {
+        const r = await cdc('status', '--json');
+        const json = JSON.parse(r.stdout) as { producer: { running: boolean; recentFailures: number } };
+        return !json.producer.running && json.producer.recentFailures >= 2 ? json : undefined;
+      },
+      90_000,
+    );
+    expect(report.producer).toMatchObject({ running: false, secondsBehind: null, lastFailure: expect.any(String) });
+    const human = await cdc('status');
+    expect(human.stdout).toMatch(/producer: +DOWN: crash-looping \(\d+ failures in the last 2 min; last: .+\)/);
+    expect(human.stdout).toMatch(/last errors:\n.*producer: /);
+    // The local pipeline's own status line (`npm run local -- status`) says so too, instead of "0 s behind".
+    expect(producerDown(p.stats)).toMatch(/^crash-looping \(\d+ failures in 2 min\); last error: /);
   });
 });

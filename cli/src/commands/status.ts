@@ -2,7 +2,7 @@
  * `cdc status`: where the producer is (checkpoint vs the binlog's end, seconds behind, lease), snapshot/backfill
  * jobs, per-table rows captured (raw changelog) and applied (merge batches), and the last errors.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
@@ -17,6 +17,10 @@ export interface StatusReport {
   readonly producer: {
     readonly checkpoint: { file: string; pos: number; gtid: string | null; savedAt: string } | null;
     readonly running: boolean;
+    /** Producers failed (exited non-zero) this often within CRASH_WINDOW_MS: two or more means a crash loop. */
+    readonly recentFailures: number;
+    /** The newest failure's message, when there are recent failures. */
+    readonly lastFailure: string | null;
     readonly leaseOwner: string | null;
     readonly secondsBehind: number | null;
     readonly positionRequest: unknown;
@@ -31,6 +35,47 @@ export interface StatusReport {
   readonly errors: readonly { at: string; where: string; message: string }[];
 }
 
+/** How far back producer failures count towards a crash loop. */
+export const CRASH_WINDOW_MS = 120_000;
+
+export interface ProducerFailure {
+  readonly at: number;
+  readonly message: string;
+}
+
+/**
+ * The producer's fatal errors from its log (one JSON object per line: `fatal error, stopping …` and `producer failed
+ * to start`), oldest first. Only the last 512 KiB are read.
+ */
+export function producerFailures(logText: string): ProducerFailure[] {
+  const out: ProducerFailure[] = [];
+  for (const line of logText.split('\n')) {
+    if (!line.startsWith('{"level":"ERROR"')) continue;
+    try {
+      const e = JSON.parse(line) as { timestamp?: string; message?: string; error?: string; code?: string };
+      if (!/^(fatal error|producer failed to start)/.test(e.message ?? '')) continue;
+      out.push({ at: Date.parse(e.timestamp ?? ''), message: `${e.code ? `${e.code}: ` : ''}${e.error ?? e.message}` });
+    } catch {
+      // a partial line at the cut
+    }
+  }
+  return out;
+}
+
+function readTail(file: string, bytes = 512 * 1024): string {
+  if (!existsSync(file)) return '';
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const start = Math.max(0, size - bytes);
+    const buf = Buffer.alloc(size - start);
+    readSync(fd, buf, 0, buf.length, start);
+    return buf.toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export async function collectStatus(t: Target, now = Date.now()): Promise<StatusReport> {
   const conn = await mysql.createConnection({ ...t.source });
   let end: { File: string; Position: number } | undefined;
@@ -42,9 +87,15 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
   }
   const item = await t.store.read();
   const request = item?.positionRequest ?? (await t.store.positionRequest());
-  const running = !!item?.leaseOwner && (item.leaseExpires ?? 0) > now;
+  // A crash-looping producer holds a live lease between its starts: its log (local runs) says it is down.
+  const failures = t.localDir
+    ? producerFailures(readTail(join(t.localDir, 'producer.log'))).filter((f) => now - f.at <= CRASH_WINDOW_MS)
+    : [];
+  const crashLooping = failures.length >= 2;
+  const running = !!item?.leaseOwner && (item.leaseExpires ?? 0) > now && !crashLooping;
   const atEnd = !!item && !!end && item.file === end.File && item.pos >= end.Position;
-  const secondsBehind = !item ? null : atEnd ? 0 : item.commitMs ? Math.max(0, (now - item.commitMs) / 1000) : null;
+  const secondsBehind =
+    !item || crashLooping ? null : atEnd ? 0 : item.commitMs ? Math.max(0, (now - item.commitMs) / 1000) : null;
 
   const jobs = parseState(item?.snapshot).jobs.map((j) => {
     const p = progressOf(j, now);
@@ -75,6 +126,10 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
   });
 
   const errors: { at: string; where: string; message: string }[] = [];
+  const lastFailure = failures.at(-1);
+  if (lastFailure) {
+    errors.push({ at: new Date(lastFailure.at).toISOString(), where: 'producer', message: lastFailure.message });
+  }
   for (const j of jobs) {
     if (j.status === 'failed') {
       errors.push({ at: new Date(j.updatedAt).toISOString(), where: `snapshot ${j.id}`, message: j.error ?? '' });
@@ -104,6 +159,8 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
         ? { file: item.file, pos: item.pos, gtid: item.gtid, savedAt: new Date(item.updatedAt).toISOString() }
         : null,
       running,
+      recentFailures: failures.length,
+      lastFailure: lastFailure?.message ?? null,
       leaseOwner: running ? (item?.leaseOwner ?? null) : null,
       secondsBehind,
       positionRequest: request ?? null,
@@ -119,7 +176,13 @@ export function renderStatus(r: StatusReport): string {
   const lines = [
     `source binlog end:    ${r.source.binlogEnd}`,
     `producer checkpoint:  ${cp ? `${cp.file}:${cp.pos}${cp.gtid ? ` (GTID ${cp.gtid})` : ''}, saved ${cp.savedAt}` : 'none yet'}`,
-    `producer:             ${r.producer.running ? `running (${r.producer.leaseOwner})` : 'not running (no live lease)'}; ${
+    `producer:             ${
+      r.producer.running
+        ? `running (${r.producer.leaseOwner})`
+        : r.producer.recentFailures >= 2
+          ? `DOWN: crash-looping (${r.producer.recentFailures} failures in the last ${CRASH_WINDOW_MS / 60_000} min; last: ${r.producer.lastFailure})`
+          : 'not running (no live lease)'
+    }; ${
       r.producer.secondsBehind === null ? 'seconds behind unknown' : `${r.producer.secondsBehind.toFixed(1)} s behind`
     }`,
   ];
