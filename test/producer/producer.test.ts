@@ -88,6 +88,24 @@ describe('producer against a real MariaDB and Kinesis/DynamoDB emulators', () =>
     expect(events[2]!.after).toEqual({ id: 2, c: 'cee', a: 'two' });
   });
 
+  it('types MariaDB UUID/INET6 columns from the binlog as text, also one added mid-stream, and leaves BINARY(16) bytes', async () => {
+    await h.db.query('CREATE TABLE shop.ids (id INT PRIMARY KEY, raw BINARY(16), ip INET6)');
+    await h.db.query("INSERT INTO shop.ids VALUES (1, x'00112233445566778899aabbccddeeff', '2001:db8::1')");
+    // The table's types were looked up for the first row: the ALTER must make the producer look again.
+    await eventsFor('ids', 1);
+    await h.db.query('ALTER TABLE shop.ids ADD COLUMN u UUID');
+    await h.db.query(
+      "INSERT INTO shop.ids VALUES (2, x'00112233445566778899aabbccddeeff', '::ffff:10.0.0.1', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')",
+    );
+    const rows = (await eventsFor('ids', 3)).filter((e) => e.op === 'insert');
+    const raw = Buffer.from('00112233445566778899aabbccddeeff', 'hex').toString('base64');
+    expect(rows.map((e) => e.after)).toEqual([
+      { id: 1, raw, ip: '2001:db8::1' },
+      { id: 2, raw, ip: '::ffff:10.0.0.1', u: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' },
+    ]);
+    expect(rows[1]!.columns.map((c) => c.type)).toEqual(['int', 'binary(16)', 'inet6', 'uuid']);
+  });
+
   it('fences a second producer for the same pipeline with a clear message', async () => {
     const p2 = h.startProducer();
     expect(await p2.exited).toBe(1);
