@@ -56,7 +56,7 @@ describe('npm run local (CLI)', () => {
     expect(res.stdout).toContain('not running');
   });
 
-  it('up returns once ready with endpoints.json; a table created afterwards is replicated; status shows it; down stops it all', async () => {
+  it('up returns once ready with endpoints.json; tables created right afterwards (keyed and keyless) are replicated; status shows it; down stops it all', async () => {
     const up = cli('up');
     expect(up.code, up.stderr).toBe(0);
     const ep = JSON.parse(readFileSync(join(dir, 'endpoints.json'), 'utf8'));
@@ -78,6 +78,9 @@ describe('npm run local (CLI)', () => {
     const warehouse = new pg.Client({ connectionString: ep.postgres.url });
     await warehouse.connect();
     try {
+      // Right after `up` returns, into a keyless table (which no snapshot covers): captured by the stream.
+      await my.query('CREATE TABLE tags (label VARCHAR(20))');
+      await my.query("INSERT INTO tags VALUES ('x'), ('y'), ('y')");
       await my.query('CREATE TABLE parcels (id INT PRIMARY KEY, label VARCHAR(20), weight_kg DECIMAL(6,3))');
       await my.query("INSERT INTO parcels VALUES (1, 'a', 1.500), (2, 'b', 0.250), (3, 'c', 12.000)");
       await my.query("UPDATE parcels SET label = 'b2' WHERE id = 2");
@@ -94,6 +97,18 @@ describe('npm run local (CLI)', () => {
         60_000,
       );
       expect(rows).toEqual(['1|a|1.500', '2|b2|0.250']);
+      const tags = await waitFor(
+        'the keyless table in the replica',
+        async () => {
+          const res = await warehouse
+            .query(`SELECT label || '×' || _cdc_count AS r FROM "${ep.replicaSchema}".tags ORDER BY label`)
+            .catch(() => ({ rows: [] }));
+          const got = res.rows.map((r: { r: string }) => r.r);
+          return got.length === 2 ? got : undefined;
+        },
+        30_000,
+      );
+      expect(tags).toEqual(['x×1', 'y×2']);
     } finally {
       await my.end();
       await warehouse.end();
@@ -109,6 +124,7 @@ describe('npm run local (CLI)', () => {
     expect(status.stdout).toMatch(/replica freshness: +newest commit applied 20\d\d-\d\d-\d\dT[\d:.]+Z, [\d.]+ s ago/);
     expect(status.stdout).toMatch(/lag: +producer \d+(\.\d+)? s behind the source/);
     expect(status.stdout).toMatch(/\nparcels +2 +2\n/);
+    expect(status.stdout).not.toContain('producer DOWN');
     expect(status.stdout).toMatch(/\norders +0 +-\n/); // no change yet: no replica yet
 
     const down = cli('down');
