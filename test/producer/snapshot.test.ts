@@ -126,6 +126,13 @@ describe('snapshots and backfills in the producer', () => {
       (8, NULL, NULL, '2001:db8:0:0:1:0:0:1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
       (9, NULL, NULL, 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
       (10, NULL, NULL, '1:0:0:1:0:0:1:1', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`);
+    // A UUID key read in chunks: the keyset pagination compares UUIDs in the server's order, with the server's text.
+    await h.db.query(
+      'CREATE TABLE geo.ukeys (u UUID PRIMARY KEY, n INT); INSERT INTO geo.ukeys SELECT UUID(), seq FROM geo.seq_1_to_9',
+    );
+    const [ukeys] = (await h.db.query('SELECT CAST(u AS CHAR) AS u, n FROM geo.ukeys')) as unknown as [
+      { u: string; n: number }[],
+    ];
     const spatial = ['g', 'pt', 'ls', 'pg', 'mpt', 'mls', 'mpg', 'gc'];
     const [truth] = (await h.db.query(
       `SELECT id, CAST(u AS CHAR) AS u, CAST(i4 AS CHAR) AS i4, CAST(i6 AS CHAR) AS i6, ${spatial
@@ -140,6 +147,11 @@ describe('snapshots and backfills in the producer', () => {
         throw new Error(`${err.message}; producer output: ${p.output().slice(-3000)}`);
       });
     const reads = await withLog(events('typed', 'read', 10, 30_000));
+    const keyed = await withLog(events('ukeys', 'read', 9, 30_000));
+    expect(keyed.map((e) => e.after).sort((a, b) => (a!.n as number) - (b!.n as number))).toEqual(
+      [...ukeys].sort((a, b) => a.n - b.n),
+    );
+    expect(keyed).toHaveLength(9);
     await h.db.query('DELETE FROM geo.typed');
     const deletes = await withLog(events('typed', 'delete', 10, 30_000));
     await stopped(p);
