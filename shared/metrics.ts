@@ -24,6 +24,7 @@ export const ProducerMetric = {
   SnapshotEtaSeconds: 'SnapshotEtaSeconds', // Seconds (gauge: time left for the running job at its rate so far)
   TableResyncs: 'TableResyncs', // Count (a replica rebuilt from a backfill: incompatible type change, rename, npx cdc resync)
   TableEvents: 'TableEvents', // Count (table-level events emitted: truncate, drop, rename, alter, resync, range)
+  UnknownTypeValues: 'UnknownTypeValues', // Count (values of a column type the type table does not know, sent as text)
 } as const;
 
 export const MergeMetric = {
@@ -34,4 +35,5 @@ export const MergeMetric = {
   PoisonBatches: 'PoisonBatches', // Count (sent to the dead-letter queue)
   Errors: 'MergeErrors', // Count
   ValuesTruncated: 'ValuesTruncated', // Count (text values cut to fit a Redshift column, OVERSIZE_VALUES=truncate)
+  ValuesNulled: 'ValuesNulled', // Count (dates no warehouse holds, staged as NULL: zero, partial zero, invalid)
 } as const;

@@ -18,6 +18,7 @@ import pg from 'pg';
 import { METRICS_NAMESPACE, MergeMetric, PIPELINE_DIMENSION } from '../../shared/metrics';
 import { applyObject } from './src/apply-object';
 import { loadConfig } from './src/config';
+import { configureDateValues } from './src/date-values';
 import { PoisonBatchError } from './src/errors';
 import type { MergeContext } from './src/merge';
 import { RedshiftDataWarehouse } from './src/redshift-client';
@@ -40,6 +41,12 @@ configureValueLimits({
   onTruncated: (v) => {
     logger.warn('value truncated to fit its Redshift column', { ...v });
     metrics.addMetric(MergeMetric.ValuesTruncated, MetricUnit.Count, 1);
+  },
+});
+configureDateValues({
+  onNulled: (v) => {
+    logger.warn('date the warehouse cannot hold staged as NULL', { ...v });
+    metrics.addMetric(MergeMetric.ValuesNulled, MetricUnit.Count, 1);
   },
 });
 

@@ -5,7 +5,7 @@
  * value is quoted, so an empty string stays an empty string.
  */
 import type { ChangeEvent, JsonValue, RowImage } from '../../../shared/change-event';
-import { isZeroDate } from '../../../shared/type-mapping';
+import { type DateValueOptions, dateValueOptions, unrepresentableDate } from './date-values';
 import type { Dialect } from './dialect';
 import { PoisonBatchError } from './errors';
 import type { ReplicaColumn, TableModel } from './table-model';
@@ -21,13 +21,25 @@ const INT_TEXT = /^-?\d+$/;
 const DECIMAL_TEXT = /^-?\d+(?:\.\d+)?$/;
 
 /** CSV field for one value of one column. */
-export function csvField(col: ReplicaColumn, value: JsonValue | undefined, d: Dialect, where: string): string {
+export function csvField(
+  col: ReplicaColumn,
+  value: JsonValue | undefined,
+  d: Dialect,
+  where: string,
+  dates: DateValueOptions = dateValueOptions(),
+): string {
   if (value === null || value === undefined) return CSV_NULL;
   const bad = (why: string): never => {
     throw new PoisonBatchError(
       'SCHEMA_INCOMPATIBLE',
       `${where} column ${JSON.stringify(col.name)} (${col.mysqlType}): ${why}: ${JSON.stringify(value).slice(0, 100)}`,
     );
+  };
+  // A date no warehouse calendar has becomes NULL (date-values.ts); the event keeps the original text.
+  const nulled = (text: string): boolean => {
+    const reason = unrepresentableDate(text);
+    if (reason) dates.onNulled?.({ where, column: col.name, value: text, reason });
+    return reason !== undefined;
   };
   switch (col.kind) {
     case 'number':
@@ -45,10 +57,10 @@ export function csvField(col: ReplicaColumn, value: JsonValue | undefined, d: Di
     case 'date':
     case 'datetime':
       if (typeof value !== 'string') return bad('not a date string');
-      return isZeroDate(value) ? CSV_NULL : quote(value);
+      return nulled(value) ? CSV_NULL : quote(value);
     case 'timestamp': {
       if (typeof value !== 'string') return bad('not a timestamp string');
-      if (isZeroDate(value)) return CSV_NULL;
+      if (nulled(value)) return CSV_NULL;
       // "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" → "YYYY-MM-DD HH:MM:SS[.ffffff]+00", which both COPYs read as UTC.
       return quote(value.replace('T', ' ').replace(/Z$/, '+00'));
     }
