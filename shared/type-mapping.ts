@@ -12,6 +12,7 @@ export type JsonKind =
   | 'int-string' // decimal digits, optional leading '-' (BIGINT, so values beyond 2^53 stay exact)
   | 'decimal-string' // exact decimal text, e.g. "-12.50" (DECIMAL/NUMERIC)
   | 'string' // text (CHAR/VARCHAR/TEXT, ENUM label, SET labels joined with ',', MariaDB UUID/INET4/INET6 as the server prints them)
+  //            and an unknown type's value as text (bytes as lower-case hex: see isKnownMysqlType)
   | 'date' // "YYYY-MM-DD"; zero dates kept verbatim ("0000-00-00")
   | 'datetime' // "YYYY-MM-DD HH:MM:SS[.ffffff]", wall clock, no zone; zero dates kept verbatim
   | 'timestamp' // "YYYY-MM-DDTHH:MM:SS[.ffffff]Z", UTC; zero timestamp kept verbatim ("0000-00-00 00:00:00")
@@ -80,6 +81,47 @@ export const MARIADB_BINARY_TEXT_TYPES: Readonly<Record<string, { readonly bytes
   inet6: { bytes: 16, chars: 45 }, // the longest IPv6 text there is (INET6_ADDRSTRLEN - 1)
 };
 
+/**
+ * Base type names the type table maps. Any other name (a type of a later server, e.g. MariaDB 11.7's `vector(n)`) is
+ * an *unknown* type, carried with a fallback instead of stopping the producer (docs/event-format.md, "Unknown column
+ * types"): JSON kind `string` holding the driver's value losslessly as text (bytes as lower-case hex, text as is,
+ * numbers as their decimal text), the server's type text kept in the event's column list, a text replica column
+ * (`VARCHAR(65535)` on Redshift, `TEXT` on PostgreSQL), one producer warning per table and column and the metric
+ * `UnknownTypeValues`. A later release that maps the type changes the replica column from text to the new type: the
+ * merge treats that as an incompatible type change (a resync), as for any other.
+ */
+const KNOWN_BASES: ReadonlySet<string> = new Set([
+  ...INT_BASES,
+  ...TEXT_BASES,
+  ...BLOB_BASES,
+  ...SPATIAL_BASES,
+  ...Object.keys(MARIADB_BINARY_TEXT_TYPES),
+  'bigint',
+  'year',
+  'float',
+  'double',
+  'real',
+  'decimal',
+  'numeric',
+  'dec',
+  'fixed',
+  'char',
+  'varchar',
+  'enum',
+  'set',
+  'date',
+  'datetime',
+  'timestamp',
+  'time',
+  'bit',
+  'json',
+]);
+
+/** False for a type the table does not map (its values go through with the unknown-type fallback, see KNOWN_BASES). */
+export function isKnownMysqlType(t: MysqlType): boolean {
+  return KNOWN_BASES.has(t.base);
+}
+
 export function jsonKind(t: MysqlType): JsonKind {
   const { base } = t;
   if (INT_BASES.has(base) || base === 'year' || base === 'float' || base === 'double' || base === 'real') {
@@ -98,7 +140,8 @@ export function jsonKind(t: MysqlType): JsonKind {
   if (base === 'bit') return 'bits';
   if (BLOB_BASES.has(base) || SPATIAL_BASES.has(base)) return 'base64';
   if (base === 'json') return 'json';
-  throw new Error(`unsupported MySQL column type: ${JSON.stringify(base)}`);
+  // An unknown type: its values as text (value-encoding.ts), so one unusual column never stops every table.
+  return 'string';
 }
 
 /** Redshift's widest VARCHAR, in bytes. */
@@ -167,6 +210,7 @@ export function warehouseType(columnType: string, warehouse: Warehouse): string 
               );
         return rs ? `VARCHAR(${Math.min(longest, REDSHIFT_MAX_VARCHAR)})` : 'TEXT';
       }
+      // TEXT types, and an unknown type's fallback text (its width is unknown too).
       return rs ? `VARCHAR(${REDSHIFT_MAX_VARCHAR})` : 'TEXT';
     case 'date':
       return 'DATE';

@@ -5,10 +5,18 @@
  * what the binlog reader (zongji) and the snapshot reader (mysql2) hand over, configured for exact values: DECIMAL as
  * exact strings, 64-bit integers beyond 2^53 as strings, DATE/DATETIME/TIMESTAMP as strings, TIMESTAMP in UTC,
  * spatial values as the bytes the server stores (4-byte SRID, little-endian, then WKB), MariaDB UUID/INET4/INET6 as
- * the server's text (snapshot) or their stored bytes (binlog), both encoded as the server's text.
+ * the server's text (snapshot) or their stored bytes (binlog), both encoded as the server's text. A type the table
+ * does not know is never an error: its value goes through as lossless text (`unknownTypeText`).
  */
 import type { JsonValue } from './change-event';
-import { type JsonKind, jsonKind, MARIADB_BINARY_TEXT_TYPES, type MysqlType, parseMysqlType } from './type-mapping';
+import {
+  isKnownMysqlType,
+  type JsonKind,
+  jsonKind,
+  MARIADB_BINARY_TEXT_TYPES,
+  type MysqlType,
+  parseMysqlType,
+} from './type-mapping';
 
 const pad2 = (n: number) => String(n).padStart(2, '0');
 
@@ -83,14 +91,25 @@ function binaryText(base: string, value: unknown): string {
   return inet6Text(value);
 }
 
-const typeCache = new Map<string, { t: MysqlType; kind: JsonKind }>();
+/**
+ * A value of a type the type table does not know, as lossless text: bytes as lower-case hex (no prefix), text as is,
+ * numbers and big integers as their decimal text, anything else the driver decoded as its JSON.
+ */
+function unknownTypeText(value: unknown): string {
+  if (Buffer.isBuffer(value)) return value.toString('hex');
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  return JSON.stringify(value) ?? String(value);
+}
+
+const typeCache = new Map<string, { t: MysqlType; kind: JsonKind; known: boolean }>();
 
 /** Parsed type and JSON kind of a column type text, computed once per distinct type (this is the hot path). */
-function typeInfo(columnType: string): { t: MysqlType; kind: JsonKind } {
+function typeInfo(columnType: string): { t: MysqlType; kind: JsonKind; known: boolean } {
   let info = typeCache.get(columnType);
   if (!info) {
     const t = parseMysqlType(columnType);
-    info = { t, kind: jsonKind(t) };
+    info = { t, kind: jsonKind(t), known: isKnownMysqlType(t) };
     typeCache.set(columnType, info);
   }
   return info;
@@ -99,7 +118,8 @@ function typeInfo(columnType: string): { t: MysqlType; kind: JsonKind } {
 /** Encodes one value of a column of the given MySQL type. */
 export function encodeValue(columnType: string, value: unknown): JsonValue {
   if (value === null || value === undefined) return null;
-  const { t, kind } = typeInfo(columnType);
+  const { t, kind, known } = typeInfo(columnType);
+  if (!known) return unknownTypeText(value);
   switch (kind) {
     case 'number':
       return typeof value === 'number' ? value : Number(value);

@@ -16,9 +16,9 @@ import {
 } from '../../../shared/change-event';
 import { ProducerMetric } from '../../../shared/metrics';
 import type { Boundary, RowChange } from './binlog-source';
-import { buildEvent, encodeImage, outgoingColumns, serializeEvent } from './event-encoder';
+import { buildEvent, encodeImage, outgoingColumns, serializeEvent, unknownTypeColumns } from './event-encoder';
 import { type KinesisSink, MAX_RECORD_BYTES } from './kinesis-sink';
-import type { EmfMetrics } from './metrics';
+import { type EmfMetrics, log } from './metrics';
 import type { SnapshotState } from './snapshot-progress';
 import type { TableFilter } from './table-filter';
 
@@ -66,6 +66,8 @@ export class ProducerCore {
   /** The snapshot progress as of `safe` (every chunk counted in it is in Kinesis). */
   safeSnapshot: SnapshotState | undefined;
   lastCommitMs = 0;
+  /** `db.table.column` of unknown-type columns already warned about (one warning each, not one per row). */
+  private readonly warnedUnknown = new Set<string>();
 
   constructor(private readonly props: ProducerCoreProps) {}
 
@@ -109,6 +111,27 @@ export class ProducerCore {
       this.outgoing(c.shape),
     );
     this.emit(event);
+    const unknown = unknownTypeColumns(c.shape, filter);
+    if (unknown.length > 0) this.countUnknownTypes(c, unknown);
+  }
+
+  /** Counts values of unknown-type columns (sent as text) and warns once per column. */
+  private countUnknownTypes(c: CapturedRow, columns: readonly ColumnMeta[]): void {
+    let n = 0;
+    for (const col of columns) {
+      if (c.before?.[col.name] != null) n++;
+      if (c.after?.[col.name] != null) n++;
+      const key = `${c.shape.db}.${c.shape.table}.${col.name}`;
+      if (this.warnedUnknown.has(key)) continue;
+      this.warnedUnknown.add(key);
+      log('warn', 'column type not in the type table: its values are sent as text (bytes as hex)', {
+        db: c.shape.db,
+        table: c.shape.table,
+        column: col.name,
+        type: col.type,
+      });
+    }
+    if (n > 0) this.props.metrics.add(ProducerMetric.UnknownTypeValues, 'Count', n);
   }
 
   /** Emits a table-level event of a captured table (the caller decides what is captured). */
