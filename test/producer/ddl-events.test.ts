@@ -83,6 +83,14 @@ describe('DDL → table-level events', () => {
       expect.objectContaining({ op: 'alter' }),
       { kind: 'backfill', db: 'shop', table: 'k', reason: 'column c added with a default that is not a constant' },
     ]);
+    expect(ddlActions('ALTER TABLE k ADD COLUMN x VECTOR(3)', ctx())).toEqual([
+      {
+        kind: 'backfill',
+        db: 'shop',
+        table: 'k',
+        reason: 'column x added with a type the producer cannot read from the statement',
+      },
+    ]);
     expect(ddlActions('ALTER TABLE k ADD COLUMN (a INT, b INT)', ctx())).toEqual([
       expect.objectContaining({ kind: 'backfill', table: 'k' }),
     ]);

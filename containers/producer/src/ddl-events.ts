@@ -16,7 +16,13 @@
  */
 import pkg from 'node-sql-parser';
 import type { ColumnChange, JsonValue, TableChange, TableOp } from '../../../shared/change-event';
-import { jsonKind, parseMysqlType, planTypeChange, warehouseType } from '../../../shared/type-mapping';
+import {
+  isKnownMysqlType,
+  jsonKind,
+  parseMysqlType,
+  planTypeChange,
+  warehouseType,
+} from '../../../shared/type-mapping';
 import type { TableShape } from './event-encoder';
 
 const { Parser } = pkg;
@@ -190,6 +196,8 @@ function alterActions(ast: Ast, statement: string, ctx: DdlContext): DdlAction[]
 
 function incompatible(before: string, after: string): boolean {
   try {
+    // A type the shared type table does not know: rebuild rather than guess.
+    if (!isKnownMysqlType(parseMysqlType(before)) || !isKnownMysqlType(parseMysqlType(after))) return true;
     return (
       planTypeChange(warehouseType(before, 'redshift'), warehouseType(after, 'redshift'), 'redshift').kind ===
       'incompatible'
@@ -227,7 +235,8 @@ export function mysqlTypeText(def: ColumnDefinition): string | undefined {
   }
   if ((def.suffix ?? []).some((s) => /unsigned/i.test(s))) text += ' unsigned';
   try {
-    jsonKind(parseMysqlType(text));
+    // A type the shared type table does not know is not followed from the statement: the table is backfilled.
+    if (!isKnownMysqlType(parseMysqlType(text))) return undefined;
   } catch {
     return undefined;
   }
