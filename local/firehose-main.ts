@@ -30,6 +30,10 @@ const schema = z.object({
     .min(1)
     .max(128 * 1024 * 1024)
     .default(1024 * 1024),
+  /** Merge attempts per object before it is set aside under errors/merge/ (SQS maxReceiveCount). */
+  DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
+  /** Wait before an object's first retry, doubled for each further one. */
+  DELIVERY_RETRY_BACKOFF_MS: z.coerce.number().int().min(0).max(900_000).default(1000),
 });
 
 function say(event: string, fields: Record<string, unknown> = {}): void {
@@ -77,6 +81,8 @@ async function main(): Promise<void> {
     stateFile: config.FIREHOSE_STATE_FILE,
     bufferMs: config.BUFFER_INTERVAL_MS,
     bufferBytes: config.BUFFER_SIZE_BYTES,
+    maxDeliveryAttempts: config.DELIVERY_MAX_ATTEMPTS,
+    retryBackoffMs: config.DELIVERY_RETRY_BACKOFF_MS,
     onMerged: (results, events, key) =>
       say('merged', {
         key,

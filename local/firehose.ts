@@ -2,19 +2,24 @@
  * The local stand-in for Kinesis Data Firehose: reads every shard of the stream, buffers by time and size, writes
  * each table's events as one gz NDJSON object under the same keys the deployed Firehose uses
  * (shared/lake-layout.ts), loads them into the raw changelog table, and hands each object to the merge, as
- * S3 → SQS → Lambda does in AWS. Shard positions are persisted only after the objects were written and merged, so a
- * restart re-delivers (at-least-once; the merge is idempotent).
+ * S3 → SQS → Lambda does in AWS. Shard positions are persisted only after the objects were written and merged (or
+ * queued for a retry), so a restart re-delivers (at-least-once; the merge is idempotent).
+ *
+ * Like SQS redrive: an object whose merge fails is retried on its own, with backoff, at most `maxDeliveryAttempts`
+ * times, then set aside under `errors/merge/` with its reason; meanwhile every other object (other tables, and later
+ * objects of the same table: the merge applies batches in any order) goes on. The retry queue is saved beside the
+ * shard positions (`<stateFile>.retrying`), before them, so an object queued for a retry survives a restart.
  */
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import {
   DescribeStreamCommand,
   GetRecordsCommand,
   GetShardIteratorCommand,
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { applyObject } from '../lambdas/merge/src/apply-object';
 import { groupByTable } from '../lambdas/merge/src/batch';
@@ -38,8 +43,20 @@ export interface LocalFirehoseProps {
   readonly bufferMs?: number;
   /** @default 1 MiB */
   readonly bufferBytes?: number;
+  /** Merge attempts per object before it is set aside (SQS maxReceiveCount). @default 5 */
+  readonly maxDeliveryAttempts?: number;
+  /** Wait before the first retry of an object; doubled for each further one. @default 1000 */
+  readonly retryBackoffMs?: number;
   readonly onMerged?: (results: TableResult[], events: ChangeEvent[], key: string) => void;
   readonly onError?: (err: Error) => void;
+}
+
+/** An object whose merge failed, waiting for its next attempt (what SQS holds for an undeleted message). */
+export interface PendingRetry {
+  readonly key: string;
+  readonly attempts: number;
+  readonly nextAt: number;
+  readonly lastError: string;
 }
 
 export class LocalFirehose {
@@ -47,6 +64,9 @@ export class LocalFirehose {
   private readonly seqs: Record<string, string>;
   private readonly hints;
   private buffer: ChangeEvent[] = [];
+  private retrying: PendingRetry[];
+  private readonly maxAttempts: number;
+  private readonly backoffMs: number;
   /**
    * Positions loaded into the raw changelog since the shard positions were last saved: a delivery retried by this
    * process (a merge that failed) does not load them twice. Only a kill between loading and saving can.
@@ -63,6 +83,24 @@ export class LocalFirehose {
     this.seqs = existsSync(props.stateFile)
       ? (JSON.parse(readFileSync(props.stateFile, 'utf8')) as Record<string, string>)
       : {};
+    this.retrying = existsSync(this.retryFile)
+      ? (JSON.parse(readFileSync(this.retryFile, 'utf8')) as PendingRetry[])
+      : [];
+    this.maxAttempts = props.maxDeliveryAttempts ?? 5;
+    this.backoffMs = props.retryBackoffMs ?? 1000;
+    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1)
+      throw new RangeError(`maxDeliveryAttempts must be an integer ≥ 1, got ${this.maxAttempts}`);
+    if (!Number.isFinite(this.backoffMs) || this.backoffMs < 0)
+      throw new RangeError(`retryBackoffMs must be ≥ 0, got ${this.backoffMs}`);
+  }
+
+  private get retryFile(): string {
+    return `${this.props.stateFile}.retrying`;
+  }
+
+  /** Objects waiting for another merge attempt. */
+  get pendingRetries(): readonly PendingRetry[] {
+    return this.retrying;
   }
 
   async start(): Promise<void> {
@@ -128,6 +166,7 @@ export class LocalFirehose {
           pendingSeqs = {};
           this.saveState();
         }
+        if (await this.retryDue()) this.saveRetries();
         if (got === 0) await new Promise((r) => setTimeout(r, 100));
       } catch (err) {
         this.props.onError?.(err as Error);
@@ -143,10 +182,18 @@ export class LocalFirehose {
 
   /** Written to a temporary file and renamed, so a kill in the middle never leaves a truncated state file. */
   private saveState(): void {
+    // The retry queue first: once the shard positions move past an object's records, only the queue knows it.
+    this.saveRetries();
     const tmp = `${this.props.stateFile}.tmp`;
     writeFileSync(tmp, JSON.stringify(this.seqs));
     renameSync(tmp, this.props.stateFile);
     this.loadedSinceSave.clear();
+  }
+
+  private saveRetries(): void {
+    const tmp = `${this.retryFile}.tmp`;
+    writeFileSync(tmp, JSON.stringify(this.retrying));
+    renameSync(tmp, this.retryFile);
   }
 
   /**
@@ -166,17 +213,64 @@ export class LocalFirehose {
       const id = (e: ChangeEvent) => `${e.db}.${e.table} ${e.position}`;
       await this.loadChangelog(group.filter((e) => !this.loadedSinceSave.has(id(e))));
       for (const e of group) this.loadedSinceSave.add(id(e));
-      try {
-        const results = await applyObject({ bucket: this.props.bucket, key }, this.props.s3, this.props.merge);
-        this.props.onMerged?.(results, group, key);
-      } catch (err) {
-        if (!(err instanceof PoisonBatchError)) throw err;
-        // The local dead-letter place: the reason next to the object, the pipeline keeps going.
-        await this.setAside(`merge/${key}.json`, JSON.stringify({ object: key, reason: err.message }));
-        this.props.onError?.(err);
-      }
-      this.delivered += group.length;
+      if (await this.attempt(key, group, 1)) this.delivered += group.length;
     }
+  }
+
+  /**
+   * One merge attempt of one object. True when its fate is settled (merged, or set aside: poison, or out of attempts);
+   * false when it was queued for another attempt. A failure never propagates: it must not hold other objects back.
+   */
+  private async attempt(key: string, events: readonly ChangeEvent[] | undefined, attempt: number): Promise<boolean> {
+    try {
+      const results = await applyObject({ bucket: this.props.bucket, key }, this.props.s3, this.props.merge);
+      this.props.onMerged?.(results, [...(events ?? (await this.readObject(key)))], key);
+      return true;
+    } catch (err) {
+      const error = err as Error;
+      this.props.onError?.(error);
+      if (!(err instanceof PoisonBatchError) && attempt < this.maxAttempts) {
+        this.retrying.push({
+          key,
+          attempts: attempt,
+          nextAt: Date.now() + this.backoffMs * 2 ** (attempt - 1),
+          lastError: error.message,
+        });
+        return false;
+      }
+      // The local dead-letter place: the reason next to the object, the pipeline keeps going.
+      await this.setAside(
+        `merge/${key}.json`,
+        JSON.stringify({ object: key, reason: error.message, attempts: attempt }),
+      );
+      return true;
+    }
+  }
+
+  /** Makes the attempts that are due; true when the retry queue changed. */
+  private async retryDue(): Promise<boolean> {
+    const now = Date.now();
+    const due = this.retrying.filter((r) => r.nextAt <= now);
+    if (due.length === 0) return false;
+    for (const r of due) {
+      this.retrying = this.retrying.filter((x) => x !== r);
+      try {
+        await this.attempt(r.key, undefined, r.attempts + 1);
+      } catch (err) {
+        this.retrying.push(r); // setting it aside failed: it stays queued, as it is in the saved file
+        throw err;
+      }
+    }
+    return true;
+  }
+
+  private async readObject(key: string): Promise<ChangeEvent[]> {
+    const res = await this.props.s3.send(new GetObjectCommand({ Bucket: this.props.bucket, Key: key }));
+    return gunzipSync(await res.Body!.transformToByteArray())
+      .toString('utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as ChangeEvent);
   }
 
   private async setAside(name: string, body: Buffer | string): Promise<void> {

@@ -267,6 +267,99 @@ describe('local Firehose stand-in', () => {
     );
   });
 
+  /** A real PostgreSQL behind a client whose transactions on `table` always fail (a fault no real server makes on demand). */
+  function failingFor(table: string, calls: { n: number }): WarehouseClient {
+    const real: WarehouseClient = new PostgresWarehouse(pool);
+    return {
+      dialect: real.dialect,
+      query: (sql) => real.query(sql),
+      executeAll: (statements) => real.executeAll(statements),
+      stageLocation: (id) => real.stageLocation(id),
+      runTransaction: async (steps, csv, stage) => {
+        if (JSON.stringify(steps).includes(`\\"${table}\\"`)) {
+          calls.n++;
+          throw new RetriableMergeError('WAREHOUSE_STATEMENT_FAILED', `injected: ${table} cannot be applied`);
+        }
+        return real.runTransaction(steps, csv, stage);
+      },
+    };
+  }
+
+  it('sets aside an object that fails every attempt after the bounded attempts, while other tables keep merging', async () => {
+    const { stream, bucket, db, props } = await setup();
+    const { orders, items } = workload(db);
+    // The failing table first, on the same shard and in the same delivery as the other one: it must not hold it back.
+    const sent = await kinesis.send(
+      new PutRecordsCommand({
+        StreamName: stream,
+        Records: [orders.insert({ id: 1, status: 'new', total: '1.00' }), items.insert({ id: 7, sku: 'BK-1' })].map(
+          (e) => ({ Data: Buffer.from(JSON.stringify(e)), PartitionKey: 'one-shard' }),
+        ),
+      }),
+    );
+    expect(sent.FailedRecordCount ?? 0).toBe(0);
+    const calls = { n: 0 };
+    const errors: string[] = [];
+    const fh = new LocalFirehose({
+      ...props,
+      merge: { ...props.merge, warehouse: failingFor('orders', calls), maxAttempts: 1 },
+      maxDeliveryAttempts: 3,
+      retryBackoffMs: 2000, // retried after 2 s, then 4 s: long enough to see the other table go on meanwhile
+      onError: (e) => errors.push(e.message),
+    });
+    await fh.start();
+    try {
+      await waitFor('items merged', async () => (await replica(db, 'items').catch(() => [])).length === 1);
+      // A later delivery of the other table goes on while orders is still being retried.
+      await put(stream, [items.insert({ id: 8, sku: 'TY-1' })]);
+      await waitFor('later items merged', async () => (await replica(db, 'items').catch(() => [])).length === 2);
+      expect(fh.pendingRetries.map((r) => r.key)).toHaveLength(1);
+      await waitFor('orders set aside', async () => (await keys(bucket, 'errors/merge/')).length === 1);
+    } finally {
+      await fh.stop();
+    }
+    const [aside] = await keys(bucket, 'errors/merge/');
+    expect(aside).toContain('source_table=orders');
+    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: aside }));
+    const doc = JSON.parse(await res.Body!.transformToString()) as { object: string; reason: string; attempts: number };
+    expect(doc.reason).toContain('injected: orders cannot be applied');
+    expect(doc.attempts).toBe(3);
+    expect(`errors/merge/${doc.object}.json`).toBe(aside);
+    expect(calls.n).toBe(3);
+    expect(fh.pendingRetries).toHaveLength(0);
+    expect(errors.filter((e) => e.includes('injected'))).toHaveLength(3);
+  });
+
+  it('keeps an object queued for a retry across a restart, and merges it once the table can be applied', async () => {
+    const { stream, bucket, db, props } = await setup();
+    const { orders, items } = workload(db);
+    await put(stream, [orders.insert({ id: 1, status: 'new', total: '1.00' }), items.insert({ id: 7, sku: 'BK-1' })]);
+    const calls = { n: 0 };
+    const first = new LocalFirehose({
+      ...props,
+      merge: { ...props.merge, warehouse: failingFor('orders', calls), maxAttempts: 1 },
+      retryBackoffMs: 2000,
+    });
+    await first.start();
+    try {
+      await waitFor('items merged', async () => (await replica(db, 'items').catch(() => [])).length === 1);
+      await waitFor('orders queued', async () => first.pendingRetries.length === 1);
+    } finally {
+      await first.stop();
+    }
+    // The shard positions moved past the orders record: only the saved retry queue still knows its object.
+    const next = new LocalFirehose(props);
+    expect(next.pendingRetries).toHaveLength(1);
+    await next.start();
+    try {
+      await waitFor('orders merged', async () => (await replica(db, 'orders').catch(() => [])).length === 1);
+    } finally {
+      await next.stop();
+    }
+    expect(await keys(bucket, 'errors/')).toEqual([]);
+    expect(await keys(bucket, 'changelog/')).toHaveLength(2); // nothing delivered twice
+  });
+
   it('sets aside a poison object and an unparseable record with their reason, and keeps delivering', async () => {
     const { stream, bucket, db, props } = await setup();
     const { items } = workload(db);
