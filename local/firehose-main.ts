@@ -4,7 +4,8 @@
  * its environment: the merge's variables (WAREHOUSE=postgres, POSTGRES_URL, REPLICA_SCHEMA, CHANGELOG_SCHEMA,
  * HISTORY_TABLES, AWS_ENDPOINT_S3, PIPELINE_ID; lambdas/merge/src/config.ts) plus the delivery's own below.
  *
- * stdout: one JSON line per event (`ready`, `merged`, `error`), read by local/pipeline.ts for its status line.
+ * stdout: one JSON line per event (`ready`, `merged`, `error`, `value-nulled`), read by local/pipeline.ts for its status
+ * line (`value-nulled`: a date the warehouse cannot hold, staged as NULL; the Lambda counts it as `ValuesNulled`).
  * SIGTERM: finish the delivery in progress, exit 0 (anything buffered but undelivered is read again next start).
  */
 import { KinesisClient } from '@aws-sdk/client-kinesis';
@@ -12,6 +13,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { z } from 'zod';
 import { loadConfig as loadMergeConfig } from '../lambdas/merge/src/config';
+import { configureDateValues } from '../lambdas/merge/src/date-values';
 import { PostgresWarehouse } from '../lambdas/merge/src/postgres-client';
 import { LocalFirehose } from './firehose';
 import { FIREHOSE_APPLICATION_NAME, FirehoseConfigError } from './firehose-batching';
@@ -54,6 +56,7 @@ function loadConfig(env: Record<string, string | undefined>) {
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const merge = loadMergeConfig({ WAREHOUSE: 'postgres', ...process.env });
+  configureDateValues({ onNulled: (v) => say('value-nulled', { ...v }) });
   // Named, so `pg_stat_activity` (and the e2e test that interrupts merges mid-transaction) can tell it apart.
   const pool = new pg.Pool({
     connectionString: merge.POSTGRES_URL,
