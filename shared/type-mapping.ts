@@ -287,3 +287,27 @@ export function planTypeChange(existing: string, incoming: string, warehouse: Wa
   }
   return { kind: 'incompatible' };
 }
+
+/** Why a date value cannot be stored by a warehouse (docs/merge.md, "Values the warehouse cannot hold"). */
+export type DateProblem = 'zero date' | 'invalid date';
+
+const DATE_PREFIX = /^(\d{4})-(\d{2})-(\d{2})/;
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
+
+/**
+ * Why the date part of a DATE/DATETIME/TIMESTAMP event value has no warehouse equivalent, or undefined when it has
+ * one. Text that does not start with `YYYY-MM-DD` is not judged here (it is not a date the event format produces).
+ */
+/** Zero, partial-zero and impossible calendar dates (and year 0): the warehouse stores NULL for them. */
+export function unrepresentableDate(text: string): DateProblem | undefined {
+  const m = DATE_PREFIX.exec(text);
+  if (!m) return undefined;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (month === 0 || day === 0) return 'zero date';
+  if (year === 0 || month > 12 || day > daysInMonth(year, month)) return 'invalid date';
+  return undefined;
+}

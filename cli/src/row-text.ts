@@ -12,7 +12,13 @@
  * - NULL as null, distinct from every text.
  * Pure.
  */
-import { isZeroDate, type JsonKind, jsonKind, parseMysqlType, type Warehouse } from '../../shared/type-mapping';
+import {
+  type JsonKind,
+  jsonKind,
+  parseMysqlType,
+  unrepresentableDate,
+  type Warehouse,
+} from '../../shared/type-mapping';
 import { encodeValue } from '../../shared/value-encoding';
 
 /** A canonical value: equal for two values exactly when they are the same value. null is SQL NULL. */
@@ -235,8 +241,8 @@ export function sourceText(col: CompareColumn, raw: unknown): Canonical {
     case 'date':
     case 'datetime':
     case 'timestamp':
-      // Zero dates are NULL in the replica (docs/merge.md).
-      return isZeroDate(String(v)) ? null : micros(String(v));
+      // Zero, partial-zero and impossible dates are NULL in the replica (docs/merge.md).
+      return unrepresentableDate(String(v)) ? null : micros(String(v));
     case 'time':
       return time(String(v));
     case 'base64':

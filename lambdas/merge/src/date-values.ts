@@ -12,8 +12,9 @@
  *
  * Pure: no I/O. stage-csv.ts calls `unrepresentableDate` for each date value it stages.
  */
+import { type DateProblem, unrepresentableDate } from '../../../shared/type-mapping';
 
-export type DateProblem = 'zero date' | 'invalid date';
+export { type DateProblem, unrepresentableDate };
 
 export interface NulledValue {
   readonly where: string;
@@ -26,26 +27,6 @@ export interface NulledValue {
 export interface DateValueOptions {
   /** Called for every value staged as NULL (the Lambda counts them as `ValuesNulled` and logs them). */
   readonly onNulled?: (v: NulledValue) => void;
-}
-
-const DATE_PREFIX = /^(\d{4})-(\d{2})-(\d{2})/;
-
-function daysInMonth(year: number, month: number): number {
-  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
-  return [4, 6, 9, 11].includes(month) ? 30 : 31;
-}
-
-/**
- * Why the date part of a DATE/DATETIME/TIMESTAMP event value has no warehouse equivalent, or undefined when it has
- * one. Text that does not start with `YYYY-MM-DD` is not judged here (it is not a date the event format produces).
- */
-export function unrepresentableDate(text: string): DateProblem | undefined {
-  const m = DATE_PREFIX.exec(text);
-  if (!m) return undefined;
-  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (month === 0 || day === 0) return 'zero date';
-  if (year === 0 || month > 12 || day > daysInMonth(year, month)) return 'invalid date';
-  return undefined;
 }
 
 let current: DateValueOptions = {};
