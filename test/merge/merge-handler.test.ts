@@ -2,7 +2,8 @@
  * The merge Lambda's handler as Lambda runs it: a warm process invoked several times, SQS batches of S3
  * notifications, a Lambda context whose remaining time the test controls (the context is input, not a mock), real
  * PostgreSQL and an S3 emulator. What it proves: metrics keep their Pipeline dimension on every flush, records are
- * merged one after the other, and records are not started when the invocation's time runs low.
+ * merged one after the other, records are not started when the invocation's time runs low, and dates no warehouse
+ * holds are staged as NULL and counted (`ValuesNulled`) instead of failing the record.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +15,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import { lakePartitionPrefix } from '../../shared/lake-layout';
-import { PIPELINE_DIMENSION } from '../../shared/metrics';
+import { MergeMetric, PIPELINE_DIMENSION } from '../../shared/metrics';
 import { ndjson, TableEvents } from './support/event-factory';
 import { type PgHarness, startPgHarness } from './support/postgres-merge';
 
@@ -166,5 +167,40 @@ describe('merge Lambda handler', () => {
     );
     expect(res.batchItemFailures).toEqual([{ itemIdentifier: 'm-1' }, { itemIdentifier: 'm-2' }]);
     expect(mergedLogs()).toEqual([]);
+  });
+
+  it('stages an invalid and a partial zero date as NULL and counts each one as ValuesNulled, the record succeeding', async () => {
+    await h.reset();
+    const t = new TableEvents('shop', 'days', { id: 'int(11)', d: 'date', dt: 'datetime' });
+    const key = `${lakePartitionPrefix(t.db, t.table, new Date())}days.gz`;
+    const rows = [
+      { id: 1, d: '2024-02-30', dt: '2024-01-01 10:00:00' },
+      { id: 2, d: '2024-02-29', dt: '0001-00-00 00:00:00' },
+    ];
+    await s3.send(
+      new PutObjectCommand({ Bucket: 'lake', Key: key, Body: gzipSync(ndjson(rows.map((r) => t.insert(r)))) }),
+    );
+    const res = await handler(
+      sqsEvent([key]),
+      lambdaContext(() => 300_000),
+    );
+    expect(res.batchItemFailures).toEqual([]);
+    expect(await h.rows('SELECT id, d::text AS d, dt::text AS dt FROM shop.days ORDER BY id')).toEqual([
+      { id: 1, d: null, dt: '2024-01-01 10:00:00' },
+      { id: 2, d: '2024-02-29', dt: null },
+    ]);
+    const counted = emf()
+      .filter((d) => MergeMetric.ValuesNulled in d)
+      .map((d) => ({ n: d[MergeMetric.ValuesNulled], pipeline: d[PIPELINE_DIMENSION] }));
+    // Two values in one flush: Powertools aggregates them into one document holding both.
+    expect(counted.flatMap((c) => (Array.isArray(c.n) ? c.n : [c.n])).reduce((a, b) => Number(a) + Number(b), 0)).toBe(
+      2,
+    );
+    expect(counted.every((c) => c.pipeline === 'handler-test')).toBe(true);
+    const logged = output.filter((d) => d.message === 'date the warehouse cannot hold staged as NULL');
+    expect(logged.map((d) => `${d.column} ${d.value} ${d.reason}`)).toEqual([
+      'd 2024-02-30 invalid date',
+      'dt 0001-00-00 00:00:00 zero date',
+    ]);
   });
 });
