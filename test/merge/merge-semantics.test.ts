@@ -1,18 +1,13 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { mergeEvents } from '../../lambdas/merge/src/merge';
 import type { ChangeEvent } from '../../shared/change-event';
 import { TableEvents } from './support/event-factory';
-import { type PgHarness, startPgHarness } from './support/postgres-merge';
+import { type PgHarness, usePgHarness } from './support/postgres-merge';
 
+const harness = usePgHarness();
 let h: PgHarness;
-beforeAll(async () => {
-  h = await startPgHarness();
-});
-afterAll(async () => {
-  await h?.close();
-});
-beforeEach(async () => {
-  await h.reset();
+beforeEach(() => {
+  h = harness();
 });
 
 const orders = () =>

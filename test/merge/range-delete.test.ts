@@ -5,7 +5,7 @@
  * one brings them back. The replica is built by the real merge (mergeEvents); the range statements run in a
  * transaction after the merge's lock, as the merge runs them.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { postgresDialect } from '../../lambdas/merge/src/dialect-postgres';
 import { redshiftDialect } from '../../lambdas/merge/src/dialect-redshift';
 import { mergeEvents } from '../../lambdas/merge/src/merge';
@@ -16,17 +16,12 @@ import { modelFromEvents } from '../../lambdas/merge/src/table-model';
 import type { ChangeEvent, RowImage } from '../../shared/change-event';
 import type { Warehouse } from '../../shared/type-mapping';
 import { TableEvents } from './support/event-factory';
-import { type PgHarness, startPgHarness } from './support/postgres-merge';
+import { type PgHarness, usePgHarness } from './support/postgres-merge';
 
+const harness = usePgHarness();
 let h: PgHarness;
-beforeAll(async () => {
-  h = await startPgHarness();
-});
-afterAll(async () => {
-  await h?.close();
-});
-beforeEach(async () => {
-  await h.reset();
+beforeEach(() => {
+  h = harness();
 });
 
 function rangeEvent(t: TableEvents, after: RowImage | null, upto: RowImage | null, low: string): ChangeEvent {

@@ -3,23 +3,18 @@
  * re-CREATE, column renames, ADD COLUMN … DEFAULT, DROP COLUMN, widening type changes, resync. Real PostgreSQL, the
  * real merge; every case is also applied again (replay) and, where order matters, out of order.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { mergeEvents } from '../../lambdas/merge/src/merge';
 import type { Step } from '../../lambdas/merge/src/merge-plan';
 import { PostgresWarehouse } from '../../lambdas/merge/src/postgres-client';
 import type { ChangeEvent } from '../../shared/change-event';
 import { TableEvents } from './support/event-factory';
-import { type PgHarness, startPgHarness } from './support/postgres-merge';
+import { type PgHarness, usePgHarness } from './support/postgres-merge';
 
+const harness = usePgHarness();
 let h: PgHarness;
-beforeAll(async () => {
-  h = await startPgHarness();
-});
-afterAll(async () => {
-  await h?.close();
-});
-beforeEach(async () => {
-  await h.reset();
+beforeEach(() => {
+  h = harness();
 });
 
 let batch = 0;

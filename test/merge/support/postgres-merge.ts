@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { type MergeContext, resetSchemaCache } from '../../../lambdas/merge/src/merge';
 import { PostgresWarehouse } from '../../../lambdas/merge/src/postgres-client';
 import { type PostgresServer, startPostgres } from '../../../local/services/postgres';
@@ -43,4 +44,22 @@ export async function startPgHarness(): Promise<PgHarness> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * One PostgreSQL for the test file (started before its tests, stopped after) with the merge's schemas dropped before
+ * each test; returns the harness once it runs.
+ */
+export function usePgHarness(): () => PgHarness {
+  let h: PgHarness | undefined;
+  beforeAll(async () => {
+    h = await startPgHarness();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+  beforeEach(async () => {
+    await h!.reset();
+  });
+  return () => h!;
 }
