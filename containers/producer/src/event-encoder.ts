@@ -55,21 +55,14 @@ export function outgoingColumns(shape: TableShape, filter: TableFilter): ColumnM
   });
 }
 
-const unknownByShape = new WeakMap<object, ColumnMeta[]>();
-
 /**
  * The outgoing columns of a shape whose type the type table does not know (a later server's type): their values go
- * through as text (shared/value-encoding.ts), and the producer warns and counts them. Computed once per shape.
+ * through as text (shared/value-encoding.ts), and the producer warns and counts them (ProducerCore caches the result per shape).
  */
 export function unknownTypeColumns(shape: TableShape, filter: TableFilter): readonly ColumnMeta[] {
-  let cols = unknownByShape.get(shape);
-  if (!cols) {
-    cols = shape.columns.filter(
-      (c) => filter.columnRule(shape.db, shape.table, c.name) !== 'drop' && !isKnownMysqlType(parseMysqlType(c.type)),
-    );
-    unknownByShape.set(shape, cols);
-  }
-  return cols;
+  return shape.columns.filter(
+    (c) => filter.columnRule(shape.db, shape.table, c.name) !== 'drop' && !isKnownMysqlType(parseMysqlType(c.type)),
+  );
 }
 
 export function buildEvent(

@@ -41,6 +41,11 @@ export interface CapturedTableChange {
   readonly commitMs: number;
 }
 
+interface ShapeColumns {
+  readonly outgoing: ColumnMeta[];
+  readonly unknown: readonly ColumnMeta[];
+}
+
 export interface ProducerCoreProps {
   readonly serverId: number;
   readonly filter: TableFilter;
@@ -59,7 +64,7 @@ export interface ProducerCoreProps {
 export class ProducerCore {
   private seq = 0;
   /** Outgoing columns per table shape (a shape object lives as long as its table map or snapshot chunk). */
-  private readonly columnsByShape = new WeakMap<object, ColumnMeta[]>();
+  private readonly columnsByShape = new WeakMap<object, ShapeColumns>();
   private readonly boundaries: { seq: number; b: Boundary; snapshot: SnapshotState | undefined }[] = [];
   /** The newest boundary whose events are all in Kinesis: what the checkpoint may move to. */
   safe: Boundary | undefined;
@@ -92,6 +97,7 @@ export class ProducerCore {
   onRow(c: CapturedRow): void {
     const { filter } = this.props;
     const { db, table } = c.shape;
+    const cols = this.columns(c.shape);
     const before = c.before ? filter.transform(db, table, encodeImage(c.shape, c.before)) : null;
     const after = c.after ? filter.transform(db, table, encodeImage(c.shape, c.after)) : null;
     const event = buildEvent(
@@ -108,11 +114,10 @@ export class ProducerCore {
         commitMs: c.commitMs,
       },
       c.row,
-      this.outgoing(c.shape),
+      cols.outgoing,
     );
     this.emit(event);
-    const unknown = unknownTypeColumns(c.shape, filter);
-    if (unknown.length > 0) this.countUnknownTypes(c, unknown);
+    if (cols.unknown.length > 0) this.countUnknownTypes(c, cols.unknown);
   }
 
   /** Counts values of unknown-type columns (sent as text) and warns once per column. */
@@ -137,40 +142,48 @@ export class ProducerCore {
   /** Emits a table-level event of a captured table (the caller decides what is captured). */
   onTableChange(t: CapturedTableChange): void {
     this.props.metrics.add(ProducerMetric.TableEvents, 'Count', 1);
-    this.emit({
-      v: EVENT_VERSION,
-      op: t.op,
-      db: t.db,
-      table: t.table,
-      pk: t.pk ?? [],
-      columns: t.columns ?? [],
-      before: null,
-      after: null,
-      source: { server_id: this.props.serverId, file: t.file, pos: t.pos, row: t.row, gtid: t.gtid },
-      position: formatPosition(t.file, t.pos, t.row),
-      tx: t.gtid ?? `${t.file}:${t.pos}`,
-      ts_ms: t.commitMs,
-      emitted_ms: Date.now(),
-      change: t.change,
-    });
+    this.emit(
+      {
+        v: EVENT_VERSION,
+        op: t.op,
+        db: t.db,
+        table: t.table,
+        pk: t.pk ?? [],
+        columns: t.columns ?? [],
+        before: null,
+        after: null,
+        source: { server_id: this.props.serverId, file: t.file, pos: t.pos, row: t.row, gtid: t.gtid },
+        position: formatPosition(t.file, t.pos, t.row),
+        tx: t.gtid ?? `${t.file}:${t.pos}`,
+        ts_ms: t.commitMs,
+        emitted_ms: Date.now(),
+        change: t.change,
+      },
+      false,
+    );
   }
 
-  private outgoing(shape: CapturedRow['shape']): ColumnMeta[] {
+  /** A shape's outgoing columns and its unknown-type ones, computed once per shape (the hot path looks them up). */
+  private columns(shape: CapturedRow['shape']): ShapeColumns {
     let cols = this.columnsByShape.get(shape);
     if (!cols) {
-      cols = outgoingColumns(shape, this.props.filter);
+      cols = {
+        outgoing: outgoingColumns(shape, this.props.filter),
+        unknown: unknownTypeColumns(shape, this.props.filter),
+      };
       this.columnsByShape.set(shape, cols);
     }
     return cols;
   }
 
-  emit(event: ChangeEvent): void {
+  /** Sends one event; `RowsCaptured` counts row events only (table-level events count as `TableEvents`). */
+  emit(event: ChangeEvent, row = true): void {
     let data: Buffer = Buffer.from(`${serializeEvent(event)}\n`);
     let ready: Promise<void> | undefined;
     const key = this.partitionKey(event);
     if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES) ({ data, ready } = this.claimCheck(event, data));
     this.props.sink.enqueue({ seq: this.seq++, partitionKey: key, data, ready });
-    this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
+    if (row) this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
     this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', data.length);
     if (this.props.sink.pending >= this.props.maxInFlight) this.props.pause();
   }
