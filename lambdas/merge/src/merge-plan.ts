@@ -147,8 +147,9 @@ export function planSchemaChanges(
   }
   const targets = dataTables(model, names, history);
   const outside: string[] = [];
-  // A view over a column blocks changing its type: the views go first (the transaction below creates them again;
-  // if it fails, its retry does).
+  // Redshift (r_ALTER_TABLE, ALTER COLUMN … TYPE): only a VARCHAR's size, and "You can't alter columns within a
+  // transaction block", hence outside. A view over the column blocks the change (PostgreSQL refuses it too): the views
+  // go first (the transaction below creates them again; if it fails, its retry does).
   if (changes.widen.length > 0) outside.push(...dropViews(model, names, history));
   for (const t of targets)
     for (const c of changes.widen)
@@ -175,8 +176,9 @@ export function dataTables(model: Pick<TableModel, 'pk'>, names: TableNames, his
 }
 
 /**
- * A column under a wider type, without losing a value: add, copy, drop, rename (the way Redshift documents changing
- * a column's type beyond VARCHAR length). The column moves to the end of the table.
+ * A column under a wider type, without losing a value: add, copy, drop, rename, in the caller's transaction
+ * (r_ALTER_TABLE: ALTER COLUMN TYPE changes only a VARCHAR's size; ADD/DROP/RENAME COLUMN have no transaction-block
+ * restriction, only external tables do; one column per ADD). The column moves to the end of the table.
  */
 function rebuildColumn(table: string, column: string, type: string): string[] {
   const tmp = `${column}__cdc_widen`;

@@ -79,7 +79,8 @@ export function planTableChange(
   const older = `${ident(META.position)} < ${literal(e.position)}`;
   const out = [record];
   if (keyed && opts.history) {
-    // History keeps the end of every live row's last version: a delete version at the event's position.
+    // History keeps the end of every live row's last version: a delete version at the event's position (once: the
+    // single-level correlated NOT EXISTS is a pattern Redshift decorrelates, r_correlated_subqueries).
     const cols = known.columns.map((c) => ident(c.name));
     out.push(
       `INSERT INTO ${names.versions} (${[...cols, ident(META.position), ident(META.op), ident(META.commitTs), ident(META.loadedAt)].join(', ')}) ` +
@@ -98,6 +99,7 @@ export function planTableChange(
   out.push(...dropViews(model, names, opts.history));
   if (keyed) {
     if (policy === 'archive') {
+      // RENAME TO keeps the table in its schema; names up to 127 bytes (r_ALTER_TABLE, RENAME TO).
       out.push(`ALTER TABLE ${names.replica} RENAME TO ${ident(archiveName(e.table, e.position))}`);
     } else {
       out.push(`DROP TABLE IF EXISTS ${names.replica}`);
@@ -193,7 +195,9 @@ function planAlter(
       case 'drop_column': {
         if (!columns.some((c) => c.name === change.name) || pk.includes(change.name)) break;
         // Keyed replicas lose the column, as the source did; keyless deltas and history versions keep it (their
-        // views stop showing it), so that a row written before the drop still cancels against its deletion.
+        // views stop showing it), so that a row written before the drop still cancels against its deletion. A keyed
+        // replica has no view over it: DROP COLUMN defaults to RESTRICT, refused when a view references the column
+        // (r_ALTER_TABLE, DROP COLUMN / RESTRICT).
         if (keyed) ddl.push(`ALTER TABLE ${names.replica} DROP COLUMN ${ident(change.name)}`);
         columns = columns.filter((c) => c.name !== change.name);
         changed = true;
