@@ -372,3 +372,30 @@ describe('schema changes are all-or-nothing (issue 11)', () => {
     }
   });
 });
+
+describe('schema knowledge between batches', () => {
+  it('reads the column registry once for a run of batches of one table, schema changes included', async () => {
+    class Counting extends PostgresWarehouse {
+      registryReads = 0;
+      override async query(text: string): Promise<Record<string, unknown>[]> {
+        if (/^SELECT .* FROM "cdc"\."replica_columns"/s.test(text)) this.registryReads++;
+        return super.query(text);
+      }
+    }
+    const warehouse = new Counting(h.pool);
+    const ctx = { ...h.ctx(), warehouse };
+    const k = new TableEvents('shop', 'rc', { id: 'int(11)', v: 'varchar(10)' });
+    await mergeEvents([k.insert({ id: 1, v: 'a' })], 'rc1', ctx);
+    k.addColumn('w', 'int(11)');
+    await mergeEvents([k.insert({ id: 2, v: 'b', w: 2 })], 'rc2', ctx);
+    k.retype('v', 'varchar(40)');
+    await mergeEvents([k.insert({ id: 3, v: 'a longer value than before', w: 3 })], 'rc3', ctx);
+    await mergeEvents([k.update({ id: 1, v: 'a' }, { id: 1, v: 'a2', w: 1 })], 'rc4', ctx);
+    expect(warehouse.registryReads).toBe(1);
+    expect(await rows('SELECT id, v, w FROM shop.rc ORDER BY id')).toEqual([
+      { id: 1, v: 'a2', w: 1 },
+      { id: 2, v: 'b', w: 2 },
+      { id: 3, v: 'a longer value than before', w: 3 },
+    ]);
+  });
+});

@@ -167,12 +167,7 @@ export async function mergeTable(
     await applyTableChange(e, ctx);
   }
   await flush();
-  let maxPosition = '';
-  let maxCommitMs = 0;
-  for (const e of sorted) {
-    if (e.position > maxPosition) maxPosition = e.position;
-    if (e.ts_ms > maxCommitMs) maxCommitMs = e.ts_ms;
-  }
+  const { maxPosition, maxCommitMs } = extent(sorted);
   return {
     db: first.db,
     table: first.table,
@@ -247,6 +242,7 @@ async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: Merg
     const existing = await existingColumns(ctx, batchModel.db, batchModel.table, names.columns);
     if (existing.length === 0) {
       await ctx.warehouse.executeAll(planCreate(batchModel, names, d, history));
+      knownColumns.set(key, registryOf(batchModel));
     } else {
       const changes = decideSchemaChanges(existing, batchModel, d.warehouse);
       const after = mergeColumnLists(existing, changes);
@@ -260,23 +256,12 @@ async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: Merg
         const steps = [sql(d.lock([names.state])), ...ddl.inTransaction.map(sql)];
         await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
       }
+      // The registry as the plan left it: the next batch of this table needs no registry read.
+      knownColumns.set(key, registryOf(full));
     }
-    knownColumns.delete(key);
-    const model: TableModel = {
-      ...batchModel,
-      columns: batchModel.columns.map((c) => {
-        // Stage under the replica's (possibly wider) type.
-        const have = (knownColumns.get(key) ?? []).find((x) => x.name === c.name);
-        return have ? { ...c, warehouseType: have.warehouseType } : c;
-      }),
-    };
-
-    let maxPosition = '';
-    let maxCommitMs = 0;
-    for (const e of events) {
-      if (e.position > maxPosition) maxPosition = e.position;
-      if (e.ts_ms > maxCommitMs) maxCommitMs = e.ts_ms;
-    }
+    // Staged under the batch's own column types: each holds its values, and the replica's type holds them too.
+    const model = batchModel;
+    const { maxPosition, maxCommitMs } = extent(events);
     const csv = buildStageCsv(events, model, d);
     const stageLocation = ctx.warehouse.stageLocation(`${batchId}/${model.db}.${model.table}`);
     const opts = {
@@ -301,6 +286,30 @@ async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: Merg
 }
 
 const sql = (text: string): Step => ({ kind: 'sql', sql: text });
+
+/** Newest position and newest commit time of some events. */
+function extent(events: readonly ChangeEvent[]): { maxPosition: string; maxCommitMs: number } {
+  let maxPosition = '';
+  let maxCommitMs = 0;
+  for (const e of events) {
+    if (e.position > maxPosition) maxPosition = e.position;
+    if (e.ts_ms > maxCommitMs) maxCommitMs = e.ts_ms;
+  }
+  return { maxPosition, maxCommitMs };
+}
+
+/** The registry's view of a table model (what `existingColumns` would read back). */
+function registryOf(model: TableModel): ExistingColumn[] {
+  return model.columns.map((c) => {
+    const k = model.pk.indexOf(c.name);
+    return {
+      name: c.name,
+      mysqlType: c.mysqlType,
+      warehouseType: c.warehouseType,
+      ...(k < 0 ? {} : { keyOrdinal: k }),
+    };
+  });
+}
 
 /** The registry after a batch's schema changes: existing columns (retyped where changed), then added ones. */
 function mergeColumnLists(existing: readonly ExistingColumn[], changes: SchemaChanges): ExistingColumn[] {
