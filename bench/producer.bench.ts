@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreateStreamCommand,
   KinesisClient,
@@ -26,6 +26,7 @@ import { EmfMetrics } from '../containers/producer/src/metrics';
 import { ProducerCore } from '../containers/producer/src/producer';
 import { TableFilter } from '../containers/producer/src/table-filter';
 import { localAwsClientConfig } from '../local/services/aws-config';
+import { createCheckpointTable } from '../local/services/checkpoint-table';
 import { startEmulator } from '../local/services/emulators';
 import { startMariaDb } from '../local/services/mariadb';
 import { run as runCmd, waitFor } from '../local/services/process';
@@ -155,20 +156,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
 
     // 3. Peak RSS of the real producer process through one transaction of txnRows rows.
     const dynamo = new DynamoDBClient(localAwsClientConfig(dynamoEmu.endpoint));
-    await dynamo.send(
-      new CreateTableCommand({
-        TableName: 'cdc-bench-cp',
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
+    await createCheckpointTable(dynamo, 'cdc-bench-cp');
     await kinesis.send(new CreateStreamCommand({ StreamName: 'big', ShardCount: 2 }));
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'containers/producer/src/main.ts')], {
       cwd: ROOT,

@@ -7,12 +7,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStreamCommand, KinesisClient, ListStreamsCommand } from '@aws-sdk/client-kinesis';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { localAwsClientConfig } from './services/aws-config';
+import { createCheckpointTable } from './services/checkpoint-table';
 import { type Emulator, startEmulator } from './services/emulators';
 import { type MariaDbServer, startMariaDb } from './services/mariadb';
 import { type PostgresServer, startPostgres } from './services/postgres';
@@ -176,24 +177,7 @@ async function assemble(
     // A new stream: shard positions of an earlier run mean nothing any more.
     rmSync(join(opts.dir, 'firehose-state.json'), { force: true });
   }
-  await dynamo
-    .send(
-      new CreateTableCommand({
-        TableName: CHECKPOINT_TABLE,
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    )
-    .catch((err: Error) => {
-      if (!/ResourceInUse|exists/i.test(err.name + err.message)) throw err;
-    });
+  await createCheckpointTable(dynamo, CHECKPOINT_TABLE);
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
 
   maria.sql(`CREATE DATABASE IF NOT EXISTS \`${database}\``);

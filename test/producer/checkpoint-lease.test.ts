@@ -2,10 +2,11 @@
  * The single-writer lease in DynamoDB (dynalite): who holds it and until when is read from the lease attributes
  * themselves, also before any checkpoint exists (a producer that crashes during its first snapshot never saved one).
  */
-import { CreateTableCommand, DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../../containers/producer/src/checkpoint-store';
 import { localAwsClientConfig } from '../../local/services/aws-config';
+import { createCheckpointTable } from '../../local/services/checkpoint-table';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 
 let emu: Emulator;
@@ -15,20 +16,7 @@ const TABLE = 'cdc-checkpoints';
 beforeAll(async () => {
   emu = await startEmulator('dynamodb');
   client = new DynamoDBClient(localAwsClientConfig(emu.endpoint));
-  await client.send(
-    new CreateTableCommand({
-      TableName: TABLE,
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
+  await createCheckpointTable(client, TABLE);
 });
 afterAll(async () => {
   client?.destroy();

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   CreateStreamCommand,
   DescribeStreamCommand,
@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-kinesis';
 import mysql from 'mysql2/promise';
 import { localAwsClientConfig } from '../../../local/services/aws-config';
+import { createCheckpointTable } from '../../../local/services/checkpoint-table';
 import { type Emulator, startEmulator } from '../../../local/services/emulators';
 import { type MariaDbServer, startMariaDb } from '../../../local/services/mariadb';
 import { waitFor } from '../../../local/services/process';
@@ -50,20 +51,7 @@ export async function startProducerHarness(stream = 'changes'): Promise<Producer
   const kinesis = new KinesisClient(localAwsClientConfig(kinesisEmu.endpoint));
   const dynamo = new DynamoDBClient(localAwsClientConfig(dynamoEmu.endpoint));
   await kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 2 }));
-  await dynamo.send(
-    new CreateTableCommand({
-      TableName: 'cdc-checkpoints',
-      KeySchema: [
-        { AttributeName: 'pk', KeyType: 'HASH' },
-        { AttributeName: 'sk', KeyType: 'RANGE' },
-      ],
-      AttributeDefinitions: [
-        { AttributeName: 'pk', AttributeType: 'S' },
-        { AttributeName: 'sk', AttributeType: 'S' },
-      ],
-      BillingMode: 'PAY_PER_REQUEST',
-    }),
-  );
+  await createCheckpointTable(dynamo, 'cdc-checkpoints');
   const db = await mysql.createConnection({
     host: maria.host,
     port: maria.port,
