@@ -33,10 +33,10 @@ export async function backfill(t: Target, opts: BackfillOptions, out: Output): P
   try {
     const shape = await reader.describe(opts.db, opts.table);
     if (!shape) throw new CliError('NOT_FOUND', `${opts.db}.${opts.table} does not exist in the source`);
-    if (shape.pk.length === 0) {
+    if (shape.pk.length === 0 && opts.where) {
       throw new CliError(
         'REFUSED',
-        `${opts.db}.${opts.table} has no primary key: it cannot be backfilled in key order`,
+        `${opts.db}.${opts.table} has no primary key: it is backfilled whole, never with --where (the rows it selects would be counted twice)`,
       );
     }
     if (opts.where) {

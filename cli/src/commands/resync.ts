@@ -28,12 +28,6 @@ export async function resync(t: Target, opts: ResyncOptions, out: Output): Promi
   try {
     const shape = await reader.describe(opts.db, opts.table);
     if (!shape) throw new CliError('NOT_FOUND', `${name} does not exist in the source`);
-    if (shape.pk.length === 0) {
-      throw new CliError(
-        'REFUSED',
-        `${name} has no primary key: it cannot be read again in key order, so its replica would stay empty`,
-      );
-    }
   } finally {
     await reader.close();
   }

@@ -6,6 +6,10 @@
  * and the exit code is 1. Values are compared in canonical form (row-text.ts: exact, per type, never a lossy text).
  * Columns whose replica type differs from the source's (hashed or masked by the capture rules, or changed since) are
  * listed as skipped instead of compared.
+ *
+ * A table without a primary key is compared as a multiset (`compareMultiset`): each distinct row's canonical text with
+ * the number of times it occurs, the source's whole table against the replica view's rows and their `_cdc_count`.
+ * Both sides are held in memory (one entry per distinct row).
  */
 import { createHash } from 'node:crypto';
 import mysql from 'mysql2/promise';
@@ -86,7 +90,6 @@ export async function validate(t: Target, opts: ValidateOptions, out: Output): P
   try {
     const shape = await reader.describe(opts.db, opts.table);
     if (!shape) throw new CliError('NOT_FOUND', `${name} does not exist in the source`);
-    if (shape.pk.length === 0) throw new CliError('REFUSED', `${name} has no primary key: nothing to chunk by`);
     const schema = t.replicaSchema(opts.db);
     const replica = `${wIdent(schema)}.${wIdent(opts.table)}`;
     const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
@@ -124,6 +127,9 @@ export async function validate(t: Target, opts: ValidateOptions, out: Output): P
           skipped.push({ column: c.name, why: (err as Error).message });
         }
       }
+    }
+    if (shape.pk.length === 0) {
+      return await compareMultiset({ t, reader, shape, columns, skipped, replica, name, schema, opts }, out);
     }
     const keyCols = shape.pk.map((k) => columns.find((c) => c.name === k)!);
     if (keyCols.some((c) => !c || c.kind === 'base64')) {
@@ -269,4 +275,107 @@ export async function validate(t: Target, opts: ValidateOptions, out: Output): P
   } finally {
     await reader.close();
   }
+}
+
+interface MultisetInput {
+  readonly t: Target;
+  readonly reader: SnapshotReader;
+  readonly shape: TableShape;
+  readonly columns: readonly CompareColumn[];
+  readonly skipped: readonly { column: string; why: string }[];
+  readonly replica: string;
+  readonly name: string;
+  readonly schema: string;
+  readonly opts: ValidateOptions;
+}
+
+/** Counts per row text that differ between two multisets: `[row, source count, replica count]`. */
+export function multisetDifferences(
+  source: ReadonlyMap<string, number>,
+  replica: ReadonlyMap<string, number>,
+): [row: string, source: number, replica: number][] {
+  const out: [string, number, number][] = [];
+  for (const [row, n] of source) if ((replica.get(row) ?? 0) !== n) out.push([row, n, replica.get(row) ?? 0]);
+  for (const [row, n] of replica) if (!source.has(row)) out.push([row, 0, n]);
+  return out;
+}
+
+/** A keyless table against its replica view, as multisets of rows (module comment). */
+async function compareMultiset(input: MultisetInput, out: Output): Promise<number> {
+  const { t, reader, shape, columns, skipped, replica, name, schema, opts } = input;
+  const sub: TableShape = { ...shape, columns: columns.map((c) => ({ name: c.name, type: c.type })) };
+  const rowText = (row: Record<string, unknown>, text: (c: CompareColumn, v: unknown) => Canonical) =>
+    JSON.stringify(columns.map((c) => text(c, row[c.name])));
+  const count_ = wIdent('_cdc_count');
+  const select = `SELECT ${columns.map((c) => `${replicaExpression(c, t.warehouse.dialect.warehouse)} AS ${wIdent(c.name)}`).join(', ')}, ${count_} FROM ${replica}`;
+  const read = async () => {
+    const source = new Map<string, number>();
+    // The whole table at once: there is no key to page by (MySQL's LIMIT takes up to 2^64 - 1).
+    for (const r of await reader.readChunk(sub, undefined, undefined, Number.MAX_SAFE_INTEGER)) {
+      const k = rowText(r, sourceText);
+      source.set(k, (source.get(k) ?? 0) + 1);
+    }
+    const rep = new Map<string, number>();
+    for (const r of await t.warehouse.query(select)) {
+      const k = rowText(r, replicaText);
+      rep.set(k, (rep.get(k) ?? 0) + Number(r._cdc_count));
+    }
+    return { source, rep };
+  };
+  const total = (m: ReadonlyMap<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  out.progress(`${name}: reading the whole table (no primary key: compared as a multiset of rows)`);
+  let { source, rep } = await read();
+  out.done();
+  let diffs = multisetDifferences(source, rep);
+  const rechecked = diffs.length > 0 ? 1 : 0;
+  if (diffs.length > 0 && (opts.lagWindowS ?? 15) > 0) {
+    out.progress(`${diffs.length} row(s) differ; checking again in ${opts.lagWindowS ?? 15} s (changes in flight)`);
+    await new Promise((r) => setTimeout(r, (opts.lagWindowS ?? 15) * 1000));
+    ({ source, rep } = await read());
+    diffs = multisetDifferences(source, rep);
+    out.done();
+  }
+  const show = (row: string, n: number) =>
+    `${(JSON.parse(row) as Canonical[]).map((v) => v ?? 'NULL').join(',')}${n > 1 ? ` ×${n}` : ''}`;
+  const missing = diffs.filter(([, a, b]) => a > b).map(([row, a, b]) => show(row, a - b));
+  const extra = diffs.filter(([, a, b]) => b > a).map(([row, a, b]) => show(row, b - a));
+  const differences: RangeDifference[] =
+    diffs.length === 0
+      ? []
+      : [
+          {
+            after: '-∞',
+            upTo: '+∞',
+            sourceRows: total(source),
+            replicaRows: total(rep),
+            missing: missing.slice(0, SAMPLES),
+            extra: extra.slice(0, SAMPLES),
+            changed: [],
+          },
+        ];
+  const report: ValidateReport = {
+    table: name,
+    replica: `${schema}.${shape.table}`,
+    sourceRows: total(source),
+    replicaRows: total(rep),
+    chunks: 1,
+    compared: columns.map((c) => c.name),
+    skipped: [...skipped],
+    rechecked,
+    differences,
+    ok: differences.length === 0,
+  };
+  out.result(report);
+  out.say(
+    `${name} vs ${report.replica}: ${count(report.sourceRows)} source rows, ${count(report.replicaRows)} replica rows (no primary key: compared as multisets, ${count(source.size)} distinct rows), ${columns.length} column(s) compared`,
+  );
+  for (const sk of skipped) out.say(`  skipped ${sk.column}: ${sk.why}`);
+  if (report.ok) {
+    out.say(rechecked > 0 ? 'OK (rows differed at first and caught up)' : 'OK: identical');
+    return 0;
+  }
+  out.say(`DIFFERENT: ${diffs.length} distinct row(s) occur a different number of times after the lag window:`);
+  if (missing.length > 0) out.say(`  missing in the replica: ${missing.slice(0, SAMPLES).join('; ')}`);
+  if (extra.length > 0) out.say(`  only in the replica: ${extra.slice(0, SAMPLES).join('; ')}`);
+  return 1;
 }

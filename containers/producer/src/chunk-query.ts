@@ -1,6 +1,7 @@
 /**
  * SQL for reading a table in primary-key order, one chunk at a time (keyset pagination: each chunk starts after the
- * last key of the previous one, so every chunk is an index range scan however far the snapshot has come). Pure.
+ * last key of the previous one, so every chunk is an index range scan however far the snapshot has come). A table
+ * without a primary key is read whole, in no order (one chunk: snapshotter.ts). Pure.
  */
 
 const ident = (name: string) => `\`${name.replace(/`/g, '``')}\``;
@@ -51,7 +52,8 @@ export function encodeKeyValue(v: unknown): KeyValue {
 }
 
 export function buildChunkQuery(input: ChunkQueryInput): { sql: string; params: unknown[] } {
-  if (input.pk.length === 0) throw new Error(`${input.db}.${input.table} has no primary key`);
+  const keyless = input.pk.length === 0;
+  if (keyless && input.after) throw new Error(`${input.db}.${input.table} has no primary key: nothing to read after`);
   const conditions: string[] = [];
   let params: unknown[] = [];
   if (input.where) conditions.push(`(${input.where})`);
@@ -63,6 +65,7 @@ export function buildChunkQuery(input: ChunkQueryInput): { sql: string; params: 
   const sql =
     `SELECT ${input.columns.map(ident).join(', ')} FROM ${ident(input.db)}.${ident(input.table)}` +
     (conditions.length > 0 ? ` WHERE ${conditions.join(' AND ')}` : '') +
-    ` ORDER BY ${input.pk.map(ident).join(', ')} LIMIT ${Math.floor(input.limit)}`;
+    (keyless ? '' : ` ORDER BY ${input.pk.map(ident).join(', ')}`) +
+    ` LIMIT ${Math.floor(input.limit)}`;
   return { sql, params };
 }

@@ -18,6 +18,14 @@
  * changed since, so the source lacks it and the merge deletes it. A job of the whole table ends with one more `range`
  * without bounds at its first chunk's low watermark, for keys the warehouse cannot order as MySQL does (strings).
  * Jobs with an operator's WHERE send no ranges (the rows outside the WHERE are not read, not gone).
+ *
+ * Tables without a primary key cannot be read in key order: they are read whole, as one chunk between one pair of
+ * watermarks (at most `keylessMaxRows` rows, held in memory until the high watermark). If any row of the table changed
+ * inside the window, the read is discarded and done again (with a growing pause, `KEYLESS_ATTEMPTS` times at most:
+ * then the job fails with the reason). Otherwise the read is the table's content at the high watermark, sent there as
+ * a `range` event without bounds (row index 0: the merge replaces every older change of the table, and ignores older
+ * changes arriving later) followed by one `read` event per row (row indexes 1…n; identical rows are separate events).
+ * A WHERE cannot apply to them (its rows would be counted twice).
  */
 import { type ChangeOp, formatPosition, type RowImage } from '../../../shared/change-event';
 import { ProducerMetric } from '../../../shared/metrics';
@@ -48,6 +56,13 @@ export interface SnapshotterProps {
   readonly captures: (db: string, table: string) => boolean;
   readonly pipelineId: string;
   readonly chunkRows: number;
+  /**
+   * Most rows of a table without a primary key (read whole, in memory); a larger one fails its job with the reason.
+   * @default 250000
+   */
+  readonly keylessMaxRows?: number;
+  /** Pause before reading a changed keyless table again, times the attempt. @default 200 */
+  readonly keylessRetryMs?: number;
   /** Hands a row to the producer core (which filters, encodes and sends it like a binlog row). */
   readonly emit: (row: CapturedRow) => void;
   /** Hands a table-level event (`range`, `resync`) to the producer core. */
@@ -87,6 +102,10 @@ export interface StreamPoint {
 }
 
 export const RESYNC_REQUESTED = 'requested by npx cdc resync';
+
+/** Reads of a keyless table discarded because it changed while read, before its job fails. */
+export const KEYLESS_ATTEMPTS = 10;
+export const KEYLESS_MAX_ROWS = 250_000;
 
 /** Splits a chunk into the rows to emit and the number of rows dropped because their key changed in the window. */
 export function rowsToEmit(
@@ -145,6 +164,8 @@ export class Snapshotter {
   private readonly now: () => number;
   /** Jobs this process has logged as started or resumed. */
   private readonly announced = new Set<string>();
+  /** Discarded whole-table reads per keyless job (reset when the process restarts). */
+  private readonly keylessAttempts = new Map<string, number>();
 
   constructor(private readonly props: SnapshotterProps) {
     this.current = props.initialState;
@@ -322,6 +343,10 @@ export class Snapshotter {
       ch.closed();
       return;
     }
+    if (ch.shape.pk.length === 0) {
+      this.closeKeyless(ch, at);
+      return;
+    }
     const { emit, dropped } = rowsToEmit(ch.shape, ch.rows, ch.changed);
     const op: ChangeOp = 'read';
     for (const { row, index } of emit) {
@@ -396,6 +421,68 @@ export class Snapshotter {
     ch.closed();
   }
 
+  /**
+   * The high watermark of a keyless table's whole-table read: discarded and read again when the table changed inside
+   * the window; otherwise the table's content replaces the replica's at the watermark (module comment).
+   */
+  private closeKeyless(ch: OpenChunk, at: SignalRow): void {
+    const rows = ch.rows!;
+    const now = this.now();
+    if (ch.changed.size > 0) {
+      const attempts = (this.keylessAttempts.get(ch.job.id) ?? 0) + 1;
+      this.keylessAttempts.set(ch.job.id, attempts);
+      this.props.metrics.add(ProducerMetric.SnapshotRowsSkipped, 'Count', rows.length);
+      if (attempts >= KEYLESS_ATTEMPTS) {
+        const why =
+          `${ch.shape.db}.${ch.shape.table} has no primary key and changed while it was read, ${attempts} times: ` +
+          'it is read whole, between two watermarks, and only a read with no change inside is exact. ' +
+          'Run `npx cdc backfill` again at a quieter time, or give the table a primary key';
+        this.current = failJob(this.current, ch.job.id, why, now);
+        this.props.log('error', 'snapshot of a keyless table failed', { job: ch.job.id, reason: why });
+      } else {
+        this.props.log('warn', 'keyless table changed while read: reading it again', {
+          job: ch.job.id,
+          attempt: attempts,
+          changes: ch.changed.size,
+        });
+      }
+      this.generation++;
+      ch.closed();
+      return;
+    }
+    this.keylessAttempts.delete(ch.job.id);
+    const point = { file: at.file, pos: at.pos, gtid: at.gtid, commitMs: at.commitMs };
+    this.props.emitTableChange({
+      db: ch.shape.db,
+      table: ch.shape.table,
+      op: 'range',
+      change: { range: { after: null, upto: null, low_position: ch.low! } },
+      pk: [],
+      ...point,
+      row: 0,
+    });
+    rows.forEach((row, index) => {
+      this.props.emit({ shape: ch.shape, op: 'read', before: null, after: row, ...point, row: index + 1 });
+    });
+    this.current = finishChunk(
+      this.current,
+      ch.job.id,
+      { lastKey: undefined, lowPosition: ch.low!, read: rows.length, emitted: rows.length, last: true },
+      now,
+    );
+    const m = this.props.metrics;
+    m.add(ProducerMetric.SnapshotRows, 'Count', rows.length);
+    m.add(ProducerMetric.SnapshotChunks, 'Count', 1);
+    this.props.log('info', 'snapshot of a table finished', {
+      job: ch.job.id,
+      table: `${ch.shape.db}.${ch.shape.table}`,
+      rows: rows.length,
+      keyless: true,
+      position: formatPosition(at.file, at.pos, 0),
+    });
+    ch.closed();
+  }
+
   private async loop(): Promise<void> {
     let cursor: ReadCursor | undefined;
     while (!this.stopped) {
@@ -420,10 +507,10 @@ export class Snapshotter {
       while (this.props.congested() && !this.stopped) await new Promise((r) => setTimeout(r, 20));
       if (this.stopped) return;
       const shape = await this.props.reader.describe(job.db, job.table);
-      if (!shape || shape.pk.length === 0) {
+      if (!shape || (shape.pk.length === 0 && job.where !== undefined)) {
         const why = !shape
           ? `${job.db}.${job.table} does not exist`
-          : `${job.db}.${job.table} has no primary key: it cannot be read in key order while it changes (its rows arrive with their next change)`;
+          : `${job.db}.${job.table} has no primary key: it is backfilled whole, never with a WHERE (the rows it selects would be counted twice)`;
         this.props.log('warn', 'snapshot skipped', { job: job.id, reason: why });
         await Promise.all(this.chunks.map((c) => c.done));
         this.current = failJob(this.current, job.id, why, this.now());
@@ -488,13 +575,37 @@ export class Snapshotter {
       closed,
       done,
     };
+    const keyless = shape.pk.length === 0;
+    const maxRows = this.props.keylessMaxRows ?? KEYLESS_MAX_ROWS;
+    if (keyless) {
+      const attempts = this.keylessAttempts.get(job.id) ?? 0;
+      if (attempts > 0) await new Promise((r) => setTimeout(r, attempts * (this.props.keylessRetryMs ?? 200)));
+    }
     this.chunks.push(ch);
     await this.props.writeWatermark('low', id);
-    const rows = await this.props.reader.readChunk(shape, cursor.lastKey, job.where, this.props.chunkRows);
+    const rows = await this.props.reader.readChunk(
+      shape,
+      cursor.lastKey,
+      job.where,
+      keyless ? maxRows + 1 : this.props.chunkRows,
+    );
+    if (keyless && rows.length > maxRows) {
+      // Too large to hold: the chunk never opens (it is dropped at its high watermark as discarded), the job fails.
+      this.chunks.splice(this.chunks.indexOf(ch), 1);
+      ch.closed();
+      const why =
+        `${shape.db}.${shape.table} has no primary key and more than ${maxRows} rows (SNAPSHOT_KEYLESS_MAX_ROWS): ` +
+        'it would be read whole, in memory. Give it a primary key, or raise the limit with the memory to match';
+      this.current = failJob(this.current, job.id, why, this.now());
+      this.props.log('error', 'snapshot of a keyless table refused', { job: job.id, reason: why });
+      cursor.exhausted = true;
+      await this.mark(job.id);
+      return;
+    }
     ch.rows = rows;
     await this.props.writeWatermark('high', id);
     const last = rows.at(-1);
-    if (last) cursor.lastKey = shape.pk.map((k) => encodeKeyValue(last[k]));
-    cursor.exhausted = rows.length < this.props.chunkRows;
+    if (last && !keyless) cursor.lastKey = shape.pk.map((k) => encodeKeyValue(last[k]));
+    cursor.exhausted = keyless || rows.length < this.props.chunkRows;
   }
 }

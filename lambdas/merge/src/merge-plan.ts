@@ -71,10 +71,13 @@ export function planStateTable(names: TableNames, d: Dialect): string {
   );
 }
 
-/** Table-level events that end every row older than them. */
-export const FLOOR_OPS = ['truncate', 'drop', 'rename', 'resync'] as const;
+/**
+ * Table-level events that end every row older than them. Of `range` events, only a keyless table's whole-table read is
+ * recorded in the state table (range-plan.ts, `planKeylessRange`): keyed ranges delete through the keys table.
+ */
+export const FLOOR_OPS = ['truncate', 'drop', 'rename', 'resync', 'range'] as const;
 
-/** The floor: the newest truncate/drop/rename/resync applied; a change older than it is gone. */
+/** The floor: the newest truncate/drop/rename/resync/keyless range applied; a change older than it is gone. */
 export function floorSelect(names: TableNames): string {
   return `SELECT MAX(${ident(META.position)}) FROM ${names.state} WHERE op IN (${FLOOR_OPS.map((o) => literal(o)).join(', ')})`;
 }

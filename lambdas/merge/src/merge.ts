@@ -17,7 +17,7 @@ import {
   type Step,
 } from './merge-plan';
 import { type NamingOptions, type TableNames, tableNames } from './naming';
-import { planRangeDelete } from './range-plan';
+import { planKeylessRange, planRangeDelete } from './range-plan';
 import { buildStageCsv } from './stage-csv';
 import {
   type DroppedTablePolicy,
@@ -197,8 +197,12 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
               .map((c) => c.name),
           };
     let statements: string[];
-    if (e.op === 'range') {
-      if (!known || known.pk.length === 0) return;
+    if (e.op === 'range' && (known ? known.pk.length === 0 : e.pk.length === 0)) {
+      // A keyless table's whole-table read (the event's pk is empty only then: keyed ranges carry their key).
+      statements = planKeylessRange(e, names, d, known !== undefined);
+      if (statements.length === 0) return;
+    } else if (e.op === 'range') {
+      if (!known) return;
       const pkCols = known.pk.map((k) => {
         const c = existing.find((x) => x.name === k)!;
         return replicaColumn(c.name, c.mysqlType, d.warehouse, c.warehouseType);

@@ -12,6 +12,11 @@
  * collation, case-insensitively by default; the warehouse compares bytes), nor are binary, BIT, TIME or JSON keys. For
  * such keys the producer sends one range without bounds at the end of a whole-table job instead (its low position is
  * the job's first low watermark): that one needs no order. A bounded range over such a key is ignored here (no SQL).
+ *
+ * Tables without a primary key (`pk` empty) are read whole, between two watermarks, only when nothing changed inside:
+ * their `range` has no bounds and comes first at the high watermark (row index 0), before the reads (1…n). It replaces
+ * every older change: the deltas older than it are deleted and the event is recorded in the state table as a floor,
+ * so a late or replayed older change is discarded like one older than a TRUNCATE (`planKeylessRange`).
  */
 import type { ChangeEvent, JsonValue, KeyRange, RowImage } from '../../../shared/change-event';
 import { POSITION_PATTERN } from '../../../shared/change-event';
@@ -21,6 +26,7 @@ import { ident, literal } from './dialect';
 import { PoisonBatchError } from './errors';
 import { META } from './merge-plan';
 import type { TableNames } from './naming';
+import { planStateRecord } from './table-change-plan';
 import type { ReplicaColumn } from './table-model';
 
 /** Key kinds the warehouse orders exactly as MySQL does. */
@@ -140,7 +146,7 @@ export function planRangeDelete(
       `${where}: low_position ${JSON.stringify(range.low_position)} is not a position`,
     );
   }
-  if (pk.length === 0) return []; // keyless tables are not read in chunks
+  if (pk.length === 0) return []; // a keyless table's range: planKeylessRange
   const inRange = rangeCondition(range, pk, '', where);
   const inRangeR = rangeCondition(range, pk, 'r.', where);
   if (inRange === undefined || inRangeR === undefined) return [];
@@ -157,4 +163,24 @@ export function planRangeDelete(
       `${keyCols.map((k) => `k.${k} = r.${k}`).join(' AND ')})`,
     `DELETE FROM ${names.replica} WHERE ${inRange} AND ${older('')}`,
   ];
+}
+
+/**
+ * A keyless table's whole-table read (module comment): the changes older than the event are replaced by the reads
+ * that follow it. `exists`: the table's deltas exist already (false: only the floor is recorded). A bounded range on a
+ * keyless table cannot be evaluated (no key): nothing.
+ * @throws PoisonBatchError (BATCH_UNDECODABLE) for a range event without a range
+ */
+export function planKeylessRange(event: ChangeEvent, names: TableNames, d: Dialect, exists: boolean): string[] {
+  const range = event.change?.range;
+  if (event.op !== 'range' || !range) {
+    throw new PoisonBatchError(
+      'BATCH_UNDECODABLE',
+      `${event.db}.${event.table} range event at ${event.position}: no change.range`,
+    );
+  }
+  if (range.after !== null || range.upto !== null) return [];
+  const out = [planStateRecord(event, names, d)];
+  if (exists) out.push(`DELETE FROM ${names.deltas} WHERE ${ident(META.position)} < ${literal(event.position)}`);
+  return out;
 }

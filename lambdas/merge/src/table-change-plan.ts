@@ -68,7 +68,7 @@ export function planTableChange(
   d: Dialect,
   opts: TableChangeOptions,
 ): TableChangePlan {
-  const record = `INSERT INTO ${names.state} (${ident(META.position)}, op, detail, applied_at) SELECT ${literal(e.position)}, ${literal(e.op)}, ${literal(detail(e).slice(0, 60000))}, ${d.now} WHERE NOT EXISTS (SELECT 1 FROM ${names.state} WHERE ${ident(META.position)} = ${literal(e.position)})`;
+  const record = planStateRecord(e, names, d);
   if (e.op === 'alter') {
     if (!known) return { statements: [record], after: undefined };
     return planAlter(e, known, names, d, opts.history, record);
@@ -126,11 +126,17 @@ export function planTableChange(
   return { statements: out, after: undefined };
 }
 
+/** The event's record in the table's state table (once per position): the floor and the ALTER history read it. */
+export function planStateRecord(e: ChangeEvent, names: TableNames, d: Dialect): string {
+  return `INSERT INTO ${names.state} (${ident(META.position)}, op, detail, applied_at) SELECT ${literal(e.position)}, ${literal(e.op)}, ${literal(detail(e).slice(0, 60000))}, ${d.now} WHERE NOT EXISTS (SELECT 1 FROM ${names.state} WHERE ${ident(META.position)} = ${literal(e.position)})`;
+}
+
 function detail(e: ChangeEvent): string {
   const c = e.change ?? {};
   // The column changes are read back by `rewriteForHistory` (late and replayed events).
   if (e.op === 'alter') return JSON.stringify(c.columns ?? []);
   if (e.op === 'rename' && c.rename_to) return `renamed to ${c.rename_to.db}.${c.rename_to.table}`;
+  if (e.op === 'range') return `whole-table read of a keyless table (low watermark ${c.range?.low_position ?? '?'})`;
   return c.reason ?? c.statement ?? '';
 }
 
@@ -241,7 +247,7 @@ function defaultValue(
 
 /** The table-level events the state table remembers, oldest first (`SELECT position, op, detail`). */
 export interface TableHistory {
-  /** Newest truncate/drop/rename/resync: every change older than it is gone. */
+  /** Newest truncate/drop/rename/resync (or whole-table read of a keyless table): every change older than it is gone. */
   readonly floor: string | undefined;
   readonly alters: readonly { readonly position: string; readonly columns: readonly ColumnChange[] }[];
 }
