@@ -114,6 +114,54 @@ describe('TRUNCATE', () => {
   });
 });
 
+describe('a keyless table read whole by a snapshot or backfill (range without bounds, then the reads)', () => {
+  /** The snapshot's events: the whole-table range, then one read per row, after the given changes. */
+  const snapshot = (t: TableEvents, rowsRead: Record<string, string>[]) => {
+    const range = t.tableEvent('range', { range: { after: null, upto: null, low_position: 'x' } });
+    return [
+      { ...range, change: { range: { after: null, upto: null, low_position: range.position } } },
+      ...rowsRead.map((r) => t.read(r)),
+    ];
+  };
+  const view = (table: string) => rows(`SELECT v, "_cdc_count"::int AS n FROM shop.${table} ORDER BY v`);
+
+  it('replaces every older change with the rows read, keeps newer ones, on replay too', async () => {
+    const t = new TableEvents('shop', 'kl1', { v: 'varchar(10)' }, []);
+    const before = [t.insert({ v: 'a' }), t.insert({ v: 'a' }), t.insert({ v: 'b' }), t.insert({ v: 'stale' })];
+    const snap = snapshot(t, [{ v: 'a' }, { v: 'a' }, { v: 'c' }]);
+    const after = [t.insert({ v: 'd' }), t.delete({ v: 'c' })];
+    await applyTwice([before, snap, after]);
+    expect(await view('kl1')).toEqual([
+      { v: 'a', n: 2 },
+      { v: 'd', n: 1 },
+    ]);
+  });
+
+  it('discards an older change that arrives after it (a late batch, a replay from an older position)', async () => {
+    const t = new TableEvents('shop', 'kl2', { v: 'varchar(10)' }, []);
+    const late = [t.insert({ v: 'gone' }), t.insert({ v: 'a' })];
+    const snap = snapshot(t, [{ v: 'a' }]);
+    // The snapshot of a table the merge has never seen: the range records its floor before the table exists.
+    await apply(snap.slice(0, 1));
+    await apply(snap.slice(1));
+    await apply(late);
+    expect(await view('kl2')).toEqual([{ v: 'a', n: 1 }]);
+  });
+
+  it('converges whatever order the range, its reads and the changes around them arrive in', async () => {
+    const t = new TableEvents('shop', 'kl3', { v: 'varchar(10)' }, []);
+    const before = [t.insert({ v: 'x' }), t.insert({ v: 'y' })];
+    const snap = snapshot(t, [{ v: 'x' }, { v: 'y' }, { v: 'y' }]);
+    const after = [t.update({ v: 'y' }, { v: 'z' })];
+    await applyTwice([after, snap.slice(1), before, snap.slice(0, 1)]);
+    expect(await view('kl3')).toEqual([
+      { v: 'x', n: 1 },
+      { v: 'y', n: 1 },
+      { v: 'z', n: 1 },
+    ]);
+  });
+});
+
 describe('DROP TABLE, then CREATE TABLE of the same name with another shape', () => {
   it('starts the new incarnation clean, with only its own columns (policy drop)', async () => {
     const old = new TableEvents('shop', 'd', { id: 'int(11)', a: 'varchar(10)' });
