@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { backfill } from './src/commands/backfill';
 import { preflight } from './src/commands/preflight';
 import { rebuild } from './src/commands/rebuild';
+import { redrive } from './src/commands/redrive';
 import { resync } from './src/commands/resync';
 import { setPosition } from './src/commands/set-position';
 import { status } from './src/commands/status';
@@ -29,6 +30,7 @@ const USAGE = `usage: npx cdc <verb> [options]
   set-position <file:pos|gtid|time> [--yes] move the producer's checkpoint (refuses purged or future positions)
   rebuild <db.table> --as-of <time>         rebuild the table as of a moment from the S3 lake, into a new table
           [--into <name>]
+  redrive [db.table] [--timeout <s>]        apply again the objects the merge set aside (local run), once fixed
 
 options for every verb:
   --json               machine-readable output on stdout
@@ -59,6 +61,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   validate: ['chunk-rows', 'lag-window'],
   'set-position': ['yes'],
   rebuild: ['as-of', 'into'],
+  redrive: ['timeout'],
 };
 
 function number(name: string, text: string | undefined, min: number): number | undefined {
@@ -96,9 +99,10 @@ async function main(argv: string[]): Promise<number> {
   const out = createOutput(!!v.json);
 
   // Arguments are checked before anything is contacted.
-  const table = ['backfill', 'resync', 'validate', 'rebuild'].includes(verb)
-    ? parseTableName(rest[0], verb)
-    : undefined;
+  const table =
+    ['backfill', 'resync', 'validate', 'rebuild'].includes(verb) || (verb === 'redrive' && rest[0])
+      ? parseTableName(rest[0], verb)
+      : undefined;
   if (verb === 'rebuild' && !v['as-of']) throw new CliError('USAGE', 'rebuild needs --as-of <time>');
   if (verb === 'set-position' && !rest[0]) throw new CliError('USAGE', 'set-position needs <file:pos|gtid|time>');
   const timeoutS = number('timeout', v.timeout, 1);
@@ -120,6 +124,8 @@ async function main(argv: string[]): Promise<number> {
         return await validate(target, { ...table!, chunkRows, lagWindowS }, out);
       case 'set-position':
         return await setPosition(target, { spec: rest[0], yes: !!v.yes }, out);
+      case 'redrive':
+        return await redrive(target, { table, timeoutS }, out);
       default:
         return await rebuild(target, { ...table!, asOf: v['as-of'], into: v.into }, out);
     }

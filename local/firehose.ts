@@ -9,9 +9,14 @@
  * times, then set aside under `errors/merge/` with its reason; meanwhile every other object (other tables, and later
  * objects of the same table: the merge applies batches in any order) goes on. The retry queue is saved beside the
  * shard positions (`<stateFile>.retrying`), before them, so an object queued for a retry survives a restart.
+ * A redrive request (`npx cdc redrive`, local/firehose-dead-letters.ts) queues set-aside objects again with fresh
+ * attempts, as SQS's DLQ redrive does.
+ *
+ * The loop is sequential, so isolation rests on each failing attempt being short and on nothing ever waiting for a
+ * retry: a queued object is attempted only when its time has come, between deliveries (test/e2e/isolation.test.ts).
  */
 
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import {
   DescribeStreamCommand,
@@ -19,7 +24,13 @@ import {
   GetShardIteratorCommand,
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import type pg from 'pg';
 import { applyObject } from '../lambdas/merge/src/apply-object';
 import { groupByTable } from '../lambdas/merge/src/batch';
@@ -29,6 +40,18 @@ import type { ChangeEvent } from '../shared/change-event';
 import { CHANGELOG_LOADED_COLUMNS, CHANGELOG_TABLE, changelogTableDdl } from '../shared/changelog-table';
 import { LAKE_ERROR_PREFIX } from '../shared/lake-layout';
 import { checkHints, flushDue, lakeObjectKey, ndjson } from './firehose-batching';
+import {
+  MERGE_DEAD_LETTER_PREFIX,
+  type RedriveRequest,
+  type RedriveResult,
+  redriveRequestFile,
+  redriveResultFile,
+  retryQueueFile,
+  type SetAsideReport,
+  setAsideKey,
+  setAsideReason,
+  tableOfKey,
+} from './firehose-dead-letters';
 
 export interface LocalFirehoseProps {
   readonly kinesis: KinesisClient;
@@ -57,6 +80,9 @@ export interface PendingRetry {
   readonly attempts: number;
   readonly nextAt: number;
   readonly lastError: string;
+  /** Epoch ms of the object's first failed attempt and of its last (absent in queues saved by older versions). */
+  readonly firstFailedAt?: number;
+  readonly lastFailedAt?: number;
 }
 
 export class LocalFirehose {
@@ -95,7 +121,7 @@ export class LocalFirehose {
   }
 
   private get retryFile(): string {
-    return `${this.props.stateFile}.retrying`;
+    return retryQueueFile(this.props.stateFile);
   }
 
   /** Objects waiting for another merge attempt. */
@@ -167,6 +193,7 @@ export class LocalFirehose {
           this.saveState();
         }
         if (await this.retryDue()) this.saveRetries();
+        await this.redriveRequested();
         if (got === 0) await new Promise((r) => setTimeout(r, 100));
       } catch (err) {
         this.props.onError?.(err as Error);
@@ -221,7 +248,12 @@ export class LocalFirehose {
    * One merge attempt of one object. True when its fate is settled (merged, or set aside: poison, or out of attempts);
    * false when it was queued for another attempt. A failure never propagates: it must not hold other objects back.
    */
-  private async attempt(key: string, events: readonly ChangeEvent[] | undefined, attempt: number): Promise<boolean> {
+  private async attempt(
+    key: string,
+    events: readonly ChangeEvent[] | undefined,
+    attempt: number,
+    firstFailedAt?: number,
+  ): Promise<boolean> {
     try {
       const results = await applyObject({ bucket: this.props.bucket, key }, this.props.s3, this.props.merge);
       this.props.onMerged?.(results, [...(events ?? (await this.readObject(key)))], key);
@@ -229,19 +261,30 @@ export class LocalFirehose {
     } catch (err) {
       const error = err as Error;
       this.props.onError?.(error);
+      const now = Date.now();
+      const table = tableOfKey(key);
       if (!(err instanceof PoisonBatchError) && attempt < this.maxAttempts) {
         this.retrying.push({
           key,
           attempts: attempt,
-          nextAt: Date.now() + this.backoffMs * 2 ** (attempt - 1),
-          lastError: error.message,
+          nextAt: now + this.backoffMs * 2 ** (attempt - 1),
+          lastError: setAsideReason(table, error.message),
+          firstFailedAt: firstFailedAt ?? now,
+          lastFailedAt: now,
         });
         return false;
       }
       // The local dead-letter place: the reason next to the object, the pipeline keeps going.
-      await this.setAside(
-        `merge/${key}.json`,
-        JSON.stringify({ object: key, reason: error.message, attempts: attempt }),
+      const report: SetAsideReport = {
+        object: key,
+        table,
+        reason: setAsideReason(table, error.message),
+        attempts: attempt,
+        firstFailedAt: firstFailedAt ?? now,
+        failedAt: now,
+      };
+      await this.props.s3.send(
+        new PutObjectCommand({ Bucket: this.props.bucket, Key: setAsideKey(key), Body: JSON.stringify(report) }),
       );
       return true;
     }
@@ -255,13 +298,54 @@ export class LocalFirehose {
     for (const r of due) {
       this.retrying = this.retrying.filter((x) => x !== r);
       try {
-        await this.attempt(r.key, undefined, r.attempts + 1);
+        await this.attempt(r.key, undefined, r.attempts + 1, r.firstFailedAt);
       } catch (err) {
         this.retrying.push(r); // setting it aside failed: it stays queued, as it is in the saved file
         throw err;
       }
     }
     return true;
+  }
+
+  /**
+   * Serves a redrive request, if one is waiting: every set-aside merge object (of the requested tables) is queued again
+   * with fresh attempts, the queue saved, then the reports removed (a crash in between redrives an object twice,
+   * which the idempotent merge absorbs), and the answer written for the CLI.
+   */
+  private async redriveRequested(): Promise<void> {
+    const requestFile = redriveRequestFile(this.props.stateFile);
+    if (!existsSync(requestFile)) return;
+    const request = JSON.parse(readFileSync(requestFile, 'utf8')) as RedriveRequest;
+    const reports: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.props.s3.send(
+        new ListObjectsV2Command({
+          Bucket: this.props.bucket,
+          Prefix: MERGE_DEAD_LETTER_PREFIX,
+          ...(token ? { ContinuationToken: token } : {}),
+        }),
+      );
+      for (const o of page.Contents ?? []) {
+        const table = tableOfKey(o.Key!);
+        if (request.tables.length === 0 || (table && request.tables.includes(table))) reports.push(o.Key!);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    const objects = reports.map((k) => k.slice(MERGE_DEAD_LETTER_PREFIX.length).replace(/\.json$/, ''));
+    const queued = new Set(this.retrying.map((r) => r.key));
+    const now = Date.now();
+    for (const key of objects) {
+      if (!queued.has(key))
+        this.retrying.push({ key, attempts: 0, nextAt: now, lastError: 'redriven, waiting for its first attempt' });
+    }
+    this.saveRetries();
+    for (const k of reports) await this.props.s3.send(new DeleteObjectCommand({ Bucket: this.props.bucket, Key: k }));
+    const result: RedriveResult = { id: request.id, objects };
+    const tmp = `${redriveResultFile(this.props.stateFile)}.tmp`;
+    writeFileSync(tmp, JSON.stringify(result));
+    renameSync(tmp, redriveResultFile(this.props.stateFile));
+    rmSync(requestFile, { force: true });
   }
 
   private async readObject(key: string): Promise<ChangeEvent[]> {

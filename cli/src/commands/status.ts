@@ -4,9 +4,18 @@
  */
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
 import { parseState, progressOf, type SnapshotJob } from '../../../containers/producer/src/snapshot-progress';
+import {
+  type FailingTable,
+  FIREHOSE_STATE_FILE_NAME,
+  failingTables,
+  MERGE_DEAD_LETTER_PREFIX,
+  retryQueueFile,
+  type SetAsideReport,
+  tableOfKey,
+} from '../../../local/firehose-dead-letters';
 import { LAKE_ERROR_PREFIX } from '../../../shared/lake-layout';
 import { bar, count, duration, type Output, table } from '../output';
 import type { Target } from '../target';
@@ -24,6 +33,8 @@ export interface StatusReport {
     readonly leaseOwner: string | null;
     readonly secondsBehind: number | null;
     readonly positionRequest: unknown;
+    /** Tables the producer set aside (their rows cannot be decoded): they replicate nothing until `npx cdc resync`. */
+    readonly quarantined: readonly { table: string; reason: string; since: string; position: string }[];
   };
   readonly snapshots: readonly (SnapshotJob & { fraction: number; rowsPerS: number; etaS: number | null })[];
   readonly tables: readonly {
@@ -31,6 +42,8 @@ export interface StatusReport {
     captured: number;
     applied: number;
     newestCommitApplied: string | null;
+    /** Objects of this table the merge could not apply (local run: retrying, or set aside under errors/merge/). */
+    failing: FailingTable | null;
   }[];
   readonly errors: readonly { at: string; where: string; message: string }[];
 }
@@ -76,6 +89,37 @@ function readTail(file: string, bytes = 512 * 1024): string {
   }
 }
 
+/**
+ * Per table, the objects the merge could not apply: the local stand-in's retry queue (local runs) and the reports
+ * under errors/merge/ (the newest report of each table is read for its reason).
+ */
+async function mergeFailures(t: Target): Promise<Map<string, FailingTable>> {
+  const queueFile = t.localDir ? retryQueueFile(join(t.localDir, FIREHOSE_STATE_FILE_NAME)) : undefined;
+  const retrying =
+    queueFile && existsSync(queueFile)
+      ? (JSON.parse(readFileSync(queueFile, 'utf8')) as { key: string; lastError: string; nextAt: number }[])
+      : [];
+  const listed = await t.s3
+    .send(new ListObjectsV2Command({ Bucket: t.bucket, Prefix: MERGE_DEAD_LETTER_PREFIX, MaxKeys: 1000 }))
+    .catch(() => ({ Contents: [] }));
+  const reports = (listed.Contents ?? []).map((o) => ({
+    key: o.Key!,
+    at: o.LastModified?.getTime() ?? 0,
+    reason: undefined as string | undefined,
+  }));
+  const newest = new Map<string, (typeof reports)[number]>();
+  for (const r of reports) {
+    const table = tableOfKey(r.key) ?? '';
+    if ((newest.get(table)?.at ?? -1) <= r.at) newest.set(table, r);
+  }
+  for (const r of newest.values()) {
+    const res = await t.s3.send(new GetObjectCommand({ Bucket: t.bucket, Key: r.key })).catch(() => undefined);
+    const body = await res?.Body?.transformToString().catch(() => undefined);
+    if (body) r.reason = (JSON.parse(body) as SetAsideReport).reason;
+  }
+  return failingTables(retrying, reports);
+}
+
 export async function collectStatus(t: Target, now = Date.now()): Promise<StatusReport> {
   const conn = await mysql.createConnection({ ...t.source });
   let end: { File: string; Position: number } | undefined;
@@ -87,6 +131,12 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
   }
   const item = await t.store.read();
   const request = item?.positionRequest ?? (await t.store.positionRequest());
+  const quarantined = (item ? (item.quarantine ?? []) : await t.store.quarantined()).map((q) => ({
+    table: q.table,
+    reason: q.reason,
+    since: new Date(q.since).toISOString(),
+    position: q.position,
+  }));
   // A crash-looping producer holds a live lease between its starts: its log (local runs) says it is down.
   const failures = t.localDir
     ? producerFailures(readTail(join(t.localDir, 'producer.log'))).filter((f) => now - f.at <= CRASH_WINDOW_MS)
@@ -113,7 +163,9 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
       `SELECT source_db, source_table, SUM(events) AS n, MAX(max_commit_ms) AS newest FROM ${schema}.merge_batches GROUP BY 1, 2`,
     )
     .catch(() => []);
+  const failing = await mergeFailures(t);
   const names = new Set([...captured, ...applied].map((r) => `${r.source_db}.${r.source_table}`));
+  for (const name of failing.keys()) names.add(name);
   const tables = [...names].sort().map((name) => {
     const c = captured.find((r) => `${r.source_db}.${r.source_table}` === name);
     const a = applied.find((r) => `${r.source_db}.${r.source_table}` === name);
@@ -122,6 +174,7 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
       captured: Number(c?.n ?? 0),
       applied: Number(a?.n ?? 0),
       newestCommitApplied: a?.newest ? new Date(Number(a.newest)).toISOString() : null,
+      failing: failing.get(name) ?? null,
     };
   });
 
@@ -164,6 +217,7 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
       leaseOwner: running ? (item?.leaseOwner ?? null) : null,
       secondsBehind,
       positionRequest: request ?? null,
+      quarantined,
     },
     snapshots: jobs,
     tables,
@@ -187,6 +241,10 @@ export function renderStatus(r: StatusReport): string {
     }`,
   ];
   if (r.producer.positionRequest) lines.push(`position request:     ${JSON.stringify(r.producer.positionRequest)}`);
+  if (r.producer.quarantined.length > 0) {
+    lines.push('', 'quarantined tables (not replicating; fix the cause, then npx cdc resync <db.table>):');
+    for (const q of r.producer.quarantined) lines.push(`  ${q.table} since ${q.since} at ${q.position}: ${q.reason}`);
+  }
   lines.push('', 'snapshots and backfills:');
   if (r.snapshots.length === 0) lines.push('  none');
   for (const j of r.snapshots) {
@@ -203,13 +261,24 @@ export function renderStatus(r: StatusReport): string {
     r.tables.length === 0
       ? '  nothing captured yet'
       : table(
-          ['table', 'captured', 'applied', 'newest commit applied'],
-          r.tables.map((x) => [x.table, x.captured, x.applied, x.newestCommitApplied ?? '-']),
+          ['table', 'captured', 'applied', 'newest commit applied', 'merge'],
+          r.tables.map((x) => [
+            x.table,
+            x.captured,
+            x.applied,
+            x.newestCommitApplied ?? '-',
+            x.failing ? `FAILING: ${x.failing.retrying} retrying, ${x.failing.setAside} set aside` : 'ok',
+          ]),
         )
           .split('\n')
           .map((l) => `  ${l}`)
           .join('\n'),
   );
+  const failing = r.tables.filter((x) => x.failing);
+  if (failing.length > 0) {
+    lines.push('', 'failing tables (fix the cause, then npx cdc redrive <db.table>; docs/operations.md):');
+    for (const x of failing) lines.push(`  ${x.table}: ${x.failing!.lastError}`);
+  }
   lines.push('', 'last errors:');
   if (r.errors.length === 0) lines.push('  none');
   for (const e of r.errors) lines.push(`  ${e.at ? `${e.at} ` : ''}${e.where}: ${e.message}`);

@@ -1,0 +1,206 @@
+/**
+ * Issue 10, "Isolation", end to end: one table the warehouse refuses (a real fault: a trigger on its PostgreSQL
+ * replica that raises) while 20 other tables are written at the same time, through the whole local pipeline (real
+ * MariaDB, real producer, kinesalite, the Firehose stand-in, the real merge, PostgreSQL). The 20 must reach their
+ * sources row by row while the refused table's objects are still being retried (an ordering, not a speed, assertion:
+ * head-of-line blocking never lets them converge, and retries served in front of fresh objects converge them only
+ * after the refused objects ran out of attempts). Then every refused object is set aside with its table and reason,
+ * `npx cdc status` shows the table failing, and once the fault is removed `npx cdc redrive` replays the set-aside
+ * objects and the table equals its source.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PendingRetry } from '../../local/firehose';
+import { BUCKET, type Pipeline, startPipeline } from '../../local/pipeline';
+import { localAwsClientConfig } from '../../local/services/aws-config';
+import { waitFor } from '../../local/services/process';
+import { runCdc } from '../cli/support/run-cdc';
+import { replicaRows, sourceRows } from './support/compare';
+
+const dir = mkdtempSync(join(tmpdir(), 'cdc-isolation-'));
+const GOOD = Array.from({ length: 20 }, (_, i) => `good_${String(i).padStart(2, '0')}`);
+const BAD = 'refused';
+const COLUMNS = ['id', 'v', 'note'];
+/** The stand-in's default (DELIVERY_MAX_ATTEMPTS). */
+const MAX_ATTEMPTS = 5;
+const FAULT = 'refused by the isolation fault';
+
+let p: Pipeline;
+let db: mysql.Connection;
+let s3: S3Client;
+let endpoints: string;
+
+beforeAll(async () => {
+  p = await startPipeline({ dir, bufferMs: 300, loadSampleSchema: false });
+  s3 = new S3Client(localAwsClientConfig(p.endpoints.aws.s3));
+  endpoints = join(dir, 'endpoints.json');
+  writeFileSync(endpoints, JSON.stringify(p.endpoints));
+  db = await mysql.createConnection({ ...p.endpoints.mysql, multipleStatements: true });
+  for (const t of [...GOOD, BAD]) {
+    await db.query(`CREATE TABLE shop.${t} (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(40))`);
+    await db.query(`INSERT INTO shop.${t} VALUES (0, 0, 'before the fault')`);
+  }
+  await p.startProducer();
+});
+afterAll(async () => {
+  await db?.end();
+  await p?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Tables whose replica differs from their source, with the first difference. */
+async function differing(tables: readonly string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const client = await p.pool.connect();
+  try {
+    for (const t of tables) {
+      const src = await sourceRows(db, 'shop', t, COLUMNS, ['id']);
+      const rep = await replicaRows(client, 'shop', t, COLUMNS, ['id']).catch((e: Error) => [e.message]);
+      if (JSON.stringify(src) !== JSON.stringify(rep)) out[t] = `${src.length} source rows, ${rep.length} replica rows`;
+    }
+  } finally {
+    client.release();
+  }
+  return out;
+}
+
+async function waitConverged(tables: readonly string[], what: string, timeoutMs: number): Promise<number> {
+  let last: Record<string, string> = {};
+  await waitFor(
+    what,
+    async () => {
+      last = await differing(tables);
+      return Object.keys(last).length === 0;
+    },
+    timeoutMs,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; still different: ${JSON.stringify(last)}`);
+  });
+  return Date.now();
+}
+
+function retrying(): PendingRetry[] {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'firehose-state.json.retrying'), 'utf8')) as PendingRetry[];
+  } catch {
+    return [];
+  }
+}
+
+const ofBad = (key: string) => key.includes(`/source_table=${BAD}/`);
+
+async function setAside(): Promise<{ key: string; report: Record<string, unknown> }[]> {
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'errors/merge/' }));
+  return Promise.all(
+    (listed.Contents ?? []).map(async (o) => {
+      const res = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: o.Key! }));
+      return { key: o.Key!, report: JSON.parse(await res.Body!.transformToString()) as Record<string, unknown> };
+    }),
+  );
+}
+
+/** One round of writes: a new row and an update of the previous one in every table, each table its own transaction. */
+async function writeRound(round: number, tables: readonly string[]): Promise<void> {
+  for (const t of tables) {
+    await db.query(`INSERT INTO shop.${t} VALUES (?, ?, ?); UPDATE shop.${t} SET v = v + 1, note = ? WHERE id = ?`, [
+      round,
+      round,
+      `round ${round}`,
+      `updated in ${round}`,
+      round - 1,
+    ]);
+  }
+}
+
+describe('one table the warehouse refuses, 20 others written meanwhile', () => {
+  it('keeps the 20 other tables converging while the refused table retries, sets its objects aside with the reason, and replays them once fixed', async () => {
+    await waitConverged([...GOOD, BAD], 'every table to be replicated before the fault', 60_000);
+
+    // The fault: the refused table's replica raises on every row change the merge makes.
+    await p.pool.query(`
+      CREATE FUNCTION shop.isolation_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION '${FAULT}'; END $$;
+      CREATE TRIGGER isolation_fault BEFORE INSERT OR UPDATE OR DELETE ON shop.${BAD}
+        FOR EACH ROW EXECUTE FUNCTION shop.isolation_fault()`);
+
+    const writesFrom = Date.now();
+    const ROUNDS = 30;
+    for (let round = 1; round <= ROUNDS; round++) {
+      await writeRound(round, [...GOOD, BAD]);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const writesEnd = Date.now();
+
+    // Ordering: the 20 equal their sources while the refused table's newest objects are still being retried.
+    const convergedAt = await waitConverged(GOOD, 'the 20 other tables to equal their sources', 60_000);
+    const queued = retrying().filter((r) => ofBad(r.key));
+    const asideEarly = (await setAside()).filter((a) => ofBad(a.key));
+    expect(queued.length, 'refused objects waiting for another attempt').toBeGreaterThan(0);
+    expect(Math.min(...queued.map((r) => r.attempts))).toBeLessThan(MAX_ATTEMPTS);
+    expect(
+      queued.every((r) => r.lastError.includes(FAULT)),
+      JSON.stringify(queued[0]),
+    ).toBe(true);
+    const [[badSource]] = (await db.query(`SELECT count(*) AS n FROM shop.${BAD}`)) as unknown as [[{ n: number }]];
+    const badReplica = await p.pool.query(`SELECT count(*)::int AS n FROM shop.${BAD}`);
+    expect(badReplica.rows[0].n).toBe(1); // only the row from before the fault
+    expect(Number(badSource.n)).toBe(ROUNDS + 1);
+
+    // Every refused object runs out of its own attempts and is set aside with its table and reason.
+    let aside: { key: string; report: Record<string, unknown> }[] = [];
+    await waitFor(
+      'every refused object to be set aside',
+      async () => {
+        // The queue first: an object leaves it only after its report was written.
+        if (retrying().some((r) => ofBad(r.key))) return false;
+        aside = (await setAside()).filter((a) => ofBad(a.key));
+        return aside.length > 0;
+      },
+      60_000,
+    );
+    const setAsideAt = Date.now();
+    const firstFailure = Math.min(...aside.map((a) => Number(a.report.firstFailedAt)));
+    process.stderr.write(
+      `isolation: writes ${writesEnd - writesFrom} ms; 20 tables converged ${convergedAt - writesEnd} ms after the last write ` +
+        `(${queued.length} refused objects queued, attempts ${queued.map((r) => r.attempts).join(',')}, ${asideEarly.length} set aside); ` +
+        `first refused object failed ${firstFailure - writesFrom} ms after the first write; ` +
+        `all ${aside.length} refused objects set aside ${setAsideAt - writesEnd} ms after the last write\n`,
+    );
+    expect(asideEarly.length, 'refused objects set aside before the 20 converged').toBeLessThan(aside.length);
+    for (const { report } of aside) {
+      expect(report.table).toBe(`shop.${BAD}`);
+      expect(report.attempts).toBe(MAX_ATTEMPTS);
+      expect(String(report.reason)).toContain(FAULT);
+      expect(String(report.reason)).toContain(`shop.${BAD}`);
+    }
+    // Nothing of the 20 was set aside.
+    expect((await setAside()).filter((a) => !ofBad(a.key))).toEqual([]);
+
+    // Status names the failing table, its set-aside objects and the reason.
+    const status = await runCdc(endpoints, 'status', '--json');
+    expect(status.code, status.stderr).toBe(0);
+    const report = JSON.parse(status.stdout) as {
+      tables: { table: string; failing: { setAside: number; retrying: number; lastError: string } | null }[];
+    };
+    const bad = report.tables.find((t) => t.table === `shop.${BAD}`);
+    expect(bad?.failing?.setAside).toBe(aside.length);
+    expect(bad?.failing?.lastError).toContain(FAULT);
+    expect(report.tables.filter((t) => t.failing && t.table !== `shop.${BAD}`)).toEqual([]);
+    const text = await runCdc(endpoints, 'status');
+    expect(text.stdout).toMatch(new RegExp(`shop\\.${BAD} .*FAILING`));
+
+    // Fix the cause, replay the set-aside objects: the refused table converges too, the 20 stay equal.
+    await p.pool.query(`DROP TRIGGER isolation_fault ON shop.${BAD}`);
+    const redrive = await runCdc(endpoints, 'redrive', '--json');
+    expect(redrive.code, redrive.stderr).toBe(0);
+    expect((JSON.parse(redrive.stdout) as { redriven: number }).redriven).toBe(aside.length);
+    await waitConverged([...GOOD, BAD], 'every table, the refused one included, to equal its source', 60_000);
+    expect((await setAside()).filter((a) => ofBad(a.key))).toEqual([]);
+    const after = JSON.parse((await runCdc(endpoints, 'status', '--json')).stdout) as typeof report;
+    expect(after.tables.find((t) => t.table === `shop.${BAD}`)?.failing ?? null).toBeNull();
+  }, 170_000);
+});
