@@ -25,6 +25,7 @@ export const ProducerMetric = {
   TableResyncs: 'TableResyncs', // Count (a replica rebuilt from a backfill: incompatible type change, rename, npx cdc resync)
   TableEvents: 'TableEvents', // Count (table-level events emitted: truncate, drop, rename, alter, resync, range)
   UnknownTypeValues: 'UnknownTypeValues', // Count (values of a column type the type table does not know, sent as text)
+  TablesQuarantined: 'TablesQuarantined', // Count (gauge: tables set aside because their rows cannot be decoded)
 } as const;
 
 export const MergeMetric = {

@@ -9,6 +9,11 @@
  *   that lose the SRID and the geometry's type, so its column map reads them as BLOBs instead;
  * - MariaDB UUID/INET4/INET6 columns are `binary(16)`/`binary(4)` in the binlog metadata: their type is looked up in
  *   information_schema (once per table, again after any DDL) before the table's rows are decoded.
+ *
+ * A rows event zongji cannot decode (a column type it does not know: it reports `Unsupported type …` and goes on with
+ * a garbage row) concerns one table: the source drops that event whole, excludes the table from decoding from then on
+ * (zongji's excludeSchema, and its own check for the rest of the transaction) and reports it as `undecodable`, so the
+ * producer can quarantine the table while every other one flows (table-quarantine.ts).
  */
 import { EventEmitter } from 'node:events';
 import ZongJi from '@vlasky/zongji';
@@ -17,6 +22,7 @@ import { MARIADB_BINARY_TEXT_TYPES } from '../../../shared/type-mapping';
 import type { StartFrom } from './config';
 import { ProducerError } from './errors';
 import type { TableShape } from './event-encoder';
+import { undecodableTable } from './table-quarantine';
 
 export interface RowChange {
   readonly shape: TableShape;
@@ -52,6 +58,18 @@ export interface BinlogSourceProps {
    * still proves it is alive (`lastReadAt`). @default no heartbeats
    */
   readonly heartbeatMs?: number;
+  /** Tables (`db.table`) not decoded at all: quarantined ones. @default none */
+  readonly excluded?: Iterable<string>;
+}
+
+/** A captured table whose rows the binlog library cannot decode: none of that event's rows was emitted. */
+export interface UndecodableTable {
+  readonly db: string;
+  readonly table: string;
+  /** zongji's message, naming the column and its type code. */
+  readonly reason: string;
+  /** The last transaction boundary before the event (`file:pos`). */
+  readonly position: string;
 }
 
 /** A DDL statement read from the binlog. */
@@ -116,8 +134,23 @@ interface SourceEvents {
   ddl: [DdlStatement];
   commit: [Boundary];
   error: [Error];
+  /** A captured table set aside: excluded from decoding from now on (include() takes it back). */
+  undecodable: [UndecodableTable];
   ready: [];
 }
+
+const EVENTS = [
+  'rotate',
+  'tablemap',
+  'writerows',
+  'updaterows',
+  'deleterows',
+  'xid',
+  'query',
+  'mariadbgtid',
+  'gtid',
+  'heartbeat',
+];
 
 export class BinlogSource extends EventEmitter<SourceEvents> {
   private z: ZongJiLike | undefined;
@@ -129,10 +162,41 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
   private readonly binaryTextTypes = new Map<string, ReadonlyMap<string, string>>();
   private lookups = 0;
   private lookupConn: Promise<mysql.Connection> | undefined;
+  /** `db.table` of tables not decoded (quarantined). */
+  private readonly excluded: Set<string>;
+  /**
+   * Set by zongji's `Unsupported type` error while it decodes a rows event: the next thing it delivers (that event,
+   * with garbage rows, or the parse error the garbage caused) belongs to the same packet and is dropped.
+   */
+  private undecoded: string | undefined;
   lastEventMs = 0;
 
   constructor(private readonly props: BinlogSourceProps) {
     super();
+    this.excluded = new Set(props.excluded ?? []);
+  }
+
+  /** zongji's filters: the events we read, and the excluded tables left undecoded (their table maps are skipped). */
+  private filters(): Record<string, unknown> {
+    const excludeSchema: Record<string, string[]> = {};
+    for (const name of this.excluded) {
+      const dot = name.indexOf('.');
+      const db = name.slice(0, dot);
+      excludeSchema[db] = [...(excludeSchema[db] ?? []), name.slice(dot + 1)];
+    }
+    return { includeEvents: EVENTS, excludeSchema };
+  }
+
+  /** Stops decoding a table's rows (its rows events are skipped before decoding). */
+  exclude(db: string, table: string): void {
+    this.excluded.add(`${db}.${table}`);
+    this.z?.start(this.filters()); // on a running zongji, start() only replaces the filters
+  }
+
+  /** Decodes a table's rows again, from its next table map on. */
+  include(db: string, table: string): void {
+    if (!this.excluded.delete(`${db}.${table}`)) return;
+    this.z?.start(this.filters());
   }
 
   /** Whether the pipeline captures this table (the capture rules). */
@@ -155,6 +219,7 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
     this.z = z;
     this.readAt = Date.now();
     z.on('error', (err: Error & { errno?: number; code?: string }) => {
+      if (this.onDecodeError(err)) return;
       if (err.errno === 1236 || /purged|could not find first log|1236/i.test(err.message)) {
         this.emit(
           'error',
@@ -169,21 +234,7 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
     });
     z.on('ready', () => this.emit('ready'));
     z.on('binlog', (evt: ZEvent) => this.onEvent(evt));
-    const opts: Record<string, unknown> = {
-      serverId: this.props.serverId,
-      includeEvents: [
-        'rotate',
-        'tablemap',
-        'writerows',
-        'updaterows',
-        'deleterows',
-        'xid',
-        'query',
-        'mariadbgtid',
-        'gtid',
-        'heartbeat',
-      ],
-    };
+    const opts: Record<string, unknown> = { serverId: this.props.serverId, ...this.filters() };
     if (from.kind === 'end') opts.startAtEnd = true;
     else if (from.kind === 'file') Object.assign(opts, { filename: from.file, position: from.pos });
     else opts.gtidSet = from.gtidSet;
@@ -198,7 +249,37 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
     }
   }
 
+  /**
+   * Handles a decoding error that concerns one table (true: handled); false for any other error, which the caller
+   * treats as fatal. An undecodable table the pipeline does not capture is excluded silently: its rows are never
+   * needed. The signal table is never excluded: its watermarks and requests concern every table.
+   */
+  private onDecodeError(err: Error): boolean {
+    const t = undecodableTable(err.message);
+    if (!t) {
+      if (this.undecoded === undefined) return false;
+      // zongji's parse of the garbage row failed: the rest of the same undecodable event.
+      this.undecoded = undefined;
+      return true;
+    }
+    const name = `${t.db}.${t.table}`;
+    if (this.props.isSignalTable?.(t.db, t.table)) return false;
+    this.undecoded = name;
+    if (this.excluded.has(name)) return true; // the same event's next row, or a later event of the same transaction
+    this.exclude(t.db, t.table);
+    if (!this.props.captures(t.db, t.table)) return true;
+    const z = this.z;
+    this.emit('undecodable', {
+      db: t.db,
+      table: t.table,
+      reason: err.message,
+      position: `${z?.options.filename ?? this.file}:${z?.options.position ?? ''}`,
+    });
+    return true;
+  }
+
   private onEvent(evt: ZEvent): void {
+    this.undecoded = undefined;
     const name = evt.getEventName();
     this.readAt = Date.now();
     if (name === 'heartbeat') return;
@@ -225,6 +306,8 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
       case 'updaterows':
       case 'deleterows': {
         const tm = evt.tableMap![evt.tableId!]!;
+        // A quarantined table's rows (zongji decoded them with a table map cached before the exclusion): dropped.
+        if (this.excluded.has(`${tm.parentSchema}.${tm.tableName}`)) return;
         if (this.props.isSignalTable?.(tm.parentSchema, tm.tableName)) {
           if (name === 'deleterows') return;
           const file = this.file || this.z?.options.filename || '';

@@ -7,7 +7,7 @@ import type { BinlogSource, DdlStatement } from './binlog-source';
 import { ddlActions } from './ddl-events';
 import type { TableShape } from './event-encoder';
 import type { ProducerCore } from './producer';
-import { parseSignal } from './signal-table';
+import { parseSignal, type Signal } from './signal-table';
 import type { Snapshotter } from './snapshotter';
 
 export function connectCapture(
@@ -15,6 +15,8 @@ export function connectCapture(
   snapshotter: Snapshotter,
   core: ProducerCore,
   fail: (err: Error) => void,
+  /** Sees each signal before the snapshotter acts on it (a resync ends a table's quarantine first). */
+  beforeSignal?: (signal: Signal) => void,
 ): void {
   const guarded =
     <T>(handle: (value: T) => void) =>
@@ -41,7 +43,11 @@ export function connectCapture(
   );
   source.on(
     'signal',
-    guarded((s) => snapshotter.onSignal(parseSignal(s.row), s)),
+    guarded((s) => {
+      const signal = parseSignal(s.row);
+      beforeSignal?.(signal);
+      snapshotter.onSignal(signal, s);
+    }),
   );
   source.on(
     'ddl',

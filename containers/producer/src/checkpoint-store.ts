@@ -10,6 +10,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { ProducerError } from './errors';
+import { parseQuarantine, type QuarantinedTable } from './table-quarantine';
 
 export interface Checkpoint {
   readonly file: string;
@@ -37,6 +38,8 @@ export type StoredItem = Checkpoint & {
   leaseOwner?: string;
   leaseExpires?: number;
   positionRequest?: PositionRequest;
+  /** Tables set aside (table-quarantine.ts; attribute `quarantine`, JSON). */
+  quarantine?: QuarantinedTable[];
 };
 
 function positionRequestOf(attr: { S?: string } | undefined): PositionRequest | undefined {
@@ -67,6 +70,7 @@ export class CheckpointStore {
     const i = res.Item;
     if (!i?.file?.S) return undefined;
     const request = positionRequestOf(i.positionRequest);
+    const quarantine = parseQuarantine(i.quarantine?.S);
     return {
       file: i.file.S,
       pos: Number(i.pos?.N ?? 4),
@@ -78,7 +82,47 @@ export class CheckpointStore {
       ...(i.leaseOwner?.S ? { leaseOwner: i.leaseOwner.S } : {}),
       ...(i.leaseExpires?.N ? { leaseExpires: Number(i.leaseExpires.N) } : {}),
       ...(request ? { positionRequest: request } : {}),
+      ...(quarantine.length > 0 ? { quarantine } : {}),
     };
+  }
+
+  /** The quarantined tables (also before the first checkpoint: a table can be set aside before one is saved). */
+  async quarantined(): Promise<QuarantinedTable[]> {
+    const res = await this.props.client.send(
+      new GetItemCommand({
+        TableName: this.props.tableName,
+        Key: this.key,
+        ConsistentRead: true,
+        ProjectionExpression: 'quarantine',
+      }),
+    );
+    return parseQuarantine(res.Item?.quarantine?.S);
+  }
+
+  /**
+   * Saves the quarantined tables at once (not with the next checkpoint), only while holding the lease: a producer
+   * restarted before the checkpoint passes the undecodable event then leaves the table out instead of failing on it.
+   */
+  async saveQuarantine(list: readonly QuarantinedTable[]): Promise<void> {
+    try {
+      await this.props.client.send(
+        new UpdateItemCommand({
+          TableName: this.props.tableName,
+          Key: this.key,
+          UpdateExpression: 'SET quarantine = :q',
+          ConditionExpression: 'leaseOwner = :me',
+          ExpressionAttributeValues: { ':q': { S: JSON.stringify(list) }, ':me': { S: this.props.owner } },
+        }),
+      );
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) {
+        throw new ProducerError(
+          'LEASE_LOST',
+          `lease for pipeline ${this.props.pipelineId} is no longer ours; quarantine not saved`,
+        );
+      }
+      throw err;
+    }
   }
 
   /** The pending position request, if any (also when no checkpoint exists yet). */

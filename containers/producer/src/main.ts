@@ -27,6 +27,7 @@ import { EMPTY_STATE, parseState, progressOf, serializeState } from './snapshot-
 import { SnapshotReader } from './snapshot-reader';
 import { Snapshotter } from './snapshotter';
 import { TableFilter } from './table-filter';
+import { resyncedTable, TableQuarantine } from './table-quarantine';
 
 /** Set once the configuration is read, so a failure during startup still reaches CloudWatch (see the catch below). */
 let startupMetrics: EmfMetrics | undefined;
@@ -112,6 +113,14 @@ async function main(): Promise<void> {
       );
     }
   }
+  // Tables set aside earlier (their rows could not be decoded): left out, from the first event on, until a resync.
+  const quarantine = new TableQuarantine(await store.quarantined());
+  let quarantineSaved = true;
+  if (quarantine.size > 0) {
+    log('warn', 'tables in quarantine are not read until npx cdc resync', {
+      quarantined: quarantine.list.map((q) => ({ table: q.table, reason: q.reason, since: q.since })),
+    });
+  }
   const filter = new TableFilter({
     include: config.CAPTURE_INCLUDE,
     exclude: config.CAPTURE_EXCLUDE,
@@ -122,7 +131,7 @@ async function main(): Promise<void> {
   const signalTable = parseSignalTableName(config.SIGNAL_TABLE);
   const isSignalTable = (db: string, t: string) =>
     db.toLowerCase() === signalTable.db.toLowerCase() && t.toLowerCase() === signalTable.table.toLowerCase();
-  const captures = (db: string, t: string) => filter.captures(db, t) && !isSignalTable(db, t);
+  const captures = (db: string, t: string) => filter.captures(db, t) && !isSignalTable(db, t) && !quarantine.has(db, t);
   const source = new BinlogSource({
     host: config.SOURCE_HOST,
     port: config.SOURCE_PORT,
@@ -132,6 +141,7 @@ async function main(): Promise<void> {
     captures,
     isSignalTable,
     heartbeatMs: config.HEARTBEAT_SECONDS * 1000,
+    excluded: quarantine.list.map((q) => q.table),
   });
   const reader = await SnapshotReader.connect({
     host: config.SOURCE_HOST,
@@ -217,9 +227,43 @@ async function main(): Promise<void> {
     log('error', 'fatal error, stopping without checkpointing past unacknowledged events', { error: err.message });
     process.exit(1);
   };
-  connectCapture(source, snapshotter, core, fail);
+  // One table's undecodable rows set that table aside; every other table goes on (docs/operations.md).
+  source.on('undecodable', (u) => {
+    const added = quarantine.add({
+      table: `${u.db}.${u.table}`,
+      reason: u.reason,
+      since: Date.now(),
+      position: u.position,
+    });
+    if (!added) return;
+    quarantineSaved = false;
+    log('error', 'table quarantined: its binlog rows cannot be decoded; every other table goes on', {
+      table: `${u.db}.${u.table}`,
+      reason: u.reason,
+      position: u.position,
+      remedy: `fix the cause, then npx cdc resync ${u.db}.${u.table}`,
+    });
+  });
+  connectCapture(source, snapshotter, core, fail, (signal) => {
+    // npx cdc resync ends a quarantine: the table is decoded again from the signal on, and the resync's backfill
+    // (started by the snapshotter right after this) rebuilds its replica.
+    const t = resyncedTable(signal, config.PIPELINE_ID);
+    if (!t || !quarantine.remove(t.db, t.table)) return;
+    source.include(t.db, t.table);
+    quarantineSaved = false;
+    log('info', 'quarantine lifted by npx cdc resync: the table is read again and rebuilt by a backfill', {
+      table: `${t.db}.${t.table}`,
+    });
+  });
 
   const saveCheckpoint = async () => {
+    // The quarantine first: the checkpoint must never pass an undecodable event the saved list does not account for.
+    if (!quarantineSaved) {
+      const text = quarantine.serialize();
+      await store.saveQuarantine(quarantine.list);
+      // Changed while saving (another table set aside): saved again next time.
+      quarantineSaved = text === quarantine.serialize();
+    }
     const safe = core.safe;
     if (!safe) return;
     const key = `${safe.file}:${safe.pos}:${safe.gtid}`;
@@ -268,6 +312,7 @@ async function main(): Promise<void> {
         if (eta !== undefined) metrics.gauge(ProducerMetric.SnapshotEtaSeconds, 'Seconds', eta);
         metrics.gauge(ProducerMetric.SecondsBehindSource, 'Seconds', await lag());
         metrics.gauge(ProducerMetric.CheckpointAge, 'Seconds', (Date.now() - savedAt) / 1000);
+        metrics.gauge(ProducerMetric.TablesQuarantined, 'Count', quarantine.size);
         metrics.flush();
       } catch (err) {
         if (err instanceof ProducerError) fail(err);

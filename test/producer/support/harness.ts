@@ -28,8 +28,11 @@ export interface ProducerHarness {
   dynamo: DynamoDBClient;
   db: mysql.Connection;
   env(extra?: Record<string, string>): Record<string, string>;
-  /** Starts the real producer (containers/producer/src/main.ts) as a child process. */
-  startProducer(extra?: Record<string, string>): ProducerProcess;
+  /**
+   * Starts the real producer (containers/producer/src/main.ts) as a child process; `imports` are preloaded into it
+   * (fault injection, e.g. support/zongji-undecodable-type.ts).
+   */
+  startProducer(extra?: Record<string, string>, opts?: { imports?: readonly string[] }): ProducerProcess;
   /** Every event in the stream so far (all shards, from the start). */
   readAll(): Promise<ChangeEvent[]>;
   close(): Promise<void>;
@@ -83,8 +86,10 @@ export async function startProducerHarness(stream = 'changes'): Promise<Producer
     dynamo,
     db,
     env,
-    startProducer(extra = {}) {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'containers/producer/src/main.ts')], {
+    startProducer(extra = {}, opts = {}) {
+      const preload = (opts.imports ?? []).flatMap((file) => ['--import', file]);
+      const main = join(ROOT, 'containers/producer/src/main.ts');
+      const child = spawn(process.execPath, ['--import', 'tsx', ...preload, main], {
         env: { ...process.env, ...env(extra) },
         stdio: ['ignore', 'pipe', 'pipe'],
         cwd: ROOT,
