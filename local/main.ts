@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { parseQuarantine } from '../containers/producer/src/table-quarantine';
 import { startLoad } from './load-generator';
 import { type Endpoints, producerDown, ROOT, startPipeline } from './pipeline';
 import { localAwsClientConfig } from './services/aws-config';
@@ -288,6 +289,12 @@ async function printStatus(): Promise<void> {
   process.stdout.write(
     `producer checkpoint: ${cp?.file?.S ? `${cp.file.S}:${cp.pos?.N ?? '?'}${cp.gtid?.S ? ` (GTID ${cp.gtid.S})` : ''}` : 'none yet'}\n`,
   );
+  // Tables the producer set aside (rows it cannot decode): they replicate nothing until `npx cdc resync <db.table>`.
+  for (const q of parseQuarantine(cp?.quarantine?.S)) {
+    process.stdout.write(
+      `quarantined table:   ${q.table} since ${new Date(q.since).toISOString()}: ${q.reason} (fix the cause, then npx cdc resync ${q.table})\n`,
+    );
+  }
   const shards = existsSync(join(DIR, 'firehose-state.json'))
     ? (JSON.parse(readFileSync(join(DIR, 'firehose-state.json'), 'utf8')) as Record<string, string>)
     : {};
