@@ -121,8 +121,12 @@ export function encodeValue(columnType: string, value: unknown): JsonValue {
   const { t, kind, known } = typeInfo(columnType);
   if (!known) return unknownTypeText(value);
   switch (kind) {
-    case 'number':
-      return typeof value === 'number' ? value : Number(value);
+    case 'number': {
+      const n = typeof value === 'number' ? value : Number(value);
+      // zongji reads YEAR as 1900 + the stored byte, so the year 0000 (byte 0) arrives as 1900, a year YEAR cannot
+      // hold (1901..2155 and 0000): the snapshot reads it as 0.
+      return n === 1900 && t.base === 'year' ? 0 : n;
+    }
     case 'int-string':
     case 'decimal-string':
       return typeof value === 'bigint' ? value.toString() : String(value);

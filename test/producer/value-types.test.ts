@@ -51,3 +51,12 @@ describe('spatial values', () => {
     expect(binlogColumnType('int(11)')).toBe('int');
   });
 });
+
+describe('YEAR', () => {
+  it('encodes the year 0000 as 0 on both paths (the binlog reader hands it over as 1900, a year YEAR cannot hold)', () => {
+    expect(encodeValue('year', 1900)).toBe(0); // binlog: zongji reads 1900 + the stored byte, 0 for 0000
+    expect(encodeValue('year', 0)).toBe(0); // snapshot: the server's 0000
+    expect(encodeValue('year', 1901)).toBe(1901);
+    expect(encodeValue('year', 2155)).toBe(2155);
+  });
+});
