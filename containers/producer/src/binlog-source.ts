@@ -22,6 +22,7 @@ import { MARIADB_BINARY_TEXT_TYPES } from '../../../shared/type-mapping';
 import type { StartFrom } from './config';
 import { ProducerError } from './errors';
 import type { TableShape } from './event-encoder';
+import { dumpRefusalCode } from './start-position';
 import { undecodableTable } from './table-quarantine';
 
 export interface RowChange {
@@ -221,11 +222,14 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
     z.on('error', (err: Error & { errno?: number; code?: string }) => {
       if (this.onDecodeError(err)) return;
       if (err.errno === 1236 || /purged|could not find first log|1236/i.test(err.message)) {
+        const code = dumpRefusalCode(err.message);
         this.emit(
           'error',
           new ProducerError(
-            'BINLOG_PURGED',
-            `the binlog needed to resume is no longer on the server (${err.message}); a new snapshot is required, refusing to skip ahead`,
+            code,
+            code === 'BINLOG_PURGED'
+              ? `the binlog needed to resume is no longer on the server (${err.message}); a new snapshot is required, refusing to skip ahead`
+              : `the server cannot read the binlog from ${z.options.filename}:${z.options.position}, which is not the start of an event (${err.message}); nothing was purged: move to an event boundary with npx cdc set-position`,
           ),
         );
       } else {

@@ -5,6 +5,7 @@ export type ProducerErrorCode =
   | 'CONFIG_INVALID'
   | 'SERVER_SETTINGS' // binlog settings the producer cannot work with
   | 'BINLOG_PURGED' // the position to resume from is gone: never skip ahead silently
+  | 'POSITION_NOT_AN_EVENT_BOUNDARY' // a file:pos start inside an event (the binlog is there): pick a boundary
   | 'LEASE_HELD' // another producer owns this pipeline
   | 'LEASE_LOST' // our lease was taken over: stop writing at once
   | 'KINESIS_RETRIES_EXHAUSTED'

@@ -26,6 +26,7 @@ import { ensureSignalTable, parseSignalTableName, writeWatermark } from './signa
 import { EMPTY_STATE, parseState, progressOf, serializeState } from './snapshot-progress';
 import { SnapshotReader } from './snapshot-reader';
 import { Snapshotter } from './snapshotter';
+import { checkStartPosition } from './start-position';
 import { TableFilter } from './table-filter';
 import { resyncedTable, TableQuarantine } from './table-quarantine';
 
@@ -102,17 +103,8 @@ async function main(): Promise<void> {
   } else {
     from = requested;
   }
-  if (from.kind === 'file') {
-    // Refuse a position whose file is gone instead of letting the server skip ahead.
-    const [logs] = await conn.query('SHOW BINARY LOGS');
-    const files = (logs as { Log_name: string }[]).map((l) => l.Log_name);
-    if (!files.includes(from.file)) {
-      throw new ProducerError(
-        'BINLOG_PURGED',
-        `binlog ${from.file} (position ${from.pos}) is no longer on the server (oldest: ${files[0] ?? 'none'}); a new snapshot is required, refusing to skip ahead`,
-      );
-    }
-  }
+  // Refuse a position whose file is gone (instead of letting the server skip ahead), and one inside an event.
+  if (from.kind === 'file') await checkStartPosition(conn, from.file, from.pos);
   // Tables set aside earlier (their rows could not be decoded): left out, from the first event on, until a resync.
   const quarantine = new TableQuarantine(await store.quarantined());
   let quarantineSaved = true;
