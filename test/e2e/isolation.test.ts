@@ -28,6 +28,13 @@ const COLUMNS = ['id', 'v', 'note'];
 /** The stand-in's default (DELIVERY_MAX_ATTEMPTS). */
 const MAX_ATTEMPTS = 5;
 const FAULT = 'refused by the isolation fault';
+/** Rounds of writes without the fault (the freshness baseline), and in all. */
+const BASELINE = 10;
+const ROUNDS = 40;
+
+interface StatusJson {
+  tables: { table: string; failing: { setAside: number; retrying: number; lastError: string } | null }[];
+}
 
 let p: Pipeline;
 let db: mysql.Connection;
@@ -103,6 +110,22 @@ async function setAside(): Promise<{ key: string; report: Record<string, unknown
   );
 }
 
+/**
+ * The 20 tables' merge lag (applied − source commit, per merged object; commit times have second resolution) for
+ * commits from `from` to `to`.
+ */
+async function freshness(from: number, to: number): Promise<{ n: number; p50: number; max: number }> {
+  const res = await p.pool.query(
+    `SELECT count(*)::int AS n,
+            round(percentile_cont(0.5) WITHIN GROUP (ORDER BY lag))::int AS p50, round(max(lag))::int AS max
+       FROM (SELECT extract(epoch FROM applied_at::timestamptz) * 1000 - max_commit_ms AS lag
+               FROM cdc.merge_batches
+              WHERE source_table LIKE 'good\\_%' AND max_commit_ms >= $1 AND max_commit_ms <= $2) x`,
+    [Math.floor(from / 1000) * 1000, to],
+  );
+  return res.rows[0] as { n: number; p50: number; max: number };
+}
+
 /** One round of writes: a new row and an update of the previous one in every table, each table its own transaction. */
 async function writeRound(round: number, tables: readonly string[]): Promise<void> {
   for (const t of tables) {
@@ -118,7 +141,15 @@ async function writeRound(round: number, tables: readonly string[]): Promise<voi
 
 describe('one table the warehouse refuses, 20 others written meanwhile', () => {
   it('keeps the 20 other tables converging while the refused table retries, sets its objects aside with the reason, and replays them once fixed', async () => {
-    await waitConverged([...GOOD, BAD], 'every table to be replicated before the fault', 60_000);
+    await waitConverged([...GOOD, BAD], 'every table to be replicated', 60_000);
+
+    // Baseline: the same writes without a fault, to compare the 20 tables' freshness with.
+    const baselineFrom = Date.now();
+    for (let round = 1; round <= BASELINE; round++) {
+      await writeRound(round, [BAD, ...GOOD]);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const baselineConvergedAt = await waitConverged([...GOOD, BAD], 'every table to converge without a fault', 60_000);
 
     // The fault: the refused table's replica raises on every row change the merge makes.
     await p.pool.query(`
@@ -127,10 +158,10 @@ describe('one table the warehouse refuses, 20 others written meanwhile', () => {
       CREATE TRIGGER isolation_fault BEFORE INSERT OR UPDATE OR DELETE ON shop.${BAD}
         FOR EACH ROW EXECUTE FUNCTION shop.isolation_fault()`);
 
-    const writesFrom = Date.now();
-    const ROUNDS = 30;
-    for (let round = 1; round <= ROUNDS; round++) {
-      await writeRound(round, [...GOOD, BAD]);
+    const faultFrom = Date.now();
+    for (let round = BASELINE + 1; round <= ROUNDS; round++) {
+      // The refused table first: its object comes first in each delivery, in front of the 20.
+      await writeRound(round, [BAD, ...GOOD]);
       await new Promise((r) => setTimeout(r, 100));
     }
     const writesEnd = Date.now();
@@ -147,8 +178,15 @@ describe('one table the warehouse refuses, 20 others written meanwhile', () => {
     ).toBe(true);
     const [[badSource]] = (await db.query(`SELECT count(*) AS n FROM shop.${BAD}`)) as unknown as [[{ n: number }]];
     const badReplica = await p.pool.query(`SELECT count(*)::int AS n FROM shop.${BAD}`);
-    expect(badReplica.rows[0].n).toBe(1); // only the row from before the fault
+    expect(badReplica.rows[0].n).toBe(BASELINE + 1); // only the rows from before the fault
     expect(Number(badSource.n)).toBe(ROUNDS + 1);
+
+    // Status shows the table failing while its objects are retried.
+    const during = await runCdc(endpoints, 'status', '--json');
+    expect(during.code, during.stderr).toBe(0);
+    const retryingStatus = (JSON.parse(during.stdout) as StatusJson).tables.find((t) => t.table === `shop.${BAD}`);
+    expect(retryingStatus?.failing?.retrying, during.stdout).toBeGreaterThan(0);
+    expect(retryingStatus?.failing?.lastError).toContain(FAULT);
 
     // Every refused object runs out of its own attempts and is set aside with its table and reason.
     let aside: { key: string; report: Record<string, unknown> }[] = [];
@@ -164,11 +202,16 @@ describe('one table the warehouse refuses, 20 others written meanwhile', () => {
     );
     const setAsideAt = Date.now();
     const firstFailure = Math.min(...aside.map((a) => Number(a.report.firstFailedAt)));
+    const baseline = await freshness(baselineFrom, faultFrom);
+    const faulty = await freshness(faultFrom, writesEnd);
     process.stderr.write(
-      `isolation: writes ${writesEnd - writesFrom} ms; 20 tables converged ${convergedAt - writesEnd} ms after the last write ` +
-        `(${queued.length} refused objects queued, attempts ${queued.map((r) => r.attempts).join(',')}, ${asideEarly.length} set aside); ` +
-        `first refused object failed ${firstFailure - writesFrom} ms after the first write; ` +
-        `all ${aside.length} refused objects set aside ${setAsideAt - writesEnd} ms after the last write\n`,
+      `isolation: baseline ${BASELINE} rounds, 21 tables converged ${baselineConvergedAt - baselineFrom} ms after the first write, ` +
+        `20 tables' merge lag p50 ${baseline.p50} ms max ${baseline.max} ms (${baseline.n} batches); ` +
+        `with the fault ${ROUNDS - BASELINE} rounds in ${writesEnd - faultFrom} ms, the 20 converged ${convergedAt - writesEnd} ms after the last write, ` +
+        `${convergedAt - firstFailure} ms after the first refused attempt, merge lag p50 ${faulty.p50} ms max ${faulty.max} ms (${faulty.n} batches); ` +
+        `then ${queued.length} refused objects queued (attempts ${queued.map((r) => r.attempts).join(',')}), ${asideEarly.length} set aside; ` +
+        `first refused object set aside ${Math.min(...aside.map((a) => Number(a.report.failedAt))) - firstFailure} ms after its first attempt; ` +
+        `all ${aside.length} set aside ${setAsideAt - writesEnd} ms after the last write\n`,
     );
     expect(asideEarly.length, 'refused objects set aside before the 20 converged').toBeLessThan(aside.length);
     for (const { report } of aside) {
@@ -183,9 +226,7 @@ describe('one table the warehouse refuses, 20 others written meanwhile', () => {
     // Status names the failing table, its set-aside objects and the reason.
     const status = await runCdc(endpoints, 'status', '--json');
     expect(status.code, status.stderr).toBe(0);
-    const report = JSON.parse(status.stdout) as {
-      tables: { table: string; failing: { setAside: number; retrying: number; lastError: string } | null }[];
-    };
+    const report = JSON.parse(status.stdout) as StatusJson;
     const bad = report.tables.find((t) => t.table === `shop.${BAD}`);
     expect(bad?.failing?.setAside).toBe(aside.length);
     expect(bad?.failing?.lastError).toContain(FAULT);
