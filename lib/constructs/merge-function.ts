@@ -147,6 +147,14 @@ export class MergeFunction extends Construct {
   metricReplicaFreshnessSeconds(options?: MetricOptions): Metric {
     return this.metric(MergeMetric.ReplicaFreshness, 'Maximum', { period: Duration.minutes(1), ...options });
   }
+  /** Dates no warehouse holds, staged as NULL (the changelog keeps the original). */
+  metricValuesNulled(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.ValuesNulled, 'Sum', options);
+  }
+  /** Text values cut to fit their Redshift column (OVERSIZE_VALUES=truncate). */
+  metricValuesTruncated(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.ValuesTruncated, 'Sum', options);
+  }
   metricBatchLatency(options?: MetricOptions): Metric {
     return this.metric(MergeMetric.BatchLatency, 'p99', options);
   }

@@ -135,6 +135,25 @@ export class Monitoring extends Construct {
         runbook: 'table-resync',
       },
       {
+        id: 'TableQuarantined',
+        severity: 'critical',
+        metric: producer.metricTablesQuarantined(),
+        threshold: 1,
+        comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        // A gauge reported every second: no datapoint means no producer reporting, which ProducerLag covers.
+        what: 'a table stopped replicating: the producer cannot decode its binlog rows and set it aside (the others flow); npx cdc status names it and why',
+        runbook: 'table-quarantined',
+      },
+      {
+        id: 'UnknownTypeValues',
+        severity: 'warning',
+        metric: producer.metricUnknownTypeValues(),
+        threshold: 0,
+        // Sparse: emitted only while values of an unknown column type flow (missing data is not breaching).
+        what: 'values of a column type the type table does not know are sent as text (bytes as hex) into a text replica column',
+        runbook: 'unknown-type-values',
+      },
+      {
         id: 'StreamIteratorAge',
         severity: 'critical',
         metric: changeStream.metricIteratorAgeSeconds(),
@@ -217,6 +236,24 @@ export class Monitoring extends Construct {
         datapointsToAlarm: 2,
         what: `more than ${a.mergeErrorsPer5Minutes} merge errors in 5 minutes, twice in a row`,
         runbook: 'merge-errors',
+      },
+      {
+        id: 'ValuesNulled',
+        severity: 'warning',
+        metric: merge.metricValuesNulled(),
+        threshold: 0,
+        // Sparse: emitted only when a value is staged as NULL.
+        what: 'the merge stored values as NULL: dates no warehouse holds (zero, partial zero, invalid calendar date); the changelog keeps the original',
+        runbook: 'values-nulled',
+      },
+      {
+        id: 'ValuesTruncated',
+        severity: 'warning',
+        metric: merge.metricValuesTruncated(),
+        threshold: 0,
+        // Sparse: emitted only when a value is cut.
+        what: 'the merge cut text values to fit their Redshift column (OVERSIZE_VALUES=truncate); the changelog keeps the whole value',
+        runbook: 'values-truncated',
       },
       {
         id: 'MergeThrottles',

@@ -192,6 +192,14 @@ export class ProducerService extends Construct {
   metricTableResyncs(options?: MetricOptions): Metric {
     return this.metric(ProducerMetric.TableResyncs, 'Sum', { period: Duration.minutes(5), ...options });
   }
+  /** Values of a column type the type table does not know, sent as lossless text (docs/event-format.md). */
+  metricUnknownTypeValues(options?: MetricOptions): Metric {
+    return this.metric(ProducerMetric.UnknownTypeValues, 'Sum', { period: Duration.minutes(5), ...options });
+  }
+  /** Tables set aside because their binlog rows cannot be decoded (a gauge, reported every second). */
+  metricTablesQuarantined(options?: MetricOptions): Metric {
+    return this.metric(ProducerMetric.TablesQuarantined, 'Maximum', options);
+  }
   /** Running producer tasks (Container Insights): 0 means nothing is being captured. */
   metricRunningTasks(options?: MetricOptions): Metric {
     return new Metric({

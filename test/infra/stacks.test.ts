@@ -508,6 +508,10 @@ describe('observability stack', () => {
     ['MergeBacklog', 'ApproximateAgeOfOldestMessage', 600, 'GreaterThanThreshold'],
     ['DeadLetters', 'ApproximateNumberOfMessagesVisible', 0, 'GreaterThanThreshold'],
     ['ReplicaFreshness', 'ReplicaFreshnessSeconds', 600, 'GreaterThanThreshold'],
+    ['TableQuarantined', 'TablesQuarantined', 1, 'GreaterThanOrEqualToThreshold'],
+    ['UnknownTypeValues', 'UnknownTypeValues', 0, 'GreaterThanThreshold'],
+    ['ValuesNulled', 'ValuesNulled', 0, 'GreaterThanThreshold'],
+    ['ValuesTruncated', 'ValuesTruncated', 0, 'GreaterThanThreshold'],
   ];
 
   it.each(expected)('alarms on %s (%s) at %d', (id, metric, threshold, comparison) => {
@@ -546,6 +550,48 @@ describe('observability stack', () => {
         }),
       ),
     ).toHaveLength(0);
+  });
+
+  it('alarms on what one table or one value could not get: a quarantined table is critical, altered values warn', () => {
+    const t = prod.templates.observability;
+    const alarm = (name: string) => {
+      const [a] = Object.values(t.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: name } }));
+      expect(a, name).toBeDefined();
+      return a!.Properties as Record<string, unknown>;
+    };
+    // A gauge the producer reports every second while a table is set aside: any minute at 1 or more alarms, and it
+    // stays in alarm until the quarantine ends (npx cdc resync).
+    expect(alarm('cdc-prod-critical-TableQuarantined')).toMatchObject({
+      Namespace: METRICS_NAMESPACE,
+      Dimensions: [{ Name: 'Pipeline', Value: 'prod' }],
+      Statistic: 'Maximum',
+      Period: 60,
+      EvaluationPeriods: 1,
+      TreatMissingData: 'notBreaching',
+      AlarmDescription: expect.stringMatching(/stopped replicating.*Runbook: docs\/operations\.md#table-quarantined$/),
+    });
+    expect(alarm('cdc-prod-warning-UnknownTypeValues')).toMatchObject({
+      Dimensions: [{ Name: 'Pipeline', Value: 'prod' }],
+      Statistic: 'Sum',
+      TreatMissingData: 'notBreaching',
+      AlarmDescription: expect.stringMatching(/Runbook: docs\/operations\.md#unknown-type-values$/),
+    });
+    // The merge's metrics carry Powertools' `service` dimension beside the pipeline; emitted only when a value is
+    // altered (sparse), so a missing datapoint is no alarm.
+    for (const [name, runbook] of [
+      ['cdc-prod-warning-ValuesNulled', 'values-nulled'],
+      ['cdc-prod-warning-ValuesTruncated', 'values-truncated'],
+    ]) {
+      expect(alarm(name!)).toMatchObject({
+        Dimensions: expect.arrayContaining([
+          { Name: 'Pipeline', Value: 'prod' },
+          { Name: 'service', Value: 'merge' },
+        ]),
+        Statistic: 'Sum',
+        TreatMissingData: 'notBreaching',
+        AlarmDescription: expect.stringMatching(new RegExp(`Runbook: docs/operations\\.md#${runbook}$`)),
+      });
+    }
   });
 
   it('fills every metric of an alarm math expression, so one missing series does not hide the others', () => {
