@@ -248,14 +248,17 @@ async function main(): Promise<void> {
     });
   });
 
+  const saveQuarantine = async () => {
+    if (quarantineSaved) return;
+    const text = quarantine.serialize();
+    await store.saveQuarantine(quarantine.list);
+    // Changed while saving (another table set aside): saved again next time.
+    quarantineSaved = text === quarantine.serialize();
+  };
+
   const saveCheckpoint = async () => {
     // The quarantine first: the checkpoint must never pass an undecodable event the saved list does not account for.
-    if (!quarantineSaved) {
-      const text = quarantine.serialize();
-      await store.saveQuarantine(quarantine.list);
-      // Changed while saving (another table set aside): saved again next time.
-      quarantineSaved = text === quarantine.serialize();
-    }
+    await saveQuarantine();
     const safe = core.safe;
     if (!safe) return;
     const key = `${safe.file}:${safe.pos}:${safe.gtid}`;
@@ -349,6 +352,7 @@ async function main(): Promise<void> {
         await snapshotter.stop();
         await core.drain();
         if (moveTo) {
+          await saveQuarantine(); // a later position must not lose a table set aside before it
           await store.applyPositionRequest(moveTo);
           log('info', 'moved to the position an operator requested; restarting from there', { request: moveTo });
         } else {
