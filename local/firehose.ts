@@ -379,7 +379,8 @@ export class LocalFirehose {
           cols.map((c) => {
             const v = (e as unknown as Record<string, unknown>)[c.jsonPath!.slice(2)];
             if (v === undefined || v === null) return null;
-            return c.postgresType === 'JSONB' ? JSON.stringify(v) : v;
+            // PostgreSQL's JSONB cannot hold U+0000 (MySQL text can): U+FFFD in this local copy, the lake keeps it.
+            return c.postgresType === 'JSONB' ? JSON.stringify(v, withoutNul) : v;
           }),
         );
         const tuples = chunk.map((_, r) => `(${cols.map((__, j) => `$${r * cols.length + j + 1}`).join(', ')})`);
@@ -396,6 +397,11 @@ export class LocalFirehose {
     }
     client.release();
   }
+}
+
+/** JSON.stringify replacer: U+0000 in a string as U+FFFD (PostgreSQL JSONB refuses `\u0000`). */
+function withoutNul(_key: string, value: unknown): unknown {
+  return typeof value === 'string' && value.includes('\u0000') ? value.replaceAll('\u0000', '\ufffd') : value;
 }
 
 function parseRecord(data: Buffer): ChangeEvent | undefined {

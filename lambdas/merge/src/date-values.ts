@@ -21,7 +21,8 @@ export interface NulledValue {
   readonly column: string;
   /** The original text (as in the event). */
   readonly value: string;
-  readonly reason: DateProblem;
+  /** Why; `NUL character`: a text holding U+0000, which no warehouse stores (stage-csv.ts). */
+  readonly reason: DateProblem | 'NUL character';
 }
 
 export interface DateValueOptions {

@@ -69,7 +69,15 @@ export function csvField(
       return quote(d.bytesCsv(Buffer.from(value, 'base64')));
     case 'json':
       return quote(JSON.stringify(value));
-    default: // string, time, bits
+    case 'string':
+      // MySQL text may hold U+0000; neither warehouse stores it (PostgreSQL refuses the byte, Redshift's COPY fails
+      // on it): NULL, like an impossible date, rather than a COPY retried forever or a silently altered text.
+      if (typeof value === 'string' && value.includes('\u0000')) {
+        dates.onNulled?.({ where, column: col.name, value, reason: 'NUL character' });
+        return CSV_NULL;
+      }
+      return quote(typeof value === 'string' ? value : String(value));
+    default: // time, bits
       return quote(typeof value === 'string' ? value : String(value));
   }
 }
