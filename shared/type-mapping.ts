@@ -288,6 +288,14 @@ export function planTypeChange(existing: string, incoming: string, warehouse: Wa
   return { kind: 'incompatible' };
 }
 
+/**
+ * Why a text value cannot be stored by a warehouse: MySQL text may hold U+0000, which PostgreSQL refuses in text and
+ * Redshift's COPY fails on. The warehouse stores NULL for it (docs/merge.md, "Values the warehouse cannot hold").
+ */
+export function unrepresentableText(text: string): 'NUL character' | undefined {
+  return text.includes('\u0000') ? 'NUL character' : undefined;
+}
+
 /** Why a date value cannot be stored by a warehouse (docs/merge.md, "Values the warehouse cannot hold"). */
 export type DateProblem = 'zero date' | 'invalid date';
 

@@ -17,6 +17,7 @@ import {
   jsonKind,
   parseMysqlType,
   unrepresentableDate,
+  unrepresentableText,
   type Warehouse,
 } from '../../shared/type-mapping';
 import { encodeValue } from '../../shared/value-encoding';
@@ -252,6 +253,9 @@ export function sourceText(col: CompareColumn, raw: unknown): Canonical {
       return canonicalJson(
         typeof raw === 'string' ? raw : Buffer.isBuffer(raw) ? raw.toString('utf8') : JSON.stringify(v),
       );
+    case 'string':
+      // Text holding U+0000 is NULL in the replica (docs/merge.md).
+      return unrepresentableText(String(v)) ? null : String(v);
     default:
       return String(v);
   }

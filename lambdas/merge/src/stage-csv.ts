@@ -5,6 +5,7 @@
  * value is quoted, so an empty string stays an empty string.
  */
 import type { ChangeEvent, JsonValue, RowImage } from '../../../shared/change-event';
+import { unrepresentableText } from '../../../shared/type-mapping';
 import { type DateValueOptions, dateValueOptions, unrepresentableDate } from './date-values';
 import type { Dialect } from './dialect';
 import { PoisonBatchError } from './errors';
@@ -72,7 +73,7 @@ export function csvField(
     case 'string':
       // MySQL text may hold U+0000; neither warehouse stores it (PostgreSQL refuses the byte, Redshift's COPY fails
       // on it): NULL, like an impossible date, rather than a COPY retried forever or a silently altered text.
-      if (typeof value === 'string' && value.includes('\u0000')) {
+      if (typeof value === 'string' && unrepresentableText(value)) {
         dates.onNulled?.({ where, column: col.name, value, reason: 'NUL character' });
         return CSV_NULL;
       }
