@@ -313,7 +313,8 @@ export function replicaExpression(col: CompareColumn, warehouse: Warehouse): str
   if (col.kind === 'timestamp' && !text && t !== 'timestamp without time zone') {
     return `CAST((${c} AT TIME ZONE 'UTC') AS VARCHAR(64))`;
   }
-  return `CAST(${c} AS VARCHAR(65535))`;
+  // Redshift's widest text; on PostgreSQL a cast to VARCHAR(65535) would cut longer text (LONGTEXT, JSONB) silently.
+  return rs ? `CAST(${c} AS VARCHAR(65535))` : `CAST(${c} AS TEXT)`;
 }
 
 /** A source key value as a warehouse literal (standard SQL string; the warehouse casts it to the column's type). */

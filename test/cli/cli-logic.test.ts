@@ -92,7 +92,10 @@ describe('cdc logic', () => {
     expect(expr('point', 'binary varying', 'redshift')).toBe(`FROM_VARBYTE("c", 'hex')`);
     expect(expr('blob', 'bytea', 'postgres')).toBe(`encode("c", 'hex')`);
     expect(expr('json', 'super', 'redshift')).toBe('JSON_SERIALIZE("c")');
-    expect(expr('json', 'jsonb', 'postgres')).toBe('CAST("c" AS VARCHAR(65535))');
+    // PostgreSQL text as a whole: CAST AS VARCHAR(65535) there cuts longer text (LONGTEXT, JSONB) without a word.
+    expect(expr('json', 'jsonb', 'postgres')).toBe('CAST("c" AS TEXT)');
+    expect(expr('longtext', 'text', 'postgres')).toBe('CAST("c" AS TEXT)');
+    expect(expr('longtext', 'character varying', 'redshift')).toBe('CAST("c" AS VARCHAR(65535))');
     expect(expr('timestamp(6)', 'timestamp with time zone', 'postgres')).toBe(
       `CAST(("c" AT TIME ZONE 'UTC') AS VARCHAR(64))`,
     );

@@ -11,7 +11,7 @@
  * accepts in a CREATE TABLE must be one of the types covered here, so a type a later server adds fails this test
  * instead of going unnoticed.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Pipeline, startPipeline } from '../../local/pipeline';
 import { waitFor } from '../../local/services/process';
 import { isKnownMysqlType, parseMysqlType } from '../../shared/type-mapping';
+import { runCdc } from '../cli/support/run-cdc';
 
 /** A type under test: its DDL, and each row's SQL literal with the exact text expected back on both sides. */
 interface TypeCase {
@@ -859,6 +860,15 @@ describe('every MariaDB column type end to end', () => {
         expect.objectContaining({ column: 'c_varchar', value: 'a\u0000b', reason: 'NUL character' }),
       ),
     );
+  });
+
+  it('is found identical over every column by npx cdc validate', async () => {
+    const endpoints = join(dir, 'endpoints.json');
+    writeFileSync(endpoints, JSON.stringify(p.endpoints));
+    const run = await runCdc(endpoints, 'validate', `${database}.every_type`, '--lag-window', '1');
+    expect(run.stdout + run.stderr).toMatch(/identical/i);
+    expect(run.stdout).not.toMatch(/skipped/i);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
   });
 
   it('keeps the stored bytes of spatial values (SRID, then WKB) on both paths', async () => {
