@@ -5,7 +5,8 @@
  * PostgreSQL). The same rows are written twice: before the producer starts (they reach the replica through the
  * snapshot) and after (through the binlog: inserted with another row's values, then updated to their own). Each value is read back as text on both sides and must equal the text
  * written down here, value by value: spatial values decoded from the replica's bytes (SRID, little-endian, then WKB)
- * and compared byte for byte with the source's stored value too.
+ * and compared byte for byte with the source's stored value too. Then `npx cdc validate` must find the table identical,
+ * and `npx cdc backfill` must write every value again into a replica whose values were wiped.
  *
  * The list of types is checked against the server: every data type the server's own help tables name and the server
  * accepts in a CREATE TABLE must be one of the types covered here, so a type a later server adds fails this test
@@ -820,7 +821,7 @@ function differences(table: Table, ids: readonly number[], side: 'source' | 'rep
  * What still differs from the expected texts once the replica has converged, or after 45 s (the rows' latest changes
  * may arrive in a later merge than their first ones).
  */
-async function replicaDifferences(ids: readonly number[]): Promise<string[]> {
+async function replicaDifferences(ids: readonly number[], timeoutMs = 45_000): Promise<string[]> {
   let diff: string[] = [];
   await waitFor(
     `rows ${ids[0]}…${ids.at(-1)} in the replica`,
@@ -829,7 +830,7 @@ async function replicaDifferences(ids: readonly number[]): Promise<string[]> {
       diff = differences(replica, ids, 'replica');
       return diff.length === 0 || undefined;
     },
-    45_000,
+    timeoutMs,
   ).catch(() => undefined);
   return diff;
 }
@@ -869,6 +870,17 @@ describe('every MariaDB column type end to end', () => {
     expect(run.stdout + run.stderr).toMatch(/identical/i);
     expect(run.stdout).not.toMatch(/skipped/i);
     expect(run.code, run.stdout + run.stderr).toBe(0);
+  });
+
+  it('writes every value of every type again through a backfill (npx cdc backfill), repairing a wiped replica', async () => {
+    await p.pool.query(`UPDATE "${database}".every_type SET ${COLUMNS.map((c) => `"${c}" = NULL`).join(', ')}`);
+    expect((await replicaDifferences(SNAPSHOT_IDS, 1)).length).toBeGreaterThan(100); // wiped: not vacuous
+    const endpoints = join(dir, 'endpoints.json');
+    writeFileSync(endpoints, JSON.stringify(p.endpoints));
+    const run = await runCdc(endpoints, 'backfill', `${database}.every_type`, '--timeout', '60');
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(await replicaDifferences(SNAPSHOT_IDS)).toEqual([]);
+    expect(await replicaDifferences(BINLOG_IDS)).toEqual([]);
   });
 
   it('keeps the stored bytes of spatial values (SRID, then WKB) on both paths', async () => {
