@@ -181,6 +181,8 @@ export function planKeylessRange(event: ChangeEvent, names: TableNames, d: Diale
   }
   if (range.after !== null || range.upto !== null) return [];
   const out = [planStateRecord(event, names, d)];
-  if (exists) out.push(`DELETE FROM ${names.deltas} WHERE ${ident(META.position)} < ${literal(event.position)}`);
+  // A delta without a position was not written by the merge (a replica written to by hand): older than anything.
+  const pos = ident(META.position);
+  if (exists) out.push(`DELETE FROM ${names.deltas} WHERE ${pos} IS NULL OR ${pos} < ${literal(event.position)}`);
   return out;
 }

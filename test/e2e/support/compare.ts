@@ -53,3 +53,23 @@ export async function replicaRows(
   );
   return res.rows.map((r: Record<string, unknown>) => columns.map((c) => canon(r[c])).join('|'));
 }
+
+/**
+ * A keyless replica (a view with `_cdc_count` per distinct row) as one canonical line per row it stands for, sorted;
+ * compare with `sourceRows(…, columns, columns)` sorted the same way (MySQL and PostgreSQL order NULLs differently).
+ */
+export async function keylessReplicaRows(
+  client: pg.ClientBase,
+  schema: string,
+  table: string,
+  columns: string[],
+): Promise<string[]> {
+  const res = await client.query(
+    `SELECT ${columns.map((c) => `"${c}"::text AS "${c}"`).join(', ')}, "_cdc_count"::int AS "_cdc_count" FROM "${schema}"."${table}"`,
+  );
+  return res.rows
+    .flatMap((r: Record<string, unknown>) =>
+      Array.from({ length: Number(r._cdc_count) }, () => columns.map((c) => canon(r[c])).join('|')),
+    )
+    .sort();
+}
