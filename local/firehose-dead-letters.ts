@@ -73,11 +73,12 @@ export interface FailingTable {
 }
 
 /**
- * Per table, what is failing: objects in the retry queue (with their last error) and set-aside reports (their keys,
- * and the newest report's reason when read). Tables with neither are absent.
+ * Per table, what is failing: objects in the queue that failed at least once (with their last error; objects not yet
+ * attempted are not failing) and set-aside reports (their keys, and the newest report's reason when read). Tables
+ * with neither are absent.
  */
 export function failingTables(
-  retrying: readonly { key: string; lastError: string; lastFailedAt?: number; nextAt: number }[],
+  queue: readonly { key: string; attempts: number; lastError: string; lastFailedAt?: number }[],
   setAside: readonly { key: string; at: number; reason?: string }[],
 ): Map<string, FailingTable> {
   const out = new Map<string, FailingTable>();
@@ -91,7 +92,7 @@ export function failingTables(
       ...(newer ? { lastError: error, lastFailedAt: at } : {}),
     });
   };
-  for (const r of retrying) add(tableOfKey(r.key), 'retrying', r.lastError, r.lastFailedAt ?? 0);
+  for (const r of queue) if (r.attempts > 0) add(tableOfKey(r.key), 'retrying', r.lastError, r.lastFailedAt ?? 0);
   for (const s of setAside) add(tableOfKey(s.key), 'setAside', s.reason, s.at);
   return out;
 }

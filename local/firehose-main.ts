@@ -36,6 +36,14 @@ const schema = z.object({
   DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(5),
   /** Wait before an object's first retry, doubled for each further one. */
   DELIVERY_RETRY_BACKOFF_MS: z.coerce.number().int().min(0).max(900_000).default(1000),
+  /** Merges running at once, each of another table (Lambda's concurrency). */
+  MERGE_CONCURRENCY: z.coerce.number().int().min(1).max(32).default(4),
+  /**
+   * A merge statement running longer is cancelled and the attempt fails with PostgreSQL's reason (e.g. a lock held on
+   * the replica), as the Lambda's Data API deadline cancels a Redshift statement: a hang becomes a retry, then a
+   * set-aside object with a reason, instead of a lane held forever.
+   */
+  MERGE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).max(900_000).default(60_000),
 });
 
 function say(event: string, fields: Record<string, unknown> = {}): void {
@@ -60,8 +68,10 @@ async function main(): Promise<void> {
   // Named, so `pg_stat_activity` (and the e2e test that interrupts merges mid-transaction) can tell it apart.
   const pool = new pg.Pool({
     connectionString: merge.POSTGRES_URL,
-    max: 2,
+    // One per merge in flight, one for the raw changelog load.
+    max: config.MERGE_CONCURRENCY + 1,
     application_name: FIREHOSE_APPLICATION_NAME,
+    options: `-c statement_timeout=${config.MERGE_STATEMENT_TIMEOUT_MS}`,
   });
   // A dropped idle connection must not kill the process; the next delivery reconnects.
   pool.on('error', (err) => say('error', { error: err.message }));
@@ -86,6 +96,7 @@ async function main(): Promise<void> {
     bufferBytes: config.BUFFER_SIZE_BYTES,
     maxDeliveryAttempts: config.DELIVERY_MAX_ATTEMPTS,
     retryBackoffMs: config.DELIVERY_RETRY_BACKOFF_MS,
+    mergeConcurrency: config.MERGE_CONCURRENCY,
     onMerged: (results, events, key) =>
       say('merged', {
         key,
@@ -97,9 +108,10 @@ async function main(): Promise<void> {
   await firehose.start();
   say('ready');
   process.on('SIGTERM', () => {
+    // A merge left hung past stop()'s grace holds its connection: do not wait for it to be released.
     void firehose
       .stop()
-      .then(() => pool.end())
+      .then(() => Promise.race([pool.end(), new Promise((r) => setTimeout(r, 2000))]))
       .then(() => process.exit(0));
   });
 }

@@ -2,18 +2,18 @@
  * The local stand-in for Kinesis Data Firehose: reads every shard of the stream, buffers by time and size, writes
  * each table's events as one gz NDJSON object under the same keys the deployed Firehose uses
  * (shared/lake-layout.ts), loads them into the raw changelog table, and hands each object to the merge, as
- * S3 → SQS → Lambda does in AWS. Shard positions are persisted only after the objects were written and merged (or
- * queued for a retry), so a restart re-delivers (at-least-once; the merge is idempotent).
+ * S3 → SQS → Lambda does in AWS. Shard positions are persisted only after the objects were written and queued for
+ * the merge, so a restart re-delivers (at-least-once; the merge is idempotent).
  *
- * Like SQS redrive: an object whose merge fails is retried on its own, with backoff, at most `maxDeliveryAttempts`
- * times, then set aside under `errors/merge/` with its reason; meanwhile every other object (other tables, and later
- * objects of the same table: the merge applies batches in any order) goes on. The retry queue is saved beside the
- * shard positions (`<stateFile>.retrying`), before them, so an object queued for a retry survives a restart.
- * A redrive request (`npx cdc redrive`, local/firehose-dead-letters.ts) queues set-aside objects again with fresh
- * attempts, as SQS's DLQ redrive does.
- *
- * The loop is sequential, so isolation rests on each failing attempt being short and on nothing ever waiting for a
- * retry: a queued object is attempted only when its time has come, between deliveries (test/e2e/isolation.test.ts).
+ * Like S3 → SQS → Lambda: each written object joins a queue (saved beside the shard positions as
+ * `<stateFile>.retrying`, before them, so it survives a restart) and is merged from there by up to `mergeConcurrency`
+ * merges at once, never two of one table (as Lambda invocations run beside each other). So a table whose merge fails
+ * or hangs (a lock held on its replica) occupies at most its own lane: the reading loop and every other table go on.
+ * A failed object is retried on its own, with backoff, at most `maxDeliveryAttempts` times, then set aside under
+ * `errors/merge/` with its reason (SQS redrive to a dead-letter queue); later objects of the same table are attempted
+ * too (the merge applies batches in any order). A redrive request (`npx cdc redrive`,
+ * local/firehose-dead-letters.ts) queues set-aside objects again with fresh attempts. Proven by
+ * test/e2e/isolation.test.ts.
  */
 
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,13 +70,19 @@ export interface LocalFirehoseProps {
   readonly maxDeliveryAttempts?: number;
   /** Wait before the first retry of an object; doubled for each further one. @default 1000 */
   readonly retryBackoffMs?: number;
+  /** Merges running at once, each of another table (Lambda's concurrency); the pool needs one connection more. @default 4 */
+  readonly mergeConcurrency?: number;
   readonly onMerged?: (results: TableResult[], events: ChangeEvent[], key: string) => void;
   readonly onError?: (err: Error) => void;
 }
 
-/** An object whose merge failed, waiting for its next attempt (what SQS holds for an undeleted message). */
+/**
+ * An object waiting for its merge (what SQS holds for an undeleted message): not attempted yet (`attempts` 0: just
+ * delivered, redriven, or in flight when the process stopped), or failed and waiting for its next attempt.
+ */
 export interface PendingRetry {
   readonly key: string;
+  /** Failed attempts so far. */
   readonly attempts: number;
   readonly nextAt: number;
   readonly lastError: string;
@@ -93,6 +99,16 @@ export class LocalFirehose {
   private retrying: PendingRetry[];
   private readonly maxAttempts: number;
   private readonly backoffMs: number;
+  private readonly concurrency: number;
+  /** Merges in flight, by table (one per table at most). */
+  private readonly lanes = new Map<string, Promise<void>>();
+  /**
+   * Until one merge succeeded in this process, merges run one at a time: the merge creates its bookkeeping (schemas,
+   * merge_batches) with CREATE … IF NOT EXISTS once per process, and two of those at once can collide in PostgreSQL.
+   */
+  private warm = false;
+  /** Events of objects delivered by this process and not merged yet: their merge report needs no second read. */
+  private readonly fresh = new Map<string, readonly ChangeEvent[]>();
   /**
    * Positions loaded into the raw changelog since the shard positions were last saved: a delivery retried by this
    * process (a merge that failed) does not load them twice. Only a kill between loading and saving can.
@@ -114,6 +130,9 @@ export class LocalFirehose {
       : [];
     this.maxAttempts = props.maxDeliveryAttempts ?? 5;
     this.backoffMs = props.retryBackoffMs ?? 1000;
+    this.concurrency = props.mergeConcurrency ?? 4;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
+      throw new RangeError(`mergeConcurrency must be an integer ≥ 1, got ${this.concurrency}`);
     if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1)
       throw new RangeError(`maxDeliveryAttempts must be an integer ≥ 1, got ${this.maxAttempts}`);
     if (!Number.isFinite(this.backoffMs) || this.backoffMs < 0)
@@ -124,7 +143,7 @@ export class LocalFirehose {
     return retryQueueFile(this.props.stateFile);
   }
 
-  /** Objects waiting for another merge attempt. */
+  /** Objects waiting for a merge attempt (first or further), in flight included. */
   get pendingRetries(): readonly PendingRetry[] {
     return this.retrying;
   }
@@ -136,9 +155,28 @@ export class LocalFirehose {
     this.loop = this.run();
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops reading, then merges what is due (the delivery in progress included) and waits for the merges in flight, for
+   * at most `graceMs`: a merge hung on a lock is left behind (its object stays in the saved queue and is merged after
+   * the restart; the merge is idempotent).
+   */
+  async stop(graceMs = 10_000): Promise<void> {
     this.running = false;
     await this.loop;
+    const deadline = Date.now() + graceMs;
+    let timer: NodeJS.Timeout | undefined;
+    for (;;) {
+      this.schedule();
+      const left = deadline - Date.now();
+      if (this.lanes.size === 0 || left <= 0) break;
+      await Promise.race([
+        Promise.race([...this.lanes.values()]),
+        new Promise((r) => {
+          timer = setTimeout(r, left);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
   }
 
   private async iterator(shardId: string): Promise<string> {
@@ -158,13 +196,16 @@ export class LocalFirehose {
   }
 
   private async run(): Promise<void> {
-    // Positions of records buffered but not yet delivered: saved only once their objects are written and merged.
+    // Positions of records buffered but not yet delivered: saved only once their objects are written and queued.
     let pendingSeqs: Record<string, string> = {};
     while (this.running) {
       try {
-        const desc = await this.props.kinesis.send(new DescribeStreamCommand({ StreamName: this.props.streamName }));
+        // Backpressure: with merges behind, the records wait in the stream rather than as objects in memory.
+        const desc = this.backlogged()
+          ? undefined
+          : await this.props.kinesis.send(new DescribeStreamCommand({ StreamName: this.props.streamName }));
         let got = 0;
-        for (const shard of desc.StreamDescription?.Shards ?? []) {
+        for (const shard of desc?.StreamDescription?.Shards ?? []) {
           const id = shard.ShardId!;
           const res = await this.props.kinesis.send(
             new GetRecordsCommand({ ShardIterator: await this.iterator(id), Limit: 5000 }),
@@ -192,7 +233,7 @@ export class LocalFirehose {
           pendingSeqs = {};
           this.saveState();
         }
-        if (await this.retryDue()) this.saveRetries();
+        this.schedule();
         await this.redriveRequested();
         if (got === 0) await new Promise((r) => setTimeout(r, 100));
       } catch (err) {
@@ -240,39 +281,92 @@ export class LocalFirehose {
       const id = (e: ChangeEvent) => `${e.db}.${e.table} ${e.position}`;
       await this.loadChangelog(group.filter((e) => !this.loadedSinceSave.has(id(e))));
       for (const e of group) this.loadedSinceSave.add(id(e));
-      if (await this.attempt(key, group, 1)) this.delivered += group.length;
+      // Queued, not merged here: the caller saves the queue before the shard positions, then schedule() merges it.
+      this.retrying.push({ key, attempts: 0, nextAt: Date.now(), lastError: '' });
+      this.fresh.set(key, group);
     }
   }
 
   /**
-   * One merge attempt of one object. True when its fate is settled (merged, or set aside: poison, or out of attempts);
-   * false when it was queued for another attempt. A failure never propagates: it must not hold other objects back.
+   * Whether more objects wait for their first merge than can start at once: then reading pauses, so that records wait
+   * in the stream and the next delivery is larger (fewer, bigger merges, as when the merge kept up), as the sequential
+   * stand-in did. Only objects that could start now count: those of a table whose merge is in flight (maybe hung)
+   * or failing (attempts > 0) must not hold back every other table's deliveries.
+   */
+  private backlogged(): boolean {
+    let n = 0;
+    for (const r of this.retrying) {
+      if (r.attempts === 0 && !this.lanes.has(tableOfKey(r.key) ?? r.key) && ++n > this.concurrency) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Starts the merges that are due, oldest first, while fewer than `mergeConcurrency` run and none runs for the same
+   * table. Never waits for them: a failing or hung table holds only its own lane.
+   */
+  private schedule(): void {
+    const now = Date.now();
+    const due = this.retrying.filter((r) => r.nextAt <= now).sort((a, b) => a.nextAt - b.nextAt);
+    for (const r of due) {
+      if (this.lanes.size >= (this.warm ? this.concurrency : 1)) return;
+      const lane = tableOfKey(r.key) ?? r.key;
+      if (this.lanes.has(lane)) continue;
+      this.lanes.set(
+        lane,
+        this.runQueued(r).finally(() => this.lanes.delete(lane)),
+      );
+    }
+  }
+
+  /** One attempt of a queued object; the queue entry is replaced by its outcome and the queue saved. */
+  private async runQueued(r: PendingRetry): Promise<void> {
+    let next: PendingRetry | undefined;
+    try {
+      const outcome = await this.attempt(r.key, this.fresh.get(r.key), r.attempts + 1, r.firstFailedAt);
+      if (outcome !== 'settled') next = outcome;
+      else this.fresh.delete(r.key);
+    } catch (err) {
+      // Setting it aside failed (S3): it stays queued, tried again after the backoff.
+      this.props.onError?.(err as Error);
+      next = { ...r, nextAt: Date.now() + this.backoffMs };
+    }
+    this.retrying = this.retrying.filter((x) => x !== r);
+    if (next) this.retrying.push(next);
+    this.saveRetries();
+  }
+
+  /**
+   * One merge attempt of one object: `settled` when its fate is (merged, or set aside: poison, or out of attempts),
+   * else the queue entry for its next attempt. A merge failure never propagates; only failing to set it aside does.
    */
   private async attempt(
     key: string,
     events: readonly ChangeEvent[] | undefined,
     attempt: number,
     firstFailedAt?: number,
-  ): Promise<boolean> {
+  ): Promise<'settled' | PendingRetry> {
     try {
       const results = await applyObject({ bucket: this.props.bucket, key }, this.props.s3, this.props.merge);
-      this.props.onMerged?.(results, [...(events ?? (await this.readObject(key)))], key);
-      return true;
+      const merged = [...(events ?? (await this.readObject(key)))];
+      this.delivered += merged.length;
+      this.warm = true;
+      this.props.onMerged?.(results, merged, key);
+      return 'settled';
     } catch (err) {
       const error = err as Error;
       this.props.onError?.(error);
       const now = Date.now();
       const table = tableOfKey(key);
       if (!(err instanceof PoisonBatchError) && attempt < this.maxAttempts) {
-        this.retrying.push({
+        return {
           key,
           attempts: attempt,
           nextAt: now + this.backoffMs * 2 ** (attempt - 1),
           lastError: setAsideReason(table, error.message),
           firstFailedAt: firstFailedAt ?? now,
           lastFailedAt: now,
-        });
-        return false;
+        };
       }
       // The local dead-letter place: the reason next to the object, the pipeline keeps going.
       const report: SetAsideReport = {
@@ -286,25 +380,8 @@ export class LocalFirehose {
       await this.props.s3.send(
         new PutObjectCommand({ Bucket: this.props.bucket, Key: setAsideKey(key), Body: JSON.stringify(report) }),
       );
-      return true;
+      return 'settled';
     }
-  }
-
-  /** Makes the attempts that are due; true when the retry queue changed. */
-  private async retryDue(): Promise<boolean> {
-    const now = Date.now();
-    const due = this.retrying.filter((r) => r.nextAt <= now);
-    if (due.length === 0) return false;
-    for (const r of due) {
-      this.retrying = this.retrying.filter((x) => x !== r);
-      try {
-        await this.attempt(r.key, undefined, r.attempts + 1, r.firstFailedAt);
-      } catch (err) {
-        this.retrying.push(r); // setting it aside failed: it stays queued, as it is in the saved file
-        throw err;
-      }
-    }
-    return true;
   }
 
   /**

@@ -97,7 +97,7 @@ async function mergeFailures(t: Target): Promise<Map<string, FailingTable>> {
   const queueFile = t.localDir ? retryQueueFile(join(t.localDir, FIREHOSE_STATE_FILE_NAME)) : undefined;
   const retrying =
     queueFile && existsSync(queueFile)
-      ? (JSON.parse(readFileSync(queueFile, 'utf8')) as { key: string; lastError: string; nextAt: number }[])
+      ? (JSON.parse(readFileSync(queueFile, 'utf8')) as { key: string; attempts: number; lastError: string }[])
       : [];
   const listed = await t.s3
     .send(new ListObjectsV2Command({ Bucket: t.bucket, Prefix: MERGE_DEAD_LETTER_PREFIX, MaxKeys: 1000 }))
