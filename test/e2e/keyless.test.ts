@@ -117,7 +117,7 @@ describe('tables without a primary key', () => {
     );
     const [srcDbg] = await db.query("SELECT * FROM shop.kl_log WHERE msg = 'm100'");
     console.log(JSON.stringify(dbg.rows), JSON.stringify(srcDbg));
-    const jobs = JSON.parse(status.stdout).snapshots as { table: string; status: string }[];
+    const jobs = JSON.parse(status.stdout).snapshots as { db: string; table: string; status: string }[];
     expect(jobs.filter((j) => j.db === 'shop' && j.table.startsWith('kl_')).map((j) => j.status)).toEqual([
       'done',
       'done',
