@@ -42,7 +42,11 @@ let db: mysql.Connection;
 let s3: S3Client;
 let endpoints: string;
 
+/** The stand-in's merge statement timeout here (60 s by default), so that the lock case sees a hang become a reason. */
+const STATEMENT_TIMEOUT_MS = 5000;
+
 beforeAll(async () => {
+  process.env.MERGE_STATEMENT_TIMEOUT_MS = String(STATEMENT_TIMEOUT_MS); // read by the stand-in startPipeline spawns
   p = await startPipeline({ dir, bufferMs: 300, loadSampleSchema: false });
   s3 = new S3Client(localAwsClientConfig(p.endpoints.aws.s3));
   endpoints = join(dir, 'endpoints.json');
@@ -247,7 +251,7 @@ describe('one table the warehouse refuses, 20 others written meanwhile', () => {
     expect(after.tables.find((t) => t.table === `shop.${BAD}`)?.failing ?? null).toBeNull();
   }, 170_000);
 
-  it('keeps the 20 other tables converging while a merge hangs on a lock held on one replica, which catches up once released', async () => {
+  it('keeps the 20 other tables converging while a merge hangs on a lock held on one replica, turns the hang into a failed attempt with its reason, and catches up once released', async () => {
     await db.query(`CREATE TABLE shop.${LOCKED} (id INT PRIMARY KEY, v INT NOT NULL, note VARCHAR(40))`);
     await db.query(`INSERT INTO shop.${LOCKED} VALUES (0, 0, 'before the lock')`);
     await waitConverged([...GOOD, LOCKED], 'the new table to be replicated', 60_000);
@@ -266,12 +270,27 @@ describe('one table the warehouse refuses, 20 others written meanwhile', () => {
       // Read through the lock holder (anyone else would wait): nothing written under the lock has been applied.
       const held = await locker.query(`SELECT count(*)::int AS n FROM shop.${LOCKED}`);
       expect(held.rows[0].n).toBe(1);
-      const waiting = await locker.query(
-        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'local-firehose' AND wait_event_type = 'Lock'",
+      // A merge of it is waiting for the lock (between two attempts it may not be: poll).
+      await waitFor('a merge waiting for the lock', async () => {
+        const waiting = await locker.query(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'local-firehose' AND wait_event_type = 'Lock'",
+        );
+        return waiting.rows[0].n > 0;
+      });
+      // The statement timeout turns the hang into a failed attempt with PostgreSQL's reason, shown as failing.
+      const timedOut = await waitFor(
+        'the hung merge to fail on the statement timeout',
+        async () =>
+          retrying().find(
+            (r) =>
+              r.key.includes(`/source_table=${LOCKED}/`) && r.attempts > 0 && /statement timeout/.test(r.lastError),
+          ),
+        STATEMENT_TIMEOUT_MS * 4,
       );
-      expect(waiting.rows[0].n, 'a merge waiting for the lock').toBeGreaterThan(0);
+      expect(timedOut.lastError).toContain(`shop.${LOCKED}: `);
       process.stderr.write(
-        `isolation (lock): 10 rounds in ${writesEnd - from} ms; the 20 converged ${convergedAt - writesEnd} ms after the last write while a merge waited for the lock\n`,
+        `isolation (lock): 10 rounds in ${writesEnd - from} ms; the 20 converged ${convergedAt - writesEnd} ms after the last write while a merge waited for the lock; ` +
+          `first attempt failed on the statement timeout ${Number(timedOut.lastFailedAt) - from} ms after the first write: ${timedOut.lastError.slice(0, 120)}\n`,
       );
       await locker.query('COMMIT');
     } finally {
