@@ -95,6 +95,7 @@ export class ProducerService extends Construct {
         CAPTURE_MASK_COLUMNS: s.maskColumns.join(','),
         SNAPSHOT_MODE: s.snapshotMode,
         SNAPSHOT_CHUNK_ROWS: String(s.snapshotChunkRows),
+        SNAPSHOT_KEYLESS_MAX_ROWS: String(s.snapshotKeylessMaxRows),
         SIGNAL_TABLE: s.signalTable,
         STREAM_NAME: props.changeStream.stream.streamName,
         PARTITION_KEY_MODE: c.stream.partitionKeyMode,

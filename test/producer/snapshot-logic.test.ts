@@ -1,4 +1,5 @@
 /** The pure parts of snapshots: key-order chunk SQL, the watermark window rule, progress bookkeeping, signals. */
+
 import { describe, expect, it } from 'vitest';
 import { buildChunkQuery, decodeKeyValue, encodeKeyValue } from '../../containers/producer/src/chunk-query';
 import { buildEvent, serializeEvent } from '../../containers/producer/src/event-encoder';
@@ -27,6 +28,7 @@ import {
   rowsToEmit,
   Snapshotter,
 } from '../../containers/producer/src/snapshotter';
+import { waitFor } from '../../local/services/process';
 
 const shape = {
   db: 'shop',
@@ -220,5 +222,20 @@ describe('resync requests in the snapshotter', () => {
     expect(s.state.jobs).toMatchObject([
       { id: 'resync-2', status: 'failed', error: 'other.t is not captured by this pipeline' },
     ]);
+  });
+
+  it('stops a queued or running job of a table no longer captured (quarantined) before its next chunk, with the reason', async () => {
+    let captured = true;
+    const { s } = snapshotter(() => captured);
+    s.enqueue('initial', [{ db: 'shop', table: 'items' }]);
+    captured = false; // quarantined after the job was queued
+    s.start((err) => {
+      throw err;
+    });
+    await waitFor('the job to end', async () => s.state.jobs[0]?.status === 'failed', 5000);
+    await s.stop();
+    expect(s.state.jobs[0]!.error).toBe(
+      'shop.items is no longer captured (quarantined, or left out by the capture rules)',
+    );
   });
 });

@@ -49,6 +49,8 @@ const fields = z.object({
   SNAPSHOT_MODE: z.enum(['initial', 'never']).default('initial'),
   /** Rows per snapshot chunk (one low/high watermark pair each). */
   SNAPSHOT_CHUNK_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
+  /** Most rows of a table without a primary key: it is read whole, in memory (docs/snapshot.md). */
+  SNAPSHOT_KEYLESS_MAX_ROWS: z.coerce.number().int().min(1).max(50_000_000).default(250_000),
   /** The signal table in the source (watermarks, backfill requests); created when missing. */
   SIGNAL_TABLE: z
     .string()

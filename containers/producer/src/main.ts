@@ -186,6 +186,7 @@ async function main(): Promise<void> {
     captures,
     pipelineId: config.PIPELINE_ID,
     chunkRows: config.SNAPSHOT_CHUNK_ROWS,
+    keylessMaxRows: config.SNAPSHOT_KEYLESS_MAX_ROWS,
     emit: (row) => core.onRow(row),
     emitTableChange: (change) => core.onTableChange(change),
     congested: () => sink.pending >= config.MAX_IN_FLIGHT_EVENTS / 2,

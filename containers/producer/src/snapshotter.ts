@@ -506,6 +506,16 @@ export class Snapshotter {
       }
       while (this.props.congested() && !this.stopped) await new Promise((r) => setTimeout(r, 20));
       if (this.stopped) return;
+      if (!this.props.captures(job.db, job.table)) {
+        // Checked per chunk: a table quarantined (or left out by new capture rules) while its job runs stops there.
+        const why = `${job.db}.${job.table} is no longer captured (quarantined, or left out by the capture rules)`;
+        this.props.log('warn', 'snapshot stopped', { job: job.id, reason: why });
+        await Promise.all(this.chunks.map((c) => c.done));
+        this.current = failJob(this.current, job.id, why, this.now());
+        await this.mark(job.id);
+        cursor = undefined;
+        continue;
+      }
       const shape = await this.props.reader.describe(job.db, job.table);
       if (!shape || (shape.pk.length === 0 && job.where !== undefined)) {
         const why = !shape
