@@ -64,7 +64,10 @@ function loadConfig(env: Record<string, string | undefined>) {
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const merge = loadMergeConfig({ WAREHOUSE: 'postgres', ...process.env });
-  configureDateValues({ onNulled: (v) => say('value-nulled', { ...v }) });
+  configureDateValues({
+    onNulled: (v) => say('value-nulled', { ...v }),
+    onRowSkipped: (r) => say('row-skipped', { ...r }),
+  });
   // Named, so `pg_stat_activity` (and the e2e test that interrupts merges mid-transaction) can tell it apart.
   const pool = new pg.Pool({
     connectionString: merge.POSTGRES_URL,

@@ -37,4 +37,5 @@ export const MergeMetric = {
   Errors: 'MergeErrors', // Count
   ValuesTruncated: 'ValuesTruncated', // Count (text values cut to fit a Redshift column, OVERSIZE_VALUES=truncate)
   ValuesNulled: 'ValuesNulled', // Count (dates no warehouse holds, staged as NULL: zero, partial zero, invalid)
+  RowsSkipped: 'RowsSkipped', // Count (row images not merged: their primary key holds a value the warehouse cannot hold)
 } as const;

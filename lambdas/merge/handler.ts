@@ -48,6 +48,10 @@ configureDateValues({
     logger.warn('date the warehouse cannot hold staged as NULL', { ...v });
     metrics.addMetric(MergeMetric.ValuesNulled, MetricUnit.Count, 1);
   },
+  onRowSkipped: (r) => {
+    logger.error('row not merged: its primary key holds a value the warehouse cannot hold', { ...r });
+    metrics.addMetric(MergeMetric.RowsSkipped, MetricUnit.Count, 1);
+  },
 });
 
 function postgresPool(url: string): pg.Pool {

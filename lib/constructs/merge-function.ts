@@ -151,6 +151,10 @@ export class MergeFunction extends Construct {
   metricValuesNulled(options?: MetricOptions): Metric {
     return this.metric(MergeMetric.ValuesNulled, 'Sum', options);
   }
+  /** Row images not merged because their primary key holds a value the warehouse cannot hold. */
+  metricRowsSkipped(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.RowsSkipped, 'Sum', options);
+  }
   /** Text values cut to fit their Redshift column (OVERSIZE_VALUES=truncate). */
   metricValuesTruncated(options?: MetricOptions): Metric {
     return this.metric(MergeMetric.ValuesTruncated, 'Sum', options);

@@ -247,6 +247,15 @@ export class Monitoring extends Construct {
         runbook: 'values-nulled',
       },
       {
+        id: 'RowsSkipped',
+        severity: 'critical',
+        metric: merge.metricRowsSkipped(),
+        threshold: 0,
+        // Sparse: emitted only when a row is skipped.
+        what: 'the merge left rows out of a replica: their primary key holds a value the warehouse cannot hold (impossible date, NUL character, text over 65,535 bytes); the changelog keeps them',
+        runbook: 'rows-skipped',
+      },
+      {
         id: 'ValuesTruncated',
         severity: 'warning',
         metric: merge.metricValuesTruncated(),

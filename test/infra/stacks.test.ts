@@ -512,6 +512,7 @@ describe('observability stack', () => {
     ['UnknownTypeValues', 'UnknownTypeValues', 0, 'GreaterThanThreshold'],
     ['ValuesNulled', 'ValuesNulled', 0, 'GreaterThanThreshold'],
     ['ValuesTruncated', 'ValuesTruncated', 0, 'GreaterThanThreshold'],
+    ['RowsSkipped', 'RowsSkipped', 0, 'GreaterThanThreshold'],
   ];
 
   it.each(expected)('alarms on %s (%s) at %d', (id, metric, threshold, comparison) => {
@@ -581,6 +582,7 @@ describe('observability stack', () => {
     for (const [name, runbook] of [
       ['cdc-prod-warning-ValuesNulled', 'values-nulled'],
       ['cdc-prod-warning-ValuesTruncated', 'values-truncated'],
+      ['cdc-prod-critical-RowsSkipped', 'rows-skipped'],
     ]) {
       expect(alarm(name!)).toMatchObject({
         Dimensions: expect.arrayContaining([

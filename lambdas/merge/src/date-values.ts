@@ -25,9 +25,23 @@ export interface NulledValue {
   readonly reason: DateProblem | 'NUL character';
 }
 
+/**
+ * A row not staged because its primary key holds a value the warehouse cannot hold as it is (an impossible date, text
+ * with U+0000, text longer than its Redshift column): as NULL or cut, two source rows would share one replica key, or
+ * one row get many (docs/merge.md, "Values the warehouse cannot hold").
+ */
+export interface SkippedRow {
+  readonly where: string;
+  /** The key as in the event. */
+  readonly key: readonly unknown[];
+  readonly reason: string;
+}
+
 export interface DateValueOptions {
   /** Called for every value staged as NULL (the Lambda counts them as `ValuesNulled` and logs them). */
   readonly onNulled?: (v: NulledValue) => void;
+  /** Called for every row image skipped for its key (the Lambda counts them as `RowsSkipped` and logs them). */
+  readonly onRowSkipped?: (r: SkippedRow) => void;
 }
 
 let current: DateValueOptions = {};

@@ -10,7 +10,7 @@ import { type DateValueOptions, dateValueOptions, unrepresentableDate } from './
 import type { Dialect } from './dialect';
 import { PoisonBatchError } from './errors';
 import type { ReplicaColumn, TableModel } from './table-model';
-import { limitValue } from './value-limits';
+import { byteLimit, limitValue } from './value-limits';
 
 export const CSV_NULL = '\\N';
 
@@ -108,6 +108,29 @@ export function keyChanged(pk: readonly string[], before: RowImage, after: RowIm
   return pk.some((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
 }
 
+/**
+ * Why a keyed row's key cannot identify it in the warehouse, or undefined: a key value the staging would turn into NULL
+ * (an impossible date, text with U+0000) or cut (text over its Redshift column's bytes).
+ */
+export function keyProblem(model: TableModel, image: RowImage, d: Dialect): string | undefined {
+  for (const k of model.pk) {
+    const col = model.columns.find((c) => c.name === k);
+    const value = image[k];
+    if (!col || typeof value !== 'string') continue;
+    if (col.kind === 'date' || col.kind === 'datetime' || col.kind === 'timestamp') {
+      const reason = unrepresentableDate(value);
+      if (reason) return `${reason} in key column ${k}`;
+    } else if (col.kind === 'string') {
+      if (unrepresentableText(value)) return `NUL character in key column ${k}`;
+      const limit = byteLimit(col, d.warehouse);
+      const bytes = Buffer.byteLength(value);
+      if (limit && limit.what === 'text' && bytes > limit.limit)
+        return `key column ${k}: ${bytes} bytes > ${limit.limit} its Redshift ${limit.type} holds`;
+    }
+  }
+  return undefined;
+}
+
 /** The staging CSV for one table's events (column order: `stageColumns(model)`). */
 export function buildStageCsv(events: readonly ChangeEvent[], model: TableModel, d: Dialect): string {
   const lines: string[] = [];
@@ -117,12 +140,24 @@ export function buildStageCsv(events: readonly ChangeEvent[], model: TableModel,
       if (e.before && (e.op === 'update' || e.op === 'delete')) lines.push(row(model, e.before, e, d, -1));
       if (e.after && e.op !== 'delete') lines.push(row(model, e.after, e, d, 1));
     } else {
+      // A key the warehouse cannot hold as it is: the row is skipped and reported (keyProblem), never merged under a
+      // NULL or cut key.
+      const keyed = (image: RowImage, op?: string) => {
+        const problem = keyProblem(model, image, d);
+        if (problem === undefined) lines.push(row(model, image, e, d, undefined, op));
+        else
+          dateValueOptions().onRowSkipped?.({
+            where: `${e.db}.${e.table} at ${e.position}`,
+            key: model.pk.map((k) => image[k]),
+            reason: problem,
+          });
+      };
       // An update that changes the key deletes the old key and writes the new one, at the same position (so the
       // keys table also remembers the old key as deleted there, and a late older change cannot revive it).
       if (e.op === 'update' && e.before && e.after && keyChanged(model.pk, e.before, e.after))
-        lines.push(row(model, e.before, e, d, undefined, 'delete'));
+        keyed(e.before, 'delete');
       const image = e.op === 'delete' ? e.before : e.after;
-      if (image) lines.push(row(model, image, e, d));
+      if (image) keyed(image);
     }
   }
   return lines.length > 0 ? `${lines.join('\n')}\n` : '';
