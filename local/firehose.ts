@@ -91,6 +91,12 @@ export interface PendingRetry {
   readonly lastFailedAt?: number;
 }
 
+/** A merge running longer than this may be hung: its table's waiting objects no longer pause reading. */
+const SLOW_MERGE_MS = 2000;
+
+/** Merges of one table run one after the other: the table is the lane. */
+const laneOf = (key: string): string => tableOfKey(key) ?? key;
+
 export class LocalFirehose {
   private readonly iterators = new Map<string, string>();
   private readonly seqs: Record<string, string>;
@@ -100,8 +106,9 @@ export class LocalFirehose {
   private readonly maxAttempts: number;
   private readonly backoffMs: number;
   private readonly concurrency: number;
-  /** Merges in flight, by table (one per table at most). */
+  /** Merges in flight, by table (one per table at most), and when each started. */
   private readonly lanes = new Map<string, Promise<void>>();
+  private readonly laneSince = new Map<string, number>();
   /**
    * Until one merge succeeded in this process, merges run one at a time: the merge creates its bookkeeping (schemas,
    * merge_batches) with CREATE … IF NOT EXISTS once per process, and two of those at once can collide in PostgreSQL.
@@ -288,15 +295,21 @@ export class LocalFirehose {
   }
 
   /**
-   * Whether more objects wait for their first merge than can start at once: then reading pauses, so that records wait
-   * in the stream and the next delivery is larger (fewer, bigger merges, as when the merge kept up), as the sequential
-   * stand-in did. Only objects that could start now count: those of a table whose merge is in flight (maybe hung)
-   * or failing (attempts > 0) must not hold back every other table's deliveries.
+   * Whether an object of a healthy table still waits for (or is in) its first merge: then reading pauses, so records
+   * wait in the stream and the next delivery is larger (fewer, bigger merges), as when the stand-in merged a delivery
+   * before reading on. Objects of a failing table (one of its objects failed and waits for a retry) and of a table
+   * whose merge has run longer than `SLOW_MERGE_MS` (maybe hung on a lock) do not count: they must not hold back
+   * every other table's deliveries.
    */
   private backlogged(): boolean {
-    let n = 0;
+    const now = Date.now();
+    const failing = new Set(this.retrying.filter((r) => r.attempts > 0).map((r) => laneOf(r.key)));
     for (const r of this.retrying) {
-      if (r.attempts === 0 && !this.lanes.has(tableOfKey(r.key) ?? r.key) && ++n > this.concurrency) return true;
+      if (r.attempts > 0) continue;
+      const lane = laneOf(r.key);
+      const since = this.laneSince.get(lane);
+      if (failing.has(lane) || (since !== undefined && now - since > SLOW_MERGE_MS)) continue;
+      return true;
     }
     return false;
   }
@@ -310,11 +323,15 @@ export class LocalFirehose {
     const due = this.retrying.filter((r) => r.nextAt <= now).sort((a, b) => a.nextAt - b.nextAt);
     for (const r of due) {
       if (this.lanes.size >= (this.warm ? this.concurrency : 1)) return;
-      const lane = tableOfKey(r.key) ?? r.key;
+      const lane = laneOf(r.key);
       if (this.lanes.has(lane)) continue;
+      this.laneSince.set(lane, now);
       this.lanes.set(
         lane,
-        this.runQueued(r).finally(() => this.lanes.delete(lane)),
+        this.runQueued(r).finally(() => {
+          this.lanes.delete(lane);
+          this.laneSince.delete(lane);
+        }),
       );
     }
   }
