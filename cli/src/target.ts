@@ -17,7 +17,8 @@ import { CheckpointStore } from '../../containers/producer/src/checkpoint-store'
 import { parseSignalTableName, type SignalTableName } from '../../containers/producer/src/signal-table';
 import { loadConfig as loadMergeConfig } from '../../lambdas/merge/src/config';
 import { PostgresWarehouse } from '../../lambdas/merge/src/postgres-client';
-import { type WarehouseClient, warehouseFromConfig } from '../../lambdas/merge/src/warehouse-client';
+import { warehouseFromConfig } from '../../lambdas/merge/src/warehouse';
+import type { WarehouseClient } from '../../lambdas/merge/src/warehouse-client';
 import type { Endpoints } from '../../local/pipeline';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { CliError } from './errors';

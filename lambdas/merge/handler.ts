@@ -24,7 +24,7 @@ import type { MergeContext } from './src/merge';
 import { RedshiftDataWarehouse } from './src/redshift-client';
 import { parseS3Notification } from './src/s3-notification';
 import { configureValueLimits } from './src/value-limits';
-import { warehouseFromConfig } from './src/warehouse-client';
+import { warehouseFromConfig } from './src/warehouse';
 
 const config = loadConfig(process.env);
 const logger = new Logger({ serviceName: 'merge' });
