@@ -15,6 +15,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import pg from 'pg';
+import { clientConfig } from '../../shared/aws-client-config';
 import { METRICS_NAMESPACE, MergeMetric, PIPELINE_DIMENSION } from '../../shared/metrics';
 import { applyObject } from './src/apply-object';
 import { loadConfig } from './src/config';
@@ -61,7 +62,7 @@ function postgresPool(url: string): pg.Pool {
   return pool;
 }
 
-const s3 = new S3Client(config.AWS_ENDPOINT_S3 ? { endpoint: config.AWS_ENDPOINT_S3, forcePathStyle: true } : {});
+const s3 = new S3Client(clientConfig(config.AWS_ENDPOINT_S3));
 const sqs = new SQSClient({});
 const warehouse = warehouseFromConfig(config, {
   s3,
