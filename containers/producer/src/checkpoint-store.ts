@@ -2,6 +2,8 @@
  * Checkpoint and single-writer lease in one DynamoDB item (`pk` = pipeline id, `sk` = 'producer'), written with
  * conditional expressions: a lease is taken only when free, expired or already ours, and a checkpoint is written
  * only while we hold the lease, so a fenced producer can never move the position (like the KCL's lease table).
+ * The item also keeps the producer's last fatal failures and when the lease holder took its lease, which is how
+ * `npx cdc status` tells a crash loop from a running producer where no log can be read (ECS).
  */
 import {
   ConditionalCheckFailedException,
@@ -33,6 +35,56 @@ export interface PositionRequest {
   readonly requestedAt: number;
   readonly reason: string;
 }
+
+/** A fatal failure of a producer (it exited non-zero), as kept in the item (attribute `failures`, JSON). */
+export interface RecordedFailure {
+  readonly at: number;
+  /** The ProducerError code, a driver's error code (ER_ACCESS_DENIED_ERROR, ECONNREFUSED), or UNEXPECTED. */
+  readonly code: string;
+  /** Without the code prefix; cut to FAILURE_MESSAGE_MAX_CHARS. */
+  readonly message: string;
+  /** The producer that failed (its lease owner id). */
+  readonly owner?: string;
+}
+
+/** Failures kept in the item: enough to see a crash loop, and a bounded attribute (the item limit is 400 KB). */
+export const FAILURES_KEPT = 10;
+export const FAILURE_MESSAGE_MAX_CHARS = 1000;
+
+/** The failure record of a fatal error (pure): the code kept apart from the message. */
+export function failureOf(err: unknown, at = Date.now()): Omit<RecordedFailure, 'owner'> {
+  if (err instanceof ProducerError) {
+    const prefix = `${err.code}: `;
+    return {
+      at,
+      code: err.code,
+      message: err.message.startsWith(prefix) ? err.message.slice(prefix.length) : err.message,
+    };
+  }
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return {
+      at,
+      code: typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : 'UNEXPECTED',
+      message: err.message,
+    };
+  }
+  return { at, code: 'UNEXPECTED', message: String(err) };
+}
+
+function parseFailures(text: string | undefined): RecordedFailure[] {
+  if (!text) return [];
+  try {
+    const list = JSON.parse(text) as unknown;
+    return Array.isArray(list)
+      ? (list as RecordedFailure[]).filter((f) => typeof f?.at === 'number' && typeof f.message === 'string')
+      : [];
+  } catch {
+    return [];
+  }
+}
+
+const cut = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
 
 export type StoredItem = Checkpoint & {
   leaseOwner?: string;
@@ -184,18 +236,21 @@ export class CheckpointStore {
     }
   }
 
-  /** Takes or renews the lease. @throws ProducerError LEASE_HELD when another live producer holds it */
+  /**
+   * Takes or renews the lease; a producer calls it once at its start, which also records the lease as taken now
+   * (`leaseSince`). @throws ProducerError LEASE_HELD when another live producer holds it
+   */
   async acquireLease(now = Date.now()): Promise<PositionRequest | undefined> {
-    return this.takeLease(now, true);
+    return this.takeLease(now, true, true);
   }
 
-  private async takeLease(now: number, retry: boolean): Promise<PositionRequest | undefined> {
+  private async takeLease(now: number, retry: boolean, starting: boolean): Promise<PositionRequest | undefined> {
     try {
       const res = await this.props.client.send(
         new UpdateItemCommand({
           TableName: this.props.tableName,
           Key: this.key,
-          UpdateExpression: 'SET leaseOwner = :me, leaseExpires = :exp',
+          UpdateExpression: `SET leaseOwner = :me, leaseExpires = :exp${starting ? ', leaseSince = :now' : ''}`,
           // A lease without an expiry (an empty lease) is free: nothing would ever let it lapse.
           ConditionExpression:
             'attribute_not_exists(leaseOwner) OR leaseOwner = :me OR attribute_not_exists(leaseExpires) OR leaseExpires < :now',
@@ -204,16 +259,33 @@ export class CheckpointStore {
             ':exp': { N: String(now + (this.props.leaseMs ?? 30_000)) },
             ':now': { N: String(now) },
           },
-          ReturnValues: 'ALL_NEW',
+          // The old item: whether this renewal took the lease from someone else (positionRequest is not changed here).
+          ReturnValues: 'ALL_OLD',
         }),
       );
-      return positionRequestOf(res.Attributes?.positionRequest);
+      const old = res.Attributes;
+      if (!starting && old?.leaseOwner?.S !== this.props.owner) {
+        // Renewing a lapsed lease another producer had taken over: the lease is held from now on. Best effort
+        // (status only reads it): a failure here must not stop a producer that holds its lease.
+        await this.props.client
+          .send(
+            new UpdateItemCommand({
+              TableName: this.props.tableName,
+              Key: this.key,
+              UpdateExpression: 'SET leaseSince = :now',
+              ConditionExpression: 'leaseOwner = :me',
+              ExpressionAttributeValues: { ':me': { S: this.props.owner }, ':now': { N: String(now) } },
+            }),
+          )
+          .catch(() => undefined);
+      }
+      return positionRequestOf(old?.positionRequest);
     } catch (err) {
       if (err instanceof ConditionalCheckFailedException) {
         const cur = await this.lease().catch(() => undefined);
         // Released or lapsed between our write and this read: the lease is free now, so try once more.
         if (retry && (cur?.owner === undefined || cur.expires === undefined || cur.expires < now)) {
-          return this.takeLease(now, false);
+          return this.takeLease(now, false, starting);
         }
         const until = cur?.expires !== undefined ? new Date(cur.expires).toISOString() : 'an unknown time';
         throw new ProducerError(
@@ -229,20 +301,84 @@ export class CheckpointStore {
    * The lease attributes alone: they exist before the first checkpoint (a producer that fails during its first
    * snapshot holds a lease but never saved a position, and `read()` returns nothing for such an item).
    */
-  async lease(): Promise<{ owner?: string; expires?: number }> {
+  async lease(): Promise<{ owner?: string; expires?: number; since?: number }> {
     const res = await this.props.client.send(
       new GetItemCommand({
         TableName: this.props.tableName,
         Key: this.key,
         ConsistentRead: true,
-        ProjectionExpression: 'leaseOwner, leaseExpires',
+        ProjectionExpression: 'leaseOwner, leaseExpires, leaseSince',
       }),
     );
     const i = res.Item;
     return {
       ...(i?.leaseOwner?.S ? { owner: i.leaseOwner.S } : {}),
       ...(i?.leaseExpires?.N ? { expires: Number(i.leaseExpires.N) } : {}),
+      ...(i?.leaseSince?.N ? { since: Number(i.leaseSince.N) } : {}),
     };
+  }
+
+  /** The recorded fatal failures, oldest first (at most FAILURES_KEPT). */
+  async failures(): Promise<RecordedFailure[]> {
+    const res = await this.props.client.send(
+      new GetItemCommand({
+        TableName: this.props.tableName,
+        Key: this.key,
+        ConsistentRead: true,
+        ProjectionExpression: 'failures',
+      }),
+    );
+    return parseFailures(res.Item?.failures?.S);
+  }
+
+  /**
+   * Records a fatal failure of this producer, keeping the newest FAILURES_KEPT. No lease condition: a producer that
+   * fails at its start may not hold the lease (LEASE_HELD, or before it asked). Best effort, it never throws (the
+   * producer is exiting anyway): true once recorded, false when the table could not be written. The list is
+   * replaced only if unchanged since it was read, so producers failing at the same time do not drop each other's.
+   */
+  async recordFailure(failure: Omit<RecordedFailure, 'owner'>): Promise<boolean> {
+    const entry: RecordedFailure = {
+      at: failure.at,
+      code: cut(failure.code, 100),
+      message: cut(failure.message, FAILURE_MESSAGE_MAX_CHARS),
+      owner: this.props.owner,
+    };
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const res = await this.props.client.send(
+          new GetItemCommand({
+            TableName: this.props.tableName,
+            Key: this.key,
+            ConsistentRead: true,
+            ProjectionExpression: 'failures',
+          }),
+        );
+        const before = res.Item?.failures?.S;
+        const list = [...parseFailures(before), entry].sort((a, b) => a.at - b.at).slice(-FAILURES_KEPT);
+        try {
+          await this.props.client.send(
+            new UpdateItemCommand({
+              TableName: this.props.tableName,
+              Key: this.key,
+              UpdateExpression: 'SET failures = :new',
+              ConditionExpression: before === undefined ? 'attribute_not_exists(failures)' : 'failures = :old',
+              ExpressionAttributeValues: {
+                ':new': { S: JSON.stringify(list) },
+                ...(before === undefined ? {} : { ':old': { S: before } }),
+              },
+            }),
+          );
+          return true;
+        } catch (err) {
+          if (!(err instanceof ConditionalCheckFailedException)) return false;
+          // Another producer recorded one meanwhile: read again.
+        }
+      }
+      return false;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -251,7 +387,7 @@ export class CheckpointStore {
    */
   async renewLease(now = Date.now()): Promise<PositionRequest | undefined> {
     try {
-      return await this.acquireLease(now);
+      return await this.takeLease(now, true, false);
     } catch (err) {
       if (err instanceof ProducerError) throw new ProducerError('LEASE_LOST', err.message);
       throw err;

@@ -14,7 +14,7 @@ import { localAwsClientConfig } from '../../../local/services/aws-config';
 import { ProducerMetric } from '../../../shared/metrics';
 import { BinlogSource } from './binlog-source';
 import { connectCapture } from './capture';
-import { CheckpointStore, type PositionRequest } from './checkpoint-store';
+import { CheckpointStore, failureOf, type PositionRequest } from './checkpoint-store';
 import { loadConfig, parseStartFrom, type StartFrom } from './config';
 import { failureMetrics, ProducerError } from './errors';
 import { assessHealth } from './health';
@@ -32,6 +32,27 @@ import { resyncedTable, TableQuarantine } from './table-quarantine';
 
 /** Set once the configuration is read, so a failure during startup still reaches CloudWatch (see the catch below). */
 let startupMetrics: EmfMetrics | undefined;
+/** Set once the store exists, so a failure during startup is still kept in the checkpoint item for `cdc status`. */
+let startupStore: CheckpointStore | undefined;
+
+/** How long an exiting producer waits for its failure to be kept in the checkpoint item. */
+const FAILURE_RECORD_TIMEOUT_MS = 3000;
+
+/**
+ * Keeps a fatal failure in the checkpoint item (how `npx cdc status` sees a crash loop where no log can be read),
+ * bounded in time: a store that cannot be reached must not keep a failed producer from exiting.
+ */
+async function keepFailure(store: CheckpointStore | undefined, err: unknown): Promise<void> {
+  if (!store) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    store.recordFailure(failureOf(err)),
+    new Promise((resolve) => {
+      timer = setTimeout(resolve, FAILURE_RECORD_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+}
 
 /** Counts a fatal failure (ProducerErrors, and BinlogPurged for a purged binlog) and writes every metric held. */
 function recordFailure(metrics: EmfMetrics, err: unknown): void {
@@ -56,6 +77,7 @@ async function main(): Promise<void> {
     owner,
     leaseMs: config.LEASE_SECONDS * 1000,
   });
+  startupStore = store;
 
   const conn = await mysql.createConnection({
     host: config.SOURCE_HOST,
@@ -216,9 +238,17 @@ async function main(): Promise<void> {
   const fail = (err: Error) => {
     if (fatal) return;
     fatal = err;
+    // Nothing more is read or checkpointed while the failure is being kept (the ticker and stop() check `stopping`).
+    stopping = true;
+    try {
+      source.pause();
+      source.stop();
+    } catch {
+      // exiting anyway
+    }
     recordFailure(metrics, err);
     log('error', 'fatal error, stopping without checkpointing past unacknowledged events', { error: err.message });
-    process.exit(1);
+    void keepFailure(store, err).finally(() => process.exit(1));
   };
   // One table's undecodable rows set that table aside; every other table goes on (docs/operations.md).
   source.on('undecodable', (u) => {
@@ -387,5 +417,5 @@ main().catch((err: Error) => {
   });
   // Without a valid configuration there is no pipeline id to put on a metric: the log line is all there is.
   if (startupMetrics) recordFailure(startupMetrics, err);
-  process.exit(1);
+  void keepFailure(startupStore, err).finally(() => process.exit(1));
 });
