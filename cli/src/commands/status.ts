@@ -26,9 +26,13 @@ export interface StatusReport {
   readonly producer: {
     readonly checkpoint: { file: string; pos: number; gtid: string | null; savedAt: string } | null;
     readonly running: boolean;
+    /** How status calls the producer (producerState): running, crash-looping, failed or stopped. */
+    readonly state: ProducerStateName;
     /** Producers failed (exited non-zero) this often within CRASH_WINDOW_MS: two or more means a crash loop. */
     readonly recentFailures: number;
-    /** The newest failure's message, when there are recent failures. */
+    /** While running: the failures within CRASH_WINDOW_MS it was restarted after (0 otherwise). */
+    readonly restarts: number;
+    /** The newest failure (`CODE: message`), when there are recent failures. */
     readonly lastFailure: string | null;
     readonly leaseOwner: string | null;
     readonly secondsBehind: number | null;
@@ -48,13 +52,22 @@ export interface StatusReport {
   readonly errors: readonly { at: string; where: string; message: string }[];
 }
 
-/** How far back producer failures count towards a crash loop. */
-export const CRASH_WINDOW_MS = 120_000;
+/** How far back producer failures count (towards a crash loop, and as restarts of a running producer). */
+export const CRASH_WINDOW_MS = 10 * 60_000;
+/** A producer holding its lease this long since the failures (none of them its own) counts as running again. */
+export const STABLE_AFTER_MS = 2 * 60_000;
+/** The same failure found in the checkpoint item and in the local log: same message, this close in time. */
+const SAME_FAILURE_MS = 5_000;
 
+/** A fatal failure of a producer: from the checkpoint item (with code and owner) or the local producer.log. */
 export interface ProducerFailure {
   readonly at: number;
+  readonly code?: string;
   readonly message: string;
+  readonly owner?: string;
 }
+
+const failureText = (f: ProducerFailure) => `${f.code ? `${f.code}: ` : ''}${f.message}`;
 
 /**
  * The producer's fatal errors from its log (one JSON object per line: `fatal error, stopping …` and `producer failed
@@ -67,12 +80,79 @@ export function producerFailures(logText: string): ProducerFailure[] {
     try {
       const e = JSON.parse(line) as { timestamp?: string; message?: string; error?: string; code?: string };
       if (!/^(fatal error|producer failed to start)/.test(e.message ?? '')) continue;
-      out.push({ at: Date.parse(e.timestamp ?? ''), message: `${e.code ? `${e.code}: ` : ''}${e.error ?? e.message}` });
+      const text = e.error ?? e.message ?? '';
+      // A ProducerError's message starts with its code (the startup line also has it as a field).
+      const coded = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/.exec(text);
+      const code = e.code ?? coded?.[1];
+      const message = code && text.startsWith(`${code}: `) ? text.slice(code.length + 2) : text;
+      out.push({ at: Date.parse(e.timestamp ?? ''), ...(code ? { code } : {}), message });
     } catch {
       // a partial line at the cut
     }
   }
   return out;
+}
+
+/**
+ * The failures kept in the checkpoint item and those of the local log in one list, oldest first: a failure in both
+ * (same code and message within SAME_FAILURE_MS) is kept once, as stored (it names the producer that failed).
+ */
+export function combineFailures(
+  stored: readonly ProducerFailure[],
+  logged: readonly ProducerFailure[],
+): ProducerFailure[] {
+  const extra = logged.filter(
+    (l) => !stored.some((s) => failureText(s) === failureText(l) && Math.abs(s.at - l.at) <= SAME_FAILURE_MS),
+  );
+  return [...stored, ...extra].sort((a, b) => a.at - b.at);
+}
+
+export type ProducerStateName = 'running' | 'crash-looping' | 'failed' | 'stopped';
+
+export interface ProducerState {
+  readonly state: ProducerStateName;
+  readonly running: boolean;
+  /** The failures within CRASH_WINDOW_MS, oldest first. */
+  readonly recent: readonly ProducerFailure[];
+  /** While running: the recent failures it was restarted after; 0 otherwise. */
+  readonly restarts: number;
+  readonly last?: ProducerFailure;
+}
+
+/**
+ * How status calls the producer, from the lease (holder, expiry, when it was taken) and the recorded failures (pure).
+ * A crash-looping producer takes a fresh, live lease at each start, so the lease alone says "running": the holder is
+ * trusted only when none of the recent failures is its own and it has held the lease for STABLE_AFTER_MS; otherwise
+ * two recent failures are a crash loop, and a holder that failed itself (its lease still waiting to lapse) is down.
+ */
+export function producerState(input: {
+  readonly now: number;
+  readonly lease: { readonly owner?: string; readonly expires?: number; readonly since?: number };
+  readonly failures: readonly ProducerFailure[];
+}): ProducerState {
+  const { now, lease } = input;
+  const recent = input.failures.filter((f) => now - f.at <= CRASH_WINDOW_MS).sort((a, b) => a.at - b.at);
+  const last = recent.at(-1);
+  const live = !!lease.owner && (lease.expires ?? 0) > now;
+  const of = (state: ProducerStateName, restarts = 0): ProducerState => ({
+    state,
+    running: state === 'running',
+    recent,
+    restarts,
+    ...(last ? { last } : {}),
+  });
+  if (!last) return of(live ? 'running' : 'stopped');
+  // A failure without an owner (the local log) is the holder's if it came after the holder took the lease.
+  const holderFailed =
+    live &&
+    recent.some((f) =>
+      f.owner !== undefined ? f.owner === lease.owner : lease.since !== undefined && f.at >= lease.since,
+    );
+  const stable = live && !holderFailed && lease.since !== undefined && now - lease.since >= STABLE_AFTER_MS;
+  if (stable) return of('running', recent.length);
+  if (recent.length >= 2) return of('crash-looping');
+  if (holderFailed) return of('failed');
+  return live ? of('running', recent.length) : of('stopped');
 }
 
 function readTail(file: string, bytes = 512 * 1024): string {
@@ -137,15 +217,17 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
     since: new Date(q.since).toISOString(),
     position: q.position,
   }));
-  // A crash-looping producer holds a live lease between its starts: its log (local runs) says it is down.
-  const failures = t.localDir
-    ? producerFailures(readTail(join(t.localDir, 'producer.log'))).filter((f) => now - f.at <= CRASH_WINDOW_MS)
-    : [];
-  const crashLooping = failures.length >= 2;
-  const running = !!item?.leaseOwner && (item.leaseExpires ?? 0) > now && !crashLooping;
+  // A crash-looping producer holds a live lease between its starts: the failures it kept in the checkpoint item (on
+  // every platform), and its log on a local run, say it is down.
+  const stored = await t.store.failures().catch(() => []);
+  const logged = t.localDir ? producerFailures(readTail(join(t.localDir, 'producer.log'))) : [];
+  const lease: { owner?: string; expires?: number; since?: number } = await t.store.lease().catch(() => ({}));
+  const producer = producerState({ now, lease, failures: combineFailures(stored, logged) });
+  const { running } = producer;
+  const down = producer.state === 'crash-looping' || producer.state === 'failed';
   const atEnd = !!item && !!end && item.file === end.File && item.pos >= end.Position;
   const secondsBehind =
-    !item || crashLooping ? null : atEnd ? 0 : item.commitMs ? Math.max(0, (now - item.commitMs) / 1000) : null;
+    !item || down ? null : atEnd ? 0 : item.commitMs ? Math.max(0, (now - item.commitMs) / 1000) : null;
 
   const jobs = parseState(item?.snapshot).jobs.map((j) => {
     const p = progressOf(j, now);
@@ -179,9 +261,9 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
   });
 
   const errors: { at: string; where: string; message: string }[] = [];
-  const lastFailure = failures.at(-1);
-  if (lastFailure) {
-    errors.push({ at: new Date(lastFailure.at).toISOString(), where: 'producer', message: lastFailure.message });
+  const lastFailure = producer.last ? failureText(producer.last) : null;
+  if (producer.last && lastFailure) {
+    errors.push({ at: new Date(producer.last.at).toISOString(), where: 'producer', message: lastFailure });
   }
   for (const j of jobs) {
     if (j.status === 'failed') {
@@ -212,9 +294,11 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
         ? { file: item.file, pos: item.pos, gtid: item.gtid, savedAt: new Date(item.updatedAt).toISOString() }
         : null,
       running,
-      recentFailures: failures.length,
-      lastFailure: lastFailure?.message ?? null,
-      leaseOwner: running ? (item?.leaseOwner ?? null) : null,
+      state: producer.state,
+      recentFailures: producer.recent.length,
+      restarts: producer.restarts,
+      lastFailure,
+      leaseOwner: running ? (lease.owner ?? null) : null,
       secondsBehind,
       positionRequest: request ?? null,
       quarantined,
@@ -225,18 +309,29 @@ export async function collectStatus(t: Target, now = Date.now()): Promise<Status
   };
 }
 
+/** The producer's status line (without the seconds behind). */
+function producerLine(p: StatusReport['producer']): string {
+  const window = `${CRASH_WINDOW_MS / 60_000} min`;
+  switch (p.state) {
+    case 'running':
+      return p.restarts > 0
+        ? `running (${p.leaseOwner}), restarted ${p.restarts}× in the last ${window}; last: ${p.lastFailure}`
+        : `running (${p.leaseOwner})`;
+    case 'crash-looping':
+      return `DOWN: crash-looping (${p.recentFailures} failures in the last ${window}; last: ${p.lastFailure})`;
+    case 'failed':
+      return `DOWN: exited (last: ${p.lastFailure})`;
+    default:
+      return `not running (no live lease)${p.lastFailure ? `; last failure: ${p.lastFailure}` : ''}`;
+  }
+}
+
 export function renderStatus(r: StatusReport): string {
   const cp = r.producer.checkpoint;
   const lines = [
     `source binlog end:    ${r.source.binlogEnd}`,
     `producer checkpoint:  ${cp ? `${cp.file}:${cp.pos}${cp.gtid ? ` (GTID ${cp.gtid})` : ''}, saved ${cp.savedAt}` : 'none yet'}`,
-    `producer:             ${
-      r.producer.running
-        ? `running (${r.producer.leaseOwner})`
-        : r.producer.recentFailures >= 2
-          ? `DOWN: crash-looping (${r.producer.recentFailures} failures in the last ${CRASH_WINDOW_MS / 60_000} min; last: ${r.producer.lastFailure})`
-          : 'not running (no live lease)'
-    }; ${
+    `producer:             ${producerLine(r.producer)}; ${
       r.producer.secondsBehind === null ? 'seconds behind unknown' : `${r.producer.secondsBehind.toFixed(1)} s behind`
     }`,
   ];
