@@ -126,6 +126,13 @@ const FILE_DIGITS = 6;
 const POS_DIGITS = 12;
 const ROW_DIGITS = 8;
 
+/** Characters of every `position` (28: `FFFFFF.PPPPPPPPPPPP.RRRRRRRR`): the width of each warehouse column holding one. */
+export const POSITION_CHARS = FILE_DIGITS + 1 + POS_DIGITS + 1 + ROW_DIGITS;
+/** The SQL type of a column holding a position, the same in Redshift and PostgreSQL (fixed width, ordered as text). */
+export const POSITION_SQL_TYPE = `CHAR(${POSITION_CHARS})`;
+/** What a position looks like; change-event.schema.json spells the same pattern (a test holds them equal). */
+export const POSITION_PATTERN = new RegExp(`^\\d{${FILE_DIGITS}}\\.\\d{${POS_DIGITS}}\\.\\d{${ROW_DIGITS}}$`);
+
 /** Binlog file sequence number from its name (`mysql-bin.000042` → 42). */
 export function binlogSequence(file: string): number {
   const m = /\.(\d+)$/.exec(file);
@@ -146,13 +153,30 @@ export function formatPosition(file: string, pos: number, row: number): string {
   return `${lastFilePart}.${String(pos).padStart(POS_DIGITS, '0')}.${String(row).padStart(ROW_DIGITS, '0')}`;
 }
 
-export const POSITION_PATTERN = /^\d{6}\.\d{12}\.\d{8}$/;
-
 export function comparePositions(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The row image that identifies the row: after for insert/update/read, before for delete; null for table events. */
+/**
+ * The row image that identifies the row: after for insert/update/read, before for delete; null for table events and
+ * claim-check pointers (their images are in S3).
+ */
 export function keyImage(event: ChangeEvent): RowImage | null {
   return event.op === 'delete' ? event.before : event.after;
+}
+
+/** The row's primary key: its key columns' values in `keyImage`, in key order (null where there is no image). */
+export function keyValues(event: ChangeEvent): JsonValue[] {
+  const image = keyImage(event);
+  return event.pk.map((k) => image?.[k] ?? null);
+}
+
+/** True for a claim-check pointer: the full event was too large for a Kinesis record and lies in S3. */
+export function isClaimCheckPointer(event: ChangeEvent): event is ChangeEvent & { readonly claim_check: ClaimCheck } {
+  return event.claim_check !== undefined;
+}
+
+/** The pointer that travels in place of an event too large for a Kinesis record: no images, where the event lies. */
+export function claimCheckPointer(event: ChangeEvent, claimCheck: ClaimCheck): ChangeEvent {
+  return { ...event, before: null, after: null, claim_check: claimCheck };
 }

@@ -3,6 +3,8 @@
  * JSONPaths file generated from this list), by the merge's COPY, and by the local Firehose stand-in. One list, so
  * the three cannot drift apart.
  */
+import { POSITION_SQL_TYPE } from './change-event';
+
 export interface ChangelogColumn {
   readonly name: string;
   readonly redshiftType: string;
@@ -18,7 +20,7 @@ export const CHANGELOG_COLUMNS: readonly ChangelogColumn[] = [
   { name: 'op', redshiftType: 'VARCHAR(8)', postgresType: 'VARCHAR(8)', jsonPath: '$.op' },
   { name: 'source_db', redshiftType: 'VARCHAR(256)', postgresType: 'VARCHAR(256)', jsonPath: '$.db' },
   { name: 'source_table', redshiftType: 'VARCHAR(256)', postgresType: 'VARCHAR(256)', jsonPath: '$.table' },
-  { name: 'position', redshiftType: 'CHAR(28)', postgresType: 'CHAR(28)', jsonPath: '$.position' },
+  { name: 'position', redshiftType: POSITION_SQL_TYPE, postgresType: POSITION_SQL_TYPE, jsonPath: '$.position' },
   { name: 'tx', redshiftType: 'VARCHAR(256)', postgresType: 'VARCHAR(256)', jsonPath: '$.tx' },
   { name: 'pk', redshiftType: 'SUPER', postgresType: 'JSONB', jsonPath: '$.pk' },
   { name: 'column_types', redshiftType: 'SUPER', postgresType: 'JSONB', jsonPath: '$.columns' },

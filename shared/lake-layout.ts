@@ -7,11 +7,22 @@
  * Objects are GZIP-compressed newline-delimited JSON (one change event per line, change-event.schema.json), and hold
  * the events of exactly one table, so one object is one merge batch.
  */
+import type { ChangeEvent } from './change-event';
+
 export const LAKE_CHANGELOG_PREFIX = 'changelog/';
 export const LAKE_ERROR_PREFIX = 'errors/';
+/** Events too large for a Kinesis record, one object each (`claimCheckKey`); the record carries a pointer to it. */
 export const LAKE_CLAIM_CHECK_PREFIX = 'claim-check/';
 /** The merge's staging CSV files for Redshift COPY (expired after a day). */
 export const LAKE_STAGING_PREFIX = 'staging/';
+
+/** The S3 key of one claim-checked event: `<prefix><db>/<table>/<position>.json` (unique per event, stable on replay). */
+export function claimCheckKey(
+  event: Pick<ChangeEvent, 'db' | 'table' | 'position'>,
+  prefix: string = LAKE_CLAIM_CHECK_PREFIX,
+): string {
+  return `${prefix}${event.db}/${event.table}/${event.position}.json`;
+}
 
 /** Firehose S3 prefix with dynamic partitioning (partition keys extracted with JQ from the event's `db` and `table`). */
 export const FIREHOSE_PREFIX =

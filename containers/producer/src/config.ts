@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LAKE_CLAIM_CHECK_PREFIX } from '../../../shared/lake-layout';
 import { ProducerError } from './errors';
 
 const list = z
@@ -27,7 +28,7 @@ const fields = z.object({
   CHECKPOINT_TABLE: z.string().regex(/^[a-zA-Z0-9_.-]{3,255}$/, 'must be a DynamoDB table name'),
   PIPELINE_ID: z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'letters, digits, _ . - only'),
   CLAIM_CHECK_BUCKET: z.string().min(3).optional(),
-  CLAIM_CHECK_PREFIX: z.string().default('claim-check/'),
+  CLAIM_CHECK_PREFIX: z.string().default(LAKE_CLAIM_CHECK_PREFIX),
   START_FROM: z
     .string()
     .default('checkpoint')

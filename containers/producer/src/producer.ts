@@ -8,12 +8,15 @@ import {
   type ChangeEvent,
   type ChangeOp,
   type ColumnMeta,
+  claimCheckPointer,
   EVENT_VERSION,
   formatPosition,
   isTableOp,
+  keyValues,
   type TableChange,
   type TableOp,
 } from '../../../shared/change-event';
+import { claimCheckKey } from '../../../shared/lake-layout';
 import { ProducerMetric } from '../../../shared/metrics';
 import type { Boundary, RowChange } from './binlog-source';
 import { buildEvent, encodeImage, outgoingColumns, serializeEvent, unknownTypeColumns } from './event-encoder';
@@ -90,8 +93,7 @@ export class ProducerCore {
     const base = `${e.db}.${e.table}`;
     // Table-level events go with the table's name (a range event has no image to spread by).
     if (this.props.partitionKeyMode === 'table' || e.pk.length === 0 || isTableOp(e.op)) return base;
-    const img = (e.op === 'delete' ? e.before : e.after) ?? {};
-    return `${base}#${JSON.stringify(e.pk.map((k) => img[k]))}`.slice(0, 256);
+    return `${base}#${JSON.stringify(keyValues(e))}`.slice(0, 256);
   }
 
   onRow(c: CapturedRow): void {
@@ -199,18 +201,13 @@ export class ProducerCore {
         `event ${event.db}.${event.table}@${event.position} is ${data.length} bytes, over the Kinesis record limit, and no CLAIM_CHECK_BUCKET is configured`,
       );
     }
-    const key = `${cc.prefix}${event.db}/${event.table}/${event.position}.json`;
+    const key = claimCheckKey(event, cc.prefix);
     const ready = cc.s3.send(new PutObjectCommand({ Bucket: cc.bucket, Key: key, Body: data })).then(() => undefined);
     // The sink awaits it before sending the pointer (and fails on a rejection), so the checkpoint, which moves only
     // past acknowledged records, never passes an unwritten claim check. This handler only keeps a rejection that the
     // sink never reaches (it failed earlier) from being unhandled.
     ready.catch(() => undefined);
-    const pointer: ChangeEvent = {
-      ...event,
-      before: null,
-      after: null,
-      claim_check: { bucket: cc.bucket, key, bytes: data.length },
-    };
+    const pointer = claimCheckPointer(event, { bucket: cc.bucket, key, bytes: data.length });
     return { data: Buffer.from(`${JSON.stringify(pointer)}\n`), ready };
   }
 

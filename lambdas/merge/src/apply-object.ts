@@ -1,5 +1,5 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import type { ChangeEvent } from '../../../shared/change-event';
+import { type ChangeEvent, isClaimCheckPointer } from '../../../shared/change-event';
 import { checkEvent, decodeBody, parseBatch } from './batch';
 import { PoisonBatchError, RetriableMergeError } from './errors';
 import { type MergeContext, mergeEvents, type TableResult } from './merge';
@@ -46,7 +46,7 @@ async function readObject(s3: S3Client, ref: ObjectRef, what: string): Promise<s
 export async function resolveClaimChecks(s3: S3Client, events: ChangeEvent[], source: string): Promise<ChangeEvent[]> {
   return Promise.all(
     events.map(async (e, i) => {
-      if (!e.claim_check) return e;
+      if (!isClaimCheckPointer(e)) return e;
       const ref = { bucket: e.claim_check.bucket, key: e.claim_check.key };
       const text = await readObject(s3, ref, `${source} event ${i + 1}: claim-check object `);
       // One event per object; parseBatch names the object and the line when it is not one.

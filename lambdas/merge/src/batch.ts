@@ -1,14 +1,7 @@
 import { gunzipSync } from 'node:zlib';
-import {
-  type ChangeEvent,
-  isTableOp,
-  POSITION_PATTERN,
-  READABLE_EVENT_VERSIONS,
-  TABLE_OPS,
-} from '../../../shared/change-event';
+import { type ChangeEvent, READABLE_EVENT_VERSIONS } from '../../../shared/change-event';
+import { checkChangeEvent } from '../../../shared/change-event-check';
 import { PoisonBatchError } from './errors';
-
-const OPS = new Set<string>(['insert', 'update', 'delete', 'read', ...TABLE_OPS]);
 
 /** Decompresses an object body when it is gzip (magic bytes), otherwise reads it as UTF-8. */
 export function decodeBody(body: Uint8Array): string {
@@ -21,12 +14,8 @@ function fail(source: string, line: number, why: string): never {
   throw new PoisonBatchError('BATCH_UNDECODABLE', `${source} line ${line}: ${why}`);
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 /**
- * Parses newline-delimited change events and checks each against the contract (the checks the merge relies on).
+ * Parses newline-delimited change events and checks each against the contract (`checkEvent`).
  * Firehose may concatenate records without a separator when the producer omitted the newline, so a line holding
  * several JSON documents back to back is split too.
  * @throws PoisonBatchError naming the source, the line and what is wrong
@@ -58,54 +47,21 @@ function splitConcatenated(line: string): unknown[] | undefined {
   }
 }
 
+/**
+ * Checks one parsed document against the contract (shared/change-event-check.ts: the published JSON Schema and the key
+ * rule): an unknown version is BATCH_UNSUPPORTED_VERSION (a newer producer), anything else BATCH_UNDECODABLE.
+ * @throws PoisonBatchError naming the source, the line and what is wrong
+ */
 export function checkEvent(doc: unknown, source: string, line: number): ChangeEvent {
-  if (!isObject(doc)) fail(source, line, 'not a JSON object');
-  if (typeof doc.v !== 'number' || !READABLE_EVENT_VERSIONS.includes(doc.v)) {
+  const checked = checkChangeEvent(doc);
+  if (checked.ok) return checked.event;
+  if (checked.problem === 'version') {
     throw new PoisonBatchError(
       'BATCH_UNSUPPORTED_VERSION',
-      `${source} line ${line}: event version ${JSON.stringify(doc.v)}, this merge understands ${READABLE_EVENT_VERSIONS.join(', ')}`,
+      `${source} line ${line}: ${checked.message}, this merge understands ${READABLE_EVENT_VERSIONS.join(', ')}`,
     );
   }
-  if (typeof doc.op !== 'string' || !OPS.has(doc.op))
-    fail(source, line, `op ${JSON.stringify(doc.op)} is not one of ${[...OPS].join('/')}`);
-  for (const f of ['db', 'table', 'tx'] as const) {
-    if (typeof doc[f] !== 'string' || doc[f] === '')
-      fail(source, line, `${f} ${JSON.stringify(doc[f])} is not a non-empty string`);
-  }
-  if (typeof doc.position !== 'string' || !POSITION_PATTERN.test(doc.position)) {
-    fail(source, line, `position ${JSON.stringify(doc.position)} does not match ${POSITION_PATTERN}`);
-  }
-  if (!Array.isArray(doc.pk) || !doc.pk.every((k) => typeof k === 'string'))
-    fail(source, line, 'pk is not an array of column names');
-  if (typeof doc.ts_ms !== 'number') fail(source, line, `ts_ms ${JSON.stringify(doc.ts_ms)} is not a number`);
-  if (isTableOp(doc.op as ChangeEvent['op'])) {
-    if (doc.v === 1) fail(source, line, `op ${doc.op} needs event version 2`);
-    if (!isObject(doc.change)) fail(source, line, `${doc.op} event without its change`);
-    if (doc.op === 'rename' && !isObject(doc.change.rename_to)) fail(source, line, 'rename event without rename_to');
-    if (doc.op === 'alter' && !Array.isArray(doc.change.columns)) fail(source, line, 'alter event without columns');
-    if (doc.op === 'range' && !isObject(doc.change.range)) fail(source, line, 'range event without range');
-    return doc as unknown as ChangeEvent;
-  }
-  if (!Array.isArray(doc.columns) || doc.columns.length === 0) fail(source, line, 'columns is not a non-empty array');
-  for (const c of doc.columns) {
-    if (!isObject(c) || typeof c.name !== 'string' || typeof c.type !== 'string') {
-      fail(source, line, `column ${JSON.stringify(c)} lacks name/type`);
-    }
-  }
-  if (typeof doc.ts_ms !== 'number') fail(source, line, `ts_ms ${JSON.stringify(doc.ts_ms)} is not a number`);
-  const image = doc.op === 'delete' ? doc.before : doc.after;
-  if (doc.claim_check !== undefined) {
-    if (!isObject(doc.claim_check)) fail(source, line, 'claim_check is not an object');
-  } else if (!isObject(image)) {
-    fail(source, line, `${doc.op} event without its ${doc.op === 'delete' ? 'before' : 'after'} image`);
-  }
-  if (isObject(image)) {
-    for (const k of doc.pk as string[]) {
-      if (!(k in image) || image[k] === null)
-        fail(source, line, `primary key column ${JSON.stringify(k)} missing or null`);
-    }
-  }
-  return doc as unknown as ChangeEvent;
+  return fail(source, line, checked.message);
 }
 
 /** Groups events by source table (`db.table`), keeping their order. */

@@ -6,6 +6,7 @@
  * applied, deletes included. A staged change whose position is not newer is discarded before anything is written,
  * so replays change nothing and a late, older change neither overwrites a newer row nor resurrects a deleted one.
  */
+import { POSITION_SQL_TYPE } from '../../../shared/change-event';
 import type { Dialect } from './dialect';
 import { ident, literal } from './dialect';
 import type { TableNames } from './naming';
@@ -44,7 +45,7 @@ function columnDefs(cols: readonly ReplicaColumn[], type: (c: ReplicaColumn) => 
 
 function metaDefs(d: Dialect): string[] {
   return [
-    `${ident(META.position)} CHAR(28)`,
+    `${ident(META.position)} ${POSITION_SQL_TYPE}`,
     `${ident(META.op)} VARCHAR(8)`,
     `${ident(META.commitTs)} ${d.timestampType}`,
     `${ident(META.loadedAt)} ${d.timestampType}`,
@@ -57,7 +58,7 @@ export function planBookkeeping(names: TableNames, stateSchema: string): string[
     `CREATE SCHEMA IF NOT EXISTS ${ident(stateSchema)}`,
     `CREATE SCHEMA IF NOT EXISTS ${ident(names.replicaSchema)}`,
     `CREATE TABLE IF NOT EXISTS ${names.batches} (batch_id VARCHAR(1024), source_db VARCHAR(256), ` +
-      'source_table VARCHAR(256), events INTEGER, max_position CHAR(28), max_commit_ms BIGINT, applied_at TIMESTAMP)',
+      `source_table VARCHAR(256), events INTEGER, max_position ${POSITION_SQL_TYPE}, max_commit_ms BIGINT, applied_at TIMESTAMP)`,
     `CREATE TABLE IF NOT EXISTS ${names.columns} (source_db VARCHAR(256), source_table VARCHAR(256), ` +
       'column_name VARCHAR(256), ordinal INTEGER, mysql_type VARCHAR(1024), warehouse_type VARCHAR(256), key_ordinal INTEGER)',
   ];
@@ -66,7 +67,7 @@ export function planBookkeeping(names: TableNames, stateSchema: string): string[
 /** The table's own state table: its table-level events (the floor below which rows are gone) and its merge lock. */
 export function planStateTable(names: TableNames, d: Dialect): string {
   return (
-    `CREATE TABLE IF NOT EXISTS ${names.state} (${ident(META.position)} CHAR(28), op VARCHAR(16), ` +
+    `CREATE TABLE IF NOT EXISTS ${names.state} (${ident(META.position)} ${POSITION_SQL_TYPE}, op VARCHAR(16), ` +
     `detail VARCHAR(65535), applied_at ${d.timestampType})`
   );
 }
@@ -97,7 +98,7 @@ export function planCreate(model: TableModel, names: TableNames, d: Dialect, his
     out.push(
       `CREATE TABLE IF NOT EXISTS ${names.keys} (${[
         ...columnDefs(pkCols, (c) => c.warehouseType),
-        `${ident(META.position)} CHAR(28)`,
+        `${ident(META.position)} ${POSITION_SQL_TYPE}`,
         `${ident(META.deleted)} BOOLEAN`,
       ].join(', ')})`,
     );
@@ -256,7 +257,7 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
   const stageCols = stageColumns(model);
   const stageDefs = [
     ...columnDefs(model.columns, (c) => d.stageType(c)),
-    `${ident(META.position)} CHAR(28)`,
+    `${ident(META.position)} ${POSITION_SQL_TYPE}`,
     `${ident(META.op)} VARCHAR(8)`,
     `${ident(META.commitTs)} ${d.timestampType}`,
     ...(model.pk.length === 0 ? [`${ident(META.delta)} SMALLINT`] : []),

@@ -2,7 +2,7 @@
  * Orchestrates the merge of a batch: per source table, make the replica's schema follow the events (DDL outside the
  * data transaction, idempotent), then run the planned steps in one transaction, retrying serialization conflicts.
  */
-import { type ChangeEvent, isTableOp } from '../../../shared/change-event';
+import { type ChangeEvent, isTableOp, keyValues } from '../../../shared/change-event';
 import { groupByTable } from './batch';
 import { ident, literal } from './dialect';
 import { MergeError, PoisonBatchError, RetriableMergeError } from './errors';
@@ -329,8 +329,7 @@ function mergeColumnLists(existing: readonly ExistingColumn[], changes: SchemaCh
 function countLatestOps(events: readonly ChangeEvent[]): Record<string, number> {
   const latest = new Map<string, ChangeEvent>();
   for (const e of events) {
-    const image = (e.op === 'delete' ? e.before : e.after) ?? {};
-    const k = e.pk.length > 0 ? JSON.stringify(e.pk.map((c) => image[c])) : e.position;
+    const k = e.pk.length > 0 ? JSON.stringify(keyValues(e)) : e.position;
     const prev = latest.get(k);
     if (!prev || e.position > prev.position) latest.set(k, e);
   }

@@ -4,7 +4,7 @@
  * (docs/event-format.md) to what the warehouse's COPY reads. NULL is written as an unquoted \N; every other text
  * value is quoted, so an empty string stays an empty string.
  */
-import type { ChangeEvent, JsonValue, RowImage } from '../../../shared/change-event';
+import { type ChangeEvent, type JsonValue, keyImage, type RowImage } from '../../../shared/change-event';
 import { unrepresentableText } from '../../../shared/type-mapping';
 import { type DateValueOptions, dateValueOptions, unrepresentableDate } from './date-values';
 import type { Dialect } from './dialect';
@@ -156,7 +156,7 @@ export function buildStageCsv(events: readonly ChangeEvent[], model: TableModel,
       // keys table also remembers the old key as deleted there, and a late older change cannot revive it).
       if (e.op === 'update' && e.before && e.after && keyChanged(model.pk, e.before, e.after))
         keyed(e.before, 'delete');
-      const image = e.op === 'delete' ? e.before : e.after;
+      const image = keyImage(e);
       if (image) keyed(image);
     }
   }
