@@ -8,6 +8,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { LAKE_CHANGELOG_PREFIX, LAKE_CLAIM_CHECK_PREFIX, LAKE_STAGING_PREFIX } from '../../shared/lake-layout';
 import { METRICS_NAMESPACE, MergeMetric } from '../../shared/metrics';
 import type { ChangelogLake } from './changelog-lake';
 import { acknowledgeWildcards, objectPrefixes } from './nag';
@@ -108,8 +109,8 @@ export class MergeFunction extends Construct {
     props.warehouse.grantDataApi(this.fn);
     acknowledgeWildcards(
       role,
-      objectPrefixes('changelog/', 'claim-check/', 'staging/'),
-      'Object access only under the lake prefixes the merge reads (changelog/, claim-check/) and writes (staging/)',
+      objectPrefixes(LAKE_CHANGELOG_PREFIX, LAKE_CLAIM_CHECK_PREFIX, LAKE_STAGING_PREFIX),
+      `Object access only under the lake prefixes the merge reads (${LAKE_CHANGELOG_PREFIX}, ${LAKE_CLAIM_CHECK_PREFIX}) and writes (${LAKE_STAGING_PREFIX})`,
     );
     acknowledgeWildcards(
       role,

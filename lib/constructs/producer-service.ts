@@ -20,6 +20,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { LAKE_CLAIM_CHECK_PREFIX } from '../../shared/lake-layout';
 import { METRICS_NAMESPACE, ProducerMetric } from '../../shared/metrics';
 import type { EnvironmentConfig } from '../config/environment-config';
 import type { ChangeStream } from './change-stream';
@@ -137,8 +138,8 @@ export class ProducerService extends Construct {
     );
     acknowledgeWildcards(
       task,
-      objectPrefixes('claim-check/'),
-      'PutObject only under claim-check/, where the producer parks events over the Kinesis record size',
+      objectPrefixes(LAKE_CLAIM_CHECK_PREFIX),
+      `PutObject only under ${LAKE_CLAIM_CHECK_PREFIX}, where the producer parks events over the Kinesis record size`,
     );
 
     this.securityGroup = new SecurityGroup(this, 'SecurityGroup', {
