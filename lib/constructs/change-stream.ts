@@ -1,8 +1,10 @@
 import { Duration, type RemovalPolicy } from 'aws-cdk-lib';
 import type { MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
+import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Stream, StreamEncryption, StreamMode } from 'aws-cdk-lib/aws-kinesis';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
+import { grantStreamRead, grantStreamWrite } from './grants';
 import { acknowledge } from './nag';
 
 export interface ChangeStreamProps {
@@ -41,8 +43,24 @@ export class ChangeStream extends Construct {
     );
   }
 
-  /** Age of the oldest record not yet read by a consumer (Firehose): delivery falling behind. */
-  metricIteratorAgeSeconds(options?: MetricOptions) {
+  /**
+   * Put records (what the producer calls), without `Stream.grantWrite`'s KMS wildcards: the writer's key grant is its
+   * own (grantKey).
+   */
+  grantWrite(grantee: IGrantable): Grant {
+    return grantStreamWrite(grantee, this.stream);
+  }
+
+  /** Read records through shard iterators (a consumer such as Firehose), without `Stream.grantRead`'s KMS grant. */
+  grantRead(grantee: IGrantable): Grant {
+    return grantStreamRead(grantee, this.stream);
+  }
+
+  /**
+   * Age of the oldest record not yet read by a consumer (Firehose), in milliseconds (Kinesis's unit): delivery falling
+   * behind. Maximum over 1 minute.
+   */
+  metricIteratorAgeMilliseconds(options?: MetricOptions) {
     return this.stream.metricGetRecordsIteratorAgeMilliseconds({
       statistic: 'Maximum',
       period: Duration.minutes(1),
@@ -50,7 +68,7 @@ export class ChangeStream extends Construct {
     });
   }
 
-  /** Records refused for exceeding shard write throughput (the producer retries them, in order). */
+  /** Records refused for exceeding shard write throughput (the producer retries them, in order): count, Sum. */
   metricWriteThrottles(options?: MetricOptions) {
     return this.stream.metricPutRecordsThrottledRecords({ statistic: 'Sum', period: Duration.minutes(5), ...options });
   }

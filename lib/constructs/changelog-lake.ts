@@ -1,6 +1,6 @@
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
-import type { IGrantable } from 'aws-cdk-lib/aws-iam';
+import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import {
   BlockPublicAccess,
@@ -197,24 +197,33 @@ export class ChangelogLake extends Construct {
   }
 
   /** The producer parks oversized events under `claim-check/`. */
-  grantClaimCheckWrite(grantee: IGrantable): void {
-    grantObjects(grantee, this.bucketIn(grantee as unknown as IConstruct), ['s3:PutObject'], [LAKE_CLAIM_CHECK_PREFIX]);
-    grantKey(grantee, this.key, 'encrypt-decrypt');
+  grantClaimCheckWrite(grantee: IGrantable): Grant {
+    return grantObjects(
+      grantee,
+      this.bucketIn(grantee as unknown as IConstruct),
+      ['s3:PutObject'],
+      [LAKE_CLAIM_CHECK_PREFIX],
+    ).combine(grantKey(grantee, this.key, 'encrypt-decrypt'));
   }
 
   /** The merge reads changelog and claim-check objects and writes/deletes its staging files. */
-  grantMerge(grantee: IGrantable): void {
+  grantMerge(grantee: IGrantable): Grant {
     const bucket = this.bucketIn(grantee as unknown as IConstruct);
-    grantObjects(grantee, bucket, ['s3:GetObject'], [LAKE_CHANGELOG_PREFIX, LAKE_CLAIM_CHECK_PREFIX]);
-    grantObjects(grantee, bucket, ['s3:PutObject', 's3:DeleteObject'], [STAGING_PREFIX]);
-    grantKey(grantee, this.key, 'encrypt-decrypt');
+    return grantObjects(grantee, bucket, ['s3:GetObject'], [LAKE_CHANGELOG_PREFIX, LAKE_CLAIM_CHECK_PREFIX])
+      .combine(grantObjects(grantee, bucket, ['s3:PutObject', 's3:DeleteObject'], [STAGING_PREFIX]))
+      .combine(grantKey(grantee, this.key, 'encrypt-decrypt'));
   }
 
   /** Redshift's COPY role reads staging files (listing the prefix, as COPY does) and the JSONPaths document. */
-  grantCopyRead(grantee: IGrantable): void {
-    grantObjects(grantee, this.bucket, ['s3:GetObject'], [STAGING_PREFIX, CONFIG_PREFIX, FIREHOSE_REDSHIFT_PREFIX]);
-    grantListPrefixes(grantee, this.bucket, [STAGING_PREFIX, FIREHOSE_REDSHIFT_PREFIX]);
-    grantKey(grantee, this.key, 'decrypt');
+  grantCopyRead(grantee: IGrantable): Grant {
+    return grantObjects(
+      grantee,
+      this.bucket,
+      ['s3:GetObject'],
+      [STAGING_PREFIX, CONFIG_PREFIX, FIREHOSE_REDSHIFT_PREFIX],
+    )
+      .combine(grantListPrefixes(grantee, this.bucket, [STAGING_PREFIX, FIREHOSE_REDSHIFT_PREFIX]))
+      .combine(grantKey(grantee, this.key, 'decrypt'));
   }
 
   metricNotificationBacklogAgeSeconds(options?: MetricOptions) {

@@ -1,7 +1,6 @@
 import type { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, TableEncryptionV2, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
-import type { IGrantable } from 'aws-cdk-lib/aws-iam';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { grantKey } from './grants';
@@ -31,20 +30,15 @@ export class CheckpointTable extends Construct {
   }
 
   /** Read and write only the items of one pipeline (IAM `dynamodb:LeadingKeys`). */
-  grantPipelineItems(grantee: IGrantable, pipelineId: string): void {
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: [
-          'dynamodb:GetItem',
-          'dynamodb:PutItem',
-          'dynamodb:UpdateItem',
-          'dynamodb:DeleteItem',
-          'dynamodb:Query',
-        ],
-        resources: [this.table.tableArn],
-        conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [pipelineId] } },
-      }),
-    );
-    if (this.table.encryptionKey) grantKey(grantee, this.table.encryptionKey, 'encrypt-decrypt');
+  grantPipelineItems(grantee: IGrantable, pipelineId: string): Grant {
+    const items = Grant.addToPrincipal({
+      grantee,
+      actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
+      resourceArns: [this.table.tableArn],
+      conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [pipelineId] } },
+    });
+    return this.table.encryptionKey
+      ? items.combine(grantKey(grantee, this.table.encryptionKey, 'encrypt-decrypt'))
+      : items;
   }
 }

@@ -1,23 +1,23 @@
 /**
  * Explicit, wildcard-free grants. The L2 `grantXxx()` helpers grant action wildcards (`s3:GetObject*`,
  * `kms:GenerateDataKey*`) and, across stacks, can edit the other stack's resource policies; these add exactly the
- * actions the runtimes call to the grantee's own policy.
+ * actions the runtimes call to the grantee's own policy. Each returns the `iam.Grant` (as aws-cdk-lib's `grantXxx()`
+ * do), so a caller can add a dependency on it or combine it.
  */
 import { Resource, Stack } from 'aws-cdk-lib';
-import { type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IStream } from 'aws-cdk-lib/aws-kinesis';
 import { type IKey, Key } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { type ISecret, Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 
-export function grantKey(grantee: IGrantable, key: IKey, use: 'decrypt' | 'encrypt-decrypt'): void {
-  grantee.grantPrincipal.addToPrincipalPolicy(
-    new PolicyStatement({
-      actions: use === 'decrypt' ? ['kms:Decrypt'] : ['kms:Decrypt', 'kms:GenerateDataKey'],
-      resources: [key.keyArn],
-    }),
-  );
+export function grantKey(grantee: IGrantable, key: IKey, use: 'decrypt' | 'encrypt-decrypt'): Grant {
+  return Grant.addToPrincipal({
+    grantee,
+    actions: use === 'decrypt' ? ['kms:Decrypt'] : ['kms:Decrypt', 'kms:GenerateDataKey'],
+    resourceArns: [key.keyArn],
+  });
 }
 
 /**
@@ -26,14 +26,12 @@ export function grantKey(grantee: IGrantable, key: IKey, use: 'decrypt' | 'encry
  * The grantee gets kms:Decrypt on that key from its own grants. An imported secret encrypted with a customer managed
  * key (`importedSecret` with a key) also needs kms:Decrypt on that key, and only through Secrets Manager.
  */
-export function grantSecretRead(grantee: IGrantable, secret: ISecret): void {
-  grantee.grantPrincipal.addToPrincipalPolicy(
-    new PolicyStatement({
-      actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-      resources: [secret.secretArn],
-    }),
-  );
-  grantSecretKeyDecrypt(grantee, secret);
+export function grantSecretRead(grantee: IGrantable, secret: ISecret): Grant {
+  return Grant.addToPrincipal({
+    grantee,
+    actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
+    resourceArns: [secret.secretArn],
+  }).combine(grantSecretKeyDecrypt(grantee, secret));
 }
 
 /**
@@ -41,15 +39,15 @@ export function grantSecretRead(grantee: IGrantable, secret: ISecret): void {
  * key or a secret this app creates. ECS's own secret grant to a task execution role leaves it out when the key and the
  * role are in different stacks, so the producer calls this for its execution role.
  */
-export function grantSecretKeyDecrypt(grantee: IGrantable, secret: ISecret): void {
-  if (secret.encryptionKey && !Resource.isOwnedResource(secret))
-    grantee.grantPrincipal.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: ['kms:Decrypt'],
-        resources: [secret.encryptionKey.keyArn],
-        conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(secret).region}.amazonaws.com` } },
-      }),
-    );
+export function grantSecretKeyDecrypt(grantee: IGrantable, secret: ISecret): Grant {
+  if (!secret.encryptionKey || Resource.isOwnedResource(secret))
+    return Grant.drop(grantee, 'kms:Decrypt on the AWS managed key or a key of this app');
+  return Grant.addToPrincipal({
+    grantee,
+    actions: ['kms:Decrypt'],
+    resourceArns: [secret.encryptionKey.keyArn],
+    conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(secret).region}.amazonaws.com` } },
+  });
 }
 
 /**
@@ -63,45 +61,37 @@ export function importedSecret(scope: Construct, id: string, secretArn: string, 
   });
 }
 
-export function grantObjects(grantee: IGrantable, bucket: IBucket, actions: string[], prefixes: string[]): void {
-  grantee.grantPrincipal.addToPrincipalPolicy(
-    new PolicyStatement({ actions, resources: prefixes.map((p) => bucket.arnForObjects(`${p}*`)) }),
-  );
+export function grantObjects(grantee: IGrantable, bucket: IBucket, actions: string[], prefixes: string[]): Grant {
+  return Grant.addToPrincipal({ grantee, actions, resourceArns: prefixes.map((p) => bucket.arnForObjects(`${p}*`)) });
 }
 
-export function grantListPrefixes(grantee: IGrantable, bucket: IBucket, prefixes: string[]): void {
-  grantee.grantPrincipal.addToPrincipalPolicy(
-    new PolicyStatement({
-      actions: ['s3:ListBucket'],
-      resources: [bucket.bucketArn],
-      conditions: { StringLike: { 's3:prefix': prefixes.map((p) => `${p}*`) } },
-    }),
-  );
-  grantee.grantPrincipal.addToPrincipalPolicy(
-    new PolicyStatement({ actions: ['s3:GetBucketLocation'], resources: [bucket.bucketArn] }),
-  );
+export function grantListPrefixes(grantee: IGrantable, bucket: IBucket, prefixes: string[]): Grant {
+  return Grant.addToPrincipal({
+    grantee,
+    actions: ['s3:ListBucket'],
+    resourceArns: [bucket.bucketArn],
+    conditions: { StringLike: { 's3:prefix': prefixes.map((p) => `${p}*`) } },
+  }).combine(Grant.addToPrincipal({ grantee, actions: ['s3:GetBucketLocation'], resourceArns: [bucket.bucketArn] }));
 }
 
-export function grantStreamWrite(grantee: IGrantable, stream: IStream): void {
-  grantee.grantPrincipal.addToPrincipalPolicy(
-    new PolicyStatement({
-      actions: ['kinesis:PutRecords', 'kinesis:PutRecord', 'kinesis:ListShards', 'kinesis:DescribeStreamSummary'],
-      resources: [stream.streamArn],
-    }),
-  );
+export function grantStreamWrite(grantee: IGrantable, stream: IStream): Grant {
+  return Grant.addToPrincipal({
+    grantee,
+    actions: ['kinesis:PutRecords', 'kinesis:PutRecord', 'kinesis:ListShards', 'kinesis:DescribeStreamSummary'],
+    resourceArns: [stream.streamArn],
+  });
 }
 
-export function grantStreamRead(grantee: IGrantable, stream: IStream): void {
-  grantee.grantPrincipal.addToPrincipalPolicy(
-    new PolicyStatement({
-      actions: [
-        'kinesis:DescribeStream',
-        'kinesis:DescribeStreamSummary',
-        'kinesis:GetRecords',
-        'kinesis:GetShardIterator',
-        'kinesis:ListShards',
-      ],
-      resources: [stream.streamArn],
-    }),
-  );
+export function grantStreamRead(grantee: IGrantable, stream: IStream): Grant {
+  return Grant.addToPrincipal({
+    grantee,
+    actions: [
+      'kinesis:DescribeStream',
+      'kinesis:DescribeStreamSummary',
+      'kinesis:GetRecords',
+      'kinesis:GetShardIterator',
+      'kinesis:ListShards',
+    ],
+    resourceArns: [stream.streamArn],
+  });
 }

@@ -44,12 +44,15 @@ export interface MergeFunctionProps {
  */
 export class MergeFunction extends Construct {
   readonly fn: NodejsFunction;
+  /** The function's timeout: the merge-duration alarm is a share of it. */
+  readonly timeout: Duration;
   private readonly pipelineId: string;
 
   constructor(scope: Construct, id: string, props: MergeFunctionProps) {
     super(scope, id);
     this.pipelineId = props.pipelineId;
     const timeout = props.timeout ?? Duration.minutes(5);
+    this.timeout = timeout;
     const maxConcurrency = props.maxConcurrency ?? 4;
     if (maxConcurrency < 2)
       throw new Error(`MergeFunction maxConcurrency must be at least 2 (SQS event source), got ${maxConcurrency}`);
@@ -160,7 +163,8 @@ export class MergeFunction extends Construct {
   metricValuesTruncated(options?: MetricOptions): Metric {
     return this.metric(MergeMetric.ValuesTruncated, 'Sum', options);
   }
-  metricBatchLatency(options?: MetricOptions): Metric {
+  /** Time the merge of one batch took, in milliseconds (as the handler emits it), p99. */
+  metricBatchLatencyMilliseconds(options?: MetricOptions): Metric {
     return this.metric(MergeMetric.BatchLatency, 'p99', options);
   }
 }

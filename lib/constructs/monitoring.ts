@@ -15,18 +15,46 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
-import type { EnvironmentConfig } from '../config/environment-config';
 import type { ChangeStream } from './change-stream';
 import type { ChangelogDelivery } from './changelog-delivery';
 import type { ChangelogLake } from './changelog-lake';
 import type { MergeFunction } from './merge-function';
 import type { ProducerService } from './producer-service';
+import { PropsCheck } from './props-validation';
 
 export type Severity = 'critical' | 'warning';
 
+/** When each alarm fires. Durations in any unit: each alarm converts to its metric's unit. */
+export interface MonitoringThresholds {
+  /** Producer behind the source (commit time of the last event read). @default 300 seconds */
+  readonly producerLag?: Duration;
+  /** Producer starts within an hour that mean a crash loop. @default 3 */
+  readonly producerStartsPerHour?: number;
+  /** Firehose behind the stream (oldest record not yet read). @default 300 seconds */
+  readonly iteratorAge?: Duration;
+  /** Records waiting to reach the S3 changelog. @default 900 seconds */
+  readonly lakeFreshness?: Duration;
+  /** Replicas behind the source commit time (end to end), and changelog objects waiting to be merged. @default 900 seconds */
+  readonly replicaFreshness?: Duration;
+  /** Merge errors in 5 minutes, twice in a row. @default 0 */
+  readonly mergeErrorsPer5Minutes?: number;
+  /** Changelog objects in the dead-letter queue. @default 0 */
+  readonly deadLetters?: number;
+}
+
 export interface MonitoringProps {
-  readonly config: EnvironmentConfig;
+  /** Names the alarms, the dashboard and the topic. */
+  readonly pipelineId: string;
+  /** The source database host, shown in the dashboard header. */
+  readonly sourceHost: string;
+  /** Encrypts the topic this construct creates. */
   readonly encryptionKey: IKey;
+  /** An existing topic to notify. @default a new KMS-encrypted topic */
+  readonly topic?: ITopic;
+  /** E-mail addresses subscribed to the topic this construct creates (not to a given `topic`). @default none */
+  readonly emails?: readonly string[];
+  /** @default the defaults of MonitoringThresholds */
+  readonly thresholds?: MonitoringThresholds;
   readonly producer: ProducerService;
   readonly changeStream: ChangeStream;
   readonly delivery: ChangelogDelivery;
@@ -60,19 +88,63 @@ export class Monitoring extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
-    const { config: c, producer, changeStream, delivery, lake, merge } = props;
-    const a = c.alarms;
-    const runbook = props.runbookUrl ?? 'docs/operations.md';
-    const prefix = `cdc-${c.pipelineId}`;
+    const { producer, changeStream, delivery, lake, merge } = props;
+    const t = props.thresholds ?? {};
+    const producerLag = t.producerLag ?? Duration.seconds(300);
+    const iteratorAge = t.iteratorAge ?? Duration.seconds(300);
+    const lakeFreshness = t.lakeFreshness ?? Duration.seconds(900);
+    const replicaFreshness = t.replicaFreshness ?? Duration.seconds(900);
+    const producerStartsPerHour = t.producerStartsPerHour ?? 3;
+    const mergeErrorsPer5Minutes = t.mergeErrorsPer5Minutes ?? 0;
+    const deadLetters = t.deadLetters ?? 0;
+    const emails = props.emails ?? [];
 
-    if (a.topicArn) this.topic = Topic.fromTopicArn(this, 'Topic', a.topicArn);
+    const check = new PropsCheck(this);
+    check.matches(
+      'pipelineId',
+      props.pipelineId,
+      /^[a-z][a-z0-9-]{1,19}$/,
+      'must be 2-20 lower-case letters, digits and -',
+    );
+    for (const [field, d] of [
+      ['thresholds.producerLag', producerLag],
+      ['thresholds.iteratorAge', iteratorAge],
+      ['thresholds.lakeFreshness', lakeFreshness],
+      ['thresholds.replicaFreshness', replicaFreshness],
+    ] as const)
+      check.require(
+        d.isUnresolved() || d.toMilliseconds({ integral: false }) > 0,
+        field,
+        d.toHumanString(),
+        'must be more than 0',
+      );
+    check.number('thresholds.producerStartsPerHour', producerStartsPerHour, { min: 1, integer: true });
+    check.number('thresholds.mergeErrorsPer5Minutes', mergeErrorsPer5Minutes, { min: 0, integer: true });
+    check.number('thresholds.deadLetters', deadLetters, { min: 0, integer: true });
+    emails.forEach((e, i) => {
+      check.matches(`emails[${i}]`, e, /^[^@\s]+@[^@\s]+\.[^@\s]+$/, 'must be an e-mail address');
+    });
+    check.require(
+      !(props.topic && emails.length > 0),
+      'emails',
+      emails.join(','),
+      'only a topic this construct creates is subscribed to; subscribe them to the given topic',
+    );
+    check.throwIfAny();
+
+    const seconds = (d: Duration) => d.toSeconds({ integral: false });
+    const pipelineId = props.pipelineId;
+    const runbook = props.runbookUrl ?? 'docs/operations.md';
+    const prefix = `cdc-${pipelineId}`;
+
+    if (props.topic) this.topic = props.topic;
     else {
       const topic = new Topic(this, 'Topic', {
-        displayName: `CDC pipeline ${c.pipelineId} alarms`,
+        displayName: `CDC pipeline ${pipelineId} alarms`,
         masterKey: props.encryptionKey,
         enforceSSL: true,
       });
-      for (const email of a.emails) topic.addSubscription(new EmailSubscription(email));
+      for (const email of emails) topic.addSubscription(new EmailSubscription(email));
       this.topic = topic;
     }
 
@@ -81,12 +153,12 @@ export class Monitoring extends Construct {
         id: 'ProducerLag',
         severity: 'critical',
         metric: producer.metricSecondsBehindSource(),
-        threshold: a.producerLagSeconds,
+        threshold: seconds(producerLag),
         evaluationPeriods: 5,
         datapointsToAlarm: 3,
         // No lag reported means no producer reporting: as bad as lagging.
         missing: TreatMissingData.BREACHING,
-        what: `producer more than ${a.producerLagSeconds} s behind the source, or not reporting`,
+        what: `producer more than ${seconds(producerLag)} s behind the source, or not reporting`,
         runbook: 'producer-lag',
       },
       {
@@ -113,9 +185,9 @@ export class Monitoring extends Construct {
         id: 'ProducerRestarts',
         severity: 'warning',
         metric: producer.metricStarts(),
-        threshold: a.producerStartsPerHour,
+        threshold: producerStartsPerHour,
         comparison: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        what: `the producer started ${a.producerStartsPerHour} or more times within an hour (crash loop)`,
+        what: `the producer started ${producerStartsPerHour} or more times within an hour (crash loop)`,
         runbook: 'producer-restarts',
       },
       {
@@ -156,11 +228,12 @@ export class Monitoring extends Construct {
       {
         id: 'StreamIteratorAge',
         severity: 'critical',
-        metric: changeStream.metricIteratorAgeSeconds(),
-        threshold: a.iteratorAgeSeconds * 1000,
+        // Kinesis reports the iterator age in milliseconds: the threshold is converted to that unit.
+        metric: changeStream.metricIteratorAgeMilliseconds(),
+        threshold: iteratorAge.toMilliseconds({ integral: false }),
         evaluationPeriods: 5,
         datapointsToAlarm: 3,
-        what: `Firehose more than ${a.iteratorAgeSeconds} s behind the stream`,
+        what: `Firehose more than ${seconds(iteratorAge)} s behind the stream`,
         runbook: 'stream-iterator-age',
       },
       {
@@ -177,10 +250,10 @@ export class Monitoring extends Construct {
         id: 'LakeDeliveryFreshness',
         severity: 'critical',
         metric: delivery.metricS3FreshnessSeconds(),
-        threshold: a.firehoseFreshnessSeconds,
+        threshold: seconds(lakeFreshness),
         evaluationPeriods: 3,
         datapointsToAlarm: 2,
-        what: `records wait more than ${a.firehoseFreshnessSeconds} s to reach the S3 changelog`,
+        what: `records wait more than ${seconds(lakeFreshness)} s to reach the S3 changelog`,
         runbook: 'lake-delivery',
       },
       {
@@ -231,10 +304,10 @@ export class Monitoring extends Construct {
           label: 'Merge errors',
           period: Duration.minutes(5),
         }),
-        threshold: a.mergeErrorsPer5Minutes,
+        threshold: mergeErrorsPer5Minutes,
         evaluationPeriods: 2,
         datapointsToAlarm: 2,
-        what: `more than ${a.mergeErrorsPer5Minutes} merge errors in 5 minutes, twice in a row`,
+        what: `more than ${mergeErrorsPer5Minutes} merge errors in 5 minutes, twice in a row`,
         runbook: 'merge-errors',
       },
       {
@@ -278,7 +351,8 @@ export class Monitoring extends Construct {
         id: 'MergeDuration',
         severity: 'warning',
         metric: merge.fn.metricDuration({ statistic: 'p99', period: Duration.minutes(5) }),
-        threshold: c.merge.timeoutSeconds * 1000 * 0.8,
+        // Lambda's Duration is in milliseconds.
+        threshold: merge.timeout.toMilliseconds({ integral: false }) * 0.8,
         evaluationPeriods: 3,
         datapointsToAlarm: 3,
         what: 'merges take more than 80% of the function timeout (p99)',
@@ -288,28 +362,28 @@ export class Monitoring extends Construct {
         id: 'MergeBacklog',
         severity: 'warning',
         metric: lake.metricNotificationBacklogAgeSeconds({ statistic: 'Maximum' }),
-        threshold: a.replicaFreshnessSeconds,
+        threshold: seconds(replicaFreshness),
         evaluationPeriods: 5,
         datapointsToAlarm: 3,
-        what: `changelog objects wait more than ${a.replicaFreshnessSeconds} s to be merged`,
+        what: `changelog objects wait more than ${seconds(replicaFreshness)} s to be merged`,
         runbook: 'merge-backlog',
       },
       {
         id: 'DeadLetters',
         severity: 'critical',
         metric: lake.metricDeadLetters(),
-        threshold: a.dlqMessages,
-        what: `more than ${a.dlqMessages} changelog objects in the dead-letter queue (not merged)`,
+        threshold: deadLetters,
+        what: `more than ${deadLetters} changelog objects in the dead-letter queue (not merged)`,
         runbook: 'dead-letters',
       },
       {
         id: 'ReplicaFreshness',
         severity: 'critical',
         metric: merge.metricReplicaFreshnessSeconds(),
-        threshold: a.replicaFreshnessSeconds,
+        threshold: seconds(replicaFreshness),
         evaluationPeriods: 5,
         datapointsToAlarm: 3,
-        what: `replicas more than ${a.replicaFreshnessSeconds} s behind the source commit time (end to end)`,
+        what: `replicas more than ${seconds(replicaFreshness)} s behind the source commit time (end to end)`,
         runbook: 'replica-freshness',
       },
     ];
@@ -323,7 +397,7 @@ export class Monitoring extends Construct {
       new GraphWidget({ title, left, right, width, height: 6 });
     this.dashboard.addWidgets(
       new TextWidget({
-        markdown: `# CDC pipeline \`${c.pipelineId}\`\nMySQL \`${c.source.host}\` → producer → Kinesis → Firehose → S3 lake / Redshift → merge → replicas. Runbook: ${runbook}`,
+        markdown: `# CDC pipeline \`${pipelineId}\`\nMySQL \`${props.sourceHost}\` → producer → Kinesis → Firehose → S3 lake / Redshift → merge → replicas. Runbook: ${runbook}`,
         width: 24,
         height: 2,
       }),
@@ -343,7 +417,7 @@ export class Monitoring extends Construct {
       ),
     );
     this.dashboard.addWidgets(
-      g('2. Kinesis: iterator age (ms)', [changeStream.metricIteratorAgeSeconds()]),
+      g('2. Kinesis: iterator age (ms)', [changeStream.metricIteratorAgeMilliseconds()]),
       g(
         '3. Firehose → S3: freshness (s), records, active partitions',
         [delivery.metricS3FreshnessSeconds()],

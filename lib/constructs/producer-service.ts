@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import type { MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
 import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import { type ISecurityGroup, type IVpc, Port, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
@@ -16,34 +16,150 @@ import {
   FargateTaskDefinition,
   OperatingSystemFamily,
 } from 'aws-cdk-lib/aws-ecs';
+import type { IStream } from 'aws-cdk-lib/aws-kinesis';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
-import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { LAKE_CLAIM_CHECK_PREFIX } from '../../shared/lake-layout';
 import { METRICS_NAMESPACE, ProducerMetric } from '../../shared/metrics';
-import type { EnvironmentConfig } from '../config/environment-config';
-import type { ChangeStream } from './change-stream';
 import type { ChangelogLake } from './changelog-lake';
 import type { CheckpointTable } from './checkpoint-table';
 import { grantKey, grantSecretKeyDecrypt, grantStreamWrite } from './grants';
 import { acknowledge, acknowledgeWildcards, objectPrefixes } from './nag';
 import { pipelineMetric } from './pipeline-metric';
+import { PropsCheck } from './props-validation';
 
 /** The repository root: the producer's Docker build context (its Dockerfile copies shared/ too). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PRODUCER_DOCKERFILE = 'containers/producer/Dockerfile';
 
+/** The MySQL/MariaDB server the producer reads the binlog of. */
+export interface ProducerSourceProps {
+  readonly host: string;
+  /** @default 3306 */
+  readonly port?: number;
+  /** The replica server id the producer registers with (unique among the source's replicas). @default 4242 */
+  readonly serverId?: number;
+  /** Secrets Manager secret with `username` and `password` (the RDS secret format). */
+  readonly credentials: ISecret;
+  /**
+   * Security group of the database, given by id: the producer is allowed in on `port`. An id, not an ISecurityGroup,
+   * so the ingress rule keeps its construct path (a moved rule would be created again before the old one is deleted,
+   * and EC2 refuses a duplicate rule). @default no rule is added
+   */
+  readonly securityGroupId?: string;
+}
+
+/** What the producer captures and how (containers/producer reads these as environment variables). */
+export interface ProducerCaptureProps {
+  /** `db.table` patterns (wildcards *) of the tables captured. */
+  readonly include: readonly string[];
+  /** @default none */
+  readonly exclude?: readonly string[];
+  /** `db.table.column` patterns. @default none */
+  readonly excludeColumns?: readonly string[];
+  /** @default none */
+  readonly hashColumns?: readonly string[];
+  /** @default none */
+  readonly maskColumns?: readonly string[];
+  /** @default 'initial' */
+  readonly snapshotMode?: 'initial' | 'never';
+  /** Rows per snapshot chunk. @default 4096 */
+  readonly snapshotChunkRows?: number;
+  /** Most rows of a table without a primary key (read whole, in memory). @default 250000 */
+  readonly snapshotKeylessMaxRows?: number;
+  /** `db.table` of the signal table. @default 'cdc.cdc_signal' */
+  readonly signalTable?: string;
+  /** @default 'table' */
+  readonly partitionKeyMode?: 'table' | 'table-pk';
+}
+
 export interface ProducerServiceProps {
   readonly vpc: IVpc;
-  readonly config: EnvironmentConfig;
-  readonly sourceSecret: ISecret;
-  readonly changeStream: ChangeStream;
+  /** Names the checkpoint item, the metrics dimension and the security group description. */
+  readonly pipelineId: string;
+  readonly source: ProducerSourceProps;
+  readonly capture: ProducerCaptureProps;
+  /** The change stream the producer writes. */
+  readonly stream: IStream;
+  /** The producer may read and write only its pipeline's item. */
   readonly checkpoints: CheckpointTable;
+  /** Where events over the Kinesis record size are parked (claim-check/). */
   readonly lake: ChangelogLake;
+  /** Encrypts the log group; the task encrypts with it (stream, claim-check objects, checkpoint item). */
   readonly encryptionKey: IKey;
+  /** Fargate CPU units. @default 512 */
+  readonly cpu?: number;
+  /** Fargate memory, valid for `cpu`. @default 1024 */
+  readonly memoryLimitMiB?: number;
+  /** Time ECS gives the producer after SIGTERM to drain and checkpoint (Fargate allows at most 120 s). @default 120 seconds */
+  readonly stopTimeout?: Duration;
+  /** The checkpoint lease: a second producer is fenced for this long after the last renewal. @default 30 seconds */
+  readonly leaseDuration?: Duration;
+  /** @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: RetentionDays;
+  /** Of the log group. @default RemovalPolicy.RETAIN */
+  readonly removalPolicy?: RemovalPolicy;
   /** @default the producer's Dockerfile in this repository */
   readonly image?: ContainerImage;
+}
+
+/** Memory (MiB) Fargate accepts for each CPU size (Amazon ECS developer guide, "Task CPU and memory"). */
+const FARGATE_MEMORY: Record<number, readonly number[]> = {
+  256: [512, 1024, 2048],
+  512: [1024, 2048, 3072, 4096],
+  1024: range(2048, 8192, 1024),
+  2048: range(4096, 16384, 1024),
+  4096: range(8192, 30720, 1024),
+  8192: range(16384, 61440, 4096),
+  16384: range(32768, 122880, 8192),
+};
+
+function range(from: number, to: number, step: number): number[] {
+  const out: number[] = [];
+  for (let v = from; v <= to; v += step) out.push(v);
+  return out;
+}
+
+function validate(scope: Construct, props: ProducerServiceProps, cpu: number, memory: number): void {
+  const check = new PropsCheck(scope);
+  check.matches(
+    'pipelineId',
+    props.pipelineId,
+    /^[a-z][a-z0-9-]{1,19}$/,
+    'must be 2-20 lower-case letters, digits and -',
+  );
+  check.number('cpu', cpu, { oneOf: Object.keys(FARGATE_MEMORY).map(Number) });
+  const allowed = FARGATE_MEMORY[cpu];
+  if (allowed && !Token.isUnresolved(memory) && !Token.isUnresolved(cpu))
+    check.require(
+      allowed.includes(memory),
+      'memoryLimitMiB',
+      memory,
+      `Fargate does not run cpu ${cpu} with this memory (from ${allowed[0]} to ${allowed[allowed.length - 1]} in steps of ${allowed[1]! - allowed[0]!})`,
+    );
+  check.duration('stopTimeout', props.stopTimeout, {
+    minSeconds: 2,
+    maxSeconds: 120,
+    wholeSeconds: true,
+    why: 'ECS container stopTimeout on Fargate',
+  });
+  check.duration('leaseDuration', props.leaseDuration, { minSeconds: 2, wholeSeconds: true });
+  check.matches('source.host', props.source.host, /^\S+$/, 'must name the MySQL/MariaDB host');
+  check.number('source.port', props.source.port, { min: 1, max: 65535, integer: true });
+  check.number('source.serverId', props.source.serverId, { min: 1, max: 4294967295, integer: true });
+  check.matches(
+    'source.securityGroupId',
+    props.source.securityGroupId,
+    /^sg-[0-9a-f]{8,17}$/,
+    'must be a security group id (sg-…)',
+  );
+  check.require(props.capture.include.length > 0, 'capture.include', '[]', 'must name at least one db.table pattern');
+  check.number('capture.snapshotChunkRows', props.capture.snapshotChunkRows, { min: 1, integer: true });
+  check.number('capture.snapshotKeylessMaxRows', props.capture.snapshotKeylessMaxRows, { min: 1, integer: true });
+  check.matches('capture.signalTable', props.capture.signalTable, /^[^.\s]+\.[^.\s]+$/, 'must be db.table');
+  check.throwIfAny();
 }
 
 /**
@@ -61,54 +177,58 @@ export class ProducerService extends Construct {
 
   constructor(scope: Construct, id: string, props: ProducerServiceProps) {
     super(scope, id);
-    const c = props.config;
-    const p = c.producer;
-    this.pipelineId = c.pipelineId;
+    const cpu = props.cpu ?? 512;
+    const memoryLimitMiB = props.memoryLimitMiB ?? 1024;
+    validate(this, props, cpu, memoryLimitMiB);
+    const pipelineId = props.pipelineId;
+    const s = props.source;
+    const port = s.port ?? 3306;
+    const cap = props.capture;
+    this.pipelineId = pipelineId;
     this.cluster = new Cluster(this, 'Cluster', { vpc: props.vpc, containerInsightsV2: ContainerInsights.ENABLED });
     this.logGroup = new LogGroup(this, 'Logs', {
-      retention: p.logRetentionDays as RetentionDays,
+      retention: props.logRetention ?? RetentionDays.ONE_MONTH,
       encryptionKey: props.encryptionKey,
-      removalPolicy: c.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
 
     const task = new FargateTaskDefinition(this, 'Task', {
-      cpu: p.cpu,
-      memoryLimitMiB: p.memoryMiB,
+      cpu,
+      memoryLimitMiB,
       runtimePlatform: { cpuArchitecture: CpuArchitecture.X86_64, operatingSystemFamily: OperatingSystemFamily.LINUX },
     });
-    const s = c.source;
     task.addContainer('Producer', {
       image:
         props.image ??
         ContainerImage.fromAsset(REPO_ROOT, { file: PRODUCER_DOCKERFILE, platform: Platform.LINUX_AMD64 }),
       essential: true,
-      stopTimeout: Duration.seconds(p.stopTimeoutSeconds),
+      stopTimeout: props.stopTimeout ?? Duration.seconds(120),
       logging: new AwsLogDriver({ logGroup: this.logGroup, streamPrefix: 'producer' }),
       environment: {
-        PIPELINE_ID: c.pipelineId,
+        PIPELINE_ID: pipelineId,
         SOURCE_HOST: s.host,
-        SOURCE_PORT: String(s.port),
-        SOURCE_SERVER_ID: String(s.serverId),
-        CAPTURE_INCLUDE: s.include.join(','),
-        CAPTURE_EXCLUDE: s.exclude.join(','),
-        CAPTURE_EXCLUDE_COLUMNS: s.excludeColumns.join(','),
-        CAPTURE_HASH_COLUMNS: s.hashColumns.join(','),
-        CAPTURE_MASK_COLUMNS: s.maskColumns.join(','),
-        SNAPSHOT_MODE: s.snapshotMode,
-        SNAPSHOT_CHUNK_ROWS: String(s.snapshotChunkRows),
-        SNAPSHOT_KEYLESS_MAX_ROWS: String(s.snapshotKeylessMaxRows),
-        SIGNAL_TABLE: s.signalTable,
-        STREAM_NAME: props.changeStream.stream.streamName,
-        PARTITION_KEY_MODE: c.stream.partitionKeyMode,
+        SOURCE_PORT: String(port),
+        SOURCE_SERVER_ID: String(s.serverId ?? 4242),
+        CAPTURE_INCLUDE: cap.include.join(','),
+        CAPTURE_EXCLUDE: (cap.exclude ?? []).join(','),
+        CAPTURE_EXCLUDE_COLUMNS: (cap.excludeColumns ?? []).join(','),
+        CAPTURE_HASH_COLUMNS: (cap.hashColumns ?? []).join(','),
+        CAPTURE_MASK_COLUMNS: (cap.maskColumns ?? []).join(','),
+        SNAPSHOT_MODE: cap.snapshotMode ?? 'initial',
+        SNAPSHOT_CHUNK_ROWS: String(cap.snapshotChunkRows ?? 4096),
+        SNAPSHOT_KEYLESS_MAX_ROWS: String(cap.snapshotKeylessMaxRows ?? 250_000),
+        SIGNAL_TABLE: cap.signalTable ?? 'cdc.cdc_signal',
+        STREAM_NAME: props.stream.streamName,
+        PARTITION_KEY_MODE: cap.partitionKeyMode ?? 'table',
         CHECKPOINT_TABLE: props.checkpoints.table.tableName,
-        LEASE_SECONDS: String(p.leaseSeconds),
+        LEASE_SECONDS: String((props.leaseDuration ?? Duration.seconds(30)).toSeconds()),
         CLAIM_CHECK_BUCKET: props.lake.bucketName,
         METRICS_NAMESPACE,
         HEALTH_PORT: '8080',
       },
       secrets: {
-        SOURCE_USER: EcsSecret.fromSecretsManager(props.sourceSecret, 'username'),
-        SOURCE_PASSWORD: EcsSecret.fromSecretsManager(props.sourceSecret, 'password'),
+        SOURCE_USER: EcsSecret.fromSecretsManager(s.credentials, 'username'),
+        SOURCE_PASSWORD: EcsSecret.fromSecretsManager(s.credentials, 'password'),
       },
       healthCheck: {
         command: ['CMD', 'node', '/app/healthcheck.js'],
@@ -120,10 +240,10 @@ export class ProducerService extends Construct {
       readonlyRootFilesystem: true,
     });
 
-    grantSecretKeyDecrypt(task.obtainExecutionRole(), props.sourceSecret);
-    grantStreamWrite(task.taskRole, props.changeStream.stream);
+    grantSecretKeyDecrypt(task.obtainExecutionRole(), s.credentials);
+    grantStreamWrite(task.taskRole, props.stream);
     grantKey(task.taskRole, props.encryptionKey, 'encrypt-decrypt');
-    props.checkpoints.grantPipelineItems(task.taskRole, c.pipelineId);
+    props.checkpoints.grantPipelineItems(task.taskRole, pipelineId);
     props.lake.grantClaimCheckWrite(task.taskRole);
 
     acknowledge(
@@ -144,7 +264,7 @@ export class ProducerService extends Construct {
 
     this.securityGroup = new SecurityGroup(this, 'SecurityGroup', {
       vpc: props.vpc,
-      description: `CDC producer ${c.pipelineId}: egress to the source database and AWS APIs`,
+      description: `CDC producer ${pipelineId}: egress to the source database and AWS APIs`,
       allowAllOutbound: true,
     });
     if (s.securityGroupId) {
@@ -152,7 +272,7 @@ export class ProducerService extends Construct {
         mutable: true,
         allowAllOutbound: false,
       });
-      db.addIngressRule(this.securityGroup, Port.tcp(s.port), `CDC producer ${c.pipelineId} reads the binlog`);
+      db.addIngressRule(this.securityGroup, Port.tcp(port), `CDC producer ${pipelineId} reads the binlog`);
     }
 
     this.service = new FargateService(this, 'Service', {

@@ -1,6 +1,6 @@
 import { Aws, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import { type CfnSecurityGroup, type ISecurityGroup, type IVpc, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
-import { type IGrantable, type IRole, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Grant, type IGrantable, type IRole, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { CfnNamespace, CfnWorkgroup } from 'aws-cdk-lib/aws-redshiftserverless';
@@ -192,35 +192,34 @@ export class RedshiftTarget extends Construct {
    * Data API access to this warehouse only: run statements against the one workgroup/cluster, read the one secret
    * (or get temporary credentials for the one database user), and see only the caller's own statements.
    */
-  grantDataApi(grantee: IGrantable): void {
+  grantDataApi(grantee: IGrantable): Grant {
     const c = this.config;
-    const p = grantee.grantPrincipal;
-    p.addToPrincipalPolicy(
-      new PolicyStatement({
-        actions: ['redshift-data:ExecuteStatement', 'redshift-data:BatchExecuteStatement'],
-        resources: [this.dataApiResourceArn],
-      }),
-    );
-    p.addToPrincipalPolicy(
-      new PolicyStatement({
+    let grant = Grant.addToPrincipal({
+      grantee,
+      actions: ['redshift-data:ExecuteStatement', 'redshift-data:BatchExecuteStatement'],
+      resourceArns: [this.dataApiResourceArn],
+    }).combine(
+      Grant.addToPrincipal({
+        grantee,
         // These actions take no resource; the condition limits them to statements the caller itself submitted.
         actions: [
           'redshift-data:DescribeStatement',
           'redshift-data:GetStatementResult',
           'redshift-data:CancelStatement',
         ],
-        resources: ['*'],
+        resourceArns: ['*'],
         // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, not a template
         conditions: { StringEquals: { 'redshift-data:statement-owner-iam-userid': '${aws:userid}' } },
       }),
     );
-    if (this.secret) grantSecretRead(grantee, this.secret);
+    if (this.secret) grant = grant.combine(grantSecretRead(grantee, this.secret));
     else if (c.kind === 'cluster' && c.dbUser) {
       const { partition, region, account } = Stack.of(this);
-      p.addToPrincipalPolicy(
-        new PolicyStatement({
+      grant = grant.combine(
+        Grant.addToPrincipal({
+          grantee,
           actions: ['redshift:GetClusterCredentials'],
-          resources: [
+          resourceArns: [
             `arn:${partition}:redshift:${region}:${account}:dbuser:${c.clusterId}/${c.dbUser}`,
             `arn:${partition}:redshift:${region}:${account}:dbname:${c.clusterId}/${c.database}`,
           ],
@@ -228,9 +227,14 @@ export class RedshiftTarget extends Construct {
       );
     }
     if (c.kind === 'serverless' && !this.secret) {
-      p.addToPrincipalPolicy(
-        new PolicyStatement({ actions: ['redshift-serverless:GetCredentials'], resources: [this.dataApiResourceArn] }),
+      grant = grant.combine(
+        Grant.addToPrincipal({
+          grantee,
+          actions: ['redshift-serverless:GetCredentials'],
+          resourceArns: [this.dataApiResourceArn],
+        }),
       );
     }
+    return grant;
   }
 }

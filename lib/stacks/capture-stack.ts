@@ -1,5 +1,6 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { ContainerImage } from 'aws-cdk-lib/aws-ecs';
+import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { EnvironmentConfig } from '../config/environment-config';
 import { ProducerService } from '../constructs/producer-service';
@@ -18,15 +19,41 @@ export class CaptureStack extends Stack {
 
   constructor(scope: Construct, id: string, props: CaptureStackProps) {
     super(scope, id, props);
+    const c = props.config;
     const s = props.stateful;
+    const src = c.source;
     this.producer = new ProducerService(this, 'Producer', {
       vpc: s.vpc,
-      config: props.config,
-      sourceSecret: s.sourceSecret,
-      changeStream: s.changeStream,
+      pipelineId: c.pipelineId,
+      source: {
+        host: src.host,
+        port: src.port,
+        serverId: src.serverId,
+        credentials: s.sourceSecret,
+        ...(src.securityGroupId ? { securityGroupId: src.securityGroupId } : {}),
+      },
+      capture: {
+        include: src.include,
+        exclude: src.exclude,
+        excludeColumns: src.excludeColumns,
+        hashColumns: src.hashColumns,
+        maskColumns: src.maskColumns,
+        snapshotMode: src.snapshotMode,
+        snapshotChunkRows: src.snapshotChunkRows,
+        snapshotKeylessMaxRows: src.snapshotKeylessMaxRows,
+        signalTable: src.signalTable,
+        partitionKeyMode: c.stream.partitionKeyMode,
+      },
+      stream: s.changeStream.stream,
       checkpoints: s.checkpoints,
       lake: s.lake,
       encryptionKey: s.key,
+      cpu: c.producer.cpu,
+      memoryLimitMiB: c.producer.memoryMiB,
+      stopTimeout: Duration.seconds(c.producer.stopTimeoutSeconds),
+      leaseDuration: Duration.seconds(c.producer.leaseSeconds),
+      logRetention: c.producer.logRetentionDays as RetentionDays,
+      removalPolicy: c.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
       ...(props.producerImage ? { image: props.producerImage } : {}),
     });
   }

@@ -1,4 +1,5 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import type { EnvironmentConfig } from '../config/environment-config';
 import { Monitoring } from '../constructs/monitoring';
@@ -21,9 +22,23 @@ export class ObservabilityStack extends Stack {
 
   constructor(scope: Construct, id: string, props: ObservabilityStackProps) {
     super(scope, id, props);
+    const c = props.config;
+    const a = c.alarms;
     this.monitoring = new Monitoring(this, 'Monitoring', {
-      config: props.config,
+      pipelineId: c.pipelineId,
+      sourceHost: c.source.host,
       encryptionKey: props.stateful.key,
+      ...(a.topicArn ? { topic: Topic.fromTopicArn(this, 'AlarmTopic', a.topicArn) } : {}),
+      emails: a.emails,
+      thresholds: {
+        producerLag: Duration.seconds(a.producerLagSeconds),
+        producerStartsPerHour: a.producerStartsPerHour,
+        iteratorAge: Duration.seconds(a.iteratorAgeSeconds),
+        lakeFreshness: Duration.seconds(a.firehoseFreshnessSeconds),
+        replicaFreshness: Duration.seconds(a.replicaFreshnessSeconds),
+        mergeErrorsPer5Minutes: a.mergeErrorsPer5Minutes,
+        deadLetters: a.dlqMessages,
+      },
       producer: props.capture.producer,
       changeStream: props.stateful.changeStream,
       delivery: props.delivery.delivery,
