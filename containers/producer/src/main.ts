@@ -10,7 +10,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { S3Client } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
-import { localAwsClientConfig } from '../../../local/services/aws-config';
+import { clientConfig } from '../../../shared/aws-client-config';
 import { ProducerMetric } from '../../../shared/metrics';
 import { BinlogSource } from './binlog-source';
 import { connectCapture } from './capture';
@@ -65,10 +65,9 @@ async function main(): Promise<void> {
   const metrics = new EmfMetrics(config.PIPELINE_ID, config.METRICS_NAMESPACE);
   startupMetrics = metrics;
   metrics.add(ProducerMetric.Starts, 'Count', 1);
-  const aws = (endpoint: string | undefined) => (endpoint ? localAwsClientConfig(endpoint) : {});
-  const kinesis = new KinesisClient(aws(config.AWS_ENDPOINT_KINESIS));
-  const dynamo = new DynamoDBClient(aws(config.AWS_ENDPOINT_DYNAMODB));
-  const s3 = new S3Client(aws(config.AWS_ENDPOINT_S3));
+  const kinesis = new KinesisClient(clientConfig(config.AWS_ENDPOINT_KINESIS));
+  const dynamo = new DynamoDBClient(clientConfig(config.AWS_ENDPOINT_DYNAMODB));
+  const s3 = new S3Client(clientConfig(config.AWS_ENDPOINT_S3));
   const owner = `${process.env.ECS_CONTAINER_METADATA_URI_V4?.split('/').pop() ?? hostname()}:${process.pid}`;
   const store = new CheckpointStore({
     client: dynamo,
