@@ -1,0 +1,180 @@
+/**
+ * The in-flight checkpoint list (Maxwell's): the checkpoint the producer may save (`ProducerCore.safe`) only ever moves
+ * to a transaction boundary whose events are all acknowledged by Kinesis, never into the middle of a transaction and
+ * never past an event still in flight. Tested through ProducerCore and the real KinesisSink; only Kinesis itself is a
+ * stand-in, whose PutRecords calls the test answers one at a time: acknowledgements arriving part-way through a
+ * transaction, in a chosen order, are what a real stream cannot be made to produce on cue.
+ */
+import type { KinesisClient, PutRecordsCommand, PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import { describe, expect, it } from 'vitest';
+import type { Boundary } from '../../containers/producer/src/binlog-source';
+import type { TableShape } from '../../containers/producer/src/event-encoder';
+import { KinesisSink } from '../../containers/producer/src/kinesis-sink';
+import { EmfMetrics } from '../../containers/producer/src/metrics';
+import { ProducerCore } from '../../containers/producer/src/producer';
+import { EMPTY_STATE, type SnapshotState } from '../../containers/producer/src/snapshot-progress';
+import { TableFilter } from '../../containers/producer/src/table-filter';
+
+/** A Kinesis whose PutRecords calls wait until the test answers them, oldest first. */
+class HeldKinesis {
+  readonly calls: { records: number; answer: (ok: boolean) => void }[] = [];
+
+  readonly client = {
+    send: (cmd: PutRecordsCommand): Promise<PutRecordsCommandOutput> => {
+      const records = cmd.input.Records ?? [];
+      return new Promise((resolve, reject) => {
+        this.calls.push({
+          records: records.length,
+          answer: (ok) =>
+            ok
+              ? resolve({ FailedRecordCount: 0, Records: records.map(() => ({ SequenceNumber: '1' })), $metadata: {} })
+              : reject(new Error('stand-in Kinesis refused the call')),
+        });
+      });
+    },
+  } as unknown as KinesisClient;
+
+  /** Answers the oldest open call, then lets the sink act on the answer. */
+  async answer(ok = true): Promise<number> {
+    const call = this.calls.shift();
+    if (!call) throw new Error('no PutRecords call is waiting');
+    call.answer(ok);
+    await settle();
+    return call.records;
+  }
+}
+
+/** Lets pending promise callbacks (the sink's pump) run. */
+const settle = () => new Promise<void>((r) => setImmediate(r));
+
+const SHAPE: TableShape = { db: 'shop', table: 'orders', columns: [{ name: 'id', type: 'int(11)' }], pk: ['id'] };
+const boundary = (pos: number): Boundary => ({
+  file: 'mysql-bin.000001',
+  pos,
+  gtid: null,
+  commitMs: 1_700_000_000_000,
+});
+
+function pipeline(opts: { maxInFlight?: number; maxAttempts?: number; snapshot?: () => SnapshotState } = {}) {
+  const kinesis = new HeldKinesis();
+  const flow: string[] = [];
+  let core: ProducerCore | undefined;
+  const sink = new KinesisSink({
+    client: kinesis.client,
+    streamName: 'changes',
+    maxAttempts: opts.maxAttempts ?? 12,
+    sleep: async () => undefined,
+    onAcked: (low) => core?.acked(low),
+  });
+  core = new ProducerCore({
+    serverId: 1,
+    filter: new TableFilter({ include: [], exclude: [], excludeColumns: [], hashColumns: [], maskColumns: [] }),
+    sink,
+    partitionKeyMode: 'table',
+    metrics: new EmfMetrics('test', 'Test', () => undefined),
+    maxInFlight: opts.maxInFlight ?? 1000,
+    pause: () => flow.push('pause'),
+    resume: () => flow.push('resume'),
+    ...(opts.snapshot ? { snapshotState: opts.snapshot } : {}),
+  });
+  let pos = 100;
+  const row = (id: number) =>
+    core!.onRow({
+      shape: SHAPE,
+      op: 'insert',
+      before: null,
+      after: { id },
+      file: 'mysql-bin.000001',
+      pos: pos++,
+      row: 0,
+      gtid: null,
+      commitMs: 1_700_000_000_000,
+    });
+  return { core, sink, kinesis, flow, row };
+}
+
+describe('the in-flight checkpoint list', () => {
+  it('does not move the checkpoint into a transaction whose events are only partly acknowledged', async () => {
+    const { core, kinesis, row } = pipeline();
+    row(1); // the sink sends this one at once, alone
+    row(2);
+    row(3);
+    core.onCommit(boundary(200));
+    expect(await kinesis.answer()).toBe(1);
+    expect(core.safe).toBeUndefined();
+    expect(await kinesis.answer()).toBe(2);
+    expect(core.safe).toEqual(boundary(200));
+  });
+
+  it('moves the checkpoint to the newest boundary whose events are all acknowledged, and no further', async () => {
+    const { core, kinesis, row } = pipeline();
+    row(1);
+    core.onCommit(boundary(200));
+    row(2);
+    core.onCommit(boundary(300));
+    row(3);
+    core.onCommit(boundary(400));
+    row(4);
+    await kinesis.answer(); // event 1
+    expect(core.safe).toEqual(boundary(200));
+    await kinesis.answer(); // events 2 to 4: transactions 300 and 400 complete, the fourth (no commit yet) is not
+    expect(core.safe).toEqual(boundary(400));
+    await core.drain();
+    expect(core.safe).toEqual(boundary(400));
+  });
+
+  it('moves the checkpoint at once past a transaction with no captured event when nothing is in flight', () => {
+    const { core } = pipeline();
+    core.onCommit(boundary(200));
+    expect(core.safe).toEqual(boundary(200));
+  });
+
+  it('holds a transaction with no captured event behind the events still in flight before it', async () => {
+    const { core, kinesis, row } = pipeline();
+    row(1);
+    core.onCommit(boundary(200));
+    core.onCommit(boundary(300)); // every row of it filtered out
+    expect(core.safe).toBeUndefined();
+    await kinesis.answer();
+    expect(core.safe).toEqual(boundary(300));
+  });
+
+  it('saves with each boundary the snapshot progress current when it was reached', async () => {
+    let state: SnapshotState = EMPTY_STATE;
+    const { core, kinesis, row } = pipeline({ snapshot: () => state });
+    row(1);
+    const atFirst: SnapshotState = { jobs: [], requestsUpTo: 'mysql-bin.000001:00000000101' };
+    state = atFirst;
+    core.onCommit(boundary(200));
+    row(2);
+    state = { jobs: [], requestsUpTo: 'mysql-bin.000001:00000000102' };
+    core.onCommit(boundary(300));
+    await kinesis.answer(); // event 1 only
+    expect(core.safe).toEqual(boundary(200));
+    expect(core.safeSnapshot).toBe(atFirst);
+  });
+
+  it('never moves the checkpoint when Kinesis refuses the events (the sink fails instead)', async () => {
+    const { core, sink, kinesis, row } = pipeline({ maxAttempts: 2 });
+    row(1);
+    core.onCommit(boundary(200));
+    await kinesis.answer(false);
+    await kinesis.answer(false);
+    expect(sink.failure?.message).toMatch(/failed 2 times in a row/);
+    expect(core.safe).toBeUndefined();
+    await expect(core.drain()).rejects.toThrow(/stopping without checkpointing/);
+    expect(core.safe).toBeUndefined();
+  });
+
+  it('pauses reading at maxInFlight events not yet acknowledged and resumes below half of it', async () => {
+    const { core, kinesis, flow, row } = pipeline({ maxInFlight: 4 });
+    for (let id = 1; id <= 4; id++) row(id);
+    core.onCommit(boundary(200));
+    expect(flow).toEqual(['pause']);
+    await kinesis.answer(); // event 1: three still pending, not below 2
+    expect(flow).toEqual(['pause']);
+    await kinesis.answer(); // events 2 to 4
+    expect(flow.at(-1)).toBe('resume');
+    expect(core.safe).toEqual(boundary(200));
+  });
+});
