@@ -14,6 +14,7 @@ export const UNIT_TEST_FILES: readonly string[] = [
   'test/cli/preflight-checks.test.ts',
   'test/cli/producer-state.test.ts',
   'test/infra/config.test.ts',
+  'test/infra/construct-props.test.ts',
   'test/local/firehose-dead-letters.test.ts',
   'test/merge/date-values.test.ts',
   'test/merge/merge-config.test.ts',

@@ -1,4 +1,4 @@
-import { Aws } from 'aws-cdk-lib';
+import { Aws, Token } from 'aws-cdk-lib';
 import { CfnDatabase, CfnTable } from 'aws-cdk-lib/aws-glue';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
@@ -46,7 +46,7 @@ export class GlueCatalog extends Construct {
 
   constructor(scope: Construct, id: string, props: GlueCatalogProps) {
     super(scope, id);
-    if (!/^[a-z0-9_]{1,255}$/.test(props.databaseName))
+    if (!Token.isUnresolved(props.databaseName) && !/^[a-z0-9_]{1,255}$/.test(props.databaseName))
       throw new Error(`GlueCatalog databaseName must be lower-case letters, digits and _, got "${props.databaseName}"`);
     this.databaseName = props.databaseName;
     this.database = new CfnDatabase(this, 'Database', {

@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
 import type { Metric, MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -54,7 +54,7 @@ export class MergeFunction extends Construct {
     const timeout = props.timeout ?? Duration.minutes(5);
     this.timeout = timeout;
     const maxConcurrency = props.maxConcurrency ?? 4;
-    if (maxConcurrency < 2)
+    if (!Token.isUnresolved(maxConcurrency) && maxConcurrency < 2)
       throw new Error(`MergeFunction maxConcurrency must be at least 2 (SQS event source), got ${maxConcurrency}`);
 
     const logGroup = new LogGroup(this, 'Logs', {
