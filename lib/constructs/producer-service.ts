@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Token, Tokenization } from 'aws-cdk-lib';
 import type { MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
 import { Metric } from 'aws-cdk-lib/aws-cloudwatch';
 import { type ISecurityGroup, type IVpc, Port, SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
@@ -122,6 +122,11 @@ function range(from: number, to: number, step: number): number[] {
   return out;
 }
 
+/** A number as an environment variable value; a token stays a token (String() would encode it as a number). */
+function text(n: number): string {
+  return Tokenization.stringifyNumber(n);
+}
+
 function validate(scope: Construct, props: ProducerServiceProps, cpu: number, memory: number): void {
   const check = new PropsCheck(scope);
   check.matches(
@@ -207,21 +212,21 @@ export class ProducerService extends Construct {
       environment: {
         PIPELINE_ID: pipelineId,
         SOURCE_HOST: s.host,
-        SOURCE_PORT: String(port),
-        SOURCE_SERVER_ID: String(s.serverId ?? 4242),
+        SOURCE_PORT: text(port),
+        SOURCE_SERVER_ID: text(s.serverId ?? 4242),
         CAPTURE_INCLUDE: cap.include.join(','),
         CAPTURE_EXCLUDE: (cap.exclude ?? []).join(','),
         CAPTURE_EXCLUDE_COLUMNS: (cap.excludeColumns ?? []).join(','),
         CAPTURE_HASH_COLUMNS: (cap.hashColumns ?? []).join(','),
         CAPTURE_MASK_COLUMNS: (cap.maskColumns ?? []).join(','),
         SNAPSHOT_MODE: cap.snapshotMode ?? 'initial',
-        SNAPSHOT_CHUNK_ROWS: String(cap.snapshotChunkRows ?? 4096),
-        SNAPSHOT_KEYLESS_MAX_ROWS: String(cap.snapshotKeylessMaxRows ?? 250_000),
+        SNAPSHOT_CHUNK_ROWS: text(cap.snapshotChunkRows ?? 4096),
+        SNAPSHOT_KEYLESS_MAX_ROWS: text(cap.snapshotKeylessMaxRows ?? 250_000),
         SIGNAL_TABLE: cap.signalTable ?? 'cdc.cdc_signal',
         STREAM_NAME: props.stream.streamName,
         PARTITION_KEY_MODE: cap.partitionKeyMode ?? 'table',
         CHECKPOINT_TABLE: props.checkpoints.table.tableName,
-        LEASE_SECONDS: String((props.leaseDuration ?? Duration.seconds(30)).toSeconds()),
+        LEASE_SECONDS: text((props.leaseDuration ?? Duration.seconds(30)).toSeconds()),
         CLAIM_CHECK_BUCKET: props.lake.bucketName,
         METRICS_NAMESPACE,
         HEALTH_PORT: '8080',

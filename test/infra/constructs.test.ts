@@ -1,0 +1,300 @@
+/**
+ * The constructs on their own: props validation (exact messages), grant methods returning iam.Grant, and metric
+ * methods whose names carry their unit, with alarm thresholds converted to that unit.
+ */
+import { App, Duration, Lazy, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { ContainerImage } from 'aws-cdk-lib/aws-ecs';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { environments } from '../../lib/config/environments';
+import { validateEnvironmentConfig } from '../../lib/config/validate';
+import { Monitoring, type MonitoringProps } from '../../lib/constructs/monitoring';
+import { ProducerService, type ProducerServiceProps } from '../../lib/constructs/producer-service';
+import { ConstructPropsError } from '../../lib/constructs/props-validation';
+import { createPipeline, type PipelineStacks } from '../../lib/pipeline';
+import { CDK_JSON_CONTEXT } from './support/synth';
+
+/** The dev stage's stacks in an app of their own: an app synthesizes once, so each test that synthesizes takes one. */
+function devPipeline(): PipelineStacks {
+  const app = new App({ context: { ...CDK_JSON_CONTEXT } });
+  return createPipeline(app, validateEnvironmentConfig(structuredClone(environments.dev!)), {
+    producerImage: ContainerImage.fromRegistry('public.ecr.aws/docker/library/node:24-alpine'),
+  });
+}
+
+/** Shared by the tests that do not synthesize. */
+let stacks: PipelineStacks;
+beforeAll(() => {
+  stacks = devPipeline();
+});
+
+/** The message a construct's props error carries, or a failure when it did not throw one. */
+function propsError(build: () => unknown): string {
+  try {
+    build();
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConstructPropsError);
+    expect((e as ConstructPropsError).code).toBe('CDC_INVALID_CONSTRUCT_PROPS');
+    return (e as Error).message;
+  }
+  throw new Error('expected the props to be rejected');
+}
+
+function producerProps(change: Partial<ProducerServiceProps> = {}, p = stacks): ProducerServiceProps {
+  const s = p.stateful;
+  return {
+    vpc: s.vpc,
+    pipelineId: 'probe',
+    source: { host: 'db.example.com', credentials: s.sourceSecret },
+    capture: { include: ['shop.*'] },
+    stream: s.changeStream.stream,
+    checkpoints: s.checkpoints,
+    lake: s.lake,
+    encryptionKey: s.key,
+    image: ContainerImage.fromRegistry('public.ecr.aws/docker/library/node:24-alpine'),
+    ...change,
+  };
+}
+
+function monitoringProps(change: Partial<MonitoringProps> = {}, p = stacks): MonitoringProps {
+  return {
+    pipelineId: 'probe',
+    sourceHost: 'db.example.com',
+    encryptionKey: p.stateful.key,
+    producer: p.capture.producer,
+    changeStream: p.stateful.changeStream,
+    delivery: p.delivery.delivery,
+    lake: p.stateful.lake,
+    merge: p.apply.merge,
+    ...change,
+  };
+}
+
+describe('ProducerService props', () => {
+  it('rejects what Fargate and MySQL cannot take, naming each field and its value in one error', () => {
+    const message = propsError(
+      () =>
+        new ProducerService(
+          stacks.capture,
+          'BadProducer',
+          producerProps({
+            pipelineId: 'Probe_1',
+            cpu: 1024,
+            memoryLimitMiB: 1000,
+            stopTimeout: Duration.minutes(3),
+            leaseDuration: Duration.millis(1500),
+            source: {
+              host: 'db.example.com',
+              port: 70000,
+              serverId: 0,
+              credentials: stacks.stateful.sourceSecret,
+              securityGroupId: 'db-sg',
+            },
+            capture: { include: [], snapshotChunkRows: 0, signalTable: 'cdc_signal' },
+          }),
+        ),
+    );
+    expect(message).toBe(
+      [
+        'invalid props for Cdc-Dev-Capture/BadProducer:',
+        '  - pipelineId = "Probe_1": must be 2-20 lower-case letters, digits and -',
+        '  - memoryLimitMiB = 1000: Fargate does not run cpu 1024 with this memory (from 2048 to 8192 in steps of 1024)',
+        '  - stopTimeout = 3 minutes: must be at most 120 s (ECS container stopTimeout on Fargate)',
+        '  - leaseDuration = 1 second 500 millis: must be a whole number of seconds',
+        '  - source.port = 70000: must be between 1 and 65535',
+        '  - source.serverId = 0: must be between 1 and 4294967295',
+        '  - source.securityGroupId = "db-sg": must be a security group id (sg-…)',
+        '  - capture.include = "[]": must name at least one db.table pattern',
+        '  - capture.snapshotChunkRows = 0: must be at least 1',
+        '  - capture.signalTable = "cdc_signal": must be db.table',
+      ].join('\n'),
+    );
+  });
+
+  it('names a CPU size Fargate does not offer', () => {
+    expect(propsError(() => new ProducerService(stacks.capture, 'BadCpu', producerProps({ cpu: 300 })))).toBe(
+      'invalid props for Cdc-Dev-Capture/BadCpu:\n  - cpu = 300: must be one of 256, 512, 1024, 2048, 4096, 8192, 16384',
+    );
+  });
+
+  it('skips values known only at deploy time (tokens)', () => {
+    const p = devPipeline();
+    const unknown = Lazy.number({ produce: () => 0 });
+    expect(
+      () =>
+        new ProducerService(
+          p.capture,
+          'TokenProducer',
+          producerProps(
+            {
+              stopTimeout: Duration.seconds(unknown),
+              source: { host: 'db.example.com', serverId: unknown, credentials: p.stateful.sourceSecret },
+            },
+            p,
+          ),
+        ),
+    ).not.toThrow();
+    // The token resolves at synth into the environment variable, as a string.
+    Template.fromStack(p.capture).hasResourceProperties('AWS::ECS::TaskDefinition', {
+      ContainerDefinitions: [
+        Match.objectLike({
+          Environment: Match.arrayWith([{ Name: 'SOURCE_SERVER_ID', Value: '0' }]),
+          StopTimeout: 0,
+        }),
+      ],
+    });
+  });
+});
+
+describe('Monitoring props', () => {
+  it('rejects thresholds that can never or always fire and bad e-mail addresses, naming field and value', () => {
+    const stack = new Stack(stacks.observability.node.scope!, 'MonitoringProbe1', { env: stacks.observability.env });
+    const message = propsError(
+      () =>
+        new Monitoring(
+          stack,
+          'Monitoring',
+          monitoringProps({
+            emails: ['on-call'],
+            thresholds: {
+              producerLag: Duration.seconds(0),
+              producerStartsPerHour: 0,
+              mergeErrorsPer5Minutes: 1.5,
+              deadLetters: -1,
+            },
+          }),
+        ),
+    );
+    expect(message).toBe(
+      [
+        'invalid props for MonitoringProbe1/Monitoring:',
+        '  - thresholds.producerLag = "0 seconds": must be more than 0',
+        '  - thresholds.producerStartsPerHour = 0: must be at least 1',
+        '  - thresholds.mergeErrorsPer5Minutes = 1.5: must be a whole number',
+        '  - thresholds.deadLetters = -1: must be at least 0',
+        '  - emails[0] = "on-call": must be an e-mail address',
+      ].join('\n'),
+    );
+  });
+
+  it('refuses e-mail subscriptions for a topic it does not create (they would be ignored)', () => {
+    const stack = new Stack(stacks.observability.node.scope!, 'MonitoringProbe2', { env: stacks.observability.env });
+    const topic = Topic.fromTopicArn(stack, 'Existing', 'arn:aws:sns:eu-west-1:111111111111:on-call');
+    expect(
+      propsError(() => new Monitoring(stack, 'Monitoring', monitoringProps({ topic, emails: ['a@example.com'] }))),
+    ).toBe(
+      'invalid props for MonitoringProbe2/Monitoring:\n  - emails = "a@example.com": only a topic this construct creates is subscribed to; subscribe them to the given topic',
+    );
+  });
+});
+
+describe('metrics named with their unit', () => {
+  it('reads the Kinesis iterator age in milliseconds and alarms at the threshold converted to milliseconds', () => {
+    const p = devPipeline();
+    const metric = p.stateful.changeStream.metricIteratorAgeMilliseconds();
+    expect(metric.metricName).toBe('GetRecords.IteratorAgeMilliseconds');
+    expect(metric.statistic).toBe('Maximum');
+
+    const stack = new Stack(p.observability.node.scope!, 'MonitoringProbe3', { env: p.observability.env });
+    new Monitoring(stack, 'Monitoring', monitoringProps({ thresholds: { iteratorAge: Duration.seconds(90) } }, p));
+    // Metrics in seconds get thresholds in seconds, whatever unit the Duration was written in.
+    const inSeconds = new Stack(p.observability.node.scope!, 'MonitoringProbe4', { env: p.observability.env });
+    new Monitoring(
+      inSeconds,
+      'Monitoring',
+      monitoringProps({ thresholds: { replicaFreshness: Duration.minutes(10), producerLag: Duration.minutes(2) } }, p),
+    );
+    const t = Template.fromStack(stack);
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'cdc-probe-critical-StreamIteratorAge',
+      MetricName: 'GetRecords.IteratorAgeMilliseconds',
+      Threshold: 90_000,
+      AlarmDescription: Match.stringLikeRegexp('^\\[CRITICAL\\] Firehose more than 90 s behind the stream'),
+    });
+    // The merge's Lambda Duration is in milliseconds too: 80% of the dev function's 300 s timeout.
+    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'cdc-probe-warning-MergeDuration',
+      MetricName: 'Duration',
+      Threshold: 240_000,
+    });
+    const t4 = Template.fromStack(inSeconds);
+    t4.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'cdc-probe-critical-ReplicaFreshness',
+      MetricName: 'ReplicaFreshnessSeconds',
+      Threshold: 600,
+    });
+    t4.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'cdc-probe-critical-ProducerLag',
+      MetricName: 'SecondsBehindSource',
+      Threshold: 120,
+    });
+  });
+
+  it('reads the merge batch latency in milliseconds (p99), as the handler emits it', () => {
+    const metric = stacks.apply.merge.metricBatchLatencyMilliseconds();
+    expect(metric.metricName).toBe('MergeBatchLatency');
+    expect(metric.statistic).toBe('p99');
+  });
+});
+
+describe('grant methods', () => {
+  function probeRole(id: string, p = stacks) {
+    const stack = new Stack(p.capture.node.scope!, id, { env: p.capture.env });
+    return { stack, role: new Role(stack, 'Role', { assumedBy: new ServicePrincipal('ecs-tasks.amazonaws.com') }) };
+  }
+
+  it('ChangeStream.grantWrite returns a Grant of exactly the put actions on the one stream', () => {
+    const p = devPipeline();
+    const { stack, role } = probeRole('GrantProbe1', p);
+    const grant = p.stateful.changeStream.grantWrite(role);
+    expect(grant.success).toBe(true);
+    expect(grant.principalStatements.flatMap((s) => s.actions)).toEqual([
+      'kinesis:PutRecords',
+      'kinesis:PutRecord',
+      'kinesis:ListShards',
+      'kinesis:DescribeStreamSummary',
+    ]);
+    Template.fromStack(stack).hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Action: ['kinesis:DescribeStreamSummary', 'kinesis:ListShards', 'kinesis:PutRecord', 'kinesis:PutRecords'],
+            Resource: Match.anyValue(),
+          }),
+        ],
+      },
+    });
+  });
+
+  it('ChangeStream.grantRead returns a Grant of the shard-iterator reads, no writes', () => {
+    const { role } = probeRole('GrantProbe2');
+    const grant = stacks.stateful.changeStream.grantRead(role);
+    expect(grant.success).toBe(true);
+    const actions = grant.principalStatements.flatMap((s) => s.actions);
+    expect(actions).toContain('kinesis:GetRecords');
+    expect(actions.filter((a) => a.startsWith('kinesis:Put'))).toEqual([]);
+  });
+
+  it('the lake, checkpoint and warehouse grants return one combined Grant of every statement they add', () => {
+    const { role } = probeRole('GrantProbe3');
+    const s = stacks.stateful;
+    const claimCheck = s.lake.grantClaimCheckWrite(role);
+    expect(claimCheck.principalStatements.map((st) => st.actions)).toEqual([
+      ['s3:PutObject'],
+      ['kms:Decrypt', 'kms:GenerateDataKey'],
+    ]);
+    const items = s.checkpoints.grantPipelineItems(role, 'probe');
+    expect(items.success).toBe(true);
+    expect(items.principalStatements[0]!.toStatementJson()).toMatchObject({
+      Condition: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['probe'] } },
+    });
+    expect(items.principalStatements).toHaveLength(2);
+    expect(s.lake.grantMerge(role).principalStatements).toHaveLength(3);
+    expect(s.lake.grantCopyRead(role).principalStatements).toHaveLength(4);
+    const dataApi = s.warehouse.grantDataApi(role);
+    expect(dataApi.success).toBe(true);
+    expect(dataApi.principalStatements.flatMap((st) => st.actions)).toContain('redshift-data:ExecuteStatement');
+  });
+});
