@@ -1,7 +1,8 @@
 /**
  * MySQL column types: how the producer encodes their values in change events, and which warehouse type the merge
- * creates for them. The single place both runtimes agree on types; docs/type-mapping.md is generated from the same
- * table by reading it (keep the two in step when editing).
+ * creates for them. The single place both runtimes agree on types; the tables of docs/event-format.md ("Values, per
+ * MySQL type") and docs/merge.md ("Type mapping") document it, and test/merge/type-table-doc.test.ts fails when they
+ * say otherwise (edit both together).
  */
 
 export type Warehouse = 'redshift' | 'postgres';

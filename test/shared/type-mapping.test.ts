@@ -1,8 +1,9 @@
 /**
  * The type mapping both runtimes agree on (shared/type-mapping.ts), tested directly at its edges: how a COLUMN_TYPE
  * text is read, which JSON kind a value takes, which warehouse type the merge creates, and how a replica column
- * follows a source type change. The type table itself (docs/event-format.md, "Column types") is held to
- * `warehouseType` by test/merge/type-table-doc.test.ts; this file covers what a table of examples does not show.
+ * follows a source type change. The documented type tables (docs/event-format.md, "Values, per MySQL type";
+ * docs/merge.md, "Type mapping") are held to `warehouseType` by test/merge/type-table-doc.test.ts; this file covers
+ * what a table of examples does not show.
  */
 import { describe, expect, it } from 'vitest';
 import { jsonKind, parseMysqlType, planTypeChange, warehouseType } from '../../shared/type-mapping';
