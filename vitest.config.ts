@@ -25,6 +25,7 @@ export const UNIT_TEST_FILES: readonly string[] = [
   'test/merge/value-limits.test.ts',
   'test/producer/ddl-events.test.ts',
   'test/producer/in-flight-checkpoints.test.ts',
+  'test/producer/log-level.test.ts',
   'test/producer/snapshot-logic.test.ts',
   'test/producer/start-position-logic.test.ts',
   'test/producer/table-quarantine-logic.test.ts',

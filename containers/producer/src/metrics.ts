@@ -45,11 +45,19 @@ export class EmfMetrics {
   }
 }
 
-export function log(
-  level: 'debug' | 'info' | 'warn' | 'error',
-  message: string,
-  fields: Record<string, unknown> = {},
-): void {
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+let lowestWritten = LOG_LEVELS.indexOf('info');
+
+/** Drops log lines below `level` from now on: main.ts sets it once from LOG_LEVEL (config.ts, default info). */
+export function setLogLevel(level: LogLevel): void {
+  lowestWritten = LOG_LEVELS.indexOf(level);
+}
+
+/** One JSON line on stdout (the awslogs driver ships it), unless `level` is below the configured LOG_LEVEL. */
+export function log(level: LogLevel, message: string, fields: Record<string, unknown> = {}): void {
+  if (LOG_LEVELS.indexOf(level) < lowestWritten) return;
   process.stdout.write(
     `${JSON.stringify({ level: level.toUpperCase(), timestamp: new Date().toISOString(), service: 'producer', message, ...fields })}\n`,
   );
