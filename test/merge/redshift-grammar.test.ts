@@ -3,14 +3,19 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { postgresDialect } from '../../lambdas/merge/src/dialect-postgres';
 import { redshiftDialect } from '../../lambdas/merge/src/dialect-redshift';
-import { planBookkeeping, planCreate, planMerge, planSchemaChanges } from '../../lambdas/merge/src/merge-plan';
+import { planBookkeeping, planMerge } from '../../lambdas/merge/src/merge-plan';
 import { type NamingOptions, tableNames } from '../../lambdas/merge/src/naming';
 import {
   checkRedshiftStatement,
   redshiftProblems,
   redshiftTransactionProblems,
 } from '../../lambdas/merge/src/redshift-grammar';
-import { planSchemaChanges as decide, modelFromEvents } from '../../lambdas/merge/src/table-model';
+import {
+  decideSchemaChanges as decide,
+  planCreate,
+  planSchemaChangeDdl,
+} from '../../lambdas/merge/src/schema-evolution';
+import { modelFromEvents } from '../../lambdas/merge/src/table-model';
 import type { RowImage } from '../../shared/change-event';
 import { TableEvents } from './support/event-factory';
 
@@ -168,7 +173,7 @@ function generated(shape: Shape) {
       columns: next.columns.map((c) => (c.name === firstCol ? { ...c, warehouseType: 'VARCHAR(64000)' } : c)),
     },
   );
-  const schema = schemaStatements(planSchemaChanges(next, changes, names, history));
+  const schema = schemaStatements(planSchemaChangeDdl(next, changes, names, history));
   const txn = planMerge(next, names, rs, {
     batchId: 's3://lake/changelog/source_db=x/o\'brien--"q".gz',
     events: 4,

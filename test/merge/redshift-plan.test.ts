@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { redshiftDialect } from '../../lambdas/merge/src/dialect-redshift';
-import { planBookkeeping, planCreate, planMerge, planSchemaChanges } from '../../lambdas/merge/src/merge-plan';
+import { planBookkeeping, planMerge } from '../../lambdas/merge/src/merge-plan';
 import { tableNames } from '../../lambdas/merge/src/naming';
 import { redshiftProblems, redshiftTransactionProblems } from '../../lambdas/merge/src/redshift-grammar';
-import { planSchemaChanges as decide, modelFromEvents } from '../../lambdas/merge/src/table-model';
+import {
+  decideSchemaChanges as decide,
+  planCreate,
+  planSchemaChangeDdl,
+} from '../../lambdas/merge/src/schema-evolution';
+import { modelFromEvents } from '../../lambdas/merge/src/table-model';
 import type { RowImage } from '../../shared/change-event';
 import { TableEvents } from './support/event-factory';
 
@@ -84,7 +89,7 @@ describe('Redshift plan', () => {
       mysqlType: c.mysqlType,
       warehouseType: c.warehouseType,
     }));
-    const plan = planSchemaChanges(next, decide(existing, next), tableNames('shop', 'orders', naming), false);
+    const plan = planSchemaChangeDdl(next, decide(existing, next), tableNames('shop', 'orders', naming), false);
     // Widening VARCHAR runs outside a transaction (Redshift refuses ALTER COLUMN TYPE inside one); the rest inside.
     expect(plan.outside).toEqual(['ALTER TABLE "shop"."orders" ALTER COLUMN "status" TYPE VARCHAR(8)']);
     expect(plan.inTransaction.filter((s) => s.startsWith('ALTER'))).toEqual([

@@ -1,16 +1,18 @@
 /**
  * Pure SQL planning of a merge: no I/O here. The same plan runs on Redshift and on PostgreSQL 15; only the hooks in
- * `Dialect` differ. Statements stay inside Redshift's grammar (checked by test/merge/redshift-limits.test.ts).
+ * `Dialect` differ. Statements stay inside Redshift's grammar (checked by test/merge/redshift-grammar.test.ts).
+The replica's schema (created, following each batch's columns, its registry) is planned in schema-evolution.ts; the
+tables, metadata columns and views a replica is made of are in replica-layout.ts.
  *
  * Order-insensitivity (docs/merge.md): the keys table remembers, per primary key, the position of the last change
  * applied, deletes included. A staged change whose position is not newer is discarded before anything is written,
  * so replays change nothing and a late, older change neither overwrites a newer row nor resurrects a deleted one.
  */
 import { POSITION_SQL_TYPE } from '../../../shared/change-event';
-import type { Dialect } from './dialect';
-import { ident, literal } from './dialect';
+import { type Dialect, ident, literal } from './dialect';
 import type { TableNames } from './naming';
-import type { ReplicaColumn, SchemaChanges, TableModel } from './table-model';
+import { columnDefs, META } from './replica-layout';
+import type { TableModel } from './table-model';
 
 export type Step =
   | { readonly kind: 'sql'; readonly sql: string }
@@ -20,36 +22,12 @@ export type Step =
 export const STAGE_ALL = '_cdc_stage_all';
 export const STAGE = '_cdc_stage';
 
-/** Metadata columns of every replica (documented in docs/merge.md). */
-export const META = {
-  position: '_cdc_position',
-  op: '_cdc_op',
-  commitTs: '_cdc_commit_ts',
-  loadedAt: '_cdc_loaded_at',
-  deleted: '_cdc_deleted',
-  delta: '_cdc_delta',
-  count: '_cdc_count',
-} as const;
-
 const sql = (text: string): Step => ({ kind: 'sql', sql: text });
 
 /** The staging columns, in CSV order. */
 export function stageColumns(model: TableModel): string[] {
   const cols = [...model.columns.map((c) => c.name), META.position, META.op, META.commitTs];
   return model.pk.length === 0 ? [...cols, META.delta] : cols;
-}
-
-function columnDefs(cols: readonly ReplicaColumn[], type: (c: ReplicaColumn) => string): string[] {
-  return cols.map((c) => `${ident(c.name)} ${type(c)}`);
-}
-
-function metaDefs(d: Dialect): string[] {
-  return [
-    `${ident(META.position)} ${POSITION_SQL_TYPE}`,
-    `${ident(META.op)} VARCHAR(8)`,
-    `${ident(META.commitTs)} ${d.timestampType}`,
-    `${ident(META.loadedAt)} ${d.timestampType}`,
-  ];
 }
 
 /** Idempotent DDL that makes the merge's own tables exist (run before the first merge of a table). */
@@ -81,150 +59,6 @@ export const FLOOR_OPS = ['truncate', 'drop', 'rename', 'resync', 'range'] as co
 /** The floor: the newest truncate/drop/rename/resync/keyless range applied; a change older than it is gone. */
 export function floorSelect(names: TableNames): string {
   return `SELECT MAX(${ident(META.position)}) FROM ${names.state} WHERE op IN (${FLOOR_OPS.map((o) => literal(o)).join(', ')})`;
-}
-
-/** DDL for a table seen for the first time: replica (or keyless deltas + view), keys table, history. */
-export function planCreate(model: TableModel, names: TableNames, d: Dialect, history: boolean): string[] {
-  const cols = columnDefs(model.columns, (c) => c.warehouseType);
-  const out: string[] = [];
-  if (model.pk.length === 0) {
-    out.push(
-      `CREATE TABLE IF NOT EXISTS ${names.deltas} (${[...cols, ...metaDefs(d), `${ident(META.delta)} SMALLINT`].join(', ')})`,
-    );
-    out.push(`DROP VIEW IF EXISTS ${names.replica}`, keylessView(model, names));
-  } else {
-    out.push(`CREATE TABLE IF NOT EXISTS ${names.replica} (${[...cols, ...metaDefs(d)].join(', ')})`);
-    const pkCols = model.pk.map((k) => model.columns.find((c) => c.name === k)!);
-    out.push(
-      `CREATE TABLE IF NOT EXISTS ${names.keys} (${[
-        ...columnDefs(pkCols, (c) => c.warehouseType),
-        `${ident(META.position)} ${POSITION_SQL_TYPE}`,
-        `${ident(META.deleted)} BOOLEAN`,
-      ].join(', ')})`,
-    );
-    const base = `${model.db}__${model.table}`.slice(0, 50);
-    for (const [table, name] of [
-      [names.replica, `${base}__replica_pk`],
-      [names.keys, `${base}__keys_pk`],
-    ] as const) {
-      const idx = d.keyIndex(table, name, model.pk);
-      if (idx) out.push(idx);
-    }
-  }
-  if (history) {
-    out.push(`CREATE TABLE IF NOT EXISTS ${names.versions} (${[...cols, ...metaDefs(d)].join(', ')})`);
-    out.push(`DROP VIEW IF EXISTS ${names.history}`, historyView(model, names));
-  }
-  out.push(...planRegisterColumns(model, names));
-  return out;
-}
-
-/** Records the replica's columns (the merge's registry, compared with each batch's columns). */
-export function planRegisterColumns(model: TableModel, names: TableNames): string[] {
-  const where = `source_db = ${literal(model.db)} AND source_table = ${literal(model.table)}`;
-  const rows = model.columns.map((c, i) => {
-    const k = model.pk.indexOf(c.name);
-    return `(${literal(model.db)}, ${literal(model.table)}, ${literal(c.name)}, ${i}, ${literal(c.mysqlType)}, ${literal(c.warehouseType)}, ${k < 0 ? 'NULL' : k})`;
-  });
-  const del = `DELETE FROM ${names.columns} WHERE ${where}`;
-  if (rows.length === 0) return [del];
-  return [
-    del,
-    `INSERT INTO ${names.columns} (source_db, source_table, column_name, ordinal, mysql_type, warehouse_type, key_ordinal) VALUES ${rows.join(', ')}`,
-  ];
-}
-
-/**
- * Schema changes the data path follows, split by where they can run: `outside` a transaction (Redshift runs
- * ALTER COLUMN TYPE only outside one; widening VARCHAR is idempotent) and `inTransaction` (added columns, rebuilt
- * columns, views and the registry: all or nothing, so a failed attempt leaves nothing half-done to trip a retry).
- * `model` is the table as it is after the change (every live column, not only the batch's).
- */
-export function planSchemaChanges(
-  model: TableModel,
-  changes: SchemaChanges,
-  names: TableNames,
-  history: boolean,
-): { outside: string[]; inTransaction: string[] } {
-  if (changes.add.length === 0 && changes.widen.length === 0 && changes.rebuild.length === 0) {
-    return { outside: [], inTransaction: [] };
-  }
-  const targets = dataTables(model, names, history);
-  const outside: string[] = [];
-  // Redshift (r_ALTER_TABLE, ALTER COLUMN … TYPE): only a VARCHAR's size, and "You can't alter columns within a
-  // transaction block", hence outside. A view over the column blocks the change (PostgreSQL refuses it too): the views
-  // go first (the transaction below creates them again; if it fails, its retry does).
-  if (changes.widen.length > 0) outside.push(...dropViews(model, names, history));
-  for (const t of targets)
-    for (const c of changes.widen)
-      outside.push(`ALTER TABLE ${t} ALTER COLUMN ${ident(c.name)} TYPE ${c.warehouseType}`);
-  const inTransaction = [...dropViews(model, names, history)];
-  for (const t of targets) {
-    // Redshift takes one column per ALTER TABLE ADD COLUMN.
-    for (const c of changes.add) inTransaction.push(`ALTER TABLE ${t} ADD COLUMN ${ident(c.name)} ${c.warehouseType}`);
-    for (const c of changes.rebuild) inTransaction.push(...rebuildColumn(t, c.name, c.warehouseType));
-  }
-  if (model.pk.length > 0) {
-    for (const c of changes.rebuild.filter((c) => model.pk.includes(c.name)))
-      inTransaction.push(...rebuildColumn(names.keys, c.name, c.warehouseType));
-  }
-  inTransaction.push(...createViews(model, names, history), ...planRegisterColumns(model, names));
-  return { outside, inTransaction };
-}
-
-/** Tables holding the source's columns: the replica (or a keyless table's deltas) and, in history mode, versions. */
-export function dataTables(model: Pick<TableModel, 'pk'>, names: TableNames, history: boolean): string[] {
-  const out = model.pk.length === 0 ? [names.deltas] : [names.replica];
-  if (history) out.push(names.versions);
-  return out;
-}
-
-/**
- * A column under a wider type, without losing a value: add, copy, drop, rename, in the caller's transaction
- * (r_ALTER_TABLE: ALTER COLUMN TYPE changes only a VARCHAR's size; ADD/DROP/RENAME COLUMN have no transaction-block
- * restriction, only external tables do; one column per ADD). The column moves to the end of the table.
- */
-function rebuildColumn(table: string, column: string, type: string): string[] {
-  const tmp = `${column}__cdc_widen`;
-  return [
-    `ALTER TABLE ${table} ADD COLUMN ${ident(tmp)} ${type}`,
-    `UPDATE ${table} SET ${ident(tmp)} = CAST(${ident(column)} AS ${type})`,
-    `ALTER TABLE ${table} DROP COLUMN ${ident(column)}`,
-    `ALTER TABLE ${table} RENAME COLUMN ${ident(tmp)} TO ${ident(column)}`,
-  ];
-}
-
-/** Views over the table's data (dropped before a change and created again after: a view keeps its columns). */
-export function dropViews(model: Pick<TableModel, 'pk'>, names: TableNames, history: boolean): string[] {
-  const out: string[] = [];
-  if (history) out.push(`DROP VIEW IF EXISTS ${names.history}`);
-  if (model.pk.length === 0) out.push(`DROP VIEW IF EXISTS ${names.replica}`);
-  return out;
-}
-
-export function createViews(model: TableModel, names: TableNames, history: boolean): string[] {
-  const out: string[] = [];
-  if (model.pk.length === 0) out.push(keylessView(model, names));
-  if (history) out.push(historyView(model, names));
-  return out;
-}
-
-function historyView(model: TableModel, names: TableNames): string {
-  const part = model.pk.length > 0 ? `PARTITION BY ${model.pk.map(ident).join(', ')} ` : '';
-  const cols = model.columns.map((c) => ident(c.name)).join(', ');
-  return (
-    `CREATE VIEW ${names.history} AS SELECT ${cols}, ${ident(META.op)}, ${ident(META.position)}, ` +
-    `${ident(META.commitTs)} AS valid_from, LEAD(${ident(META.commitTs)}) OVER (${part}ORDER BY ${ident(META.position)}) AS valid_to, ` +
-    `${ident(META.op)} = 'delete' AS is_deleted FROM ${names.versions}`
-  );
-}
-
-function keylessView(model: TableModel, names: TableNames): string {
-  const cols = model.columns.map((c) => ident(c.name)).join(', ');
-  return (
-    `CREATE VIEW ${names.replica} AS SELECT ${cols}, SUM(${ident(META.delta)}) AS ${ident(META.count)} ` +
-    `FROM ${names.deltas} GROUP BY ${cols} HAVING SUM(${ident(META.delta)}) > 0`
-  );
 }
 
 export interface MergeOptions {

@@ -6,35 +6,20 @@ import { type ChangeEvent, isTableOp, keyValues } from '../../../shared/change-e
 import { groupByTable } from './batch';
 import { ident, literal } from './dialect';
 import { MergeError, PoisonBatchError, RetriableMergeError } from './errors';
-import {
-  META,
-  planBatchRecord,
-  planBookkeeping,
-  planCreate,
-  planMerge,
-  planSchemaChanges,
-  planStateTable,
-  type Step,
-} from './merge-plan';
+import { planBatchRecord, planBookkeeping, planMerge, planStateTable, type Step } from './merge-plan';
 import { type NamingOptions, type TableNames, tableNames } from './naming';
 import { planKeylessRange, planRangeDelete } from './range-plan';
+import { META } from './replica-layout';
+import { ColumnRegistry, evolveSchema, knownTable } from './schema-evolution';
 import { buildStageCsv } from './stage-csv';
 import {
   type DroppedTablePolicy,
-  type KnownTable,
   planTableChange,
-  replicaColumn,
   rewriteForHistory,
   type TableHistory,
   tableHistory,
 } from './table-change-plan';
-import {
-  planSchemaChanges as decideSchemaChanges,
-  type ExistingColumn,
-  modelFromEvents,
-  type SchemaChanges,
-  type TableModel,
-} from './table-model';
+import { modelFromEvents, replicaColumn } from './table-model';
 import type { WarehouseClient } from './warehouse-client';
 
 export interface MergeContext {
@@ -61,7 +46,7 @@ export interface TableResult {
 }
 
 /** Columns the replica has, per `db.table`, as far as this process knows (a Lambda container lives long). */
-const knownColumns = new Map<string, ExistingColumn[]>();
+const registry = new ColumnRegistry();
 const bookkeepingReady = new Set<string>();
 const stateReady = new Set<string>();
 /** Table-level history per `db.table` (floor, applied ALTERs), cached like the columns. */
@@ -69,7 +54,7 @@ const knownHistory = new Map<string, TableHistory>();
 
 /** Forget cached schema knowledge (tests, or after an error that may mean another merge changed the schema). */
 export function resetSchemaCache(): void {
-  knownColumns.clear();
+  registry.clear();
   bookkeepingReady.clear();
   stateReady.clear();
   knownHistory.clear();
@@ -84,29 +69,6 @@ async function loadHistory(ctx: MergeContext, key: string, names: TableNames): P
   const h = tableHistory(rows);
   knownHistory.set(key, h);
   return h;
-}
-
-async function existingColumns(
-  ctx: MergeContext,
-  db: string,
-  table: string,
-  columnsTable: string,
-): Promise<ExistingColumn[]> {
-  const key = `${db}.${table}`;
-  const cached = knownColumns.get(key);
-  if (cached) return cached;
-  const rows = await ctx.warehouse.query(
-    `SELECT column_name, mysql_type, warehouse_type, key_ordinal FROM ${columnsTable} WHERE source_db = ${literal(db)} ` +
-      `AND source_table = ${literal(table)} ORDER BY ordinal`,
-  );
-  const cols = rows.map((r) => ({
-    name: String(r.column_name),
-    mysqlType: String(r.mysql_type),
-    warehouseType: String(r.warehouse_type),
-    ...(r.key_ordinal === null || r.key_ordinal === undefined ? {} : { keyOrdinal: Number(r.key_ordinal) }),
-  }));
-  if (cols.length > 0) knownColumns.set(key, cols);
-  return cols;
 }
 
 async function runWithRetries(ctx: MergeContext, key: string, run: () => Promise<void>): Promise<void> {
@@ -185,17 +147,8 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
   const names = tableNames(e.db, e.table, ctx.naming);
   const history = ctx.historyTables.has(key);
   try {
-    const existing = await existingColumns(ctx, e.db, e.table, names.columns);
-    const known: KnownTable | undefined =
-      existing.length === 0
-        ? undefined
-        : {
-            columns: existing,
-            pk: existing
-              .filter((c) => c.keyOrdinal !== undefined)
-              .sort((a, b) => a.keyOrdinal! - b.keyOrdinal!)
-              .map((c) => c.name),
-          };
+    const existing = await registry.read(ctx.warehouse, e.db, e.table, names);
+    const known = knownTable(existing);
     let statements: string[];
     if (e.op === 'range' && (known ? known.pk.length === 0 : e.pk.length === 0)) {
       // A keyless table's whole-table read (the event's pk is empty only then: keyed ranges carry their key).
@@ -228,7 +181,7 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
     await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
   } finally {
     // The registry may have changed (or another merge changed it): read it again next time.
-    knownColumns.delete(key);
+    registry.forget(e.db, e.table);
     knownHistory.delete(key);
   }
 }
@@ -243,26 +196,15 @@ async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: Merg
     const events = rewriteForHistory(raw, await loadHistory(ctx, key, names));
     if (events.length === 0) return;
     const batchModel = modelFromEvents(events, d.warehouse);
-    const existing = await existingColumns(ctx, batchModel.db, batchModel.table, names.columns);
-    if (existing.length === 0) {
-      await ctx.warehouse.executeAll(planCreate(batchModel, names, d, history));
-      knownColumns.set(key, registryOf(batchModel));
-    } else {
-      const changes = decideSchemaChanges(existing, batchModel, d.warehouse);
-      const after = mergeColumnLists(existing, changes);
-      const full: TableModel = {
-        ...batchModel,
-        columns: after.map((c) => replicaColumn(c.name, c.mysqlType, d.warehouse, c.warehouseType)),
-      };
-      const ddl = planSchemaChanges(full, changes, names, history);
-      if (ddl.outside.length > 0) await ctx.warehouse.executeAll(ddl.outside);
-      if (ddl.inTransaction.length > 0) {
-        const steps = [sql(d.lock([names.state])), ...ddl.inTransaction.map(sql)];
-        await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
-      }
-      // The registry as the plan left it: the next batch of this table needs no registry read.
-      knownColumns.set(key, registryOf(full));
-    }
+    await evolveSchema(batchModel, names, {
+      warehouse: ctx.warehouse,
+      registry,
+      history,
+      runInTransaction: (statements) => {
+        const steps = [sql(d.lock([names.state])), ...statements.map(sql)];
+        return runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
+      },
+    });
     // Staged under the batch's own column types: each holds its values, and the replica's type holds them too.
     const model = batchModel;
     const { maxPosition, maxCommitMs } = extent(events);
@@ -283,7 +225,7 @@ async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: Merg
     await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(record, ''));
   } catch (err) {
     // Another merge may have changed the schema under us; re-read it next time.
-    knownColumns.delete(key);
+    registry.forget(raw[0]!.db, raw[0]!.table);
     knownHistory.delete(key);
     throw err;
   }
@@ -300,30 +242,6 @@ function extent(events: readonly ChangeEvent[]): { maxPosition: string; maxCommi
     if (e.ts_ms > maxCommitMs) maxCommitMs = e.ts_ms;
   }
   return { maxPosition, maxCommitMs };
-}
-
-/** The registry's view of a table model (what `existingColumns` would read back). */
-function registryOf(model: TableModel): ExistingColumn[] {
-  return model.columns.map((c) => {
-    const k = model.pk.indexOf(c.name);
-    return {
-      name: c.name,
-      mysqlType: c.mysqlType,
-      warehouseType: c.warehouseType,
-      ...(k < 0 ? {} : { keyOrdinal: k }),
-    };
-  });
-}
-
-/** The registry after a batch's schema changes: existing columns (retyped where changed), then added ones. */
-function mergeColumnLists(existing: readonly ExistingColumn[], changes: SchemaChanges): ExistingColumn[] {
-  const retyped = new Map([...changes.widen, ...changes.rebuild].map((c) => [c.name, c]));
-  const out: ExistingColumn[] = existing.map((c) => {
-    const r = retyped.get(c.name);
-    return r ? { ...c, mysqlType: r.mysqlType, warehouseType: r.warehouseType } : c;
-  });
-  for (const c of changes.add) out.push({ name: c.name, mysqlType: c.mysqlType, warehouseType: c.warehouseType });
-  return out;
 }
 
 function countLatestOps(events: readonly ChangeEvent[]): Record<string, number> {

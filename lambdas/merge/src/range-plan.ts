@@ -24,8 +24,8 @@ import { isZeroDate, type JsonKind } from '../../../shared/type-mapping';
 import type { Dialect } from './dialect';
 import { ident, literal } from './dialect';
 import { PoisonBatchError } from './errors';
-import { META } from './merge-plan';
 import type { TableNames } from './naming';
+import { META } from './replica-layout';
 import { planStateRecord } from './table-change-plan';
 import type { ReplicaColumn } from './table-model';
 

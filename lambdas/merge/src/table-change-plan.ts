@@ -11,23 +11,18 @@
  * - alter renames, adds (with the default every existing row received) and drops columns in place.
  */
 import type { ChangeEvent, ColumnChange } from '../../../shared/change-event';
-import { jsonKind, parseMysqlType, type Warehouse, warehouseType } from '../../../shared/type-mapping';
-import type { Dialect } from './dialect';
-import { ident, literal } from './dialect';
+import type { Warehouse } from '../../../shared/type-mapping';
+import { type Dialect, ident, literal } from './dialect';
 import { PoisonBatchError } from './errors';
-import { createViews, dataTables, dropViews, FLOOR_OPS, META, planRegisterColumns } from './merge-plan';
+import { FLOOR_OPS } from './merge-plan';
 import { archiveName, type TableNames } from './naming';
+import { createViews, dataTables, dropViews, META } from './replica-layout';
+import { type KnownTable, planForgetColumns, planRegisterColumns } from './schema-evolution';
 import { CSV_NULL, csvField } from './stage-csv';
-import type { ExistingColumn, ReplicaColumn, TableModel } from './table-model';
+import { type ReplicaColumn, replicaColumn, type TableModel } from './table-model';
 
 /** What happens to the replica of a dropped (or renamed-away) table. */
 export type DroppedTablePolicy = 'drop' | 'archive';
-
-/** The replica as the registry knows it; undefined for a table the merge has not created yet. */
-export interface KnownTable {
-  readonly columns: readonly ExistingColumn[];
-  readonly pk: readonly string[];
-}
 
 export interface TableChangeOptions {
   readonly history: boolean;
@@ -40,15 +35,6 @@ export interface TableChangePlan {
   readonly statements: string[];
   /** The registry after the plan: undefined when the incarnation ended (the next row change creates it anew). */
   readonly after: KnownTable | undefined;
-}
-
-export function replicaColumn(name: string, mysqlType: string, warehouse: Warehouse, wType?: string): ReplicaColumn {
-  return {
-    name,
-    mysqlType,
-    kind: jsonKind(parseMysqlType(mysqlType)),
-    warehouseType: wType ?? warehouseType(mysqlType, warehouse),
-  };
 }
 
 function modelOf(db: string, table: string, known: KnownTable, warehouse: Warehouse): TableModel {
@@ -122,7 +108,7 @@ export function planTableChange(
       out.push(`ALTER TABLE ${names.versions} RENAME TO ${ident(`${archiveName(e.table, e.position)}__versions`)}`);
     else out.push(`DROP TABLE IF EXISTS ${names.versions}`);
   }
-  out.push(`DELETE FROM ${names.columns} WHERE source_db = ${literal(e.db)} AND source_table = ${literal(e.table)}`);
+  out.push(planForgetColumns(e.db, e.table, names));
   return { statements: out, after: undefined };
 }
 
