@@ -191,6 +191,45 @@ describe('Monitoring props', () => {
 });
 
 describe('metrics named with their unit', () => {
+  /** CloudWatch metrics measured in a unit of time, and that unit (AWS docs; shared/metrics.ts for the runtimes'). */
+  const TIME_UNITS: Record<string, 'Milliseconds' | 'Seconds'> = {
+    'GetRecords.IteratorAgeMilliseconds': 'Milliseconds',
+    'DeliveryToS3.DataFreshness': 'Seconds',
+    ApproximateAgeOfOldestMessage: 'Seconds',
+    SecondsBehindSource: 'Seconds',
+    ReplicaFreshnessSeconds: 'Seconds',
+    MergeBatchLatency: 'Milliseconds',
+  };
+
+  it('every metricXxx method of a time metric names its unit, and no method names a unit its metric does not have', () => {
+    const owners = {
+      ProducerService: stacks.capture.producer,
+      ChangeStream: stacks.stateful.changeStream,
+      ChangelogDelivery: stacks.delivery.delivery,
+      ChangelogLake: stacks.stateful.lake,
+      MergeFunction: stacks.apply.merge,
+    };
+    const wrong: string[] = [];
+    let checked = 0;
+    for (const [owner, construct] of Object.entries(owners)) {
+      const methods = Object.getOwnPropertyNames(Object.getPrototypeOf(construct)).filter((m) =>
+        /^metric[A-Z]/.test(m),
+      );
+      for (const method of methods) {
+        const metric = (construct as unknown as Record<string, () => { metricName: string } | undefined>)[method]!.call(
+          construct,
+        );
+        if (!metric) continue; // a metric of a part this stage does not have (the Redshift delivery in dev)
+        checked++;
+        const unit = TIME_UNITS[metric.metricName];
+        const named = /Milliseconds/.test(method) ? 'Milliseconds' : /Seconds/.test(method) ? 'Seconds' : undefined;
+        if (unit !== named) wrong.push(`${owner}.${method}: ${metric.metricName} is in ${unit ?? 'no time unit'}`);
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+    expect(wrong).toEqual([]);
+  });
+
   it('reads the Kinesis iterator age in milliseconds and alarms at the threshold converted to milliseconds', () => {
     const p = devPipeline();
     const metric = p.stateful.changeStream.metricIteratorAgeMilliseconds();
