@@ -14,7 +14,8 @@ import pg from 'pg';
 import { z } from 'zod';
 import { loadConfig as loadMergeConfig } from '../lambdas/merge/src/config';
 import { configureDateValues } from '../lambdas/merge/src/date-values';
-import { PostgresWarehouse } from '../lambdas/merge/src/postgres-client';
+import { mergeContextFromConfig } from '../lambdas/merge/src/merge';
+import { warehouseFromConfig } from '../lambdas/merge/src/warehouse';
 import { LocalFirehose } from './firehose';
 import { FIREHOSE_APPLICATION_NAME, FirehoseConfigError } from './firehose-batching';
 import { localAwsClientConfig } from './services/aws-config';
@@ -78,22 +79,16 @@ async function main(): Promise<void> {
   });
   // A dropped idle connection must not kill the process; the next delivery reconnects.
   pool.on('error', (err) => say('error', { error: err.message }));
+  const s3 = new S3Client(localAwsClientConfig(config.AWS_ENDPOINT_S3));
   const firehose = new LocalFirehose({
     kinesis: new KinesisClient(localAwsClientConfig(config.AWS_ENDPOINT_KINESIS)),
-    s3: new S3Client(localAwsClientConfig(config.AWS_ENDPOINT_S3)),
+    s3,
     pool,
     streamName: config.STREAM_NAME,
     bucket: config.LAKE_BUCKET,
     changelogSchema: merge.CHANGELOG_SCHEMA,
-    merge: {
-      warehouse: new PostgresWarehouse(pool),
-      naming: {
-        stateSchema: merge.CHANGELOG_SCHEMA,
-        ...(merge.REPLICA_SCHEMA ? { replicaSchema: merge.REPLICA_SCHEMA } : {}),
-      },
-      historyTables: merge.historyTables,
-      droppedTablePolicy: merge.DROPPED_TABLE_POLICY,
-    },
+    // The context the Lambda handler builds from the same configuration, over this process's pool.
+    merge: mergeContextFromConfig(merge, warehouseFromConfig(merge, { s3, pool })),
     stateFile: config.FIREHOSE_STATE_FILE,
     bufferMs: config.BUFFER_INTERVAL_MS,
     bufferBytes: config.BUFFER_SIZE_BYTES,

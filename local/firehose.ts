@@ -2,7 +2,8 @@
  * The local stand-in for Kinesis Data Firehose: reads every shard of the stream, buffers by time and size, writes
  * each table's events as one gz NDJSON object under the same keys the deployed Firehose uses
  * (shared/lake-layout.ts), loads them into the raw changelog table, and hands each object to the merge, as
- * S3 → SQS → Lambda does in AWS. Shard positions are persisted only after the objects were written and queued for
+ * S3 → SQS → Lambda does in AWS: through the Lambda's own entry (`processObject`, lambdas/merge/src/apply-object.ts),
+ * which merges it and says whether a failure is poison or retriable; the delivery policy below is this file's. Shard positions are persisted only after the objects were written and queued for
  * the merge, so a restart re-delivers (at-least-once; the merge is idempotent).
  *
  * Like S3 → SQS → Lambda: each written object joins a queue (saved beside the shard positions as
@@ -17,24 +18,17 @@
  */
 
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import {
   DescribeStreamCommand,
   GetRecordsCommand,
   GetShardIteratorCommand,
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
-import { applyObject } from '../lambdas/merge/src/apply-object';
+import { processObject } from '../lambdas/merge/src/apply-object';
 import { groupByTable } from '../lambdas/merge/src/batch';
-import { PoisonBatchError } from '../lambdas/merge/src/errors';
 import type { MergeContext, TableResult } from '../lambdas/merge/src/merge';
 import type { ChangeEvent } from '../shared/change-event';
 import { CHANGELOG_LOADED_COLUMNS, CHANGELOG_TABLE, changelogTableDdl } from '../shared/changelog-table';
@@ -114,8 +108,6 @@ export class LocalFirehose {
    * merge_batches) with CREATE … IF NOT EXISTS once per process, and two of those at once can collide in PostgreSQL.
    */
   private warm = false;
-  /** Events of objects delivered by this process and not merged yet: their merge report needs no second read. */
-  private readonly fresh = new Map<string, readonly ChangeEvent[]>();
   /**
    * Positions loaded into the raw changelog since the shard positions were last saved: a delivery retried by this
    * process (a merge that failed) does not load them twice. Only a kill between loading and saving can.
@@ -290,7 +282,6 @@ export class LocalFirehose {
       for (const e of group) this.loadedSinceSave.add(id(e));
       // Queued, not merged here: the caller saves the queue before the shard positions, then schedule() merges it.
       this.retrying.push({ key, attempts: 0, nextAt: Date.now(), lastError: '' });
-      this.fresh.set(key, group);
     }
   }
 
@@ -340,9 +331,8 @@ export class LocalFirehose {
   private async runQueued(r: PendingRetry): Promise<void> {
     let next: PendingRetry | undefined;
     try {
-      const outcome = await this.attempt(r.key, this.fresh.get(r.key), r.attempts + 1, r.firstFailedAt);
+      const outcome = await this.attempt(r.key, r.attempts + 1, r.firstFailedAt);
       if (outcome !== 'settled') next = outcome;
-      else this.fresh.delete(r.key);
     } catch (err) {
       // Setting it aside failed (S3): it stays queued, tried again after the backoff.
       this.props.onError?.(err as Error);
@@ -357,48 +347,42 @@ export class LocalFirehose {
    * One merge attempt of one object: `settled` when its fate is (merged, or set aside: poison, or out of attempts),
    * else the queue entry for its next attempt. A merge failure never propagates; only failing to set it aside does.
    */
-  private async attempt(
-    key: string,
-    events: readonly ChangeEvent[] | undefined,
-    attempt: number,
-    firstFailedAt?: number,
-  ): Promise<'settled' | PendingRetry> {
-    try {
-      const results = await applyObject({ bucket: this.props.bucket, key }, this.props.s3, this.props.merge);
-      const merged = [...(events ?? (await this.readObject(key)))];
-      this.delivered += merged.length;
+  private async attempt(key: string, attempt: number, firstFailedAt?: number): Promise<'settled' | PendingRetry> {
+    // The Lambda's own entry: the same read, decode, merge and poison-or-retriable classification.
+    const outcome = await processObject({ bucket: this.props.bucket, key }, this.props.s3, this.props.merge);
+    if (outcome.kind === 'merged') {
+      this.delivered += outcome.events.length;
       this.warm = true;
-      this.props.onMerged?.(results, merged, key);
-      return 'settled';
-    } catch (err) {
-      const error = err as Error;
-      this.props.onError?.(error);
-      const now = Date.now();
-      const table = tableOfKey(key);
-      if (!(err instanceof PoisonBatchError) && attempt < this.maxAttempts) {
-        return {
-          key,
-          attempts: attempt,
-          nextAt: now + this.backoffMs * 2 ** (attempt - 1),
-          lastError: setAsideReason(table, error.message),
-          firstFailedAt: firstFailedAt ?? now,
-          lastFailedAt: now,
-        };
-      }
-      // The local dead-letter place: the reason next to the object, the pipeline keeps going.
-      const report: SetAsideReport = {
-        object: key,
-        table,
-        reason: setAsideReason(table, error.message),
-        attempts: attempt,
-        firstFailedAt: firstFailedAt ?? now,
-        failedAt: now,
-      };
-      await this.props.s3.send(
-        new PutObjectCommand({ Bucket: this.props.bucket, Key: setAsideKey(key), Body: JSON.stringify(report) }),
-      );
+      this.props.onMerged?.(outcome.results, [...outcome.events], key);
       return 'settled';
     }
+    this.props.onError?.(outcome.error);
+    const now = Date.now();
+    const table = tableOfKey(key);
+    // The policy on top, as SQS's redrive policy: poison is set aside at once, the rest after `maxAttempts`.
+    if (outcome.kind === 'retriable' && attempt < this.maxAttempts) {
+      return {
+        key,
+        attempts: attempt,
+        nextAt: now + this.backoffMs * 2 ** (attempt - 1),
+        lastError: setAsideReason(table, outcome.reason),
+        firstFailedAt: firstFailedAt ?? now,
+        lastFailedAt: now,
+      };
+    }
+    // The local dead-letter place: the reason next to the object, the pipeline keeps going.
+    const report: SetAsideReport = {
+      object: key,
+      table,
+      reason: setAsideReason(table, outcome.reason),
+      attempts: attempt,
+      firstFailedAt: firstFailedAt ?? now,
+      failedAt: now,
+    };
+    await this.props.s3.send(
+      new PutObjectCommand({ Bucket: this.props.bucket, Key: setAsideKey(key), Body: JSON.stringify(report) }),
+    );
+    return 'settled';
   }
 
   /**
@@ -440,15 +424,6 @@ export class LocalFirehose {
     writeFileSync(tmp, JSON.stringify(result));
     renameSync(tmp, redriveResultFile(this.props.stateFile));
     rmSync(requestFile, { force: true });
-  }
-
-  private async readObject(key: string): Promise<ChangeEvent[]> {
-    const res = await this.props.s3.send(new GetObjectCommand({ Bucket: this.props.bucket, Key: key }));
-    return gunzipSync(await res.Body!.transformToByteArray())
-      .toString('utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as ChangeEvent);
   }
 
   private async setAside(name: string, body: Buffer | string): Promise<void> {

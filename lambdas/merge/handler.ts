@@ -17,11 +17,10 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import pg from 'pg';
 import { clientConfig } from '../../shared/aws-client-config';
 import { METRICS_NAMESPACE, MergeMetric, PIPELINE_DIMENSION } from '../../shared/metrics';
-import { applyObject } from './src/apply-object';
+import { processObject } from './src/apply-object';
 import { loadConfig } from './src/config';
 import { configureDateValues } from './src/date-values';
-import { PoisonBatchError } from './src/errors';
-import type { MergeContext } from './src/merge';
+import { mergeContextFromConfig } from './src/merge';
 import { RedshiftDataWarehouse } from './src/redshift-client';
 import { parseS3Notification } from './src/s3-notification';
 import { configureValueLimits } from './src/value-limits';
@@ -68,28 +67,22 @@ const warehouse = warehouseFromConfig(config, {
   s3,
   ...(config.WAREHOUSE === 'postgres' ? { pool: postgresPool(config.POSTGRES_URL!) } : {}),
 });
-const ctx: MergeContext = {
-  warehouse,
-  naming: {
-    stateSchema: config.CHANGELOG_SCHEMA,
-    ...(config.REPLICA_SCHEMA ? { replicaSchema: config.REPLICA_SCHEMA } : {}),
-  },
-  historyTables: config.historyTables,
-  droppedTablePolicy: config.DROPPED_TABLE_POLICY,
+const ctx = mergeContextFromConfig(config, warehouse, {
   onRetry: (table, attempt, err) => {
     logger.warn('serialization conflict, retrying', { table, attempt, error: err.message });
     metrics.addMetric(MergeMetric.Retries, MetricUnit.Count, 1);
   },
-};
+});
 
 const processor = new BatchProcessor(EventType.SQS);
 
 async function processRecord(record: SQSRecord): Promise<void> {
   for (const ref of parseS3Notification(record.body)) {
     const started = Date.now();
-    try {
-      const results = await applyObject(ref, s3, ctx);
-      for (const r of results) {
+    const object = `s3://${ref.bucket}/${ref.key}`;
+    const outcome = await processObject(ref, s3, ctx);
+    if (outcome.kind === 'merged') {
+      for (const r of outcome.results) {
         for (const [op, n] of Object.entries(r.byOp)) {
           // One EMF document per table and operation (singleMetric flushes on addMetric).
           const m = metrics.singleMetric();
@@ -107,32 +100,32 @@ async function processRecord(record: SQSRecord): Promise<void> {
           MetricUnit.Seconds,
           Math.max(0, (Date.now() - r.maxCommitMs) / 1000),
         );
-        logger.info('merged', { object: `s3://${ref.bucket}/${ref.key}`, ...r });
+        logger.info('merged', { object, ...r });
       }
       metrics.addMetric(MergeMetric.BatchLatency, MetricUnit.Milliseconds, Date.now() - started);
-    } catch (err) {
-      if (err instanceof PoisonBatchError && config.DEAD_LETTER_QUEUE_URL) {
-        metrics.addMetric(MergeMetric.PoisonBatches, MetricUnit.Count, 1);
-        logger.error('poison batch sent to the dead-letter queue', {
-          object: `s3://${ref.bucket}/${ref.key}`,
-          reason: err.message,
-        });
-        await sqs.send(
-          new SendMessageCommand({
-            QueueUrl: config.DEAD_LETTER_QUEUE_URL,
-            MessageBody: JSON.stringify({ reason: err.message, code: err.code, object: ref, original: record.body }),
-            MessageAttributes: { reason: { DataType: 'String', StringValue: err.message.slice(0, 1000) } },
-          }),
-        );
-        continue;
-      }
-      metrics.addMetric(MergeMetric.Errors, MetricUnit.Count, 1);
-      logger.error('merge failed, will be retried', {
-        object: `s3://${ref.bucket}/${ref.key}`,
-        error: (err as Error).message,
-      });
-      throw err;
+      continue;
     }
+    if (outcome.kind === 'poison' && config.DEAD_LETTER_QUEUE_URL) {
+      metrics.addMetric(MergeMetric.PoisonBatches, MetricUnit.Count, 1);
+      logger.error('poison batch sent to the dead-letter queue', { object, reason: outcome.reason });
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: config.DEAD_LETTER_QUEUE_URL,
+          MessageBody: JSON.stringify({
+            reason: outcome.reason,
+            code: outcome.error.code,
+            object: ref,
+            original: record.body,
+          }),
+          MessageAttributes: { reason: { DataType: 'String', StringValue: outcome.reason.slice(0, 1000) } },
+        }),
+      );
+      continue;
+    }
+    // Retriable, or poison without a dead-letter queue: SQS redelivers it (its redrive policy bounds the attempts).
+    metrics.addMetric(MergeMetric.Errors, MetricUnit.Count, 1);
+    logger.error('merge failed, will be retried', { object, error: outcome.reason });
+    throw outcome.error;
   }
 }
 

@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { CreateBucketCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyObject } from '../../lambdas/merge/src/apply-object';
+import { applyObject, processObject } from '../../lambdas/merge/src/apply-object';
 import { PoisonBatchError, RetriableMergeError } from '../../lambdas/merge/src/errors';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
@@ -195,6 +195,29 @@ describe('applying changelog objects', () => {
       const flaky = faultyClient(good, () => Object.assign(new Error('read ETIMEDOUT'), { code: 'ETIMEDOUT' }), 1);
       const err = await applyObject({ bucket: 'lake', key: good }, flaky, h.ctx()).catch((e: Error) => e);
       expect(err).toBeInstanceOf(RetriableMergeError);
+    });
+
+    it('classifies an object once for every runtime: merged with its events, poison or retriable with the reason', async () => {
+      await h.reset();
+      // Poison: never retried by any runtime (the Lambda dead-letters it, the local stand-in sets it aside at once).
+      const missing = await objectPointingTo('claim-check/absent.json', 'classify-missing');
+      const poison = await processObject({ bucket: 'lake', key: missing }, s3, h.ctx());
+      expect(poison).toMatchObject({ kind: 'poison', reason: expect.stringMatching(/^OBJECT_MISSING: /) });
+      if (poison.kind === 'poison') expect(poison.error).toBeInstanceOf(PoisonBatchError);
+      // Retriable: the read failed for a reason outside the object.
+      await put('claim-check/classified.json', JSON.stringify(t.insert({ id: 3, label: 'parked' })));
+      const key = await objectPointingTo('claim-check/classified.json', 'classify-flaky');
+      const flaky = faultyClient('claim-check/classified.json', () => new Error('read ECONNRESET'), 1);
+      const retriable = await processObject({ bucket: 'lake', key }, flaky, h.ctx());
+      expect(retriable).toMatchObject({ kind: 'retriable', reason: expect.stringMatching(/^OBJECT_UNREADABLE: /) });
+      // Merged: the results and the events applied (claim checks resolved), so no caller reads the object again.
+      const merged = await processObject({ bucket: 'lake', key }, flaky, h.ctx());
+      expect(merged).toMatchObject({
+        kind: 'merged',
+        results: [{ db: 'shop', table: 'parcels', events: 1 }],
+        events: [{ op: 'insert', after: { id: 3, label: 'parked' } }],
+      });
+      expect(await h.rows('SELECT id, label FROM shop.parcels')).toEqual([{ id: 3, label: 'parked' }]);
     });
   });
 });

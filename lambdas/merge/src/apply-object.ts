@@ -57,17 +57,51 @@ export async function resolveClaimChecks(s3: S3Client, events: ChangeEvent[], so
 }
 
 /**
- * Applies one changelog object (one Firehose delivery: gz NDJSON, normally one table): the unit the Lambda gets from
- * S3 → SQS, and what the local Firehose stand-in calls for each object it writes. Idempotent: the object's S3 URI is
- * the batch id, and replaying it changes nothing.
+ * Applies one changelog object (one Firehose delivery: gz NDJSON, normally one table). Idempotent: the object's S3
+ * URI is the batch id, and replaying it changes nothing. Throws `PoisonBatchError` (never retry) or another error
+ * (retry later); `processObject` is the same with the failure classified, for the runtimes.
  */
 export async function applyObject(ref: ObjectRef, s3: S3Client, ctx: MergeContext): Promise<TableResult[]> {
+  return (await readAndMerge(ref, s3, ctx)).results;
+}
+
+async function readAndMerge(
+  ref: ObjectRef,
+  s3: S3Client,
+  ctx: MergeContext,
+): Promise<{ results: TableResult[]; events: ChangeEvent[] }> {
   const source = `s3://${ref.bucket}/${ref.key}`;
   const events = await resolveClaimChecks(
     s3,
     parseBatch(await readObject(s3, ref, 'changelog object '), source),
     source,
   );
-  if (events.length === 0) return [];
-  return mergeEvents(events, source, ctx);
+  if (events.length === 0) return { results: [], events };
+  return { results: await mergeEvents(events, source, ctx), events };
+}
+
+/** What became of one object; what to do about a failure is the caller's policy. */
+export type ObjectOutcome =
+  /** Applied; `events` are the object's events as merged (claim checks resolved), so nobody reads it again. */
+  | { readonly kind: 'merged'; readonly results: TableResult[]; readonly events: readonly ChangeEvent[] }
+  /** It can never succeed as it is: dead-letter it with `reason` at once; other objects keep flowing. */
+  | { readonly kind: 'poison'; readonly error: PoisonBatchError; readonly reason: string }
+  /** It may succeed later (the warehouse, S3, anything unexpected): try it again. */
+  | { readonly kind: 'retriable'; readonly error: Error; readonly reason: string };
+
+/**
+ * The object-processing entry of every runtime: the Lambda handler calls it for each S3 notification (S3 → SQS →
+ * Lambda), the local Firehose stand-in for each object it writes. Reads, decodes, merges, and classifies a failure
+ * as poison (`PoisonBatchError`) or retriable (anything else). Never throws: the policy on top is the caller's (the
+ * Lambda: the dead-letter queue for poison, SQS redelivery for the rest; the stand-in: poison set aside at once, the
+ * rest retried with backoff, then set aside, as SQS's redrive policy does).
+ */
+export async function processObject(ref: ObjectRef, s3: S3Client, ctx: MergeContext): Promise<ObjectOutcome> {
+  try {
+    return { kind: 'merged', ...(await readAndMerge(ref, s3, ctx)) };
+  } catch (err) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (error instanceof PoisonBatchError) return { kind: 'poison', error, reason: error.message };
+    return { kind: 'retriable', error, reason: error.message };
+  }
 }

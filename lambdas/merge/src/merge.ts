@@ -4,6 +4,7 @@
  */
 import { type ChangeEvent, isTableOp, keyValues } from '../../../shared/change-event';
 import { groupByTable } from './batch';
+import type { MergeConfig } from './config';
 import { ident, literal } from './dialect';
 import { MergeError, PoisonBatchError, RetriableMergeError } from './errors';
 import { planBatchRecord, planBookkeeping, planMerge, planStateTable, type Step } from './merge-plan';
@@ -33,6 +34,27 @@ export interface MergeContext {
   readonly maxAttempts?: number;
   readonly onRetry?: (table: string, attempt: number, err: Error) => void;
   readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * The context a merge configuration describes, around the warehouse client the caller built (it owns the pool or the
+ * Data API client): one place for the Lambda handler and the local Firehose stand-in.
+ */
+export function mergeContextFromConfig(
+  config: Pick<MergeConfig, 'CHANGELOG_SCHEMA' | 'REPLICA_SCHEMA' | 'historyTables' | 'DROPPED_TABLE_POLICY'>,
+  warehouse: WarehouseClient,
+  hooks: Pick<MergeContext, 'onRetry'> = {},
+): MergeContext {
+  return {
+    warehouse,
+    naming: {
+      stateSchema: config.CHANGELOG_SCHEMA,
+      ...(config.REPLICA_SCHEMA ? { replicaSchema: config.REPLICA_SCHEMA } : {}),
+    },
+    historyTables: config.historyTables,
+    droppedTablePolicy: config.DROPPED_TABLE_POLICY,
+    ...hooks,
+  };
 }
 
 export interface TableResult {
