@@ -18,7 +18,8 @@ import { CDK_JSON_CONTEXT } from './support/synth';
 
 /** The dev stage's stacks in an app of their own: an app synthesizes once, so each test that synthesizes takes one. */
 function devPipeline(): PipelineStacks {
-  const app = new App({ context: { ...CDK_JSON_CONTEXT } });
+  // No stack is bundled: these tests read alarms, policies and task settings, never the merge Lambda's code.
+  const app = new App({ context: { ...CDK_JSON_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
   return createPipeline(app, validateEnvironmentConfig(structuredClone(environments.dev!)), {
     producerImage: ContainerImage.fromRegistry('public.ecr.aws/docker/library/node:24-alpine'),
   });
