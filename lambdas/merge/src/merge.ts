@@ -1,6 +1,7 @@
 /**
- * Orchestrates the merge of a batch: per source table, make the replica's schema follow the events (DDL outside the
- * data transaction, idempotent), then run the planned steps in one transaction, retrying serialization conflicts.
+ * Orchestrates the merge of a batch: per source table, make the replica's schema follow the events (schema-evolution.ts:
+ * DDL outside the data transaction, idempotent), then run the planned steps in one transaction, retrying
+ * serialization conflicts.
  */
 import { type ChangeEvent, isTableOp, keyValues } from '../../../shared/change-event';
 import { groupByTable } from './batch';
