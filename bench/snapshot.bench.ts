@@ -11,14 +11,11 @@ import { join } from 'node:path';
 import type { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import mysql from 'mysql2/promise';
 import { BinlogSource } from '../containers/producer/src/binlog-source';
-import { connectCapture } from '../containers/producer/src/capture';
-import { KinesisSink } from '../containers/producer/src/kinesis-sink';
+import { createCapture } from '../containers/producer/src/capture';
 import { EmfMetrics } from '../containers/producer/src/metrics';
-import { ProducerCore } from '../containers/producer/src/producer';
-import { ensureSignalTable, writeWatermark } from '../containers/producer/src/signal-table';
+import { ensureSignalTable } from '../containers/producer/src/signal-table';
 import { EMPTY_STATE } from '../containers/producer/src/snapshot-progress';
 import { SnapshotReader } from '../containers/producer/src/snapshot-reader';
-import { Snapshotter } from '../containers/producer/src/snapshotter';
 import { TableFilter } from '../containers/producer/src/table-filter';
 import { startMariaDb } from '../local/services/mariadb';
 import { run as runCmd, waitFor } from '../local/services/process';
@@ -58,35 +55,26 @@ async function snapshot(
     isSignalTable: (d, t) => d === 'cdc' && t === 'cdc_signal',
   });
   const metrics = new EmfMetrics('bench', 'bench', () => undefined);
-  let core: ProducerCore;
-  const sink = new KinesisSink({ client: nullKinesis(), streamName: 'null', onAcked: (low) => core.acked(low) });
-  const snapshotter: Snapshotter = new Snapshotter({
+  let failure: Error | undefined;
+  const { core, snapshotter } = createCapture({
+    source,
     reader,
-    writeWatermark: (kind, chunk) => writeWatermark(reader.connection, signals, 'bench', kind, chunk),
-    captures: (d, t) => filter.captures(d, t),
-    pipelineId: 'bench',
-    chunkRows,
-    emit: (row) => core.onRow(row),
-    emitTableChange: (change) => core.onTableChange(change),
-    congested: () => sink.pending >= 10_000,
-    metrics,
-    log: () => undefined,
-    initialState: EMPTY_STATE,
-  });
-  core = new ProducerCore({
+    kinesis: nullKinesis(),
+    streamName: 'null',
     serverId: 1,
     filter,
-    sink,
+    captures: (d, t) => filter.captures(d, t),
+    signalTable: signals,
+    pipelineId: 'bench',
     partitionKeyMode: 'table',
-    metrics,
     maxInFlight: 20_000,
-    pause: () => source.pause(),
-    resume: () => source.resume(),
-    snapshotState: () => snapshotter.state,
-  });
-  let failure: Error | undefined;
-  connectCapture(source, snapshotter, core, (err) => {
-    failure = err;
+    chunkRows,
+    metrics,
+    log: () => undefined,
+    initialSnapshotState: EMPTY_STATE,
+    fail: (err) => {
+      failure = err;
+    },
   });
   const ready = new Promise<void>((r) => source.once('ready', () => r()));
   source.start({ kind: 'file', file: end.File, pos: end.Position });

@@ -18,15 +18,12 @@ import {
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BinlogSource } from '../../containers/producer/src/binlog-source';
-import { connectCapture } from '../../containers/producer/src/capture';
-import { KinesisSink } from '../../containers/producer/src/kinesis-sink';
+import { type CaptureProps, createCapture } from '../../containers/producer/src/capture';
 import { EmfMetrics } from '../../containers/producer/src/metrics';
-import { ProducerCore } from '../../containers/producer/src/producer';
 import type { WatermarkKind } from '../../containers/producer/src/signal-table';
 import { ensureSignalTable, writeWatermark } from '../../containers/producer/src/signal-table';
 import { EMPTY_STATE, type SnapshotState } from '../../containers/producer/src/snapshot-progress';
 import { SnapshotReader } from '../../containers/producer/src/snapshot-reader';
-import { Snapshotter, type SnapshotterProps } from '../../containers/producer/src/snapshotter';
 import { TableFilter } from '../../containers/producer/src/table-filter';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
@@ -84,7 +81,7 @@ interface SnapshotRun {
 async function snapshotOf(
   table: string,
   hook: (kind: WatermarkKind, phase: 'before' | 'after') => Promise<void>,
-  extra: Partial<SnapshotterProps> = {},
+  extra: Pick<CaptureProps, 'keylessMaxRows' | 'keylessRetryMs'> = {},
 ): Promise<SnapshotRun> {
   const signals = { db: 'cdc', table: 'cdc_signal' };
   const src = { host: maria.host, port: maria.port, user: maria.user, password: maria.password };
@@ -107,40 +104,32 @@ async function snapshotOf(
   const metricLines: string[] = [];
   const metrics = new EmfMetrics('test', 'test', (l) => metricLines.push(l));
   const logs: string[] = [];
-  let core: ProducerCore;
-  const sink = new KinesisSink({ client: kinesis, streamName: 'w', onAcked: (low) => core.acked(low) });
-  const snapshotter: Snapshotter = new Snapshotter({
+  let failure: Error | undefined;
+  const { core, snapshotter } = createCapture({
+    source,
     reader,
+    kinesis,
+    streamName: 'w',
+    serverId: 1,
+    filter,
+    captures: (d, t) => filter.captures(d, t),
+    signalTable: signals,
+    pipelineId: 'test',
+    partitionKeyMode: 'table',
+    maxInFlight: 20_000,
+    chunkRows: 100,
+    ...extra,
+    metrics,
+    log: (level, message, fields) => logs.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`),
+    initialSnapshotState: EMPTY_STATE,
+    fail: (err) => {
+      failure = err;
+    },
     writeWatermark: async (kind, chunk) => {
       await hook(kind, 'before');
       await writeWatermark(reader.connection, signals, 'test', kind, chunk);
       await hook(kind, 'after');
     },
-    captures: (d, t) => filter.captures(d, t),
-    pipelineId: 'test',
-    chunkRows: 100,
-    emit: (row) => core.onRow(row),
-    emitTableChange: (change) => core.onTableChange(change),
-    congested: () => false,
-    metrics,
-    log: (level, message, fields) => logs.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`),
-    initialState: EMPTY_STATE,
-    ...extra,
-  });
-  core = new ProducerCore({
-    serverId: 1,
-    filter,
-    sink,
-    partitionKeyMode: 'table',
-    metrics,
-    maxInFlight: 20_000,
-    pause: () => source.pause(),
-    resume: () => source.resume(),
-    snapshotState: () => snapshotter.state,
-  });
-  let failure: Error | undefined;
-  connectCapture(source, snapshotter, core, (err) => {
-    failure = err;
   });
   const ready = new Promise<void>((r) => source.once('ready', () => r()));
   source.start({ kind: 'file', file: end.File, pos: end.Position });

@@ -1,6 +1,6 @@
 /** The server's refusals to send the binlog (error 1236), told apart: a purged binlog, or a start inside an event. */
 import { describe, expect, it } from 'vitest';
-import { dumpRefusalCode } from '../../containers/producer/src/start-position';
+import { chooseStart, dumpRefusalCode } from '../../containers/producer/src/start-position';
 
 describe('a refusal of the binlog dump', () => {
   it('is BINLOG_PURGED for a file or GTID the server no longer has', () => {
@@ -21,5 +21,50 @@ describe('a refusal of the binlog dump', () => {
     ]) {
       expect(dumpRefusalCode(message), message).toBe('POSITION_NOT_AN_EVENT_BOUNDARY');
     }
+  });
+});
+
+describe('the start-position policy', () => {
+  const end = { file: 'mysql-bin.000009', pos: 4711 };
+  const cp = { file: 'mysql-bin.000007', pos: 120, gtid: '0-1-55' };
+  const base = { requested: { kind: 'checkpoint' } as const, flavor: 'mariadb' as const, binlogEnd: end };
+
+  it('resumes from the checkpoint: by GTID on MariaDB, by file and position on MySQL or without a GTID', () => {
+    expect(chooseStart({ ...base, checkpoint: cp, snapshotMode: 'initial' })).toEqual({
+      from: { kind: 'gtid', gtidSet: '0-1-55' },
+      initialSnapshot: false,
+      reason: 'resuming from checkpoint',
+    });
+    expect(chooseStart({ ...base, flavor: 'mysql', checkpoint: cp, snapshotMode: 'initial' }).from).toEqual({
+      kind: 'file',
+      file: 'mysql-bin.000007',
+      pos: 120,
+    });
+    expect(chooseStart({ ...base, checkpoint: { ...cp, gtid: null }, snapshotMode: 'initial' }).from).toEqual({
+      kind: 'file',
+      file: 'mysql-bin.000007',
+      pos: 120,
+    });
+  });
+
+  it('without a checkpoint starts at the binlog end, with a snapshot unless SNAPSHOT_MODE=never', () => {
+    expect(chooseStart({ ...base, checkpoint: undefined, snapshotMode: 'initial' })).toEqual({
+      from: { kind: 'file', ...end },
+      initialSnapshot: true,
+      reason: 'no checkpoint: snapshot of every captured table, streaming from the end of the binlog',
+    });
+    expect(chooseStart({ ...base, checkpoint: undefined, snapshotMode: 'never' })).toMatchObject({
+      from: { kind: 'file', ...end },
+      initialSnapshot: false,
+    });
+  });
+
+  it('takes any other START_FROM as it is, checkpoint or not, without a snapshot', () => {
+    const requested = { kind: 'gtid', gtidSet: '0-1-3' } as const;
+    expect(chooseStart({ ...base, requested, checkpoint: cp, snapshotMode: 'initial' })).toEqual({
+      from: requested,
+      initialSnapshot: false,
+      reason: 'START_FROM',
+    });
   });
 });

@@ -1,14 +1,104 @@
 /**
- * How the binlog source feeds the snapshotter and the producer core: the one wiring main.ts, the snapshot benchmark
- * and the snapshot-window test all run. Every row is first shown to the snapshotter (a key changed inside an open
- * chunk window is dropped from that chunk), then emitted; signal-table rows carry watermarks and backfill requests.
+ * The capture pipeline of the producer, assembled once: `createCapture` builds the Kinesis sink, the producer core and
+ * the snapshotter and connects them to the binlog source; main.ts, the snapshot benchmark and the snapshot-window
+ * test all run this one assembly. `connectCapture` is the wiring: every row is first shown to the snapshotter (a key
+ * changed inside an open chunk window is dropped from that chunk), then emitted; signal-table rows carry watermarks
+ * and backfill requests; DDL becomes table-level events.
  */
+import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { BinlogSource, DdlStatement } from './binlog-source';
 import { ddlActions } from './ddl-events';
 import type { TableShape } from './event-encoder';
-import type { ProducerCore } from './producer';
-import { parseSignal, type Signal } from './signal-table';
-import type { Snapshotter } from './snapshotter';
+import { KinesisSink, type KinesisSinkProps } from './kinesis-sink';
+import type { EmfMetrics } from './metrics';
+import { ProducerCore, type ProducerCoreProps } from './producer';
+import { parseSignal, type Signal, type SignalTableName, type WatermarkKind, writeWatermark } from './signal-table';
+import type { SnapshotState } from './snapshot-progress';
+import type { SnapshotReader } from './snapshot-reader';
+import { Snapshotter, type SnapshotterProps } from './snapshotter';
+import type { TableFilter } from './table-filter';
+
+export interface CaptureProps {
+  readonly source: BinlogSource;
+  /** The snapshot reader; its connection also writes the watermarks. */
+  readonly reader: SnapshotReader;
+  readonly kinesis: KinesisClient;
+  readonly streamName: string;
+  readonly sinkStats?: KinesisSinkProps['stats'];
+  /** The source's server id (carried in every event). */
+  readonly serverId: number;
+  readonly filter: TableFilter;
+  /** Whether a table is captured now (capture rules, minus the signal table and quarantined tables). */
+  readonly captures: (db: string, table: string) => boolean;
+  readonly signalTable: SignalTableName;
+  readonly pipelineId: string;
+  readonly partitionKeyMode: ProducerCoreProps['partitionKeyMode'];
+  readonly claimCheck?: ProducerCoreProps['claimCheck'];
+  /** Reading pauses above this many unacknowledged events; snapshot chunks wait above half of it. */
+  readonly maxInFlight: number;
+  readonly chunkRows: number;
+  /** @default the snapshotter's (KEYLESS_MAX_ROWS) */
+  readonly keylessMaxRows?: number;
+  /** @default the snapshotter's */
+  readonly keylessRetryMs?: number;
+  readonly metrics: EmfMetrics;
+  readonly log: SnapshotterProps['log'];
+  readonly initialSnapshotState: SnapshotState;
+  /** Gets every error the capture cannot recover from. */
+  readonly fail: (err: Error) => void;
+  /** Sees each signal before the snapshotter acts on it. */
+  readonly beforeSignal?: (signal: Signal) => void;
+  /** Writes one watermark. @default an INSERT into the signal table through the reader's connection */
+  readonly writeWatermark?: (kind: WatermarkKind, chunk: string) => Promise<void>;
+}
+
+export interface Capture {
+  readonly sink: KinesisSink;
+  readonly core: ProducerCore;
+  readonly snapshotter: Snapshotter;
+}
+
+/** Builds the sink, the core and the snapshotter and connects them to the source (not started). */
+export function createCapture(p: CaptureProps): Capture {
+  const sink: KinesisSink = new KinesisSink({
+    client: p.kinesis,
+    streamName: p.streamName,
+    onAcked: (low) => core.acked(low),
+    ...(p.sinkStats ? { stats: p.sinkStats } : {}),
+  });
+  const core: ProducerCore = new ProducerCore({
+    serverId: p.serverId,
+    filter: p.filter,
+    sink,
+    partitionKeyMode: p.partitionKeyMode,
+    metrics: p.metrics,
+    ...(p.claimCheck ? { claimCheck: p.claimCheck } : {}),
+    maxInFlight: p.maxInFlight,
+    pause: () => p.source.pause(),
+    resume: () => p.source.resume(),
+    snapshotState: () => snapshotter.state,
+  });
+  const snapshotter: Snapshotter = new Snapshotter({
+    reader: p.reader,
+    writeWatermark:
+      p.writeWatermark ??
+      ((kind, chunk) =>
+        writeWatermark(p.reader.connection, p.signalTable, p.pipelineId, kind, chunk).then(() => undefined)),
+    captures: p.captures,
+    pipelineId: p.pipelineId,
+    chunkRows: p.chunkRows,
+    ...(p.keylessMaxRows !== undefined ? { keylessMaxRows: p.keylessMaxRows } : {}),
+    ...(p.keylessRetryMs !== undefined ? { keylessRetryMs: p.keylessRetryMs } : {}),
+    emit: (row) => core.onRow(row),
+    emitTableChange: (change) => core.onTableChange(change),
+    congested: () => sink.pending >= p.maxInFlight / 2,
+    metrics: p.metrics,
+    log: p.log,
+    initialState: p.initialSnapshotState,
+  });
+  connectCapture(p.source, snapshotter, core, p.fail, p.beforeSignal);
+  return { sink, core, snapshotter };
+}
 
 export function connectCapture(
   source: BinlogSource,

@@ -9,6 +9,8 @@
  *   the window;
  * - no fatal error, and the sink has not given up.
  */
+import { createServer, type Server } from 'node:http';
+
 export interface HealthFacts {
   readonly now: number;
   readonly fatal: boolean;
@@ -40,4 +42,27 @@ export function assessHealth(f: HealthFacts, staleMs: number): Health {
     problems.push(`checkpoint and lease not renewed for ${Math.round(housekeptAge / 1000)} s`);
   }
   return { healthy: problems.length === 0, problems };
+}
+
+/**
+ * Serves `GET /health` (200 when healthy, 503 otherwise; any other path 503) with the assessment, the checkpoint and
+ * the events pending, from the facts `facts()` gives at each request.
+ */
+export function startHealthServer(
+  port: number,
+  staleMs: number,
+  facts: () => HealthFacts & { readonly checkpoint: unknown; readonly pending: number },
+  onListening: (port: number | undefined) => void,
+): Server {
+  const server = createServer((req, res) => {
+    const f = facts();
+    const { healthy, problems } = assessHealth(f, staleMs);
+    res.writeHead(req.url === '/health' && healthy ? 200 : 503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ healthy, problems, checkpoint: f.checkpoint, pending: f.pending }));
+  });
+  server.listen(port, '0.0.0.0', () => {
+    const address = server.address();
+    onListening(typeof address === 'object' ? address?.port : undefined);
+  });
+  return server;
 }

@@ -4,7 +4,6 @@
  * checkpoint, release the lease, exit 0. Any fatal error exits non-zero WITHOUT checkpointing past unacknowledged
  * events (ECS restarts the task, which resumes from the last checkpoint: at-least-once).
  */
-import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KinesisClient } from '@aws-sdk/client-kinesis';
@@ -13,20 +12,18 @@ import mysql from 'mysql2/promise';
 import { clientConfig } from '../../../shared/aws-client-config';
 import { ProducerMetric } from '../../../shared/metrics';
 import { BinlogSource } from './binlog-source';
-import { connectCapture } from './capture';
+import { createCapture } from './capture';
 import { CheckpointStore, failureOf, type PositionRequest } from './checkpoint-store';
-import { loadConfig, parseStartFrom, type StartFrom } from './config';
+import { Checkpointer } from './checkpointer';
+import { loadConfig, parseStartFrom } from './config';
 import { failureMetrics, ProducerError } from './errors';
-import { assessHealth } from './health';
-import { KinesisSink } from './kinesis-sink';
-import { EmfMetrics, log } from './metrics';
-import { ProducerCore } from './producer';
+import { startHealthServer } from './health';
+import { EmfMetrics, log, setLogLevel } from './metrics';
 import { checkServer } from './server-check';
-import { ensureSignalTable, parseSignalTableName, writeWatermark } from './signal-table';
-import { EMPTY_STATE, parseState, progressOf, serializeState } from './snapshot-progress';
+import { ensureSignalTable, parseSignalTableName } from './signal-table';
+import { EMPTY_STATE, parseState, snapshotGauges } from './snapshot-progress';
 import { SnapshotReader } from './snapshot-reader';
-import { Snapshotter } from './snapshotter';
-import { checkStartPosition } from './start-position';
+import { checkStartPosition, chooseStart } from './start-position';
 import { TableFilter } from './table-filter';
 import { resyncedTable, TableQuarantine } from './table-quarantine';
 
@@ -62,6 +59,7 @@ function recordFailure(metrics: EmfMetrics, err: unknown): void {
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
+  setLogLevel(config.LOG_LEVEL);
   const metrics = new EmfMetrics(config.PIPELINE_ID, config.METRICS_NAMESPACE);
   startupMetrics = metrics;
   metrics.add(ProducerMetric.Starts, 'Count', 1);
@@ -95,40 +93,26 @@ async function main(): Promise<void> {
     log('info', 'moved to the position an operator requested', { request });
   }
 
-  let from: Exclude<StartFrom, { kind: 'checkpoint' }>;
-  let initialSnapshot = false;
-  const requested = parseStartFrom(config.START_FROM);
   const cp = await store.read();
-  if (requested.kind === 'checkpoint') {
-    if (cp) {
-      from =
-        cp.gtid && server.flavor === 'mariadb'
-          ? { kind: 'gtid', gtidSet: cp.gtid }
-          : { kind: 'file', file: cp.file, pos: cp.pos };
-    } else {
-      // The binlog end as an explicit position, read before any watermark is written, so every watermark is read.
-      const [rows] = await conn.query('SHOW MASTER STATUS');
-      const end = (rows as { File: string; Position: number }[])[0]!;
-      from = { kind: 'file', file: end.File, pos: end.Position };
-      initialSnapshot = config.SNAPSHOT_MODE === 'initial';
-    }
-    log(
-      'info',
-      cp
-        ? 'resuming from checkpoint'
-        : initialSnapshot
-          ? 'no checkpoint: snapshot of every captured table, streaming from the end of the binlog'
-          : 'no checkpoint: starting at the end of the binlog',
-      { checkpoint: cp ? { file: cp.file, pos: cp.pos, gtid: cp.gtid } : null },
-    );
-  } else {
-    from = requested;
-  }
+  const requested = parseStartFrom(config.START_FROM);
+  // The binlog's end, read only when it is where reading starts (as before any watermark is written).
+  const binlogEnd = async () => {
+    const [rows] = await conn.query('SHOW MASTER STATUS');
+    const end = (rows as { File: string; Position: number }[])[0]!;
+    return { file: end.File, pos: end.Position };
+  };
+  const { from, initialSnapshot, reason } = chooseStart({
+    requested,
+    checkpoint: cp,
+    flavor: server.flavor,
+    binlogEnd: requested.kind === 'checkpoint' && !cp ? await binlogEnd() : undefined,
+    snapshotMode: config.SNAPSHOT_MODE,
+  });
+  log('info', reason, { from, checkpoint: cp ? { file: cp.file, pos: cp.pos, gtid: cp.gtid } : null });
   // Refuse a position whose file is gone (instead of letting the server skip ahead), and one inside an event.
   if (from.kind === 'file') await checkStartPosition(conn, from.file, from.pos);
   // Tables set aside earlier (their rows could not be decoded): left out, from the first event on, until a resync.
   const quarantine = new TableQuarantine(await store.quarantined());
-  let quarantineSaved = true;
   if (quarantine.size > 0) {
     log('warn', 'tables in quarantine are not read until npx cdc resync', {
       quarantined: quarantine.list.map((q) => ({ table: q.table, reason: q.reason, since: q.since })),
@@ -173,48 +157,50 @@ async function main(): Promise<void> {
   const captureRules = JSON.stringify({ include: config.CAPTURE_INCLUDE, exclude: config.CAPTURE_EXCLUDE });
   const [idRows] = await conn.query('SELECT @@server_id AS id');
   const serverId = Number((idRows as { id: number }[])[0]!.id);
-  let core: ProducerCore;
-  const sink = new KinesisSink({
-    client: kinesis,
+  let fail: (err: Error) => void = () => undefined;
+  const checkpointerRef: { current?: Checkpointer } = {};
+  const { sink, core, snapshotter } = createCapture({
+    source,
+    reader,
+    kinesis,
     streamName: config.STREAM_NAME,
-    onAcked: (low) => core.acked(low),
-    stats: {
+    sinkStats: {
       onPut: (ms) => metrics.add(ProducerMetric.PutLatency, 'Milliseconds', ms),
       onRetry: (failed, throttled) => {
         metrics.add(ProducerMetric.PutRetries, 'Count', failed);
         metrics.add(ProducerMetric.PutThrottles, 'Count', throttled);
       },
     },
-  });
-  core = new ProducerCore({
     serverId,
     filter,
-    sink,
+    captures,
+    signalTable,
+    pipelineId: config.PIPELINE_ID,
     partitionKeyMode: config.PARTITION_KEY_MODE,
-    metrics,
     ...(config.CLAIM_CHECK_BUCKET
       ? { claimCheck: { s3, bucket: config.CLAIM_CHECK_BUCKET, prefix: config.CLAIM_CHECK_PREFIX } }
       : {}),
     maxInFlight: config.MAX_IN_FLIGHT_EVENTS,
-    pause: () => source.pause(),
-    resume: () => source.resume(),
-    snapshotState: () => snapshotter.state,
-  });
-  const snapshotter = new Snapshotter({
-    reader,
-    writeWatermark: (kind, chunk) =>
-      writeWatermark(reader.connection, signalTable, config.PIPELINE_ID, kind, chunk).then(() => undefined),
-    captures,
-    pipelineId: config.PIPELINE_ID,
     chunkRows: config.SNAPSHOT_CHUNK_ROWS,
     keylessMaxRows: config.SNAPSHOT_KEYLESS_MAX_ROWS,
-    emit: (row) => core.onRow(row),
-    emitTableChange: (change) => core.onTableChange(change),
-    congested: () => sink.pending >= config.MAX_IN_FLIGHT_EVENTS / 2,
     metrics,
     log,
-    initialState: cp?.snapshot ? parseState(cp.snapshot) : EMPTY_STATE,
+    initialSnapshotState: cp?.snapshot ? parseState(cp.snapshot) : EMPTY_STATE,
+    fail: (err) => fail(err),
+    beforeSignal: (signal) => {
+      // npx cdc resync ends a quarantine: the table is decoded again from the signal on, and the resync's backfill
+      // (started by the snapshotter right after this) rebuilds its replica.
+      const t = resyncedTable(signal, config.PIPELINE_ID);
+      if (!t || !quarantine.remove(t.db, t.table)) return;
+      source.include(t.db, t.table);
+      checkpointerRef.current?.quarantineChanged();
+      log('info', 'quarantine lifted by npx cdc resync: the table is read again and rebuilt by a backfill', {
+        table: `${t.db}.${t.table}`,
+      });
+    },
   });
+  const checkpointer = new Checkpointer({ store, core, quarantine, captureRules });
+  checkpointerRef.current = checkpointer;
   if (initialSnapshot) {
     snapshotter.enqueue(
       'initial',
@@ -231,10 +217,8 @@ async function main(): Promise<void> {
 
   let stopping = false;
   let fatal: Error | undefined;
-  let savedAt = Date.now();
   let housekeptAt = Date.now();
-  let lastSaved = '';
-  const fail = (err: Error) => {
+  fail = (err: Error) => {
     if (fatal) return;
     fatal = err;
     // Nothing more is read or checkpointed while the failure is being kept (the ticker and stop() check `stopping`).
@@ -258,7 +242,7 @@ async function main(): Promise<void> {
       position: u.position,
     });
     if (!added) return;
-    quarantineSaved = false;
+    checkpointer.quarantineChanged();
     log('error', 'table quarantined: its binlog rows cannot be decoded; every other table goes on', {
       table: `${u.db}.${u.table}`,
       reason: u.reason,
@@ -266,46 +250,6 @@ async function main(): Promise<void> {
       remedy: `fix the cause, then npx cdc resync ${u.db}.${u.table}`,
     });
   });
-  connectCapture(source, snapshotter, core, fail, (signal) => {
-    // npx cdc resync ends a quarantine: the table is decoded again from the signal on, and the resync's backfill
-    // (started by the snapshotter right after this) rebuilds its replica.
-    const t = resyncedTable(signal, config.PIPELINE_ID);
-    if (!t || !quarantine.remove(t.db, t.table)) return;
-    source.include(t.db, t.table);
-    quarantineSaved = false;
-    log('info', 'quarantine lifted by npx cdc resync: the table is read again and rebuilt by a backfill', {
-      table: `${t.db}.${t.table}`,
-    });
-  });
-
-  const saveQuarantine = async () => {
-    if (quarantineSaved) return;
-    const text = quarantine.serialize();
-    await store.saveQuarantine(quarantine.list);
-    // Changed while saving (another table set aside): saved again next time.
-    quarantineSaved = text === quarantine.serialize();
-  };
-
-  const saveCheckpoint = async () => {
-    // The quarantine first: the checkpoint must never pass an undecodable event the saved list does not account for.
-    await saveQuarantine();
-    const safe = core.safe;
-    if (!safe) return;
-    const key = `${safe.file}:${safe.pos}:${safe.gtid}`;
-    if (key !== lastSaved) {
-      await store.save({
-        file: safe.file,
-        pos: safe.pos,
-        gtid: safe.gtid,
-        commitMs: safe.commitMs,
-        captureRules,
-        ...(core.safeSnapshot ? { snapshot: serializeState(core.safeSnapshot) } : {}),
-      });
-      lastSaved = key;
-    }
-    savedAt = Date.now();
-  };
-
   // Seconds behind: age of the newest event read while events flow; 0 once we have read up to the server's end.
   const lag = async (): Promise<number> => {
     if (sink.pending > 0 || source.isPaused) return Math.max(0, (Date.now() - core.lastCommitMs) / 1000);
@@ -321,22 +265,16 @@ async function main(): Promise<void> {
     void (async () => {
       try {
         if (sink.failure) return fail(sink.failure);
-        await saveCheckpoint();
+        await checkpointer.save();
         const moveTo = await store.renewLease();
         if (moveTo) return stop('an operator requested a new position', moveTo);
         housekeptAt = Date.now();
-        const unfinished = snapshotter.state.jobs.filter((j) => j.status === 'pending' || j.status === 'running');
-        metrics.gauge(ProducerMetric.SnapshotJobsPending, 'Count', unfinished.length);
-        metrics.gauge(
-          ProducerMetric.SnapshotRowsRemaining,
-          'Count',
-          unfinished.reduce((n, j) => n + Math.max(0, j.rowsEstimate - j.rowsRead), 0),
-        );
-        const running = unfinished.find((j) => j.status === 'running');
-        const eta = running ? progressOf(running, Date.now()).etaS : undefined;
-        if (eta !== undefined) metrics.gauge(ProducerMetric.SnapshotEtaSeconds, 'Seconds', eta);
+        const snap = snapshotGauges(snapshotter.state, Date.now());
+        metrics.gauge(ProducerMetric.SnapshotJobsPending, 'Count', snap.jobsPending);
+        metrics.gauge(ProducerMetric.SnapshotRowsRemaining, 'Count', snap.rowsRemaining);
+        if (snap.etaS !== undefined) metrics.gauge(ProducerMetric.SnapshotEtaSeconds, 'Seconds', snap.etaS);
         metrics.gauge(ProducerMetric.SecondsBehindSource, 'Seconds', await lag());
-        metrics.gauge(ProducerMetric.CheckpointAge, 'Seconds', (Date.now() - savedAt) / 1000);
+        metrics.gauge(ProducerMetric.CheckpointAge, 'Seconds', checkpointer.ageSeconds());
         metrics.gauge(ProducerMetric.TablesQuarantined, 'Count', quarantine.size);
         metrics.flush();
       } catch (err) {
@@ -346,25 +284,21 @@ async function main(): Promise<void> {
     })();
   }, 1000);
 
-  const health = createServer((req, res) => {
-    const { healthy, problems } = assessHealth(
-      {
-        now: Date.now(),
-        fatal: !!fatal,
-        sinkFailed: !!sink.failure,
-        housekeptAt,
-        lastReadAt: source.lastReadAt,
-        readerPaused: source.isPaused,
-      },
-      config.HEALTH_STALE_SECONDS * 1000,
-    );
-    res.writeHead(req.url === '/health' && healthy ? 200 : 503, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ healthy, problems, checkpoint: core.safe ?? null, pending: sink.pending }));
-  });
-  health.listen(config.HEALTH_PORT, '0.0.0.0', () => {
-    const address = health.address();
-    log('info', 'health endpoint listening', { port: typeof address === 'object' ? address?.port : address });
-  });
+  const health = startHealthServer(
+    config.HEALTH_PORT,
+    config.HEALTH_STALE_SECONDS * 1000,
+    () => ({
+      now: Date.now(),
+      fatal: !!fatal,
+      sinkFailed: !!sink.failure,
+      housekeptAt,
+      lastReadAt: source.lastReadAt,
+      readerPaused: source.isPaused,
+      checkpoint: core.safe ?? null,
+      pending: sink.pending,
+    }),
+    (port) => log('info', 'health endpoint listening', { port }),
+  );
 
   /**
    * Stops reading, drains, then either saves the checkpoint (SIGTERM) or moves it to an operator's requested position
@@ -382,11 +316,11 @@ async function main(): Promise<void> {
         await snapshotter.stop();
         await core.drain();
         if (moveTo) {
-          await saveQuarantine(); // a later position must not lose a table set aside before it
+          await checkpointer.saveQuarantine(); // a later position must not lose a table set aside before it
           await store.applyPositionRequest(moveTo);
           log('info', 'moved to the position an operator requested; restarting from there', { request: moveTo });
         } else {
-          await saveCheckpoint();
+          await checkpointer.save();
         }
         await store.releaseLease();
         metrics.flush();

@@ -190,3 +190,17 @@ export function progressOf(job: SnapshotJob, now: number): JobProgress {
   const etaS = job.status === 'done' ? 0 : rowsPerS > 0 ? Math.max(0, (total - job.rowsRead) / rowsPerS) : undefined;
   return { fraction, rowsPerS, etaS };
 }
+
+/** The snapshot gauges (SnapshotJobsPending, SnapshotRowsRemaining, SnapshotEtaSeconds of the running job). */
+export function snapshotGauges(
+  state: SnapshotState,
+  now: number,
+): { jobsPending: number; rowsRemaining: number; etaS: number | undefined } {
+  const unfinished = state.jobs.filter((j) => j.status === 'pending' || j.status === 'running');
+  const running = unfinished.find((j) => j.status === 'running');
+  return {
+    jobsPending: unfinished.length,
+    rowsRemaining: unfinished.reduce((n, j) => n + Math.max(0, j.rowsEstimate - j.rowsRead), 0),
+    etaS: running ? progressOf(running, now).etaS : undefined,
+  };
+}

@@ -6,6 +6,7 @@
  * ("bogus data in log event", "binlog truncated in the middle of event"), which reads like a purged binlog.
  */
 import type mysql from 'mysql2/promise';
+import type { StartFrom } from './config';
 import { ProducerError } from './errors';
 
 interface BinaryLog {
@@ -53,4 +54,49 @@ export function dumpRefusalCode(message: string): 'BINLOG_PURGED' | 'POSITION_NO
   return /bogus data in log event|middle of event|impossible position|position > file size|wrong offset/i.test(message)
     ? 'POSITION_NOT_AN_EVENT_BOUNDARY'
     : 'BINLOG_PURGED';
+}
+
+/** Where to start reading, and whether to snapshot every captured table first. */
+export interface StartChoice {
+  readonly from: Exclude<StartFrom, { kind: 'checkpoint' }>;
+  readonly initialSnapshot: boolean;
+  /** The log line that says why. */
+  readonly reason: string;
+}
+
+/**
+ * The start-position policy (pure): `START_FROM=checkpoint` resumes from the saved checkpoint (by GTID on MariaDB,
+ * whose GTIDs survive a failover; by file and position on MySQL); without a checkpoint it starts at the binlog's end,
+ * read as an explicit position before any watermark is written (so every watermark is read), with an initial
+ * snapshot when `SNAPSHOT_MODE=initial`. Any other `START_FROM` is taken as it is, without a snapshot.
+ */
+export function chooseStart(input: {
+  readonly requested: StartFrom;
+  readonly checkpoint: { readonly file: string; readonly pos: number; readonly gtid: string | null } | undefined;
+  readonly flavor: 'mariadb' | 'mysql';
+  /** The binlog's end: needed (only) when resuming from a checkpoint that does not exist. */
+  readonly binlogEnd: { readonly file: string; readonly pos: number } | undefined;
+  readonly snapshotMode: 'initial' | 'never';
+}): StartChoice {
+  const { requested, checkpoint: cp } = input;
+  if (requested.kind !== 'checkpoint') return { from: requested, initialSnapshot: false, reason: 'START_FROM' };
+  if (cp) {
+    return {
+      from:
+        cp.gtid && input.flavor === 'mariadb'
+          ? { kind: 'gtid', gtidSet: cp.gtid }
+          : { kind: 'file', file: cp.file, pos: cp.pos },
+      initialSnapshot: false,
+      reason: 'resuming from checkpoint',
+    };
+  }
+  if (!input.binlogEnd) throw new Error('chooseStart: no checkpoint, and the binlog end was not given');
+  const initialSnapshot = input.snapshotMode === 'initial';
+  return {
+    from: { kind: 'file', file: input.binlogEnd.file, pos: input.binlogEnd.pos },
+    initialSnapshot,
+    reason: initialSnapshot
+      ? 'no checkpoint: snapshot of every captured table, streaming from the end of the binlog'
+      : 'no checkpoint: starting at the end of the binlog',
+  };
 }
