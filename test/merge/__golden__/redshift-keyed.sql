@@ -22,7 +22,7 @@ CREATE TEMP TABLE "_cdc_stage_all" ("id" DECIMAL(20,0), "status" VARCHAR(4), "to
 
 COPY "_cdc_stage_all" ("id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts") FROM 's3://lake/staging/batch.csv.gz' IAM_ROLE 'arn:aws:iam::123456789012:role/cdc-copy' FORMAT AS CSV GZIP NULL AS '\\N' TIMEFORMAT 'auto' DATEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF;
 
-DELETE FROM "_cdc_stage_all" WHERE "_cdc_position" < (SELECT MAX("_cdc_position") FROM "cdc"."shop__orders__state" WHERE op IN ('truncate', 'drop', 'rename', 'resync'));
+DELETE FROM "_cdc_stage_all" WHERE "_cdc_position" < (SELECT MAX("_cdc_position") FROM "cdc"."shop__orders__state" WHERE op IN ('truncate', 'drop', 'rename', 'resync', 'range'));
 
 CREATE TEMP TABLE "_cdc_stage" AS SELECT "id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts" FROM (SELECT "id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", ROW_NUMBER() OVER (PARTITION BY "id" ORDER BY "_cdc_position" DESC) AS _cdc_rn FROM "_cdc_stage_all") latest WHERE _cdc_rn = 1;
 
