@@ -22,8 +22,8 @@ import {
 import type { SnapshotReader } from '../../containers/producer/src/snapshot-reader';
 import { binlogColumnType, normaliseFraction } from '../../containers/producer/src/snapshot-reader';
 import {
-  keyImage,
   keyText,
+  keyTupleImage,
   RESYNC_REQUESTED,
   rowsToEmit,
   Snapshotter,
@@ -150,7 +150,7 @@ describe('snapshot logic', () => {
   });
 
   it('encodes range bounds like event images of the key columns', () => {
-    expect(keyImage(shape, ['18446744073709551615', 3])).toEqual({ order_id: '18446744073709551615', line_no: 3 });
+    expect(keyTupleImage(shape, ['18446744073709551615', 3])).toEqual({ order_id: '18446744073709551615', line_no: 3 });
   });
 });
 

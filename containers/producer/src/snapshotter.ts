@@ -82,8 +82,8 @@ export function keyText(shape: TableShape, row: Record<string, unknown>): string
   );
 }
 
-/** A key as an event image of the key columns (the same value encoding as row images). */
-export function keyImage(shape: TableShape, key: readonly unknown[]): RowImage {
+/** A key tuple (a chunk bound) as an image of the key columns, encoded like row images (not shared/change-event.ts `keyImage`, which takes an event). */
+export function keyTupleImage(shape: TableShape, key: readonly unknown[]): RowImage {
   const out: RowImage = {};
   shape.pk.forEach((k, i) => {
     out[k] = encodeValue(shape.columns.find((c) => c.name === k)?.type ?? 'varchar', key[i]);
@@ -379,10 +379,10 @@ export class Snapshotter {
           gtid: at.gtid,
           commitMs: at.commitMs,
         });
-      const after = ch.after ? keyImage(ch.shape, ch.after.map(decodeKeyValue)) : null;
+      const after = ch.after ? keyTupleImage(ch.shape, ch.after.map(decodeKeyValue)) : null;
       const upto =
         !last && lastRow
-          ? keyImage(
+          ? keyTupleImage(
               ch.shape,
               ch.shape.pk.map((k) => lastRow[k]),
             )
