@@ -12,7 +12,6 @@ import {
   formatPosition,
   type RowImage,
 } from '../../../shared/change-event';
-import { isKnownMysqlType, parseMysqlType } from '../../../shared/type-mapping';
 import { encodeValue } from '../../../shared/value-encoding';
 import type { TableFilter } from './table-filter';
 
@@ -53,16 +52,6 @@ export function outgoingColumns(shape: TableShape, filter: TableFilter): ColumnM
     if (rule === 'mask') return [{ name: c.name, type: 'varchar(4)' }];
     return [c];
   });
-}
-
-/**
- * The outgoing columns of a shape whose type the type table does not know (a later server's type): their values go
- * through as text (shared/value-encoding.ts), and the producer warns and counts them (ProducerCore caches the result per shape).
- */
-export function unknownTypeColumns(shape: TableShape, filter: TableFilter): readonly ColumnMeta[] {
-  return shape.columns.filter(
-    (c) => filter.columnRule(shape.db, shape.table, c.name) !== 'drop' && !isKnownMysqlType(parseMysqlType(c.type)),
-  );
 }
 
 export function buildEvent(

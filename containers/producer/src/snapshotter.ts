@@ -31,9 +31,9 @@ import { type ChangeOp, formatPosition, type RowImage } from '../../../shared/ch
 import { ProducerMetric } from '../../../shared/metrics';
 import type { RowChange, SignalRow } from './binlog-source';
 import { decodeKeyValue, encodeKeyValue, type KeyValue } from './chunk-query';
+import type { CapturedRow, CapturedTableChange } from './event-assembly';
 import { encodeValue, type TableShape } from './event-encoder';
 import type { EmfMetrics } from './metrics';
-import type { CapturedRow, CapturedTableChange } from './producer';
 import type { Signal, WatermarkKind } from './signal-table';
 import {
   addJobs,

@@ -1,0 +1,140 @@
+/**
+ * Event assembly: a captured row (binlog or snapshot) or table-level change → a change event. Per table shape, one
+ * plan is compiled once (each outgoing column with its encoder's type and its capture rule: keep, hash or mask;
+ * dropped columns left out), so an image is encoded and filtered in one pass over the plan, with no pattern matched
+ * per value. Pure apart from `Date.now()` in `emitted_ms`.
+ */
+import { createHash } from 'node:crypto';
+import {
+  type ChangeEvent,
+  type ChangeOp,
+  type ColumnMeta,
+  EVENT_VERSION,
+  formatPosition,
+  type RowImage,
+  type TableChange,
+  type TableOp,
+} from '../../../shared/change-event';
+import { isKnownMysqlType, parseMysqlType } from '../../../shared/type-mapping';
+import { encodeValue } from '../../../shared/value-encoding';
+import type { RowChange } from './binlog-source';
+import { buildEvent, outgoingColumns, type TableShape } from './event-encoder';
+import type { TableFilter } from './table-filter';
+
+/** A row to emit: from the binlog, or (op `read`) from a snapshot chunk. */
+export type CapturedRow = Omit<RowChange, 'op'> & { readonly op: ChangeOp };
+
+/** A table-level event to emit (docs/event-format.md, "Table-level events"), at a binlog (or watermark) position. */
+export interface CapturedTableChange {
+  readonly db: string;
+  readonly table: string;
+  readonly op: TableOp;
+  readonly change: TableChange;
+  /** The table's key and columns where known (they help a consumer; the merge does not need them). */
+  readonly pk?: readonly string[];
+  readonly columns?: readonly ColumnMeta[];
+  readonly file: string;
+  readonly pos: number;
+  readonly row: number;
+  readonly gtid: string | null;
+  readonly commitMs: number;
+}
+
+/** How one outgoing column is assembled. */
+export interface ColumnPlan {
+  readonly name: string;
+  /** The MySQL type its value is encoded by. */
+  readonly type: string;
+  readonly rule: 'keep' | 'hash' | 'mask';
+}
+
+/** Everything the assembly of one table shape's events needs, computed once per shape. */
+export interface ShapePlan {
+  readonly columns: readonly ColumnPlan[];
+  /** Column metadata as it leaves the producer (hashed/masked columns typed as text). */
+  readonly outgoing: readonly ColumnMeta[];
+  /** Outgoing columns of a type the type table does not know (sent as text, counted and warned about). */
+  readonly unknown: readonly ColumnMeta[];
+}
+
+export function compileShapePlan(shape: TableShape, filter: TableFilter): ShapePlan {
+  const columns: ColumnPlan[] = [];
+  const unknown: ColumnMeta[] = [];
+  for (const c of shape.columns) {
+    const rule = filter.columnRule(shape.db, shape.table, c.name);
+    if (rule === 'drop') continue;
+    columns.push({ name: c.name, type: c.type, rule });
+    if (!isKnownMysqlType(parseMysqlType(c.type))) unknown.push(c);
+  }
+  return { columns, outgoing: outgoingColumns(shape, filter), unknown };
+}
+
+/** A row's image, encoded and filtered in one pass: hashed values as SHA-256 hex, masked ones `****`, NULL kept. */
+export function assembleImage(plan: ShapePlan, row: Record<string, unknown>): RowImage {
+  const out: RowImage = {};
+  for (const c of plan.columns) {
+    const value = encodeValue(c.type, row[c.name]);
+    if (c.rule === 'keep' || value === null) out[c.name] = value;
+    else if (c.rule === 'hash')
+      out[c.name] = createHash('sha256')
+        .update(typeof value === 'string' ? value : JSON.stringify(value))
+        .digest('hex');
+    else out[c.name] = '****';
+  }
+  return out;
+}
+
+export class EventAssembler {
+  /** Plans per table shape (a shape object lives as long as its table map or snapshot chunk). */
+  private readonly plans = new WeakMap<object, ShapePlan>();
+
+  constructor(private readonly props: { readonly serverId: number; readonly filter: TableFilter }) {}
+
+  plan(shape: TableShape): ShapePlan {
+    let plan = this.plans.get(shape);
+    if (!plan) {
+      plan = compileShapePlan(shape, this.props.filter);
+      this.plans.set(shape, plan);
+    }
+    return plan;
+  }
+
+  rowEvent(c: CapturedRow): ChangeEvent {
+    const plan = this.plan(c.shape);
+    return buildEvent(
+      c.shape,
+      c.op,
+      c.before ? assembleImage(plan, c.before) : null,
+      c.after ? assembleImage(plan, c.after) : null,
+      {
+        serverId: this.props.serverId,
+        file: c.file,
+        pos: c.pos,
+        gtid: c.gtid,
+        tx: c.gtid ?? `${c.file}:${c.pos}`,
+        commitMs: c.commitMs,
+      },
+      c.row,
+      plan.outgoing,
+    );
+  }
+
+  tableEvent(t: CapturedTableChange): ChangeEvent {
+    return {
+      v: EVENT_VERSION,
+      op: t.op,
+      db: t.db,
+      table: t.table,
+      pk: t.pk ?? [],
+      columns: t.columns ?? [],
+      before: null,
+      after: null,
+      source: { server_id: this.props.serverId, file: t.file, pos: t.pos, row: t.row, gtid: t.gtid },
+      position: formatPosition(t.file, t.pos, t.row),
+      tx: t.gtid ?? `${t.file}:${t.pos}`,
+      ts_ms: t.commitMs,
+      emitted_ms: Date.now(),
+      change: t.change,
+    };
+  }
+}
