@@ -167,13 +167,7 @@ export class CheckpointStore {
         }),
       );
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) {
-        throw new ProducerError(
-          'LEASE_LOST',
-          `lease for pipeline ${this.props.pipelineId} is no longer ours; quarantine not saved`,
-        );
-      }
-      throw err;
+      throw this.leaseLostOr(err, 'quarantine not saved');
     }
   }
 
@@ -429,14 +423,16 @@ export class CheckpointStore {
         }),
       );
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) {
-        throw new ProducerError(
-          'LEASE_LOST',
-          `lease for pipeline ${this.props.pipelineId} is no longer ours; checkpoint not saved`,
-        );
-      }
-      throw err;
+      throw this.leaseLostOr(err, 'checkpoint not saved');
     }
+  }
+
+  /** A failed condition on `leaseOwner = :me` as LEASE_LOST (naming what was not done); any other error as is. */
+  private leaseLostOr(err: unknown, what: string): unknown {
+    if (err instanceof ConditionalCheckFailedException) {
+      return new ProducerError('LEASE_LOST', `lease for pipeline ${this.props.pipelineId} is no longer ours; ${what}`);
+    }
+    return err;
   }
 
   /** Gives the lease up (clean shutdown), so a successor can start at once. */
