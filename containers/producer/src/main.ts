@@ -20,6 +20,7 @@ import { failureMetrics, ProducerError } from './errors';
 import { startHealthServer } from './health';
 import { EmfMetrics, log, setLogLevel } from './metrics';
 import { checkServer } from './server-check';
+import { DRAIN_TIMEOUT_MS, drainAndRelease } from './shutdown';
 import { ensureSignalTable, parseSignalTableName } from './signal-table';
 import { EMPTY_STATE, parseState, snapshotGauges } from './snapshot-progress';
 import { SnapshotReader } from './snapshot-reader';
@@ -308,23 +309,14 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log('info', `${why}: stop reading, drain, checkpoint`);
-    source.pause();
-    source.stop();
-    const deadline = setTimeout(() => fail(new Error('drain did not finish within 60 s')), 60_000);
+    const deadline = setTimeout(
+      () => fail(new Error(`drain did not finish within ${DRAIN_TIMEOUT_MS / 1000} s`)),
+      DRAIN_TIMEOUT_MS,
+    );
     void (async () => {
       try {
-        await snapshotter.stop();
-        await core.drain();
-        if (moveTo) {
-          await checkpointer.saveQuarantine(); // a later position must not lose a table set aside before it
-          await store.applyPositionRequest(moveTo);
-          log('info', 'moved to the position an operator requested; restarting from there', { request: moveTo });
-        } else {
-          await checkpointer.save();
-        }
-        await store.releaseLease();
+        await drainAndRelease({ source, snapshotter, core, checkpointer, store, log }, moveTo);
         metrics.flush();
-        log('info', 'stopped cleanly', { checkpoint: core.safe ?? null });
         clearTimeout(deadline);
         clearInterval(ticker);
         health.close();
