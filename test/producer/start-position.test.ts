@@ -5,8 +5,10 @@
  * gone still gives BINLOG_PURGED. Real MariaDB, kinesalite and dynalite; the position arrives as an operator's
  * `npx cdc set-position` request (the checkpoint item), as in the report, and as START_FROM.
  */
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../../containers/producer/src/checkpoint-store';
+import { waitFor } from '../../local/services/process';
 import { type ProducerHarness, startProducerHarness } from './support/harness';
 
 let h: ProducerHarness;
@@ -72,9 +74,19 @@ describe('the producer started at a binlog position', () => {
   });
 
   it('still reports a binlog that is really gone as BINLOG_PURGED', async () => {
-    await h.db.query('FLUSH BINARY LOGS');
-    const [status] = await h.db.query('SHOW MASTER STATUS');
-    await h.db.query(`PURGE BINARY LOGS TO '${(status as { File: string }[])[0]!.File}'`);
+    // The server keeps a binlog a replication connection still reads (the previous test's producer, until the server
+    // notices it is gone): purge again until the file is really gone, so the producer below meets a purged binlog.
+    await waitFor(
+      `${file} to be purged`,
+      async () => {
+        await h.db.query('FLUSH BINARY LOGS');
+        const [status] = await h.db.query('SHOW MASTER STATUS');
+        await h.db.query(`PURGE BINARY LOGS TO '${(status as { File: string }[])[0]!.File}'`);
+        const [logs] = await h.db.query('SHOW BINARY LOGS');
+        return !(logs as { Log_name: string }[]).some((l) => l.Log_name === file);
+      },
+      30_000,
+    );
     await store().requestPosition({ file, pos: boundary, gtid: null, requestedAt: Date.now(), reason: 'test' });
     const p = await start();
     expect(await p.exited).toBe(1);
