@@ -4,7 +4,7 @@
  * local log to read).
  */
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   CheckpointStore,
   FAILURE_MESSAGE_MAX_CHARS,
@@ -13,25 +13,11 @@ import {
 } from '../../containers/producer/src/checkpoint-store';
 import { ProducerError } from '../../containers/producer/src/errors';
 import { localAwsClientConfig } from '../../local/services/aws-config';
-import { createCheckpointTable } from '../../local/services/checkpoint-table';
-import { type Emulator, startEmulator } from '../../local/services/emulators';
+import { CHECKPOINT_TABLE, useCheckpointTable } from './support/dynalite';
 
-let emu: Emulator;
-let client: DynamoDBClient;
-const TABLE = 'cdc-checkpoints';
-
-beforeAll(async () => {
-  emu = await startEmulator('dynamodb');
-  client = new DynamoDBClient(localAwsClientConfig(emu.endpoint));
-  await createCheckpointTable(client, TABLE);
-});
-afterAll(async () => {
-  client?.destroy();
-  await emu?.stop();
-});
-
-const store = (pipelineId: string, owner: string) =>
-  new CheckpointStore({ client, tableName: TABLE, pipelineId, owner, leaseMs: 30_000 });
+const dynalite = useCheckpointTable();
+const store = dynalite.store;
+const TABLE = CHECKPOINT_TABLE;
 const t0 = Date.UTC(2026, 10, 30, 12, 0, 0);
 
 describe('recorded producer failures', () => {
@@ -58,9 +44,9 @@ describe('recorded producer failures', () => {
     expect(kept.map((f) => f.at)).toEqual(Array.from({ length: FAILURES_KEPT }, (_, i) => t0 + (i + 5) * 1000));
     expect(kept[0]!.message).toMatch(/^failure 5 x+…$/);
     expect(kept[0]!.message.length).toBe(FAILURE_MESSAGE_MAX_CHARS);
-    const item = await client.send(
-      new GetItemCommand({ TableName: TABLE, Key: { pk: { S: 'many' }, sk: { S: 'producer' } } }),
-    );
+    const item = await dynalite
+      .client()
+      .send(new GetItemCommand({ TableName: TABLE, Key: { pk: { S: 'many' }, sk: { S: 'producer' } } }));
     expect(item.Item!.failures!.S!.length).toBeLessThan(FAILURES_KEPT * (FAILURE_MESSAGE_MAX_CHARS + 200));
   });
 

@@ -2,29 +2,13 @@
  * The single-writer lease in DynamoDB (dynalite): who holds it and until when is read from the lease attributes
  * themselves, also before any checkpoint exists (a producer that crashes during its first snapshot never saved one).
  */
-import { DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointStore } from '../../containers/producer/src/checkpoint-store';
-import { localAwsClientConfig } from '../../local/services/aws-config';
-import { createCheckpointTable } from '../../local/services/checkpoint-table';
-import { type Emulator, startEmulator } from '../../local/services/emulators';
+import { UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { CHECKPOINT_TABLE, useCheckpointTable } from './support/dynalite';
 
-let emu: Emulator;
-let client: DynamoDBClient;
-const TABLE = 'cdc-checkpoints';
-
-beforeAll(async () => {
-  emu = await startEmulator('dynamodb');
-  client = new DynamoDBClient(localAwsClientConfig(emu.endpoint));
-  await createCheckpointTable(client, TABLE);
-});
-afterAll(async () => {
-  client?.destroy();
-  await emu?.stop();
-});
-
-const store = (pipelineId: string, owner: string) =>
-  new CheckpointStore({ client, tableName: TABLE, pipelineId, owner, leaseMs: 30_000 });
+const dynalite = useCheckpointTable();
+const store = dynalite.store;
+const TABLE = CHECKPOINT_TABLE;
 
 describe('producer lease', () => {
   it('names the holder and its real expiry when the lease is held before any checkpoint was saved', async () => {
@@ -51,7 +35,7 @@ describe('producer lease', () => {
   });
 
   it('takes a lease whose owner is recorded without an expiry (an empty lease) instead of waiting forever', async () => {
-    await client.send(
+    await dynalite.client().send(
       new UpdateItemCommand({
         TableName: TABLE,
         Key: { pk: { S: 'empty' }, sk: { S: 'producer' } },

@@ -4,13 +4,10 @@
  * a restarted task takes a fresh, live-looking lease each time). Real MariaDB, kinesalite and dynalite; the real
  * producer runs as a child process, started at a binlog file the server does not have (BINLOG_PURGED).
  */
-import { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectStatus, renderStatus } from '../../cli/src/commands/status';
-import type { Target } from '../../cli/src/target';
 import { CheckpointStore } from '../../containers/producer/src/checkpoint-store';
-import { localAwsClientConfig } from '../../local/services/aws-config';
-import { type ProducerHarness, startProducerHarness } from './support/harness';
+import { type ProducerHarness, startProducerHarness, statusTarget } from './support/harness';
 
 let h: ProducerHarness;
 const MISSING = 'mysql-bin.999999';
@@ -26,22 +23,6 @@ afterAll(async () => {
 
 const store = () =>
   new CheckpointStore({ client: h.dynamo, tableName: 'cdc-checkpoints', pipelineId: 'test', owner: 'cli' });
-
-/** `npx cdc status` as it reads a deployed pipeline: no localDir (no producer.log); no warehouse and no lake here. */
-function awsTarget(): Target {
-  const m = h.maria;
-  return {
-    kind: 'aws',
-    source: { host: m.host, port: m.port, user: m.user, password: m.password },
-    pipelineId: 'test',
-    store: store(),
-    dynamo: h.dynamo,
-    s3: new S3Client({ ...localAwsClientConfig('http://127.0.0.1:9'), maxAttempts: 1 }),
-    bucket: 'none',
-    warehouse: { query: () => Promise.reject(new Error('no warehouse in this test')) },
-    changelogSchema: 'cdc',
-  } as unknown as Target;
-}
 
 describe('a producer failing at every start', () => {
   it('records each failure with its code and message in the checkpoint item', async () => {
@@ -68,7 +49,7 @@ describe('a producer failing at every start', () => {
   });
 
   it('is reported as down (crash-looping) with its last error by status without a local log', async () => {
-    const report = await collectStatus(awsTarget());
+    const report = await collectStatus(statusTarget(h));
     expect(report.producer).toMatchObject({
       running: false,
       recentFailures: 2,
@@ -98,9 +79,9 @@ describe('a producer failing at every start', () => {
       const failures = await store().failures();
       expect(lease.since).toBeGreaterThan(failures.at(-1)!.at);
       // Stable only after a while: until then two recent failures still mean a crash loop; after it, running.
-      const soon = await collectStatus(awsTarget());
+      const soon = await collectStatus(statusTarget(h));
       expect(soon.producer.running).toBe(false);
-      const later = await collectStatus(awsTarget(), lease.since! + 2 * 60_000 + 1_000);
+      const later = await collectStatus(statusTarget(h), lease.since! + 2 * 60_000 + 1_000);
       expect(later.producer).toMatchObject({ running: true, recentFailures: 2, restarts: 2 });
       expect(renderStatus(later)).toMatch(
         /producer: +running \([^)]+\), restarted 2× in the last 10 min; last: BINLOG_PURGED: binlog mysql-bin\.999999/,

@@ -7,16 +7,18 @@
  * type code zongji rejects with its own "Unsupported type" error); MariaDB, Kinesis and DynamoDB are real.
  */
 import { join } from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collectStatus, renderStatus } from '../../cli/src/commands/status';
-import type { Target } from '../../cli/src/target';
-import { CheckpointStore } from '../../containers/producer/src/checkpoint-store';
 import { requestResync } from '../../containers/producer/src/signal-table';
-import { localAwsClientConfig } from '../../local/services/aws-config';
 import { waitFor } from '../../local/services/process';
 import type { ChangeEvent } from '../../shared/change-event';
-import { type ProducerHarness, type ProducerProcess, startProducerHarness, waitForLog } from './support/harness';
+import {
+  type ProducerHarness,
+  type ProducerProcess,
+  startProducerHarness,
+  statusTarget,
+  waitForLog,
+} from './support/harness';
 
 const FAULT = join(import.meta.dirname, 'support', 'zongji-undecodable-type.ts');
 const faulty = { ZONGJI_FAULT_UNDECODABLE_TYPE: '^year' };
@@ -38,22 +40,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await h?.close();
 });
-
-/** `npx cdc status` as it reads a pipeline; this test has no warehouse and no lake, whose parts stay empty. */
-function target(): Target {
-  const m = h.maria;
-  return {
-    kind: 'aws',
-    source: { host: m.host, port: m.port, user: m.user, password: m.password },
-    pipelineId: 'test',
-    store: new CheckpointStore({ client: h.dynamo, tableName: 'cdc-checkpoints', pipelineId: 'test', owner: 'cli' }),
-    dynamo: h.dynamo,
-    s3: new S3Client({ ...localAwsClientConfig('http://127.0.0.1:9'), maxAttempts: 1 }),
-    bucket: 'none',
-    warehouse: { query: () => Promise.reject(new Error('no warehouse in this test')) },
-    changelogSchema: 'cdc',
-  } as unknown as Target;
-}
 
 const rowsOf = (events: ChangeEvent[], table: string) => events.filter((e) => e.table === table);
 /** Row events read from the binlog (the initial snapshot of the still empty tables only marks a `range`). */
@@ -98,7 +84,7 @@ describe('a table the binlog library cannot decode', () => {
 
   it('shows in npx cdc status with its reason', async () => {
     const report = await waitFor('the quarantine in status', async () => {
-      const r = await collectStatus(target());
+      const r = await collectStatus(statusTarget(h));
       return r.producer.quarantined.length > 0 ? r : undefined;
     });
     expect(report.producer.quarantined).toEqual([
@@ -123,7 +109,7 @@ describe('a table the binlog library cannot decode', () => {
     await waitFor('good 12', async () => ids(rowsOf(await h.readAll(), 'good')).includes(12));
     expect(changesOf(await h.readAll(), 'bad')).toEqual([]);
     expect(p2.output()).toMatch(/"quarantined":\[\{"table":"shop\.bad"/);
-    expect((await collectStatus(target())).producer.quarantined.map((q) => q.table)).toEqual(['shop.bad']);
+    expect((await collectStatus(statusTarget(h))).producer.quarantined.map((q) => q.table)).toEqual(['shop.bad']);
 
     // npx cdc resync (what its command writes to the signal table): the table is taken back and rebuilt.
     await requestResync(h.db, { db: 'cdc', table: 'cdc_signal' }, { table: 'shop.bad', pipeline: 'test' });
@@ -152,7 +138,7 @@ describe('a table the binlog library cannot decode', () => {
     expect(streamed.after).toMatchObject({ id: 5, v: 'b5' });
     expect(Number(streamed.after?.y)).toBe(2028);
     await waitFor('the lifted quarantine saved', async () => {
-      return (await collectStatus(target())).producer.quarantined.length === 0;
+      return (await collectStatus(statusTarget(h))).producer.quarantined.length === 0;
     });
     expect(p2.output()).toMatch(/quarantine lifted/);
     p2.child.kill('SIGTERM');

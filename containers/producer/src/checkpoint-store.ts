@@ -6,6 +6,7 @@
  * `npx cdc status` tells a crash loop from a running producer where no log can be read (ECS).
  */
 import {
+  type AttributeValue,
   ConditionalCheckFailedException,
   type DynamoDBClient,
   GetItemCommand,
@@ -140,15 +141,7 @@ export class CheckpointStore {
 
   /** The quarantined tables (also before the first checkpoint: a table can be set aside before one is saved). */
   async quarantined(): Promise<QuarantinedTable[]> {
-    const res = await this.props.client.send(
-      new GetItemCommand({
-        TableName: this.props.tableName,
-        Key: this.key,
-        ConsistentRead: true,
-        ProjectionExpression: 'quarantine',
-      }),
-    );
-    return parseQuarantine(res.Item?.quarantine?.S);
+    return parseQuarantine((await this.attributes('quarantine'))?.quarantine?.S);
   }
 
   /**
@@ -173,15 +166,7 @@ export class CheckpointStore {
 
   /** The pending position request, if any (also when no checkpoint exists yet). */
   async positionRequest(): Promise<PositionRequest | undefined> {
-    const res = await this.props.client.send(
-      new GetItemCommand({
-        TableName: this.props.tableName,
-        Key: this.key,
-        ConsistentRead: true,
-        ProjectionExpression: 'positionRequest',
-      }),
-    );
-    return positionRequestOf(res.Item?.positionRequest);
+    return positionRequestOf((await this.attributes('positionRequest'))?.positionRequest);
   }
 
   /**
@@ -296,15 +281,7 @@ export class CheckpointStore {
    * snapshot holds a lease but never saved a position, and `read()` returns nothing for such an item).
    */
   async lease(): Promise<{ owner?: string; expires?: number; since?: number }> {
-    const res = await this.props.client.send(
-      new GetItemCommand({
-        TableName: this.props.tableName,
-        Key: this.key,
-        ConsistentRead: true,
-        ProjectionExpression: 'leaseOwner, leaseExpires, leaseSince',
-      }),
-    );
-    const i = res.Item;
+    const i = await this.attributes('leaseOwner, leaseExpires, leaseSince');
     return {
       ...(i?.leaseOwner?.S ? { owner: i.leaseOwner.S } : {}),
       ...(i?.leaseExpires?.N ? { expires: Number(i.leaseExpires.N) } : {}),
@@ -314,15 +291,7 @@ export class CheckpointStore {
 
   /** The recorded fatal failures, oldest first (at most FAILURES_KEPT). */
   async failures(): Promise<RecordedFailure[]> {
-    const res = await this.props.client.send(
-      new GetItemCommand({
-        TableName: this.props.tableName,
-        Key: this.key,
-        ConsistentRead: true,
-        ProjectionExpression: 'failures',
-      }),
-    );
-    return parseFailures(res.Item?.failures?.S);
+    return parseFailures((await this.attributes('failures'))?.failures?.S);
   }
 
   /**
@@ -340,15 +309,7 @@ export class CheckpointStore {
     };
     try {
       for (let attempt = 0; attempt < 5; attempt++) {
-        const res = await this.props.client.send(
-          new GetItemCommand({
-            TableName: this.props.tableName,
-            Key: this.key,
-            ConsistentRead: true,
-            ProjectionExpression: 'failures',
-          }),
-        );
-        const before = res.Item?.failures?.S;
+        const before = (await this.attributes('failures'))?.failures?.S;
         const list = [...parseFailures(before), entry].sort((a, b) => a.at - b.at).slice(-FAILURES_KEPT);
         try {
           await this.props.client.send(
@@ -425,6 +386,19 @@ export class CheckpointStore {
     } catch (err) {
       throw this.leaseLostOr(err, 'checkpoint not saved');
     }
+  }
+
+  /** Some attributes of the pipeline's item, read consistently (undefined when the item does not exist). */
+  private async attributes(projection: string): Promise<Record<string, AttributeValue> | undefined> {
+    const res = await this.props.client.send(
+      new GetItemCommand({
+        TableName: this.props.tableName,
+        Key: this.key,
+        ConsistentRead: true,
+        ProjectionExpression: projection,
+      }),
+    );
+    return res.Item;
   }
 
   /** A failed condition on `leaseOwner = :me` as LEASE_LOST (naming what was not done); any other error as is. */

@@ -18,7 +18,7 @@ import {
 import { isKnownMysqlType, parseMysqlType } from '../../../shared/type-mapping';
 import { encodeValue } from '../../../shared/value-encoding';
 import type { RowChange } from './binlog-source';
-import { buildEvent, outgoingColumns, type TableShape } from './event-encoder';
+import { buildEvent, type TableShape } from './event-encoder';
 import type { TableFilter } from './table-filter';
 
 /** A row to emit: from the binlog, or (op `read`) from a snapshot chunk. */
@@ -59,14 +59,19 @@ export interface ShapePlan {
 
 export function compileShapePlan(shape: TableShape, filter: TableFilter): ShapePlan {
   const columns: ColumnPlan[] = [];
+  const outgoing: ColumnMeta[] = [];
   const unknown: ColumnMeta[] = [];
   for (const c of shape.columns) {
     const rule = filter.columnRule(shape.db, shape.table, c.name);
     if (rule === 'drop') continue;
     columns.push({ name: c.name, type: c.type, rule });
+    // Hashed and masked values are text of a fixed width, whatever the column held.
+    outgoing.push(
+      rule === 'hash' ? { name: c.name, type: 'char(64)' } : rule === 'mask' ? { name: c.name, type: 'varchar(4)' } : c,
+    );
     if (!isKnownMysqlType(parseMysqlType(c.type))) unknown.push(c);
   }
-  return { columns, outgoing: outgoingColumns(shape, filter), unknown };
+  return { columns, outgoing, unknown };
 }
 
 /** A row's image, encoded and filtered in one pass: hashed values as SHA-256 hex, masked ones `****`, NULL kept. */

@@ -13,7 +13,6 @@ import {
   type RowImage,
 } from '../../../shared/change-event';
 import { encodeValue } from '../../../shared/value-encoding';
-import type { TableFilter } from './table-filter';
 
 /** One value's encoding lives in shared/ (the CLI's validation encodes source values with it too). */
 export { encodeValue };
@@ -41,17 +40,6 @@ export function encodeImage(shape: TableShape, row: Record<string, unknown>): Ro
   const out: RowImage = {};
   for (const c of shape.columns) out[c.name] = encodeValue(c.type, row[c.name]);
   return out;
-}
-
-/** Column metadata as it leaves the producer: dropped columns removed, hashed/masked columns typed as text. */
-export function outgoingColumns(shape: TableShape, filter: TableFilter): ColumnMeta[] {
-  return shape.columns.flatMap((c) => {
-    const rule = filter.columnRule(shape.db, shape.table, c.name);
-    if (rule === 'drop') return [];
-    if (rule === 'hash') return [{ name: c.name, type: 'char(64)' }];
-    if (rule === 'mask') return [{ name: c.name, type: 'varchar(4)' }];
-    return [c];
-  });
 }
 
 export function buildEvent(

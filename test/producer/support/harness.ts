@@ -10,7 +10,10 @@ import {
   GetShardIteratorCommand,
   KinesisClient,
 } from '@aws-sdk/client-kinesis';
+import { S3Client } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
+import type { Target } from '../../../cli/src/target';
+import { CheckpointStore } from '../../../containers/producer/src/checkpoint-store';
 import { localAwsClientConfig } from '../../../local/services/aws-config';
 import { createCheckpointTable } from '../../../local/services/checkpoint-table';
 import { type Emulator, startEmulator } from '../../../local/services/emulators';
@@ -139,4 +142,23 @@ export async function startProducerHarness(stream = 'changes'): Promise<Producer
 /** Waits until the producer logged a line matching `re`. */
 export async function waitForLog(p: ProducerProcess, re: RegExp, timeoutMs = 30_000): Promise<void> {
   await waitFor(`producer log ${re}`, async () => re.test(p.output()), timeoutMs);
+}
+
+/**
+ * What `npx cdc status` reads for this harness's pipeline (`test`), as on AWS: no localDir (no producer.log), and
+ * neither warehouse nor lake (their parts of the report stay empty).
+ */
+export function statusTarget(h: ProducerHarness): Target {
+  const m = h.maria;
+  return {
+    kind: 'aws',
+    source: { host: m.host, port: m.port, user: m.user, password: m.password },
+    pipelineId: 'test',
+    store: new CheckpointStore({ client: h.dynamo, tableName: 'cdc-checkpoints', pipelineId: 'test', owner: 'cli' }),
+    dynamo: h.dynamo,
+    s3: new S3Client({ ...localAwsClientConfig('http://127.0.0.1:9'), maxAttempts: 1 }),
+    bucket: 'none',
+    warehouse: { query: () => Promise.reject(new Error('no warehouse in this test')) },
+    changelogSchema: 'cdc',
+  } as unknown as Target;
 }
