@@ -10,7 +10,7 @@ import { postgresDialect } from '../../lambdas/merge/src/dialect-postgres';
 import { redshiftDialect } from '../../lambdas/merge/src/dialect-redshift';
 import { mergeEvents } from '../../lambdas/merge/src/merge';
 import { tableNames } from '../../lambdas/merge/src/naming';
-import { planRangeDelete } from '../../lambdas/merge/src/range-plan';
+import { planKeylessRange, planRangeDelete } from '../../lambdas/merge/src/range-plan';
 import { redshiftProblems } from '../../lambdas/merge/src/redshift-grammar';
 import { modelFromEvents } from '../../lambdas/merge/src/table-model';
 import type { ChangeEvent, RowImage } from '../../shared/change-event';
@@ -214,6 +214,20 @@ describe('range events (rows the source no longer has)', () => {
     expect(sql).toHaveLength(3);
     for (const s of sql) expect(redshiftProblems(s), s).toEqual([]);
     expect(sql.join('\n')).not.toMatch(/\(\s*"a"\s*,\s*"b"\s*\)\s*[<>]/);
+  });
+
+  it('plans a keyless whole-table range inside Redshift grammar: the floor record, then the older deltas deleted', () => {
+    const t = new TableEvents('shop', 'log', { v: 'varchar(10)' }, []);
+    const names = tableNames('shop', 'log', { stateSchema: 'cdc' });
+    const d = redshiftDialect({ copyRoleArn: 'arn:aws:iam::123456789012:role/copy' });
+    const range = rangeEvent(t, null, null, '000001.000000000100.00000000');
+    const sql = planKeylessRange(range, names, d, true);
+    expect(sql).toHaveLength(2);
+    expect(sql[0]).toMatch(/^INSERT INTO "cdc"\."shop__log__state" .* WHERE NOT EXISTS/);
+    expect(sql[1]).toMatch(/^DELETE FROM "cdc"\."shop__log__deltas" WHERE "_cdc_position" IS NULL OR /);
+    for (const s of sql) expect(redshiftProblems(s), s).toEqual([]);
+    // A table the merge has not created yet: only the floor is recorded.
+    expect(planKeylessRange(range, names, d, false)).toEqual([sql[0]]);
   });
 
   it('refuses a range event without a range or with a malformed low position', () => {

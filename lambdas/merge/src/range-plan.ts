@@ -167,7 +167,8 @@ export function planRangeDelete(
 
 /**
  * A keyless table's whole-table read (module comment): the changes older than the event are replaced by the reads
- * that follow it. `exists`: the table's deltas exist already (false: only the floor is recorded). A bounded range on a
+ * that follow it. An `INSERT … SELECT … WHERE NOT EXISTS` (r_INSERT_30) and a plain `DELETE … WHERE` without an alias
+ * (r_DELETE), as the Redshift reference gives them; checked by the allow-list grammar in test/merge/range-delete.test.ts. `exists`: the table's deltas exist already (false: only the floor is recorded). A bounded range on a
  * keyless table cannot be evaluated (no key): nothing.
  * @throws PoisonBatchError (BATCH_UNDECODABLE) for a range event without a range
  */
