@@ -220,6 +220,81 @@ const mergeSchema = z.object({
   logRetentionDays,
 });
 
+/** A whole number within [min, max], with a message naming the limit and what sets it. */
+const wholeNumber = (min: number, max: number, what: string) =>
+  z
+    .number()
+    .int('must be a whole number')
+    .min(min, `must be ${min} to ${max} (${what})`)
+    .max(max, `must be ${min} to ${max} (${what})`);
+
+/** The stream apply's defaults (docs/configuration.md, "Apply path"). */
+export const APPLY_STREAM_DEFAULTS = {
+  batchSize: 1000,
+  batchingWindowSeconds: 1,
+  parallelizationFactor: 1,
+  maximumRetryAttempts: 1000,
+  maximumRecordAgeSeconds: 86400,
+  tablesPerTransaction: 4,
+} as const;
+
+/**
+ * The Kinesis event source mapping of the stream apply. Limits are the Lambda API's for Kinesis
+ * (https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html), checked here so a bad value fails
+ * synth naming the field instead of failing the deployment.
+ */
+const applyStreamSchema = z.object({
+  /** Records per invocation (each batch holds records of one shard). */
+  batchSize: wholeNumber(1, 10000, 'Kinesis event source mapping BatchSize').default(APPLY_STREAM_DEFAULTS.batchSize),
+  /**
+   * Lambda gathers records this long before invoking (unless the batch fills first): each shard × parallelization
+   * commits at most about once per window while changes trickle in. The commit pacing and cost knob.
+   */
+  batchingWindowSeconds: wholeNumber(0, 300, 'MaximumBatchingWindowInSeconds').default(
+    APPLY_STREAM_DEFAULTS.batchingWindowSeconds,
+  ),
+  /** Batches of one shard processed at once (order is kept per partition key). */
+  parallelizationFactor: wholeNumber(1, 10, 'ParallelizationFactor').default(
+    APPLY_STREAM_DEFAULTS.parallelizationFactor,
+  ),
+  /** Retries of a failed batch (bisected on each failure) before it goes to the on-failure destination; -1: forever. */
+  maximumRetryAttempts: z
+    .number()
+    .int('must be a whole number')
+    .refine(
+      (n) => n === -1 || (n >= 0 && n <= 10000),
+      'must be -1 (retry until the record expires) or 0 to 10000 (MaximumRetryAttempts)',
+    )
+    .default(APPLY_STREAM_DEFAULTS.maximumRetryAttempts),
+  /** Records older than this go to the on-failure destination instead of being retried; -1: no limit. */
+  maximumRecordAgeSeconds: z
+    .number()
+    .int('must be a whole number')
+    .refine(
+      (n) => n === -1 || (n >= 60 && n <= 604800),
+      'must be -1 (no limit) or 60 to 604800 (MaximumRecordAgeInSeconds)',
+    )
+    .default(APPLY_STREAM_DEFAULTS.maximumRecordAgeSeconds),
+  /** Tables merged in one Data API transaction (at most 40 statements of ≤ 100 KB each per transaction). */
+  tablesPerTransaction: wholeNumber(1, 8, 'tables merged in one Data API transaction').default(
+    APPLY_STREAM_DEFAULTS.tablesPerTransaction,
+  ),
+});
+
+const applySchema = z.object({
+  /**
+   * `stream`: the stream apply consumes the Kinesis stream (seconds fresh). `lake`: the merge is fed by S3
+   * notifications of Firehose's changelog objects (minutes fresh). Either way the lake is written and the merge queue
+   * stays for handoffs, replays and rebuilds.
+   */
+  source: z
+    .enum(['stream', 'lake'], {
+      error: 'must be stream (apply from the Kinesis stream) or lake (apply from the S3 changelog objects)',
+    })
+    .default('stream'),
+  stream: applyStreamSchema.default({ ...APPLY_STREAM_DEFAULTS }),
+});
+
 const alarmsSchema = z.object({
   emails: z.array(z.string().email('must be an e-mail address')).default([]),
   /** An existing SNS topic to notify instead of creating one. */
@@ -272,6 +347,7 @@ export const environmentConfigSchema = z
       maxReceiveCount: 5,
       logRetentionDays: 30,
     }),
+    apply: applySchema.default({ source: 'stream', stream: { ...APPLY_STREAM_DEFAULTS } }),
     alarms: alarmsSchema.default({
       emails: [],
       producerLagSeconds: 300,

@@ -32,6 +32,17 @@ export const environments: Readonly<Record<string, EnvironmentConfigInput>> = {
       firehoseReachable: false,
     },
     merge: { maxConcurrency: 2 },
+    // Fresh and cheap: a commit about once a second while changes trickle in; failures set aside within the hour.
+    apply: {
+      source: 'stream',
+      stream: {
+        batchSize: 500,
+        batchingWindowSeconds: 1,
+        parallelizationFactor: 1,
+        maximumRetryAttempts: 100,
+        maximumRecordAgeSeconds: 3600,
+      },
+    },
     alarms: { emails: [] },
     removalPolicy: 'destroy',
   },
@@ -65,6 +76,8 @@ export const environments: Readonly<Record<string, EnvironmentConfigInput>> = {
       secretArn: 'arn:aws:secretsmanager:eu-west-1:222222222222:secret:cdc/staging/redshift-AbCdEf',
       firehoseReachable: true,
     },
+    // As prod paces it, on one batch per shard: what staging measures is what prod will see.
+    apply: { source: 'stream', stream: { batchSize: 2000, batchingWindowSeconds: 5 } },
     alarms: { emails: ['data-oncall-staging@example.com'] },
     removalPolicy: 'retain',
   },
@@ -101,6 +114,9 @@ export const environments: Readonly<Record<string, EnvironmentConfigInput>> = {
       historyTables: ['billing.invoices'],
     },
     merge: { maxConcurrency: 8, memoryMiB: 2048 },
+    // Paced: at most one commit per shard-batch every 5 s while busy (4 shards × 2 = 8 concurrent batches), so a busy
+    // source does not turn into hundreds of small Redshift commits; larger batches amortize each commit.
+    apply: { source: 'stream', stream: { batchSize: 2000, batchingWindowSeconds: 5, parallelizationFactor: 2 } },
     alarms: {
       emails: ['data-oncall@example.com'],
       producerLagSeconds: 120,

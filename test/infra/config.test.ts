@@ -172,3 +172,89 @@ describe('environment configuration', () => {
     ]);
   });
 });
+
+describe('apply path (apply.source, apply.stream)', () => {
+  it('applies from the stream by default, with the event source mapping settings each stage sets', () => {
+    const dev = validateEnvironmentConfig(environments.dev);
+    const prod = validateEnvironmentConfig(environments.prod);
+    expect(dev.apply.source).toBe('stream');
+    expect(prod.apply.source).toBe('stream');
+    // dev: fresh and cheap; prod: paced (fewer, larger commits) and two batches per shard at once.
+    expect(dev.apply.stream).toEqual({
+      batchSize: 500,
+      batchingWindowSeconds: 1,
+      parallelizationFactor: 1,
+      maximumRetryAttempts: 100,
+      maximumRecordAgeSeconds: 3600,
+      tablesPerTransaction: 4,
+    });
+    expect(prod.apply.stream).toMatchObject({ batchingWindowSeconds: 5, parallelizationFactor: 2 });
+    // An environment that says nothing about the apply path gets the documented defaults.
+    const bare = withChange('staging', (c) => delete c.apply);
+    expect(validateEnvironmentConfig(bare).apply).toEqual({
+      source: 'stream',
+      stream: {
+        batchSize: 1000,
+        batchingWindowSeconds: 1,
+        parallelizationFactor: 1,
+        maximumRetryAttempts: 1000,
+        maximumRecordAgeSeconds: 86400,
+        tablesPerTransaction: 4,
+      },
+    });
+    // Only the fields given are overridden; the others keep their defaults.
+    const partial = withChange('staging', (c) => (c.apply = { source: 'lake', stream: { batchSize: 50 } }));
+    expect(validateEnvironmentConfig(partial).apply).toEqual({
+      source: 'lake',
+      stream: expect.objectContaining({ batchSize: 50, batchingWindowSeconds: 1, tablesPerTransaction: 4 }),
+    });
+  });
+
+  it('refuses what the Kinesis event source mapping or one Data API transaction cannot take, naming field and value', () => {
+    expect(
+      problems(
+        withChange('dev', (c) => {
+          c.apply = {
+            source: 'firehose',
+            stream: {
+              batchSize: 10001,
+              batchingWindowSeconds: 301,
+              parallelizationFactor: 11,
+              maximumRetryAttempts: -2,
+              maximumRecordAgeSeconds: 59,
+              tablesPerTransaction: 9,
+            },
+          };
+        }),
+      ),
+    ).toEqual([
+      'apply.source = "firehose": must be stream (apply from the Kinesis stream) or lake (apply from the S3 changelog objects)',
+      'apply.stream.batchSize = 10001: must be 1 to 10000 (Kinesis event source mapping BatchSize)',
+      'apply.stream.batchingWindowSeconds = 301: must be 0 to 300 (MaximumBatchingWindowInSeconds)',
+      'apply.stream.parallelizationFactor = 11: must be 1 to 10 (ParallelizationFactor)',
+      'apply.stream.maximumRetryAttempts = -2: must be -1 (retry until the record expires) or 0 to 10000 (MaximumRetryAttempts)',
+      'apply.stream.maximumRecordAgeSeconds = 59: must be -1 (no limit) or 60 to 604800 (MaximumRecordAgeInSeconds)',
+      'apply.stream.tablesPerTransaction = 9: must be 1 to 8 (tables merged in one Data API transaction)',
+    ]);
+    expect(
+      problems(
+        withChange('dev', (c) => {
+          c.apply = { stream: { batchSize: 0, batchingWindowSeconds: 1.5, maximumRecordAgeSeconds: 604801 } };
+        }),
+      ),
+    ).toEqual([
+      'apply.stream.batchSize = 0: must be 1 to 10000 (Kinesis event source mapping BatchSize)',
+      'apply.stream.batchingWindowSeconds = 1.5: must be a whole number',
+      'apply.stream.maximumRecordAgeSeconds = 604801: must be -1 (no limit) or 60 to 604800 (MaximumRecordAgeInSeconds)',
+    ]);
+    // The limits themselves are accepted.
+    for (const stream of [
+      { batchSize: 1, batchingWindowSeconds: 0, parallelizationFactor: 1, maximumRetryAttempts: -1 },
+      { batchSize: 10000, batchingWindowSeconds: 300, parallelizationFactor: 10, maximumRetryAttempts: 10000 },
+      { maximumRecordAgeSeconds: -1, tablesPerTransaction: 1 },
+      { maximumRecordAgeSeconds: 60, tablesPerTransaction: 8 },
+      { maximumRecordAgeSeconds: 604800, maximumRetryAttempts: 0 },
+    ])
+      expect(() => validateEnvironmentConfig(withChange('dev', (c) => (c.apply = { stream })))).not.toThrow();
+  });
+});
