@@ -275,8 +275,11 @@ const applyStreamSchema = z.object({
       'must be -1 (no limit) or 60 to 604800 (MaximumRecordAgeInSeconds)',
     )
     .default(APPLY_STREAM_DEFAULTS.maximumRecordAgeSeconds),
-  /** Tables merged in one Data API transaction (at most 40 statements of ≤ 100 KB each per transaction). */
-  tablesPerTransaction: wholeNumber(1, 8, 'tables merged in one Data API transaction').default(
+  /**
+   * Tables merged in one warehouse transaction. At most 4: a Data API transaction holds at most 40 statements (the
+   * merge refuses more in TABLES_PER_TRANSACTION).
+   */
+  tablesPerTransaction: wholeNumber(1, 4, 'tables per Data API transaction of at most 40 statements').default(
     APPLY_STREAM_DEFAULTS.tablesPerTransaction,
   ),
 });
