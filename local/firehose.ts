@@ -1,23 +1,18 @@
 /**
  * The local stand-in for Kinesis Data Firehose: reads every shard of the stream, buffers by time and size, writes
  * each table's events as one gz NDJSON object under the same keys the deployed Firehose uses
- * (shared/lake-layout.ts), loads them into the raw changelog table, and hands each object to the merge, as
- * S3 → SQS → Lambda does in AWS: through the Lambda's own entry (`processObject`, lambdas/merge/src/apply-object.ts),
- * which merges it and says whether a failure is poison or retriable; the delivery policy below is this file's. Shard positions are persisted only after the objects were written and queued for
- * the merge, so a restart re-delivers (at-least-once; the merge is idempotent).
+ * (shared/lake-layout.ts) and loads them into the raw changelog table. Shard positions are persisted only after the
+ * objects were written (and queued for the merge), so a restart re-delivers (at-least-once; the merge is idempotent).
  *
- * Like S3 → SQS → Lambda: each written object joins a queue (saved beside the shard positions as
- * `<stateFile>.retrying`, before them, so it survives a restart) and is merged from there by up to `mergeConcurrency`
- * merges at once, never two of one table (as Lambda invocations run beside each other). So a table whose merge fails
- * or hangs (a lock held on its replica) occupies at most its own lane: the reading loop and every other table go on.
- * A failed object is retried on its own, with backoff, at most `maxDeliveryAttempts` times, then set aside under
- * `errors/merge/` with its reason (SQS redrive to a dead-letter queue); later objects of the same table are attempted
- * too (the merge applies batches in any order). A redrive request (`npx cdc redrive`,
- * local/firehose-dead-letters.ts) queues set-aside objects again with fresh attempts. Proven by
+ * With `mergeObjects` (lake apply, the default), it also hands each object to the merge, as S3 → SQS → Lambda does in AWS: each written
+ * object joins the local merge queue (local/merge-queue.ts: lanes per table, retries with backoff, set-aside with
+ * the reason, redrive), saved beside the shard positions as `<stateFile>.retrying`, before them, so it survives a
+ * restart. Without it (stream apply, the default of `npm run local`: local/stream-apply-main.ts merges from the
+ * stream), it only keeps the lake and the raw changelog, as Firehose does in AWS then. Isolation proven by
  * test/e2e/isolation.test.ts.
  */
 
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import {
   DescribeStreamCommand,
@@ -25,27 +20,17 @@ import {
   GetShardIteratorCommand,
   type KinesisClient,
 } from '@aws-sdk/client-kinesis';
-import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type pg from 'pg';
-import { processObject } from '../lambdas/merge/src/apply-object';
 import { groupByTable } from '../lambdas/merge/src/batch';
 import type { MergeContext, TableResult } from '../lambdas/merge/src/merge';
 import type { ChangeEvent } from '../shared/change-event';
 import { CHANGELOG_LOADED_COLUMNS, CHANGELOG_TABLE, changelogTableDdl } from '../shared/changelog-table';
 import { LAKE_ERROR_PREFIX } from '../shared/lake-layout';
 import { checkHints, flushDue, lakeObjectKey, ndjson } from './firehose-batching';
-import {
-  MERGE_DEAD_LETTER_PREFIX,
-  type RedriveRequest,
-  type RedriveResult,
-  redriveRequestFile,
-  redriveResultFile,
-  retryQueueFile,
-  type SetAsideReport,
-  setAsideKey,
-  setAsideReason,
-  tableOfKey,
-} from './firehose-dead-letters';
+import { LocalMergeQueue, type PendingRetry } from './merge-queue';
+
+export type { PendingRetry } from './merge-queue';
 
 export interface LocalFirehoseProps {
   readonly kinesis: KinesisClient;
@@ -54,8 +39,20 @@ export interface LocalFirehoseProps {
   readonly streamName: string;
   readonly bucket: string;
   readonly changelogSchema: string;
+  /** The merge each written object is handed to (lake apply). */
   readonly merge: MergeContext;
+  /**
+   * Whether written objects are handed to the merge (lake apply). Off, the stand-in only writes the lake and the raw
+   * changelog, as Firehose does in AWS when the merge consumes the stream (stream apply).
+   * @default true
+   */
+  readonly mergeObjects?: boolean;
   readonly stateFile: string;
+  /**
+   * The state file whose redrive requests (`npx cdc redrive`) this stand-in's merge queue serves (with `mergeObjects`).
+   * @default stateFile
+   */
+  readonly redriveStateFile?: string;
   /** @default 1000 */
   readonly bufferMs?: number;
   /** @default 1 MiB */
@@ -70,87 +67,49 @@ export interface LocalFirehoseProps {
   readonly onError?: (err: Error) => void;
 }
 
-/**
- * An object waiting for its merge (what SQS holds for an undeleted message): not attempted yet (`attempts` 0: just
- * delivered, redriven, or in flight when the process stopped), or failed and waiting for its next attempt.
- */
-export interface PendingRetry {
-  readonly key: string;
-  /** Failed attempts so far. */
-  readonly attempts: number;
-  readonly nextAt: number;
-  readonly lastError: string;
-  /** Epoch ms of the object's first failed attempt and of its last (absent in queues saved by older versions). */
-  readonly firstFailedAt?: number;
-  readonly lastFailedAt?: number;
-}
-
-/** A merge running longer than this may be hung: its table's waiting objects no longer pause reading. */
-const SLOW_MERGE_MS = 2000;
-
-/** Merges of one table run one after the other: the table is the lane. */
-const laneOf = (key: string): string => tableOfKey(key) ?? key;
-
 export class LocalFirehose {
   private readonly iterators = new Map<string, string>();
   private readonly seqs: Record<string, string>;
   private readonly hints;
   private buffer: ChangeEvent[] = [];
-  private retrying: PendingRetry[];
-  private readonly maxAttempts: number;
-  private readonly backoffMs: number;
-  private readonly concurrency: number;
-  /** Merges in flight, by table (one per table at most), and when each started. */
-  private readonly lanes = new Map<string, Promise<void>>();
-  private readonly laneSince = new Map<string, number>();
-  /**
-   * Until one merge succeeded in this process, merges run one at a time: the merge creates its bookkeeping (schemas,
-   * merge_batches) with CREATE … IF NOT EXISTS once per process, and two of those at once can collide in PostgreSQL.
-   */
-  private warm = false;
+  /** The objects waiting for their merge (lake apply only). */
+  private readonly queue: LocalMergeQueue | undefined;
   /**
    * Positions loaded into the raw changelog since the shard positions were last saved: a delivery retried by this
-   * process (a merge that failed) does not load them twice. Only a kill between loading and saving can.
+   * process (a failed load or write) does not load them twice. Only a kill between loading and saving can.
    */
   private readonly loadedSinceSave = new Set<string>();
   private bufferBytes = 0;
   private bufferSince = Date.now();
   private running = false;
   private loop: Promise<void> | undefined;
-  delivered = 0;
 
   constructor(private readonly props: LocalFirehoseProps) {
     this.hints = checkHints({ intervalMs: props.bufferMs ?? 1000, sizeBytes: props.bufferBytes ?? 1024 * 1024 });
     this.seqs = existsSync(props.stateFile)
       ? (JSON.parse(readFileSync(props.stateFile, 'utf8')) as Record<string, string>)
       : {};
-    this.retrying = existsSync(this.retryFile)
-      ? (JSON.parse(readFileSync(this.retryFile, 'utf8')) as PendingRetry[])
-      : [];
-    this.maxAttempts = props.maxDeliveryAttempts ?? 5;
-    this.backoffMs = props.retryBackoffMs ?? 1000;
-    this.concurrency = props.mergeConcurrency ?? 4;
-    if (!Number.isInteger(this.concurrency) || this.concurrency < 1)
-      throw new RangeError(`mergeConcurrency must be an integer ≥ 1, got ${this.concurrency}`);
-    if (!Number.isInteger(this.maxAttempts) || this.maxAttempts < 1)
-      throw new RangeError(`maxDeliveryAttempts must be an integer ≥ 1, got ${this.maxAttempts}`);
-    if (!Number.isFinite(this.backoffMs) || this.backoffMs < 0)
-      throw new RangeError(`retryBackoffMs must be ≥ 0, got ${this.backoffMs}`);
+    this.queue =
+      (props.mergeObjects ?? true)
+        ? new LocalMergeQueue({ ...props, redriveStateFile: props.redriveStateFile ?? props.stateFile })
+        : undefined;
   }
 
-  private get retryFile(): string {
-    return retryQueueFile(this.props.stateFile);
+  /** Events merged by this process (lake apply; re-deliveries count again). */
+  get delivered(): number {
+    return this.queue?.merged ?? 0;
   }
 
-  /** Objects waiting for a merge attempt (first or further), in flight included. */
+  /** Objects waiting for a merge attempt (first or further), in flight included; none without `mergeObjects`. */
   get pendingRetries(): readonly PendingRetry[] {
-    return this.retrying;
+    return this.queue?.pending ?? [];
   }
 
   async start(): Promise<void> {
     await this.props.pool.query(`CREATE SCHEMA IF NOT EXISTS "${this.props.changelogSchema}"`);
     await this.props.pool.query(changelogTableDdl(`"${this.props.changelogSchema}"`, 'postgres'));
     this.running = true;
+    this.queue?.start();
     this.loop = this.run();
   }
 
@@ -162,20 +121,7 @@ export class LocalFirehose {
   async stop(graceMs = 10_000): Promise<void> {
     this.running = false;
     await this.loop;
-    const deadline = Date.now() + graceMs;
-    let timer: NodeJS.Timeout | undefined;
-    for (;;) {
-      this.schedule();
-      const left = deadline - Date.now();
-      if (this.lanes.size === 0 || left <= 0) break;
-      await Promise.race([
-        Promise.race([...this.lanes.values()]),
-        new Promise((r) => {
-          timer = setTimeout(r, left);
-        }),
-      ]);
-      clearTimeout(timer);
-    }
+    await this.queue?.stop(graceMs);
   }
 
   private async iterator(shardId: string): Promise<string> {
@@ -200,7 +146,7 @@ export class LocalFirehose {
     while (this.running) {
       try {
         // Backpressure: with merges behind, the records wait in the stream rather than as objects in memory.
-        const desc = this.backlogged()
+        const desc = this.queue?.backlogged()
           ? undefined
           : await this.props.kinesis.send(new DescribeStreamCommand({ StreamName: this.props.streamName }));
         let got = 0;
@@ -232,8 +178,7 @@ export class LocalFirehose {
           pendingSeqs = {};
           this.saveState();
         }
-        this.schedule();
-        await this.redriveRequested();
+        this.queue?.schedule();
         if (got === 0) await new Promise((r) => setTimeout(r, 100));
       } catch (err) {
         this.props.onError?.(err as Error);
@@ -249,23 +194,17 @@ export class LocalFirehose {
 
   /** Written to a temporary file and renamed, so a kill in the middle never leaves a truncated state file. */
   private saveState(): void {
-    // The retry queue first: once the shard positions move past an object's records, only the queue knows it.
-    this.saveRetries();
+    // The merge queue first: once the shard positions move past an object's records, only the queue knows it.
+    this.queue?.save();
     const tmp = `${this.props.stateFile}.tmp`;
     writeFileSync(tmp, JSON.stringify(this.seqs));
     renameSync(tmp, this.props.stateFile);
     this.loadedSinceSave.clear();
   }
 
-  private saveRetries(): void {
-    const tmp = `${this.retryFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.retrying));
-    renameSync(tmp, this.retryFile);
-  }
-
   /**
    * One object per table, like Firehose's dynamic partitioning; then the raw changelog (first: in AWS it is loaded by
-   * its own Firehose path, whether or not the merge keeps up) and the merge.
+   * its own Firehose path, whether or not the merge keeps up) and, in lake apply, the merge queue.
    */
   private async flush(): Promise<void> {
     const events = this.buffer;
@@ -281,149 +220,8 @@ export class LocalFirehose {
       await this.loadChangelog(group.filter((e) => !this.loadedSinceSave.has(id(e))));
       for (const e of group) this.loadedSinceSave.add(id(e));
       // Queued, not merged here: the caller saves the queue before the shard positions, then schedule() merges it.
-      this.retrying.push({ key, attempts: 0, nextAt: Date.now(), lastError: '' });
+      this.queue?.add(key);
     }
-  }
-
-  /**
-   * Whether an object of a healthy table still waits for (or is in) its first merge: then reading pauses, so records
-   * wait in the stream and the next delivery is larger (fewer, bigger merges), as when the stand-in merged a delivery
-   * before reading on. Objects of a failing table (one of its objects failed and waits for a retry) and of a table
-   * whose merge has run longer than `SLOW_MERGE_MS` (maybe hung on a lock) do not count: they must not hold back
-   * every other table's deliveries.
-   */
-  private backlogged(): boolean {
-    const now = Date.now();
-    const failing = new Set(this.retrying.filter((r) => r.attempts > 0).map((r) => laneOf(r.key)));
-    for (const r of this.retrying) {
-      if (r.attempts > 0) continue;
-      const lane = laneOf(r.key);
-      const since = this.laneSince.get(lane);
-      if (failing.has(lane) || (since !== undefined && now - since > SLOW_MERGE_MS)) continue;
-      return true;
-    }
-    return false;
-  }
-
-  /**
-   * Starts the merges that are due, oldest first, while fewer than `mergeConcurrency` run and none runs for the same
-   * table. Never waits for them: a failing or hung table holds only its own lane.
-   */
-  private schedule(): void {
-    const now = Date.now();
-    const due = this.retrying.filter((r) => r.nextAt <= now).sort((a, b) => a.nextAt - b.nextAt);
-    for (const r of due) {
-      if (this.lanes.size >= (this.warm ? this.concurrency : 1)) return;
-      const lane = laneOf(r.key);
-      if (this.lanes.has(lane)) continue;
-      this.laneSince.set(lane, now);
-      this.lanes.set(
-        lane,
-        this.runQueued(r).finally(() => {
-          this.lanes.delete(lane);
-          this.laneSince.delete(lane);
-        }),
-      );
-    }
-  }
-
-  /** One attempt of a queued object; the queue entry is replaced by its outcome and the queue saved. */
-  private async runQueued(r: PendingRetry): Promise<void> {
-    let next: PendingRetry | undefined;
-    try {
-      const outcome = await this.attempt(r.key, r.attempts + 1, r.firstFailedAt);
-      if (outcome !== 'settled') next = outcome;
-    } catch (err) {
-      // Setting it aside failed (S3): it stays queued, tried again after the backoff.
-      this.props.onError?.(err as Error);
-      next = { ...r, nextAt: Date.now() + this.backoffMs };
-    }
-    this.retrying = this.retrying.filter((x) => x !== r);
-    if (next) this.retrying.push(next);
-    this.saveRetries();
-  }
-
-  /**
-   * One merge attempt of one object: `settled` when its fate is (merged, or set aside: poison, or out of attempts),
-   * else the queue entry for its next attempt. A merge failure never propagates; only failing to set it aside does.
-   */
-  private async attempt(key: string, attempt: number, firstFailedAt?: number): Promise<'settled' | PendingRetry> {
-    // The Lambda's own entry: the same read, decode, merge and poison-or-retriable classification.
-    const outcome = await processObject({ bucket: this.props.bucket, key }, this.props.s3, this.props.merge);
-    if (outcome.kind === 'merged') {
-      this.delivered += outcome.events.length;
-      this.warm = true;
-      this.props.onMerged?.(outcome.results, [...outcome.events], key);
-      return 'settled';
-    }
-    this.props.onError?.(outcome.error);
-    const now = Date.now();
-    const table = tableOfKey(key);
-    // The policy on top, as SQS's redrive policy: poison is set aside at once, the rest after `maxAttempts`.
-    if (outcome.kind === 'retriable' && attempt < this.maxAttempts) {
-      return {
-        key,
-        attempts: attempt,
-        nextAt: now + this.backoffMs * 2 ** (attempt - 1),
-        lastError: setAsideReason(table, outcome.reason),
-        firstFailedAt: firstFailedAt ?? now,
-        lastFailedAt: now,
-      };
-    }
-    // The local dead-letter place: the reason next to the object, the pipeline keeps going.
-    const report: SetAsideReport = {
-      object: key,
-      table,
-      reason: setAsideReason(table, outcome.reason),
-      attempts: attempt,
-      firstFailedAt: firstFailedAt ?? now,
-      failedAt: now,
-    };
-    await this.props.s3.send(
-      new PutObjectCommand({ Bucket: this.props.bucket, Key: setAsideKey(key), Body: JSON.stringify(report) }),
-    );
-    return 'settled';
-  }
-
-  /**
-   * Serves a redrive request, if one is waiting: every set-aside merge object (of the requested tables) is queued again
-   * with fresh attempts, the queue saved, then the reports removed (a crash in between redrives an object twice,
-   * which the idempotent merge absorbs), and the answer written for the CLI.
-   */
-  private async redriveRequested(): Promise<void> {
-    const requestFile = redriveRequestFile(this.props.stateFile);
-    if (!existsSync(requestFile)) return;
-    const request = JSON.parse(readFileSync(requestFile, 'utf8')) as RedriveRequest;
-    const reports: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.props.s3.send(
-        new ListObjectsV2Command({
-          Bucket: this.props.bucket,
-          Prefix: MERGE_DEAD_LETTER_PREFIX,
-          ...(token ? { ContinuationToken: token } : {}),
-        }),
-      );
-      for (const o of page.Contents ?? []) {
-        const table = tableOfKey(o.Key!);
-        if (request.tables.length === 0 || (table && request.tables.includes(table))) reports.push(o.Key!);
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    const objects = reports.map((k) => k.slice(MERGE_DEAD_LETTER_PREFIX.length).replace(/\.json$/, ''));
-    const queued = new Set(this.retrying.map((r) => r.key));
-    const now = Date.now();
-    for (const key of objects) {
-      if (!queued.has(key))
-        this.retrying.push({ key, attempts: 0, nextAt: now, lastError: 'redriven, waiting for its first attempt' });
-    }
-    this.saveRetries();
-    for (const k of reports) await this.props.s3.send(new DeleteObjectCommand({ Bucket: this.props.bucket, Key: k }));
-    const result: RedriveResult = { id: request.id, objects };
-    const tmp = `${redriveResultFile(this.props.stateFile)}.tmp`;
-    writeFileSync(tmp, JSON.stringify(result));
-    renameSync(tmp, redriveResultFile(this.props.stateFile));
-    rmSync(requestFile, { force: true });
   }
 
   private async setAside(name: string, body: Buffer | string): Promise<void> {

@@ -47,6 +47,27 @@ export interface PipelineOptions {
   readonly bufferMs?: number;
   readonly loadSampleSchema?: boolean;
   readonly log?: (line: string) => void;
+  /**
+   * Which path applies changes to the replicas: `stream` (the deployed default: the merge consumes the stream through
+   * the event source mapping stand-in, local/stream-apply-main.ts), `lake` (the Firehose stand-in's objects are
+   * merged, as S3 → SQS → Lambda), or `both` (both paths feed one warehouse: tests of their equivalence). The
+   * Firehose stand-in always writes the lake and the raw changelog.
+   * @default 'stream'
+   */
+  readonly applySource?: ApplySource;
+  /** The event source mapping stand-in's settings (stream apply). @default its own defaults (local/event-source-mapping.ts) */
+  readonly streamApply?: StreamApplyOptions;
+}
+
+export type ApplySource = 'stream' | 'lake' | 'both';
+
+export interface StreamApplyOptions {
+  /** MaximumBatchingWindowInSeconds, in ms. @default 0 (invoke with what one poll got) */
+  readonly batchingWindowMs?: number;
+  /** BatchSize. @default 100 */
+  readonly batchSize?: number;
+  /** How often each shard is polled. @default 1000 (Lambda's base rate) */
+  readonly pollMs?: number;
 }
 
 export interface Endpoints {
