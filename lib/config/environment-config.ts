@@ -455,6 +455,12 @@ export const environmentConfigSchema = z
         path: ['lake', 'expireAfterDays'],
         message: 'must be after lake.infrequentAccessAfterDays (or 0 to keep objects forever)',
       });
+    if (c.apply.stream.batchSize > 10 && c.apply.stream.batchingWindowSeconds < 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['apply', 'stream', 'batchingWindowSeconds'],
+        message: `must be at least 1 when apply.stream.batchSize is over 10 (got ${c.apply.stream.batchSize}; Lambda API, MaximumBatchingWindowInSeconds)`,
+      });
     if (!c.alarms.topicArn && c.alarms.emails.length === 0 && c.stage === 'prod')
       ctx.addIssue({
         code: 'custom',

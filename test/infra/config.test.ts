@@ -247,9 +247,14 @@ describe('apply path (apply.source, apply.stream)', () => {
       'apply.stream.batchingWindowSeconds = 1.5: must be a whole number',
       'apply.stream.maximumRecordAgeSeconds = 604801: must be -1 (no limit) or 60 to 604800 (MaximumRecordAgeInSeconds)',
     ]);
+    // The Lambda API refuses batches over 10 records without a batching window of at least 1 s.
+    expect(problems(withChange('prod', (c) => (c.apply.stream.batchingWindowSeconds = 0)))).toEqual([
+      'apply.stream.batchingWindowSeconds = 0: must be at least 1 when apply.stream.batchSize is over 10 (got 2000; Lambda API, MaximumBatchingWindowInSeconds)',
+    ]);
     // The limits themselves are accepted.
     for (const stream of [
-      { batchSize: 1, batchingWindowSeconds: 0, parallelizationFactor: 1, maximumRetryAttempts: -1 },
+      { batchSize: 10, batchingWindowSeconds: 0, parallelizationFactor: 1, maximumRetryAttempts: -1 },
+      { batchSize: 1, batchingWindowSeconds: 1, parallelizationFactor: 1, maximumRetryAttempts: -1 },
       { batchSize: 10000, batchingWindowSeconds: 300, parallelizationFactor: 10, maximumRetryAttempts: 10000 },
       { maximumRecordAgeSeconds: -1, tablesPerTransaction: 1 },
       { maximumRecordAgeSeconds: 60, tablesPerTransaction: 4 },
