@@ -15,6 +15,14 @@ export const LAKE_ERROR_PREFIX = 'errors/';
 export const LAKE_CLAIM_CHECK_PREFIX = 'claim-check/';
 /** The merge's staging CSV files for Redshift COPY (expired after a day). */
 export const LAKE_STAGING_PREFIX = 'staging/';
+/**
+ * Events of one table that the stream apply could not merge while the other tables of its batch merged (or the
+ * warehouse answered): written here with the lake's partition layout, one object per table and batch, and queued for
+ * the lake path's merge, which retries them with backoff and sets them aside with their reason.
+ */
+export const LAKE_HANDOFF_PREFIX = 'handoff/';
+/** Stream records the stream apply could not decode, kept with their reason (never retried by themselves). */
+export const LAKE_STREAM_ERROR_PREFIX = `${LAKE_ERROR_PREFIX}stream/`;
 
 /** The S3 key of one claim-checked event: `<prefix><db>/<table>/<position>.json` (unique per event, stable on replay). */
 export function claimCheckKey(

@@ -38,4 +38,5 @@ export const MergeMetric = {
   ValuesTruncated: 'ValuesTruncated', // Count (text values cut to fit a Redshift column, OVERSIZE_VALUES=truncate)
   ValuesNulled: 'ValuesNulled', // Count (dates no warehouse holds, staged as NULL: zero, partial zero, invalid)
   RowsSkipped: 'RowsSkipped', // Count (row images not merged: their primary key holds a value the warehouse cannot hold)
+  HandedOff: 'HandedOff', // Count (a table's events of a stream batch handed to the lake path's queue: its merge failed)
 } as const;

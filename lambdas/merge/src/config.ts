@@ -40,6 +40,20 @@ const schema = z
       .min(0, 'must be ≥ 0')
       .default(60_000),
     AWS_ENDPOINT_S3: z.string().url().optional(),
+    /** The lake bucket: where the stream apply writes handed-off objects and undecodable records. */
+    LAKE_BUCKET: z.string().min(3).optional(),
+    /** The lake path's merge queue: the stream apply queues a handed-off table's object there. */
+    HANDOFF_QUEUE_URL: z.string().url().optional(),
+    /**
+     * Tables merged in one warehouse transaction by the stream apply (Redshift serialises commits: fewer, larger
+     * commits cost less than one per table). 1: one transaction per table. At most 4 fit the Data API's 40 statements.
+     */
+    TABLES_PER_TRANSACTION: z.coerce
+      .number()
+      .int('must be a whole number')
+      .min(1, 'must be ≥ 1')
+      .max(4, 'must be ≤ 4 (40 statements per Data API transaction)')
+      .default(4),
   })
   .superRefine((c, ctx) => {
     if (c.WAREHOUSE === 'postgres' && !c.POSTGRES_URL) {

@@ -16,11 +16,22 @@ import type { TableModel } from './table-model';
 
 export type Step =
   | { readonly kind: 'sql'; readonly sql: string }
-  /** Load the staging CSV into `table`; `sql` is the COPY when the warehouse pulls it from S3 (Redshift). */
-  | { readonly kind: 'load'; readonly table: string; readonly columns: readonly string[]; readonly sql?: string };
+  /**
+   * Load the staging CSV into `table`; `sql` is the COPY when the warehouse pulls it from S3 (Redshift). `csv` and
+   * `stageLocation`, when set, are this load's own input (a transaction merging several tables has one load each);
+   * otherwise the transaction's.
+   */
+  | {
+      readonly kind: 'load';
+      readonly table: string;
+      readonly columns: readonly string[];
+      readonly sql?: string;
+      readonly csv?: string;
+      readonly stageLocation?: string;
+    };
 
-export const STAGE_ALL = '_cdc_stage_all';
-export const STAGE = '_cdc_stage';
+const STAGE_ALL_NAME = '_cdc_stage_all';
+const STAGE_NAME = '_cdc_stage';
 
 const sql = (text: string): Step => ({ kind: 'sql', sql: text });
 
@@ -69,6 +80,11 @@ export interface MergeOptions {
   readonly history: boolean;
   /** Where the staging CSV is for warehouses that COPY it from S3 (s3://…). */
   readonly stageLocation?: string;
+  /**
+   * Appended to the temporary tables' names, so several tables' merges can share one transaction (each its own
+   * staging tables). @default '' (one table per transaction)
+   */
+  readonly stageSuffix?: string;
 }
 
 /**
@@ -88,6 +104,8 @@ export function planBatchRecord(model: TableModel, names: TableNames, d: Dialect
 
 /** The steps of one merge, all in one transaction. */
 export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts: MergeOptions): Step[] {
+  const STAGE_ALL = `${STAGE_ALL_NAME}${opts.stageSuffix ?? ''}`;
+  const STAGE = `${STAGE_NAME}${opts.stageSuffix ?? ''}`;
   const stageCols = stageColumns(model);
   const stageDefs = [
     ...columnDefs(model.columns, (c) => d.stageType(c)),

@@ -8,7 +8,14 @@ import { groupByTable } from './batch';
 import type { MergeConfig } from './config';
 import { ident, literal } from './dialect';
 import { MergeError, PoisonBatchError, RetriableMergeError } from './errors';
-import { planBatchRecord, planBookkeeping, planMerge, planStateTable, type Step } from './merge-plan';
+import {
+  type MergeOptions,
+  planBatchRecord,
+  planBookkeeping,
+  planMerge,
+  planStateTable,
+  type Step,
+} from './merge-plan';
 import { type NamingOptions, type TableNames, tableNames } from './naming';
 import { planKeylessRange, planRangeDelete } from './range-plan';
 import { META } from './replica-layout';
@@ -21,7 +28,7 @@ import {
   type TableHistory,
   tableHistory,
 } from './table-change-plan';
-import { modelFromEvents, replicaColumn } from './table-model';
+import { modelFromEvents, replicaColumn, type TableModel } from './table-model';
 import type { WarehouseClient } from './warehouse-client';
 
 export interface MergeContext {
@@ -152,15 +159,7 @@ export async function mergeTable(
     await applyTableChange(e, ctx);
   }
   await flush();
-  const { maxPosition, maxCommitMs } = extent(sorted);
-  return {
-    db: first.db,
-    table: first.table,
-    events: events.length,
-    byOp: countLatestOps(sorted),
-    maxCommitMs,
-    maxPosition,
-  };
+  return tableResult(events);
 }
 
 /** One table-level event, in one transaction after the table's lock. */
@@ -209,15 +208,33 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
   }
 }
 
-/** Merges one run of row changes of one table (no table-level event among them). */
-async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: MergeContext): Promise<void> {
+/** One table's row merge, planned and staged, ready to run alone or in a transaction shared with other tables. */
+interface PreparedRows {
+  readonly key: string;
+  readonly names: TableNames;
+  readonly model: TableModel;
+  readonly opts: MergeOptions;
+  /** The merge's steps after the table's lock, each load carrying its own CSV and staging location. */
+  readonly steps: readonly Step[];
+}
+
+/**
+ * Plans one run of row changes of one table (no table-level event among them): reads its history, makes the replica's
+ * schema follow the events (DDL, committed on its own), stages the CSV. undefined when nothing is left to merge.
+ */
+async function prepareRows(
+  raw: readonly ChangeEvent[],
+  batchId: string,
+  ctx: MergeContext,
+  stageSuffix = '',
+): Promise<PreparedRows | undefined> {
   const d = ctx.warehouse.dialect;
   const key = `${raw[0]!.db}.${raw[0]!.table}`;
   const names = tableNames(raw[0]!.db, raw[0]!.table, ctx.naming);
   const history = ctx.historyTables.has(key);
   try {
     const events = rewriteForHistory(raw, await loadHistory(ctx, key, names));
-    if (events.length === 0) return;
+    if (events.length === 0) return undefined;
     const batchModel = modelFromEvents(events, d.warehouse);
     await evolveSchema(batchModel, names, {
       warehouse: ctx.warehouse,
@@ -233,25 +250,57 @@ async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: Merg
     const { maxPosition, maxCommitMs } = extent(events);
     const csv = buildStageCsv(events, model, d);
     const stageLocation = ctx.warehouse.stageLocation(`${batchId}/${model.db}.${model.table}`);
-    const opts = {
+    const opts: MergeOptions = {
       batchId,
       events: events.length,
       maxPosition,
       maxCommitMs,
       history,
+      stageSuffix,
       ...(stageLocation ? { stageLocation } : {}),
     };
-    const steps = planMerge(model, names, d, opts);
-    await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, csv, stageLocation));
-    // The record comes after the data is committed: if this fails, the batch is merged again (a no-op) and recorded.
-    const record = [sql(planBatchRecord(model, names, d, opts))];
-    await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(record, ''));
+    const steps = planMerge(model, names, d, opts).map((st) =>
+      st.kind === 'load' ? { ...st, csv, ...(stageLocation ? { stageLocation } : {}) } : st,
+    );
+    // planMerge's first step is the table's lock: a shared transaction takes every table's lock at once, first.
+    return { key, names, model, opts, steps: steps.slice(1) };
   } catch (err) {
-    // Another merge may have changed the schema under us; re-read it next time.
-    registry.forget(raw[0]!.db, raw[0]!.table);
-    knownHistory.delete(key);
+    forgetTable(raw[0]!.db, raw[0]!.table);
     throw err;
   }
+}
+
+/** Another merge may have changed the schema under us: re-read it next time. */
+function forgetTable(db: string, table: string): void {
+  registry.forget(db, table);
+  knownHistory.delete(`${db}.${table}`);
+}
+
+/**
+ * Runs prepared merges in one transaction: every table's lock first (one LOCK, in name order, so two such
+ * transactions never wait for each other in a circle), then each table's steps; then the batch records in a second,
+ * short transaction (planBatchRecord says why it is separate). Serialization conflicts retry the whole transaction.
+ */
+async function runPrepared(prepared: readonly PreparedRows[], ctx: MergeContext): Promise<void> {
+  const d = ctx.warehouse.dialect;
+  const locks = prepared.map((p) => p.names.state).sort();
+  const steps = [sql(d.lock(locks)), ...prepared.flatMap((p) => p.steps)];
+  const key = prepared.map((p) => p.key).join(',');
+  try {
+    await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
+  } catch (err) {
+    for (const p of prepared) forgetTable(p.model.db, p.model.table);
+    throw err;
+  }
+  // The records come after the data is committed: if this fails, the batch is merged again (a no-op) and recorded.
+  const records = prepared.map((p) => sql(planBatchRecord(p.model, p.names, d, p.opts)));
+  await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(records, ''));
+}
+
+/** Merges one run of row changes of one table (no table-level event among them), in its own transaction. */
+async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: MergeContext): Promise<void> {
+  const prepared = await prepareRows(raw, batchId, ctx);
+  if (prepared) await runPrepared([prepared], ctx);
 }
 
 const sql = (text: string): Step => ({ kind: 'sql', sql: text });
@@ -283,6 +332,108 @@ function defaultSleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** What became of one table's events in a batch of several tables. */
+export type TableOutcome =
+  | { readonly table: string; readonly events: readonly ChangeEvent[]; readonly result: TableResult }
+  | { readonly table: string; readonly events: readonly ChangeEvent[]; readonly error: Error };
+
+export interface MergeTablesOptions {
+  /**
+   * Tables whose merges share one warehouse transaction (as many as fit the Data API's 40 statements). Redshift
+   * serialises commits, so a batch of many small tables commits once per group instead of once per table. A group
+   * that fails is run again table by table, so one failing table never takes the others down with it. @default 1
+   */
+  readonly tablesPerTransaction?: number;
+}
+
+/** The Data API's statements per transaction (BatchExecuteStatement). */
+const MAX_STATEMENTS = 40;
+
+/**
+ * Merges a batch that may hold several tables and says what became of each: every table is attempted, a failure is
+ * that table's alone. Tables with only row changes are merged `tablesPerTransaction` to a transaction; a table with a
+ * table-level event (truncate, rename, …) in the batch is merged on its own.
+ */
+export async function mergeTables(
+  events: readonly ChangeEvent[],
+  batchId: string,
+  ctx: MergeContext,
+  opts: MergeTablesOptions = {},
+): Promise<TableOutcome[]> {
+  const perTransaction = opts.tablesPerTransaction ?? 1;
+  const outcomes: TableOutcome[] = [];
+  const shared: { table: string; events: ChangeEvent[]; prepared?: PreparedRows }[] = [];
+  for (const [table, group] of groupByTable(events)) {
+    if (perTransaction === 1 || group.some((e) => isTableOp(e.op))) {
+      try {
+        outcomes.push({ table, events: group, result: await mergeTable(group, batchId, ctx) });
+      } catch (err) {
+        outcomes.push({ table, events: group, error: err as Error });
+      }
+      continue;
+    }
+    try {
+      const names = tableNames(group[0]!.db, group[0]!.table, ctx.naming);
+      await ensureTableState(ctx, names);
+      const prepared = await prepareRows(group, batchId, ctx, `_${shared.length + 1}`);
+      shared.push({ table, events: group, ...(prepared ? { prepared } : {}) });
+    } catch (err) {
+      outcomes.push({ table, events: group, error: err as Error });
+    }
+  }
+  // Pack the prepared merges: at most `perTransaction` tables and MAX_STATEMENTS statements (one LOCK for all).
+  const packs: (typeof shared)[] = [];
+  let pack: typeof shared = [];
+  let statements = 1;
+  for (const t of shared) {
+    const n = t.prepared?.steps.length ?? 0;
+    if (pack.length > 0 && (pack.length >= perTransaction || statements + n > MAX_STATEMENTS)) {
+      packs.push(pack);
+      pack = [];
+      statements = 1;
+    }
+    pack.push(t);
+    statements += n;
+  }
+  if (pack.length > 0) packs.push(pack);
+  for (const p of packs) {
+    const ready = p.flatMap((t) => (t.prepared ? [t.prepared] : []));
+    let error: Error | undefined;
+    try {
+      if (ready.length > 0) await runPrepared(ready, ctx);
+    } catch (err) {
+      error = err as Error;
+    }
+    for (const t of p) {
+      if (!error || !t.prepared) outcomes.push({ table: t.table, events: t.events, result: tableResult(t.events) });
+      else if (ready.length === 1) outcomes.push({ table: t.table, events: t.events, error });
+      else {
+        // The shared transaction failed (nothing of it committed): each table again on its own, to find the one.
+        try {
+          outcomes.push({ table: t.table, events: t.events, result: await mergeTable(t.events, batchId, ctx) });
+        } catch (err) {
+          outcomes.push({ table: t.table, events: t.events, error: err as Error });
+        }
+      }
+    }
+  }
+  return outcomes;
+}
+
+/** The result of merging one table's events (what `mergeTable` reports). */
+function tableResult(events: readonly ChangeEvent[]): TableResult {
+  const sorted = [...events].sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
+  const { maxPosition, maxCommitMs } = extent(sorted);
+  return {
+    db: sorted[0]!.db,
+    table: sorted[0]!.table,
+    events: events.length,
+    byOp: countLatestOps(sorted),
+    maxCommitMs,
+    maxPosition,
+  };
+}
+
 /**
  * Merges a batch that may hold several tables. Every table is attempted; if some fail, the first poison error (or
  * else the first error) is thrown after the others were applied, so one bad table never holds up the rest.
@@ -292,19 +443,12 @@ export async function mergeEvents(
   batchId: string,
   ctx: MergeContext,
 ): Promise<TableResult[]> {
-  const results: TableResult[] = [];
-  const errors: Error[] = [];
-  for (const group of groupByTable(events).values()) {
-    try {
-      results.push(await mergeTable(group, batchId, ctx));
-    } catch (err) {
-      errors.push(err as Error);
-    }
-  }
+  const outcomes = await mergeTables(events, batchId, ctx);
+  const errors = outcomes.flatMap((o) => ('error' in o ? [o.error] : []));
   if (errors.length > 0) {
     throw (
       errors.find((e) => e instanceof PoisonBatchError) ?? errors.find((e) => e instanceof MergeError) ?? errors[0]!
     );
   }
-  return results;
+  return outcomes.flatMap((o) => ('result' in o ? [o.result] : []));
 }

@@ -55,7 +55,7 @@ export class PostgresWarehouse implements WarehouseClient {
       for (const step of steps) {
         if (step.kind === 'load') {
           current = `COPY ${ident(step.table)} (${step.columns.map(ident).join(', ')}) FROM STDIN WITH (FORMAT csv, NULL '${CSV_NULL}')`;
-          await pipeline(Readable.from([csv]), client.query(copyFrom(current)));
+          await pipeline(Readable.from([step.csv ?? csv]), client.query(copyFrom(current)));
         } else {
           current = step.sql;
           await client.query(step.sql);

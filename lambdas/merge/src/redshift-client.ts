@@ -183,6 +183,10 @@ export class RedshiftDataWarehouse implements WarehouseClient {
     return `s3://${this.props.stagingBucket}/${this.props.stagingPrefix ?? LAKE_STAGING_PREFIX}${name}.csv.gz`;
   }
 
+  private stagingKey(location: string): string {
+    return location.replace(`s3://${this.props.stagingBucket}/`, '');
+  }
+
   async runTransaction(steps: readonly Step[], csv: string, stageLocation?: string): Promise<void> {
     const sqls = steps.map((s) => {
       if (s.kind === 'sql') return s.sql;
@@ -193,20 +197,27 @@ export class RedshiftDataWarehouse implements WarehouseClient {
     const problems = redshiftTransactionProblems(sqls);
     if (problems.length > 0)
       throw new MergeError('CONFIG_INVALID', `plan outside Redshift's grammar: ${problems.join('; ')}`);
-    const key = stageLocation ? stageLocation.replace(`s3://${this.props.stagingBucket}/`, '') : undefined;
-    if (key) {
-      await this.props.s3.send(
-        new PutObjectCommand({
-          Bucket: this.props.stagingBucket,
-          Key: key,
-          Body: gzipSync(csv),
-          ContentType: 'text/csv',
-        }),
-      );
-    }
-    // The staging object is removed only once the transaction is known to have stopped (finished, failed, or
+    // Each load's own staging object (several tables in one transaction), or the transaction's one.
+    const stages = steps.flatMap((s) =>
+      s.kind === 'load' && (s.stageLocation ?? stageLocation)
+        ? [{ key: this.stagingKey((s.stageLocation ?? stageLocation)!), csv: s.csv ?? csv }]
+        : [],
+    );
+    await Promise.all(
+      stages.map((st) =>
+        this.props.s3.send(
+          new PutObjectCommand({
+            Bucket: this.props.stagingBucket,
+            Key: st.key,
+            Body: gzipSync(st.csv),
+            ContentType: 'text/csv',
+          }),
+        ),
+      ),
+    );
+    // The staging objects are removed only once the transaction is known to have stopped (finished, failed, or
     // cancelled and confirmed): a COPY still running must not lose its input. Otherwise the lake's lifecycle rule
-    // on staging/ (lib/constructs/changelog-lake.ts, one day) removes it.
+    // on staging/ (lib/constructs/changelog-lake.ts, one day) removes them.
     let stopped = false;
     try {
       const { Id } = await this.props.client.send(
@@ -220,10 +231,14 @@ export class RedshiftDataWarehouse implements WarehouseClient {
         throw err;
       }
     } finally {
-      if (key && stopped)
-        await this.props.s3
-          .send(new DeleteObjectCommand({ Bucket: this.props.stagingBucket, Key: key }))
-          .catch(() => undefined);
+      if (stopped)
+        await Promise.all(
+          stages.map((st) =>
+            this.props.s3
+              .send(new DeleteObjectCommand({ Bucket: this.props.stagingBucket, Key: st.key }))
+              .catch(() => undefined),
+          ),
+        );
     }
   }
 }
