@@ -5,7 +5,7 @@ import { RedshiftDataClient } from '@aws-sdk/client-redshift-data';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetriableMergeError } from '../../lambdas/merge/src/errors';
-import { mergeEvents, resetSchemaCache } from '../../lambdas/merge/src/merge';
+import { mergeEvents, mergeTables, resetSchemaCache } from '../../lambdas/merge/src/merge';
 import { classifyStatementError, RedshiftDataWarehouse } from '../../lambdas/merge/src/redshift-client';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
@@ -113,6 +113,50 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
           /FROM 's3:\/\/lake\/staging\/[0-9a-f]{32}\.csv\.gz' IAM_ROLE 'arn:aws:iam::123456789012:role\/copy'/,
         );
         expect(sqls.filter((s) => s.startsWith('MERGE'))).toHaveLength(2);
+        const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
+        expect(left.KeyCount ?? 0).toBe(0);
+      },
+    );
+  });
+
+  it('merges several tables in one BatchExecuteStatement within 40 statements, each with its own staging table and CSV', async () => {
+    resetSchemaCache();
+    const tables = ['a', 'b', 'c', 'd', 'e'].map((n) => new TableEvents('shop', n, { id: 'int(11)', v: 'int(11)' }));
+    await withWarehouse(
+      (call) => {
+        if (call.action === 'ExecuteStatement') return { Id: 'ddl' };
+        if (call.action === 'BatchExecuteStatement') return { Id: 'txn' };
+        if (call.action === 'DescribeStatement')
+          return { Id: String(call.body.Id), Status: 'FINISHED', HasResultSet: false };
+        return { Records: [] };
+      },
+      async (w, calls) => {
+        const events = tables.map((t, i) => t.insert({ id: 1, v: i }));
+        const outcomes = await mergeTables(
+          events,
+          'kinesis:shard-0:1-5',
+          {
+            warehouse: w,
+            naming: { stateSchema: 'cdc' },
+            historyTables: new Set(),
+          },
+          { tablesPerTransaction: 4 },
+        );
+        expect(outcomes.map((o) => ('result' in o ? o.table : `failed ${o.table}`))).toEqual(
+          ['a', 'b', 'c', 'd', 'e'].map((n) => `shop.${n}`),
+        );
+        // Four tables' merges in one transaction, their batch records in one short one; then the fifth table's two.
+        const batch = calls.filter((c) => c.action === 'BatchExecuteStatement').map((c) => c.body.Sqls as string[]);
+        expect(batch.map((b) => b.length)).toEqual([33, 4, 9, 1]);
+        const shared = batch[0]!;
+        expect(shared[0]).toBe(
+          'LOCK "cdc"."shop__a__state", "cdc"."shop__b__state", "cdc"."shop__c__state", "cdc"."shop__d__state"',
+        );
+        const copies = shared.filter((s) => s.startsWith('COPY'));
+        expect(copies).toHaveLength(4);
+        expect(new Set(copies.map((c) => /FROM '([^']+)'/.exec(c)![1])).size).toBe(4);
+        expect(new Set(copies.map((c) => /^COPY (\S+)/.exec(c)![1])).size).toBe(4);
+        expect(batch[1]!.every((s) => s.startsWith('INSERT INTO "cdc"."merge_batches"'))).toBe(true);
         const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
         expect(left.KeyCount ?? 0).toBe(0);
       },

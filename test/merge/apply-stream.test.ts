@@ -1,0 +1,298 @@
+/**
+ * The stream apply (lambdas/merge/src/apply-stream.ts) against a real PostgreSQL and a real S3 emulator: batches of
+ * Kinesis records merged with the lake path's semantics, and its failure policy (hand off a failing table, keep
+ * undecodable records, retry in place only when the warehouse does not answer).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { KinesisStreamEvent } from 'aws-lambda';
+import pg from 'pg';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { ObjectRef } from '../../lambdas/merge/src/apply-object';
+import { processObject } from '../../lambdas/merge/src/apply-object';
+import {
+  applyStreamBatch,
+  batchResponse,
+  recordsFromKinesisEvent,
+  type StreamApplyPolicy,
+  type StreamRecord,
+} from '../../lambdas/merge/src/apply-stream';
+import { decodeBody } from '../../lambdas/merge/src/batch';
+import type { MergeContext } from '../../lambdas/merge/src/merge';
+import type { Step } from '../../lambdas/merge/src/merge-plan';
+import { PostgresWarehouse } from '../../lambdas/merge/src/postgres-client';
+import { localAwsClientConfig } from '../../local/services/aws-config';
+import { type Emulator, startEmulator } from '../../local/services/emulators';
+import type { ChangeEvent } from '../../shared/change-event';
+import { lakePartitionPrefix } from '../../shared/lake-layout';
+import { ndjson, TableEvents } from './support/event-factory';
+import { type PgHarness, startPgHarness } from './support/postgres-merge';
+
+const dir = mkdtempSync(join(tmpdir(), 'cdc-stream-apply-'));
+let h: PgHarness;
+let s3emu: Emulator;
+let s3: S3Client;
+
+beforeAll(async () => {
+  [h, s3emu] = await Promise.all([startPgHarness(), startEmulator('s3', { dir })]);
+  s3 = new S3Client(localAwsClientConfig(s3emu.endpoint));
+  await s3.send(new CreateBucketCommand({ Bucket: 'lake' }));
+});
+afterAll(async () => {
+  await Promise.all([h?.close(), s3emu?.stop()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  await h.reset();
+});
+
+let seq = 0;
+/** Kinesis records of some events, one shard, increasing sequence numbers. */
+function records(events: readonly (ChangeEvent | string)[], shardId = 'shardId-000000000000'): StreamRecord[] {
+  return events.map((e) => ({
+    shardId,
+    sequenceNumber: String(10_000_000 + ++seq).padStart(56, '0'),
+    data: Buffer.from(typeof e === 'string' ? e : JSON.stringify(e)),
+  }));
+}
+
+/** A policy that records what it is asked (its S3 side is the real emulator). */
+function recordingPolicy() {
+  const queued: { ref: ObjectRef; table: string; reason: string }[] = [];
+  const setAside: { ref: ObjectRef; table: string | null; reason: string; code: string }[] = [];
+  const policy: StreamApplyPolicy = {
+    bucket: 'lake',
+    enqueue: async (ref, table, reason) => {
+      queued.push({ ref, table, reason });
+    },
+    setAside: async (ref, table, reason, code) => {
+      setAside.push({ ref, table, reason, code });
+    },
+  };
+  return { policy, queued, setAside };
+}
+
+/** The real PostgreSQL warehouse, counting its transactions (what goes to the server is untouched). */
+function countingCtx(): { ctx: MergeContext; transactions: Step[][] } {
+  const base = h.ctx();
+  const transactions: Step[][] = [];
+  const w = base.warehouse as PostgresWarehouse;
+  const warehouse = Object.create(w) as PostgresWarehouse;
+  warehouse.runTransaction = async (steps: readonly Step[], csv: string) => {
+    transactions.push([...steps]);
+    return w.runTransaction(steps, csv);
+  };
+  return { ctx: { ...base, warehouse }, transactions };
+}
+
+async function readObject(ref: ObjectRef): Promise<string> {
+  const res = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
+  return decodeBody(await res.Body!.transformToByteArray());
+}
+
+describe('stream apply', () => {
+  it('merges a batch of several tables, four to a transaction, and each replica equals its changes', async () => {
+    const tables = ['t1', 't2', 't3', 't4', 't5', 't6'].map(
+      (n) => new TableEvents('shop', n, { id: 'int(11)', v: 'varchar(20)' }),
+    );
+    const events = tables.flatMap((t) => [
+      t.insert({ id: 1, v: 'a' }),
+      t.insert({ id: 2, v: 'b' }),
+      t.update({ id: 1, v: 'a' }, { id: 1, v: 'a2' }),
+      t.delete({ id: 2, v: 'b' }),
+    ]);
+    const { ctx, transactions } = countingCtx();
+    const { policy, queued } = recordingPolicy();
+    const out = await applyStreamBatch(records(events), s3, ctx, policy, { tablesPerTransaction: 4 });
+    expect(out.retryFrom).toBeUndefined();
+    expect(queued).toEqual([]);
+    expect(out.results.map((r) => r.table)).toEqual(['t1', 't2', 't3', 't4', 't5', 't6']);
+    for (const t of tables) expect(await h.rows(`SELECT id, v FROM shop.${t.table}`)).toEqual([{ id: 1, v: 'a2' }]);
+    // Data transactions (those with a load): 4 tables, then 2; not one per table.
+    const data = transactions.filter((steps) => steps.some((s) => s.kind === 'load'));
+    expect(data.map((steps) => steps.filter((s) => s.kind === 'load').length)).toEqual([4, 2]);
+  });
+
+  it('converges to the same replica whether a batch is applied once, replayed, split, reversed or also by the lake path', async () => {
+    const t = new TableEvents('shop', 'orders', { id: 'int(11)', total: 'int(11)' });
+    const u = new TableEvents('shop', 'lines', { id: 'int(11)', qty: 'int(11)' });
+    const events = [
+      t.insert({ id: 1, total: 10 }),
+      u.insert({ id: 7, qty: 1 }),
+      t.update({ id: 1, total: 10 }, { id: 2, total: 10 }), // key-changing update
+      t.insert({ id: 3, total: 30 }),
+      u.update({ id: 7, qty: 1 }, { id: 7, qty: 5 }),
+      t.delete({ id: 3, total: 30 }),
+      u.insert({ id: 8, qty: 2 }),
+    ];
+    const snapshot = async () => ({
+      orders: await h.rows('SELECT id, total FROM shop.orders ORDER BY id'),
+      lines: await h.rows('SELECT id, qty FROM shop.lines ORDER BY id'),
+    });
+    const { policy } = recordingPolicy();
+    const ctx = h.ctx();
+    await applyStreamBatch(records(events), s3, ctx, policy);
+    const once = await snapshot();
+    expect(once).toEqual({
+      orders: [{ id: 2, total: 10 }],
+      lines: [
+        { id: 7, qty: 5 },
+        { id: 8, qty: 2 },
+      ],
+    });
+
+    // Replayed as it was, then split in two and reversed, then the second half before the first.
+    await applyStreamBatch(records(events), s3, ctx, policy);
+    await applyStreamBatch(records(events.slice(4)), s3, ctx, policy);
+    await applyStreamBatch(records([...events].reverse()), s3, ctx, policy);
+    expect(await snapshot()).toEqual(once);
+
+    // A fresh warehouse fed half by each path, out of order, converges to the same replica.
+    await h.reset();
+    await applyStreamBatch(records(events.slice(3)), s3, ctx, policy);
+    for (const [i, table] of [
+      [0, 'orders'],
+      [1, 'lines'],
+    ] as const) {
+      const group = events.slice(0, 3).filter((e) => e.table === table);
+      const key = `${lakePartitionPrefix('shop', table, new Date())}both-${i}.gz`;
+      await s3.send(new PutObjectCommand({ Bucket: 'lake', Key: key, Body: gzipSync(ndjson(group)) }));
+      expect((await processObject({ bucket: 'lake', key }, s3, ctx)).kind).toBe('merged');
+    }
+    // And the lake path replaying every event once more changes nothing.
+    const all = `${lakePartitionPrefix('shop', 'orders', new Date())}replay.gz`;
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: 'lake',
+        Key: all,
+        Body: gzipSync(ndjson(events.filter((e) => e.table === 'orders'))),
+      }),
+    );
+    expect((await processObject({ bucket: 'lake', key: all }, s3, ctx)).kind).toBe('merged');
+    expect(await snapshot()).toEqual(once);
+  });
+
+  it('hands a table whose merge fails off to the lake path, and merges the other tables of the batch', async () => {
+    const good = new TableEvents('shop', 'good', { id: 'int(11)', v: 'int(11)' });
+    const bad = new TableEvents('shop', 'bad', { id: 'int(11)', v: 'int(11)' });
+    const ctx = h.ctx();
+    const { policy, queued } = recordingPolicy();
+    // Create both replicas, then make the bad one refuse writes (a real PostgreSQL trigger: the table's problem).
+    await applyStreamBatch(records([good.insert({ id: 1, v: 1 }), bad.insert({ id: 1, v: 1 })]), s3, ctx, policy);
+    await h.pool.query(
+      `CREATE FUNCTION shop.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'replica refuses writes'; END $$;
+       CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON shop.bad FOR EACH ROW EXECUTE FUNCTION shop.refuse()`,
+    );
+    const batch = records([good.insert({ id: 2, v: 2 }), bad.insert({ id: 2, v: 2 }), good.insert({ id: 3, v: 3 })]);
+    const out = await applyStreamBatch(batch, s3, ctx, policy);
+    expect(out.retryFrom).toBeUndefined();
+    expect(batchResponse(out)).toEqual({ batchItemFailures: [] });
+    expect(await h.rows('SELECT id FROM shop.good ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }]);
+    expect(queued).toHaveLength(1);
+    expect(queued[0]!.table).toBe('shop.bad');
+    expect(queued[0]!.reason).toMatch(/^shop\.bad: .*replica refuses writes/);
+    expect(queued[0]!.ref.key).toMatch(
+      /^handoff\/source_db=shop\/source_table=bad\/dt=\d{4}-\d{2}-\d{2}\/hour=\d{2}\//,
+    );
+    const parked = (await readObject(queued[0]!.ref)).trim().split('\n');
+    expect(parked.map((l) => (JSON.parse(l) as ChangeEvent).after)).toEqual([{ id: 2, v: 2 }]);
+
+    // Once the cause is gone, the lake path merges the handed-off object and the replica catches up.
+    await h.pool.query('DROP TRIGGER refuse ON shop.bad');
+    expect((await processObject(queued[0]!.ref, s3, ctx)).kind).toBe('merged');
+    expect(await h.rows('SELECT id FROM shop.bad ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
+  });
+
+  it('retries the batch in place, handing nothing off, when the warehouse does not answer', async () => {
+    const t = new TableEvents('shop', 'orders', { id: 'int(11)' });
+    const deadPool = new pg.Pool({ connectionString: 'postgres://nobody@127.0.0.1:1/none', max: 1 });
+    deadPool.on('error', () => undefined);
+    const ctx: MergeContext = { ...h.ctx(), warehouse: new PostgresWarehouse(deadPool) };
+    const { policy, queued, setAside } = recordingPolicy();
+    const batch = records([t.insert({ id: 1 }), t.insert({ id: 2 })]);
+    const out = await applyStreamBatch(batch, s3, ctx, policy);
+    await deadPool.end();
+    expect(out.retryFrom?.sequenceNumber).toBe(batch[0]!.sequenceNumber);
+    expect(out.retryFrom?.reason).toMatch(/warehouse does not answer/);
+    expect(batchResponse(out)).toEqual({ batchItemFailures: [{ itemIdentifier: batch[0]!.sequenceNumber }] });
+    expect([queued, setAside]).toEqual([[], []]);
+  });
+
+  it('keeps a record that is not a change event under errors/stream/ with its reason and merges the rest', async () => {
+    const t = new TableEvents('shop', 'orders', { id: 'int(11)' });
+    const { policy, setAside } = recordingPolicy();
+    const batch = records([t.insert({ id: 1 }), '{"v":1,"op":"insert",truncated', t.insert({ id: 2 })]);
+    const out = await applyStreamBatch(batch, s3, h.ctx(), policy);
+    expect(out.retryFrom).toBeUndefined();
+    expect(await h.rows('SELECT id FROM shop.orders ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
+    expect(out.undecodable).toEqual([{ sequenceNumber: batch[1]!.sequenceNumber, reason: expect.any(String) }]);
+    expect(setAside).toHaveLength(1);
+    expect(setAside[0]!.code).toBe('BATCH_UNDECODABLE');
+    expect(setAside[0]!.ref.key).toMatch(/^errors\/stream\/shardId-000000000000\//);
+    const kept = JSON.parse(await readObject(setAside[0]!.ref)) as { records: { data: string; reason: string }[] };
+    expect(Buffer.from(kept.records[0]!.data, 'base64').toString()).toBe('{"v":1,"op":"insert",truncated');
+    expect(kept.records[0]!.reason).toMatch(/not JSON/);
+  });
+
+  it('follows claim checks, and sets an event whose claim-check object is gone aside with its table', async () => {
+    const t = new TableEvents('shop', 'items', { id: 'int(11)', name: 'varchar(50)' });
+    const big = t.insert({ id: 2, name: 'parked in S3' });
+    await s3.send(new PutObjectCommand({ Bucket: 'lake', Key: 'claim-check/big.json', Body: JSON.stringify(big) }));
+    const pointer = { ...big, after: null, claim_check: { bucket: 'lake', key: 'claim-check/big.json', bytes: 1 } };
+    const lost = t.insert({ id: 3, name: 'lost' });
+    const lostPointer = {
+      ...lost,
+      after: null,
+      claim_check: { bucket: 'lake', key: 'claim-check/gone.json', bytes: 1 },
+    };
+    const { policy, setAside } = recordingPolicy();
+    const out = await applyStreamBatch(
+      records([t.insert({ id: 1, name: 'a' }), pointer, lostPointer]),
+      s3,
+      h.ctx(),
+      policy,
+    );
+    expect(out.retryFrom).toBeUndefined();
+    expect(await h.rows('SELECT id, name FROM shop.items ORDER BY id')).toEqual([
+      { id: 1, name: 'a' },
+      { id: 2, name: 'parked in S3' },
+    ]);
+    expect(setAside.map((s) => [s.table, s.code])).toEqual([['shop.items', 'OBJECT_MISSING']]);
+  });
+
+  it("reads Lambda's Kinesis event (base64 data, shard from the event id) and answers with the record to retry from", () => {
+    const event = {
+      Records: [
+        {
+          eventID: 'shardId-000000000003:4961',
+          kinesis: {
+            sequenceNumber: '4961',
+            data: Buffer.from('{"a":1}').toString('base64'),
+            approximateArrivalTimestamp: 1764547200.5,
+          },
+        },
+      ],
+    } as unknown as KinesisStreamEvent;
+    const [r] = recordsFromKinesisEvent(event);
+    expect(r).toEqual({
+      shardId: 'shardId-000000000003',
+      sequenceNumber: '4961',
+      data: Buffer.from('{"a":1}'),
+      arrivalMs: 1764547200500,
+    });
+    expect(
+      batchResponse({
+        results: [],
+        events: [],
+        handedOff: [],
+        undecodable: [],
+        retryFrom: { sequenceNumber: '4961', reason: 'x' },
+      }),
+    ).toEqual({
+      batchItemFailures: [{ itemIdentifier: '4961' }],
+    });
+  });
+});
