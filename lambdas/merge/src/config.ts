@@ -46,13 +46,14 @@ const schema = z
     HANDOFF_QUEUE_URL: z.string().url().optional(),
     /**
      * Tables merged in one warehouse transaction by the stream apply (Redshift serialises commits: fewer, larger
-     * commits cost less than one per table). 1: one transaction per table. At most 4 fit the Data API's 40 statements.
+     * commits cost less than one per table). 1: one transaction per table. An upper bound: a transaction never holds
+     * more statements than the Data API's 40 (4 tables with today's plan).
      */
     TABLES_PER_TRANSACTION: z.coerce
       .number()
       .int('must be a whole number')
       .min(1, 'must be ≥ 1')
-      .max(4, 'must be ≤ 4 (40 statements per Data API transaction)')
+      .max(8, 'must be ≤ 8')
       .default(4),
   })
   .superRefine((c, ctx) => {
