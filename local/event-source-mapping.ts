@@ -35,6 +35,9 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { KinesisStreamBatchResponse, KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda';
 import { LAKE_ERROR_PREFIX } from '../shared/lake-layout';
 
+/** PostgreSQL application_name of the process that runs this mapping with the merge (local/stream-apply-main.ts). */
+export const STREAM_APPLY_APPLICATION_NAME = 'local-stream-apply';
+
 /** Where batches out of retries are kept, under the lake bucket: `<prefix><shardId>/<firstSeq>-<lastSeq>.json`. */
 export const STREAM_APPLY_FAILURE_PREFIX = `${LAKE_ERROR_PREFIX}stream-apply/`;
 

@@ -1,12 +1,13 @@
 /**
- * The local stand-in's dead-letter place and its redrive, shared by the stand-in (local/firehose.ts), `npx cdc status`
- * and `npx cdc redrive`. Pure: names, shapes and the per-table summary; the I/O stays with its callers.
+ * The local merge's dead-letter place and its redrive, shared by the merge queues (local/merge-queue.ts: the Firehose
+ * stand-in's and the stream apply's), `npx cdc status` and `npx cdc redrive`. Pure: names, shapes and the per-table summary; the I/O stays with its callers.
  *
  * An object whose merge ran out of attempts (or was poison) is set aside as `errors/merge/<object key>.json` holding a
  * {@link SetAsideReport}. A redrive (SQS "Start DLQ redrive" in AWS) is asked for by writing a {@link RedriveRequest}
- * to `<state file>.redrive`; the running stand-in queues the set-aside objects again with fresh attempts, removes their
- * reports, and answers in `<state file>.redrive.done` ({@link RedriveResult}). Through files, because only the
- * stand-in may write its retry queue.
+ * to `<firehose state file>.redrive`; the merge queue of the running pipeline that serves redrives (the stand-in's in
+ * lake apply, the stream apply's otherwise) queues the set-aside objects again with fresh attempts, removes their
+ * reports, and answers in `<firehose state file>.redrive.done` ({@link RedriveResult}). Through files, because only
+ * the process that owns a queue may write it.
  */
 import { LAKE_ERROR_PREFIX, parseLakeKey } from '../shared/lake-layout';
 
@@ -15,6 +16,13 @@ export const MERGE_DEAD_LETTER_PREFIX = `${LAKE_ERROR_PREFIX}merge/`;
 
 /** The stand-in's state file in the local run's folder (local/pipeline.ts sets FIREHOSE_STATE_FILE to it). */
 export const FIREHOSE_STATE_FILE_NAME = 'firehose-state.json';
+/**
+ * The stream apply's state file (its per-shard checkpoints; local/pipeline.ts sets STREAM_APPLY_STATE_FILE to it);
+ * its merge queue of handed-off objects is `<it>.retrying`, beside the stand-in's.
+ */
+export const STREAM_APPLY_STATE_FILE_NAME = 'stream-apply-state.json';
+/** Every merge queue of a local run, by state file name: `npx cdc status` reads each one's `.retrying`. */
+export const MERGE_QUEUE_STATE_FILE_NAMES = [FIREHOSE_STATE_FILE_NAME, STREAM_APPLY_STATE_FILE_NAME] as const;
 
 export interface SetAsideReport {
   /** The changelog object's key in the lake bucket (still there: setting aside copies nothing). */

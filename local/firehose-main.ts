@@ -1,8 +1,9 @@
 /**
- * The local Firehose stand-in (and the merge it hands objects to) as its own process, so the local pipeline and the
+ * The local Firehose stand-in (and, in lake apply, the merge it hands objects to) as its own process, so the local pipeline and the
  * end-to-end tests can kill it at any moment, as a Lambda or a Firehose delivery can die in AWS. Configured only by
  * its environment: the merge's variables (WAREHOUSE=postgres, POSTGRES_URL, REPLICA_SCHEMA, CHANGELOG_SCHEMA,
- * HISTORY_TABLES, AWS_ENDPOINT_S3, PIPELINE_ID; lambdas/merge/src/config.ts) plus the delivery's own below.
+ * HISTORY_TABLES, AWS_ENDPOINT_S3, PIPELINE_ID; lambdas/merge/src/config.ts) plus the delivery's own below
+ * (`MERGE_OBJECTS=false`: lake only, the stream apply merges).
  *
  * stdout: one JSON line per event (`ready`, `merged`, `error`, `value-nulled`), read by local/pipeline.ts for its status
  * line (`value-nulled`: a date the warehouse cannot hold, staged as NULL; the Lambda counts it as `ValuesNulled`).
@@ -45,6 +46,14 @@ const schema = z.object({
    * set-aside object with a reason, instead of a lane held forever.
    */
   MERGE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).max(900_000).default(60_000),
+  /**
+   * Whether delivered objects are merged (lake apply). `false` when the stream apply merges (the default of the local
+   * pipeline): the stand-in then only writes the lake and the raw changelog, as Firehose does in AWS.
+   */
+  MERGE_OBJECTS: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
 });
 
 function say(event: string, fields: Record<string, unknown> = {}): void {
@@ -95,6 +104,7 @@ async function main(): Promise<void> {
     maxDeliveryAttempts: config.DELIVERY_MAX_ATTEMPTS,
     retryBackoffMs: config.DELIVERY_RETRY_BACKOFF_MS,
     mergeConcurrency: config.MERGE_CONCURRENCY,
+    mergeObjects: config.MERGE_OBJECTS,
     onMerged: (results, events, key) =>
       say('merged', {
         key,

@@ -260,8 +260,13 @@ export class LocalMergeQueue {
    * The local dead-letter place: `errors/merge/<key>.json` with the reason next to the object (which stays where it
    * is), and the pipeline keeps going. Also the stream apply's policy for a table it sets aside at once (poison).
    */
-  async setAside(key: string, reason: string, attempts: number, firstFailedAt = Date.now()): Promise<void> {
-    const table = tableOfKey(key);
+  async setAside(
+    key: string,
+    reason: string,
+    attempts: number,
+    firstFailedAt = Date.now(),
+    table: string | null = tableOfKey(key),
+  ): Promise<void> {
     const report: SetAsideReport = {
       object: key,
       table,

@@ -1,8 +1,9 @@
 /**
  * The whole pipeline on one machine: private MariaDB and PostgreSQL, Kinesis/DynamoDB/S3 emulators, the real
- * producer and the local Firehose stand-in with the real merge (two child processes, configured only by their
- * environment, each started again when it dies). Used by `npm run local` (local/main.ts), the end-to-end tests and
- * the freshness benchmark.
+ * producer, the local Firehose stand-in (the lake and the raw changelog) and the stream apply (the event source
+ * mapping stand-in invoking the real merge), each a child process configured only by its environment and started
+ * again when it dies. `applySource: 'lake'` merges the stand-in's objects instead (no stream apply), `'both'` does
+ * both into one warehouse. Used by `npm run local` (local/main.ts), the end-to-end tests and the freshness benchmark.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,8 @@ import { CreateStreamCommand, KinesisClient, ListStreamsCommand } from '@aws-sdk
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { checkMappingSettings } from './event-source-mapping';
+import { FIREHOSE_STATE_FILE_NAME, STREAM_APPLY_STATE_FILE_NAME } from './firehose-dead-letters';
 import { localAwsClientConfig } from './services/aws-config';
 import { createCheckpointTable } from './services/checkpoint-table';
 import { type Emulator, startEmulator } from './services/emulators';
@@ -59,7 +62,34 @@ export interface PipelineOptions {
   readonly streamApply?: StreamApplyOptions;
 }
 
-export type ApplySource = 'stream' | 'lake' | 'both';
+export const APPLY_SOURCES = ['stream', 'lake', 'both'] as const;
+export type ApplySource = (typeof APPLY_SOURCES)[number];
+
+export { STREAM_APPLY_APPLICATION_NAME } from './event-source-mapping';
+
+/** One JSON line of the Firehose stand-in or the stream apply (their stdout). */
+interface ChildLine {
+  event?: string;
+  rows?: number;
+  maxCommitMs?: number;
+  error?: string;
+  key?: string;
+  reason?: string;
+}
+
+/** Refuses options the child processes would refuse, before anything starts, naming the field and the value. */
+export function checkPipelineOptions(opts: Pick<PipelineOptions, 'applySource' | 'streamApply'>): void {
+  if (opts.applySource !== undefined && !APPLY_SOURCES.includes(opts.applySource))
+    throw new RangeError(
+      `applySource must be one of ${APPLY_SOURCES.join(', ')}, got ${JSON.stringify(opts.applySource)}`,
+    );
+  checkMappingSettings({
+    batchSize: opts.streamApply?.batchSize ?? 100,
+    batchingWindowMs: opts.streamApply?.batchingWindowMs ?? 0,
+    pollMs: opts.streamApply?.pollMs ?? 1000,
+    maxRetryAttempts: 3,
+  });
+}
 
 export interface StreamApplyOptions {
   /** MaximumBatchingWindowInSeconds, in ms. @default 0 (invoke with what one poll got) */
@@ -93,23 +123,29 @@ export interface Pipeline {
   producer(): ChildProcess | undefined;
   /** Kill the running producer (tests); the pipeline starts a new one, as ECS would. */
   killProducer(signal?: NodeJS.Signals): Promise<void>;
-  /** Kill the Firehose stand-in + merge process (tests); the pipeline starts a new one. */
+  /** Kill the Firehose stand-in (+ merge, in lake apply) process (tests); the pipeline starts a new one. */
   killFirehose(signal?: NodeJS.Signals): Promise<void>;
+  /** Kill the stream apply process (tests; not with applySource 'lake'); the pipeline starts a new one. */
+  killApply(signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
 }
 
 export interface PipelineStats {
   /** Rows the producer reported captured (its RowsCaptured metric), over all its restarts. */
   captured: number;
-  /** Rows the merge applied (events in merged objects; re-deliveries count again). */
+  /**
+   * Rows the merge applied (events in merged stream batches and objects; re-deliveries count again, and with
+   * applySource 'both' each row counts once per path).
+   */
   applied: number;
-  /** Seconds between the newest commit in the last merged object and the end of that merge. */
+  /** Seconds between the newest commit in the last merged batch or object and the end of that merge. */
   lastFreshnessS: number;
   /** The producer's last SecondsBehindSource. */
   secondsBehind: number;
-  /** Times the producer and the Firehose stand-in were started. */
+  /** Times the producer, the Firehose stand-in and the stream apply were started. */
   producerStarts: number;
   firehoseStarts: number;
+  applyStarts: number;
   /** When producers exited non-zero (newest last, at most 20): several in a short time is a crash loop. */
   producerFailedAt: number[];
   errors: string[];
@@ -147,6 +183,7 @@ function lines(stream: NodeJS.ReadableStream, each: (line: string) => void): voi
 }
 
 export async function startPipeline(opts: PipelineOptions): Promise<Pipeline> {
+  checkPipelineOptions(opts);
   const log = opts.log ?? (() => undefined);
   const database = opts.database ?? 'shop';
   mkdirSync(opts.dir, { recursive: true });
@@ -196,7 +233,8 @@ async function assemble(
   if (!(await kinesis.send(new ListStreamsCommand({}))).StreamNames?.includes(STREAM)) {
     await kinesis.send(new CreateStreamCommand({ StreamName: STREAM, ShardCount: 2 }));
     // A new stream: shard positions of an earlier run mean nothing any more.
-    rmSync(join(opts.dir, 'firehose-state.json'), { force: true });
+    rmSync(join(opts.dir, FIREHOSE_STATE_FILE_NAME), { force: true });
+    rmSync(join(opts.dir, STREAM_APPLY_STATE_FILE_NAME), { force: true });
   }
   await createCheckpointTable(dynamo, CHECKPOINT_TABLE);
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
@@ -224,6 +262,7 @@ async function assemble(
     secondsBehind: 0,
     producerStarts: 0,
     firehoseStarts: 0,
+    applyStarts: 0,
     producerFailedAt: [],
     errors: [],
   };
@@ -235,65 +274,133 @@ async function assemble(
   let stopping = false;
   const alive = (c: ChildProcess | undefined): c is ChildProcess => !!c && c.exitCode === null && c.signalCode === null;
 
-  // The Firehose stand-in and the merge run in their own process, so tests can kill them at any moment.
-  let firehose: ChildProcess | undefined;
-  const firehoseLog = join(opts.dir, 'firehose.log');
-  const startFirehose = async (): Promise<ChildProcess> => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'local/firehose-main.ts')], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        WAREHOUSE: 'postgres',
-        POSTGRES_URL: postgres.url,
-        CHANGELOG_SCHEMA: 'cdc',
-        // Explicit, so a REPLICA_SCHEMA or HISTORY_TABLES in the caller's environment cannot move the replicas away
-        // from where endpoints.json says they are.
-        REPLICA_SCHEMA: database,
-        HISTORY_TABLES: '',
-        PIPELINE_ID: 'local',
-        AWS_ENDPOINT_S3: s3Emu.endpoint,
-        AWS_ENDPOINT_KINESIS: kinesisEmu.endpoint,
-        STREAM_NAME: STREAM,
-        LAKE_BUCKET: BUCKET,
-        FIREHOSE_STATE_FILE: join(opts.dir, 'firehose-state.json'),
-        BUFFER_INTERVAL_MS: String(opts.bufferMs ?? 1000),
-      },
-    });
-    stats.firehoseStarts++;
-    firehose = child;
-    let ready!: () => void;
-    const isReady = new Promise<void>((r) => {
-      ready = r;
-    });
-    lines(child.stdout, (line) => {
-      append(firehoseLog, `${line}\n`);
-      let m: { event?: string; rows?: number; maxCommitMs?: number; error?: string };
-      try {
-        m = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (m.event === 'ready') ready();
-      else if (m.event === 'merged') {
-        stats.applied += m.rows ?? 0;
-        if (Number.isFinite(m.maxCommitMs)) stats.lastFreshnessS = (Date.now() - m.maxCommitMs!) / 1000;
-      } else if (m.event === 'error' || m.event === 'fatal') note('firehose/merge', m.error ?? line);
-    });
-    child.stderr.on('data', (d: Buffer) => append(firehoseLog, d));
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.once('exit', (code, signal) => {
-      if (stopping || firehose !== child) return;
-      note('firehose', `exited (${signal ?? code}); starting it again`);
-      setTimeout(() => {
-        if (!stopping) void startFirehose().catch((e: Error) => note('firehose restart failed', e.message));
-      }, 500);
-    });
-    await Promise.race([isReady, exited]);
-    return child;
+  // The Firehose stand-in and the stream apply run in their own processes, so tests can kill them at any moment; each
+  // is started again when it dies, as Firehose and Lambda carry on in AWS.
+  const applySource = opts.applySource ?? 'stream';
+  const mergeEnv = {
+    ...process.env,
+    WAREHOUSE: 'postgres',
+    POSTGRES_URL: postgres.url,
+    CHANGELOG_SCHEMA: 'cdc',
+    // Explicit, so a REPLICA_SCHEMA or HISTORY_TABLES in the caller's environment cannot move the replicas away
+    // from where endpoints.json says they are.
+    REPLICA_SCHEMA: database,
+    HISTORY_TABLES: '',
+    PIPELINE_ID: 'local',
+    AWS_ENDPOINT_S3: s3Emu.endpoint,
+    AWS_ENDPOINT_KINESIS: kinesisEmu.endpoint,
+    STREAM_NAME: STREAM,
+    LAKE_BUCKET: BUCKET,
   };
-  await startFirehose();
-  if (!alive(firehose)) throw new Error(`the local Firehose stand-in did not start; see ${firehoseLog}`);
+  /** A merge (of a stream batch or of an object) reached the replicas: rows applied, and the freshness it left. */
+  const applied = (m: { rows?: number; maxCommitMs?: number }) => {
+    stats.applied += m.rows ?? 0;
+    if (Number.isFinite(m.maxCommitMs)) stats.lastFreshnessS = (Date.now() - m.maxCommitMs!) / 1000;
+  };
+  const firehose = supervised({
+    name: 'firehose',
+    what: 'the local Firehose stand-in',
+    script: 'local/firehose-main.ts',
+    logFile: join(opts.dir, 'firehose.log'),
+    env: {
+      ...mergeEnv,
+      FIREHOSE_STATE_FILE: join(opts.dir, FIREHOSE_STATE_FILE_NAME),
+      BUFFER_INTERVAL_MS: String(opts.bufferMs ?? 1000),
+      // Stream apply: the stand-in keeps the lake and the raw changelog, the stream apply merges.
+      MERGE_OBJECTS: String(applySource !== 'stream'),
+    },
+    onStart: () => stats.firehoseStarts++,
+    onLine: (m, line) => {
+      if (m.event === 'merged') applied(m);
+      else if (m.event === 'error' || m.event === 'fatal') note('firehose/merge', m.error ?? line);
+    },
+  });
+  const streamApply = supervised({
+    name: 'stream-apply',
+    what: 'the local stream apply',
+    script: 'local/stream-apply-main.ts',
+    logFile: join(opts.dir, 'stream-apply.log'),
+    env: {
+      ...mergeEnv,
+      STREAM_APPLY_STATE_FILE: join(opts.dir, STREAM_APPLY_STATE_FILE_NAME),
+      // One queue per run serves `npx cdc redrive`: the stand-in's in lake apply, this one's otherwise.
+      ...(applySource === 'stream' ? { REDRIVE_STATE_FILE: join(opts.dir, FIREHOSE_STATE_FILE_NAME) } : {}),
+      ...(opts.streamApply?.batchSize !== undefined ? { BATCH_SIZE: String(opts.streamApply.batchSize) } : {}),
+      ...(opts.streamApply?.batchingWindowMs !== undefined
+        ? { BATCHING_WINDOW_MS: String(opts.streamApply.batchingWindowMs) }
+        : {}),
+      ...(opts.streamApply?.pollMs !== undefined ? { POLL_MS: String(opts.streamApply.pollMs) } : {}),
+    },
+    onStart: () => stats.applyStarts++,
+    onLine: (m, line) => {
+      if (m.event === 'applied' || m.event === 'merged') applied(m);
+      else if (m.event === 'set-aside') note('stream-apply', `set aside ${m.key}: ${m.reason}`);
+      else if (m.event === 'error' || m.event === 'fatal') note('stream-apply', m.error ?? line);
+    },
+  });
+
+  /**
+   * Starts a child process configured by its environment, resolves once it says `ready` (or exits), and starts it
+   * again 500 ms after it dies, until the pipeline stops.
+   */
+  function supervised(spec: {
+    name: string;
+    what: string;
+    script: string;
+    logFile: string;
+    env: NodeJS.ProcessEnv;
+    onStart: () => void;
+    onLine: (m: ChildLine, line: string) => void;
+  }): { current: () => ChildProcess | undefined; start: () => Promise<ChildProcess> } {
+    let current: ChildProcess | undefined;
+    const start = async (): Promise<ChildProcess> => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, spec.script)], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: spec.env,
+      });
+      spec.onStart();
+      current = child;
+      let ready!: () => void;
+      const isReady = new Promise<void>((r) => {
+        ready = r;
+      });
+      lines(child.stdout, (line) => {
+        append(spec.logFile, `${line}\n`);
+        let m: ChildLine;
+        try {
+          m = JSON.parse(line);
+        } catch {
+          return;
+        }
+        if (m.event === 'ready') ready();
+        else spec.onLine(m, line);
+      });
+      child.stderr.on('data', (d: Buffer) => append(spec.logFile, d));
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.once('exit', (code, signal) => {
+        if (stopping || current !== child) return;
+        note(spec.name, `exited (${signal ?? code}); starting it again`);
+        setTimeout(() => {
+          if (!stopping) void start().catch((e: Error) => note(`${spec.name} restart failed`, e.message));
+        }, 500);
+      });
+      await Promise.race([isReady, exited]);
+      if (!alive(child)) throw new Error(`${spec.what} did not start; see ${spec.logFile}`);
+      return child;
+    };
+    return { current: () => current, start };
+  }
+
+  await firehose.start();
+  if (applySource !== 'lake') await streamApply.start();
+  log(
+    applySource === 'stream'
+      ? 'applying from the stream (event source mapping stand-in); the Firehose stand-in writes the lake'
+      : applySource === 'lake'
+        ? 'applying from the lake (the Firehose stand-in merges its objects)'
+        : 'applying from both the stream and the lake into one warehouse',
+  );
 
   const endpoints: Endpoints = {
     mysql: { host: maria.host, port: maria.port, user: maria.user, password: maria.password, database },
@@ -307,6 +414,16 @@ async function assemble(
       bucket: BUCKET,
       checkpointTable: CHECKPOINT_TABLE,
     },
+  };
+
+  const kill = async (current: () => ChildProcess | undefined, what: string, signal: NodeJS.Signals) => {
+    const target = await waitFor(what, async () => {
+      const c = current();
+      return alive(c) ? c : undefined;
+    });
+    const exited = new Promise((r) => target.once('exit', r));
+    target.kill(signal);
+    await exited;
   };
 
   let producer: ChildProcess | undefined;
@@ -458,15 +575,19 @@ async function assemble(
       await exited;
     },
     async killFirehose(signal: NodeJS.Signals = 'SIGKILL') {
-      const target = await waitFor('a running Firehose stand-in', async () => (alive(firehose) ? firehose : undefined));
-      const exited = new Promise((r) => target.once('exit', r));
-      target.kill(signal);
-      await exited;
+      await kill(firehose.current, 'a running Firehose stand-in', signal);
+    },
+    async killApply(signal: NodeJS.Signals = 'SIGKILL') {
+      if (applySource === 'lake') throw new Error('killApply: no stream apply runs with applySource "lake"');
+      await kill(streamApply.current, 'a running stream apply', signal);
     },
     async stop() {
       stopping = true;
       if (alive(producer)) await stopProcess(producer, 70_000);
-      if (alive(firehose)) await stopProcess(firehose, 30_000);
+      const apply = streamApply.current();
+      if (alive(apply)) await stopProcess(apply, 30_000);
+      const fh = firehose.current();
+      if (alive(fh)) await stopProcess(fh, 30_000);
       await pool.end();
       await Promise.all([maria.stop(), postgres.stop(), ...emulators.map((e) => e.stop())]);
     },
