@@ -276,10 +276,11 @@ const applyStreamSchema = z.object({
     )
     .default(APPLY_STREAM_DEFAULTS.maximumRecordAgeSeconds),
   /**
-   * Tables merged in one warehouse transaction. At most 4: a Data API transaction holds at most 40 statements (the
-   * merge refuses more in TABLES_PER_TRANSACTION).
+   * Tables whose row merges share one warehouse transaction (the merge's TABLES_PER_TRANSACTION, 1–8). A Data API
+   * transaction holds at most 40 statements, so a group never exceeds what fits (about 4 tables): higher values are an
+   * upper bound, not a promise.
    */
-  tablesPerTransaction: wholeNumber(1, 4, 'tables per Data API transaction of at most 40 statements').default(
+  tablesPerTransaction: wholeNumber(1, 8, 'TABLES_PER_TRANSACTION of the merge').default(
     APPLY_STREAM_DEFAULTS.tablesPerTransaction,
   ),
 });

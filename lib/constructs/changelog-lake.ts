@@ -1,6 +1,6 @@
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
-import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
+import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import {
   BlockPublicAccess,
@@ -20,6 +20,8 @@ import {
   LAKE_CHANGELOG_PREFIX,
   LAKE_CLAIM_CHECK_PREFIX,
   LAKE_ERROR_PREFIX,
+  LAKE_HANDOFF_PREFIX,
+  LAKE_STREAM_ERROR_PREFIX,
   LAKE_STAGING_PREFIX as STAGING_PREFIX,
 } from '../../shared/lake-layout';
 import { grantKey, grantListPrefixes, grantObjects } from './grants';
@@ -29,6 +31,12 @@ import { acknowledge, acknowledgeWildcards } from './nag';
 export const CONFIG_PREFIX = 'config/';
 export const FIREHOSE_REDSHIFT_PREFIX = 'firehose-redshift/';
 export const JSONPATHS_KEY = `${CONFIG_PREFIX}changelog-jsonpaths.json`;
+/**
+ * Where Lambda writes the invocation records of stream batches it gave up on (the stream apply's on-failure
+ * destination): `aws/lambda/<mapping id>/<shard id>/YYYY/MM/DD/…`, a key layout Lambda chooses
+ * (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html).
+ */
+export const STREAM_FAILURE_PREFIX = 'aws/lambda/';
 
 export interface ChangelogLakeProps {
   /** Globally unique bucket name (explicit, so other stacks can address it without cross-stack exports). */
@@ -43,13 +51,20 @@ export interface ChangelogLakeProps {
   readonly maxReceiveCount?: number;
   /** Visibility timeout of the notification queue: at least 6× the merge function's timeout. @default 30 minutes */
   readonly visibilityTimeout?: Duration;
+  /**
+   * Announce every new `changelog/` object on the notification queue (lake apply). Off when the stream apply merges
+   * the stream itself: the queue then carries only handoffs, replays and redrives. @default true
+   */
+  readonly notifyChangelogObjects?: boolean;
 }
 
 /**
  * The changelog lake: one S3 bucket (KMS, SSL only, no public access, versioned, access-logged) holding
- * `changelog/` (gzip NDJSON per table and hour), `errors/` (Firehose failures), `claim-check/` (oversized events),
- * `staging/` (merge COPY files, expired after a day) and `config/` (the JSONPaths file Redshift COPY uses).
- * Every new changelog object is announced on an SQS queue (with a dead-letter queue) that the merge consumes.
+ * `changelog/` (gzip NDJSON per table and hour), `errors/` (Firehose failures; `errors/stream/` undecodable stream
+ * records), `claim-check/` (oversized events), `handoff/` (a table's events the stream apply handed to the merge),
+ * `aws/lambda/` (stream batches the stream apply gave up on), `staging/` (merge COPY files, expired after a day) and
+ * `config/` (the JSONPaths file Redshift COPY uses). The merge consumes an SQS queue (with a dead-letter queue) that
+ * announces every new changelog object in lake apply, and the stream apply's handoffs.
  */
 export class ChangelogLake extends Construct {
   readonly bucket: Bucket;
@@ -122,6 +137,19 @@ export class ChangelogLake extends Construct {
           noncurrentVersionExpiration: Duration.days(1),
         },
         {
+          // A handoff is merged within minutes; kept past the dead-letter queue's 14 days so a redrive still finds it.
+          id: 'handoffs',
+          prefix: LAKE_HANDOFF_PREFIX,
+          expiration: Duration.days(30),
+          noncurrentVersionExpiration: Duration.days(1),
+        },
+        {
+          id: 'stream-failures',
+          prefix: STREAM_FAILURE_PREFIX,
+          expiration: Duration.days(90),
+          noncurrentVersionExpiration: Duration.days(30),
+        },
+        {
           id: 'errors',
           prefix: LAKE_ERROR_PREFIX,
           expiration: Duration.days(90),
@@ -147,9 +175,10 @@ export class ChangelogLake extends Construct {
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
       removalPolicy: props.removalPolicy,
     });
-    this.bucket.addEventNotification(EventType.OBJECT_CREATED, new SqsDestination(this.notifications), {
-      prefix: LAKE_CHANGELOG_PREFIX,
-    });
+    if (props.notifyChangelogObjects ?? true)
+      this.bucket.addEventNotification(EventType.OBJECT_CREATED, new SqsDestination(this.notifications), {
+        prefix: LAKE_CHANGELOG_PREFIX,
+      });
 
     const jsonPaths = new BucketDeployment(this, 'JsonPaths', {
       destinationBucket: this.bucket,
@@ -206,11 +235,56 @@ export class ChangelogLake extends Construct {
     ).combine(grantKey(grantee, this.key, 'encrypt-decrypt'));
   }
 
-  /** The merge reads changelog and claim-check objects and writes/deletes its staging files. */
+  /**
+   * The merge reads changelog, handed-off and claim-check objects and writes/deletes its staging files.
+   */
   grantMerge(grantee: IGrantable): Grant {
     const bucket = this.bucketIn(grantee as unknown as IConstruct);
-    return grantObjects(grantee, bucket, ['s3:GetObject'], [LAKE_CHANGELOG_PREFIX, LAKE_CLAIM_CHECK_PREFIX])
+    return grantObjects(
+      grantee,
+      bucket,
+      ['s3:GetObject'],
+      [LAKE_CHANGELOG_PREFIX, LAKE_HANDOFF_PREFIX, LAKE_CLAIM_CHECK_PREFIX],
+    )
       .combine(grantObjects(grantee, bucket, ['s3:PutObject', 's3:DeleteObject'], [STAGING_PREFIX]))
+      .combine(grantKey(grantee, this.key, 'encrypt-decrypt'));
+  }
+
+  /**
+   * The stream apply follows claim checks, writes/deletes its staging files, writes a failing table's events under
+   * `handoff/` and undecodable records under `errors/stream/`. It reads no changelog object.
+   */
+  grantStreamApply(grantee: IGrantable): Grant {
+    const bucket = this.bucketIn(grantee as unknown as IConstruct);
+    return grantObjects(grantee, bucket, ['s3:GetObject'], [LAKE_CLAIM_CHECK_PREFIX])
+      .combine(grantObjects(grantee, bucket, ['s3:PutObject', 's3:DeleteObject'], [STAGING_PREFIX]))
+      .combine(grantObjects(grantee, bucket, ['s3:PutObject'], [LAKE_HANDOFF_PREFIX, LAKE_STREAM_ERROR_PREFIX]))
+      .combine(grantKey(grantee, this.key, 'encrypt-decrypt'));
+  }
+
+  /**
+   * What Lambda needs, in the function's role, to write a stream event source mapping's failed batches to this bucket
+   * (its on-failure destination): s3:PutObject under `aws/lambda/` and s3:ListBucket, both only in the bucket owner's
+   * account, as AWS advises against a re-created bucket of the same name elsewhere
+   * (https://docs.aws.amazon.com/lambda/latest/dg/kinesis-on-failure-destination.html), and the key to encrypt.
+   */
+  grantStreamFailureWrite(grantee: IGrantable): Grant {
+    const bucket = this.bucketIn(grantee as unknown as IConstruct);
+    const inAccount = { StringEquals: { 's3:ResourceAccount': Stack.of(this).account } };
+    return Grant.addToPrincipal({
+      grantee,
+      actions: ['s3:PutObject'],
+      resourceArns: [bucket.arnForObjects(`${STREAM_FAILURE_PREFIX}*`)],
+      conditions: inAccount,
+    })
+      .combine(
+        Grant.addToPrincipal({
+          grantee,
+          actions: ['s3:ListBucket'],
+          resourceArns: [bucket.bucketArn],
+          conditions: inAccount,
+        }),
+      )
       .combine(grantKey(grantee, this.key, 'encrypt-decrypt'));
   }
 

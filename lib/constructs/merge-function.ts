@@ -8,7 +8,12 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { LAKE_CHANGELOG_PREFIX, LAKE_CLAIM_CHECK_PREFIX, LAKE_STAGING_PREFIX } from '../../shared/lake-layout';
+import {
+  LAKE_CHANGELOG_PREFIX,
+  LAKE_CLAIM_CHECK_PREFIX,
+  LAKE_HANDOFF_PREFIX,
+  LAKE_STAGING_PREFIX,
+} from '../../shared/lake-layout';
 import { METRICS_NAMESPACE, MergeMetric } from '../../shared/metrics';
 import type { ChangelogLake } from './changelog-lake';
 import { acknowledgeWildcards, objectPrefixes } from './nag';
@@ -17,6 +22,8 @@ import { REPO_ROOT } from './producer-service';
 import type { RedshiftTarget } from './redshift-target';
 
 export const MERGE_ENTRY = path.join(REPO_ROOT, 'lambdas/merge/handler.ts');
+/** The merge's Powertools service name (lambdas/merge/handler.ts): a dimension of its metrics. */
+export const MERGE_SERVICE = 'merge';
 
 export interface MergeFunctionProps {
   readonly pipelineId: string;
@@ -35,12 +42,107 @@ export interface MergeFunctionProps {
   readonly removalPolicy?: RemovalPolicy;
 }
 
+/** What the merge and the stream apply share: one bundled Node.js function with its own role and log group. */
+export interface MergeRuntimeProps {
+  /** The handler module (`handler` is its export). */
+  readonly entry: string;
+  /** Powertools' `service`: a dimension of every metric the function emits. */
+  readonly serviceName: string;
+  readonly description: string;
+  readonly pipelineId: string;
+  readonly encryptionKey: IKey;
+  readonly memorySize: number;
+  readonly timeout: Duration;
+  readonly environment: Record<string, string>;
+  readonly logRetention?: RetentionDays;
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+/**
+ * The function behind the merge and the stream apply (children `Logs`, `Role`, `Function` of `scope`): its own role
+ * with only its own log group (not the AWS-managed AWSLambdaBasicExecutionRole, logs:* on every log group), the
+ * handler bundled by esbuild as ESM for Node.js 24 on arm64, X-Ray tracing, environment encrypted with the pipeline
+ * key. Grants are the caller's.
+ */
+export function createMergeRuntime(scope: Construct, props: MergeRuntimeProps): { fn: NodejsFunction; role: Role } {
+  const logGroup = new LogGroup(scope, 'Logs', {
+    retention: props.logRetention ?? RetentionDays.ONE_MONTH,
+    encryptionKey: props.encryptionKey,
+    removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+  });
+  const role = new Role(scope, 'Role', {
+    assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+    description: props.description,
+  });
+  logGroup.grantWrite(role);
+  const fn = new NodejsFunction(scope, 'Function', {
+    role,
+    entry: props.entry,
+    handler: 'handler',
+    runtime: Runtime.NODEJS_24_X,
+    architecture: Architecture.ARM_64,
+    memorySize: props.memorySize,
+    timeout: props.timeout,
+    logGroup,
+    loggingFormat: LoggingFormat.JSON,
+    tracing: Tracing.ACTIVE,
+    environmentEncryption: props.encryptionKey,
+    environment: {
+      ...props.environment,
+      PIPELINE_ID: props.pipelineId,
+      POWERTOOLS_SERVICE_NAME: props.serviceName,
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+    },
+    bundling: {
+      format: OutputFormat.ESM,
+      target: 'node24',
+      minify: true,
+      sourceMap: true,
+      // ESM bundles need a require() for the CommonJS dependencies (pg).
+      banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+      externalModules: ['@aws-sdk/*', 'pg-native'],
+    },
+  });
+  acknowledgeWildcards(
+    role,
+    (f) => f === 'Resource::*',
+    'X-Ray PutTraceSegments/PutTelemetryRecords and Data API DescribeStatement/GetStatementResult/CancelStatement take no resource; the latter are limited to the caller own statements by condition',
+  );
+  acknowledgeWildcards(
+    role,
+    (f) => f.startsWith('Resource::') && f.endsWith(':*') && f.includes('Logs'),
+    'Log streams inside the function own log group',
+  );
+  return { fn, role };
+}
+
+/**
+ * A metric a merge runtime emits (EMF through Powertools): the pipeline's dimension and Powertools' `service`.
+ * Period 5 minutes unless given.
+ */
+export function mergeRuntimeMetric(
+  pipelineId: string,
+  serviceName: string,
+  name: string,
+  statistic: string,
+  options?: MetricOptions,
+): Metric {
+  return pipelineMetric(
+    pipelineId,
+    name,
+    statistic,
+    { period: Duration.minutes(5), ...options },
+    { service: serviceName },
+  );
+}
+
 /**
  * The merge: a Lambda (lambdas/merge/handler.ts bundled by esbuild) fed by the lake's notification queue. Each
  * changelog object is merged into its replica table; failures are reported per message (partial batch response) so
  * SQS retries only those, up to the queue's maxReceiveCount before the dead-letter queue; poison objects go to the
  * dead-letter queue at once with their reason. Merges of one table serialize on a table lock in the warehouse and are
- * correct in any order (positions), so concurrency only bounds warehouse load.
+ * correct in any order (positions), so concurrency only bounds warehouse load. The queue carries Firehose's changelog
+ * objects (lake apply) and the stream apply's handed-off objects (`handoff/`), replays and redrives.
  */
 export class MergeFunction extends Construct {
   readonly fn: NodejsFunction;
@@ -57,47 +159,23 @@ export class MergeFunction extends Construct {
     if (!Token.isUnresolved(maxConcurrency) && maxConcurrency < 2)
       throw new Error(`MergeFunction maxConcurrency must be at least 2 (SQS event source), got ${maxConcurrency}`);
 
-    const logGroup = new LogGroup(this, 'Logs', {
-      retention: props.logRetention ?? RetentionDays.ONE_MONTH,
-      encryptionKey: props.encryptionKey,
-      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
-    });
-    // Own role: only its log group, not the AWS-managed AWSLambdaBasicExecutionRole (logs:* on every log group).
-    const role = new Role(this, 'Role', {
-      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
-      description: `Merge function of the CDC pipeline ${props.pipelineId}`,
-    });
-    logGroup.grantWrite(role);
-    this.fn = new NodejsFunction(this, 'Function', {
-      role,
+    const { fn, role } = createMergeRuntime(this, {
       entry: MERGE_ENTRY,
-      handler: 'handler',
-      runtime: Runtime.NODEJS_24_X,
-      architecture: Architecture.ARM_64,
+      serviceName: MERGE_SERVICE,
+      description: `Merge function of the CDC pipeline ${props.pipelineId}`,
+      pipelineId: props.pipelineId,
+      encryptionKey: props.encryptionKey,
       memorySize: props.memorySize ?? 1024,
       timeout,
-      logGroup,
-      loggingFormat: LoggingFormat.JSON,
-      tracing: Tracing.ACTIVE,
-      environmentEncryption: props.encryptionKey,
       environment: {
         ...props.warehouse.mergeEnvironment,
         STAGING_BUCKET: props.lake.bucketName,
         DEAD_LETTER_QUEUE_URL: props.lake.deadLetterQueue.queueUrl,
-        PIPELINE_ID: props.pipelineId,
-        POWERTOOLS_SERVICE_NAME: 'merge',
-        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       },
-      bundling: {
-        format: OutputFormat.ESM,
-        target: 'node24',
-        minify: true,
-        sourceMap: true,
-        // ESM bundles need a require() for the CommonJS dependencies (pg).
-        banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
-        externalModules: ['@aws-sdk/*', 'pg-native'],
-      },
+      ...(props.logRetention ? { logRetention: props.logRetention } : {}),
+      ...(props.removalPolicy ? { removalPolicy: props.removalPolicy } : {}),
     });
+    this.fn = fn;
 
     this.fn.addEventSource(
       new SqsEventSource(props.lake.notifications, {
@@ -112,30 +190,13 @@ export class MergeFunction extends Construct {
     props.warehouse.grantDataApi(this.fn);
     acknowledgeWildcards(
       role,
-      objectPrefixes(LAKE_CHANGELOG_PREFIX, LAKE_CLAIM_CHECK_PREFIX, LAKE_STAGING_PREFIX),
-      `Object access only under the lake prefixes the merge reads (${LAKE_CHANGELOG_PREFIX}, ${LAKE_CLAIM_CHECK_PREFIX}) and writes (${LAKE_STAGING_PREFIX})`,
-    );
-    acknowledgeWildcards(
-      role,
-      (f) => f === 'Resource::*',
-      'X-Ray PutTraceSegments/PutTelemetryRecords and Data API DescribeStatement/GetStatementResult/CancelStatement take no resource; the latter are limited to the caller own statements by condition',
-    );
-    acknowledgeWildcards(
-      role,
-      (f) => f.startsWith('Resource::') && f.endsWith(':*') && f.includes('Logs'),
-      'Log streams inside the function own log group',
+      objectPrefixes(LAKE_CHANGELOG_PREFIX, LAKE_HANDOFF_PREFIX, LAKE_CLAIM_CHECK_PREFIX, LAKE_STAGING_PREFIX),
+      `Object access only under the lake prefixes the merge reads (${LAKE_CHANGELOG_PREFIX}, ${LAKE_HANDOFF_PREFIX}, ${LAKE_CLAIM_CHECK_PREFIX}) and writes (${LAKE_STAGING_PREFIX})`,
     );
   }
 
   private metric(name: string, statistic: string, options?: MetricOptions): Metric {
-    // Powertools adds the `service` dimension to every metric the merge emits.
-    return pipelineMetric(
-      this.pipelineId,
-      name,
-      statistic,
-      { period: Duration.minutes(5), ...options },
-      { service: 'merge' },
-    );
+    return mergeRuntimeMetric(this.pipelineId, MERGE_SERVICE, name, statistic, options);
   }
 
   metricMergeErrors(options?: MetricOptions): Metric {

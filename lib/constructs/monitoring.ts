@@ -21,6 +21,7 @@ import type { ChangelogLake } from './changelog-lake';
 import type { MergeFunction } from './merge-function';
 import type { ProducerService } from './producer-service';
 import { PropsCheck } from './props-validation';
+import type { StreamApplyFunction } from './stream-apply-function';
 
 export type Severity = 'critical' | 'warning';
 
@@ -30,7 +31,7 @@ export interface MonitoringThresholds {
   readonly producerLag?: Duration;
   /** Producer starts within an hour that mean a crash loop. @default 3 */
   readonly producerStartsPerHour?: number;
-  /** Firehose behind the stream (oldest record not yet read). @default 300 seconds */
+  /** A consumer (Firehose, or the stream apply's event source mapping) behind the stream. @default 300 seconds */
   readonly iteratorAge?: Duration;
   /** Records waiting to reach the S3 changelog. @default 900 seconds */
   readonly lakeFreshness?: Duration;
@@ -60,6 +61,12 @@ export interface MonitoringProps {
   readonly delivery: ChangelogDelivery;
   readonly lake: ChangelogLake;
   readonly merge: MergeFunction;
+  /**
+   * The stream apply, when the pipeline applies from the stream: its metrics join the merge's in the freshness,
+   * error and value alarms, and its event source mapping's iterator age and handoffs get alarms of their own.
+   * @default none (lake apply)
+   */
+  readonly streamApply?: StreamApplyFunction;
   /** Runbook base URL; each alarm links to its section. @default docs/operations.md in the repository */
   readonly runbookUrl?: string;
 }
@@ -88,7 +95,7 @@ export class Monitoring extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
-    const { producer, changeStream, delivery, lake, merge } = props;
+    const { producer, changeStream, delivery, lake, merge, streamApply } = props;
     const t = props.thresholds ?? {};
     const producerLag = t.producerLag ?? Duration.seconds(300);
     const iteratorAge = t.iteratorAge ?? Duration.seconds(300);
@@ -147,6 +154,30 @@ export class Monitoring extends Construct {
       for (const email of emails) topic.addSubscription(new EmailSubscription(email));
       this.topic = topic;
     }
+
+    /**
+     * A merge metric over both apply paths: the merge's alone in lake apply; in stream apply the sum (counts) or the
+     * maximum (freshness) of both runtimes' series, each FILLed: either is sparse, and an expression over a missing
+     * series has no datapoint at all.
+     */
+    const bothPaths = (
+      pick: (runtime: MergeFunction | StreamApplyFunction) => IMetric,
+      how: 'sum' | 'max',
+      label: string,
+      period: Duration,
+    ): IMetric =>
+      streamApply
+        ? new MathExpression({
+            expression:
+              how === 'sum'
+                ? 'FILL(lakePath, 0) + FILL(streamPath, 0)'
+                : 'MAX([FILL(lakePath, 0), FILL(streamPath, 0)])',
+            usingMetrics: { lakePath: pick(merge), streamPath: pick(streamApply) },
+            label,
+            period,
+          })
+        : pick(merge);
+    const fiveMinutes = Duration.minutes(5);
 
     const specs: AlarmSpec[] = [
       {
@@ -236,6 +267,30 @@ export class Monitoring extends Construct {
         what: `Firehose more than ${seconds(iteratorAge)} s behind the stream`,
         runbook: 'stream-iterator-age',
       },
+      ...(streamApply
+        ? [
+            {
+              id: 'StreamApplyIteratorAge',
+              severity: 'critical' as const,
+              // Lambda reports IteratorAge in milliseconds, even while every invocation fails (freshness then stops).
+              metric: streamApply.metricIteratorAgeMilliseconds(),
+              threshold: iteratorAge.toMilliseconds({ integral: false }),
+              evaluationPeriods: 5,
+              datapointsToAlarm: 3,
+              what: `the stream apply more than ${seconds(iteratorAge)} s behind the stream (a shard retrying a batch, or too few concurrent batches)`,
+              runbook: 'stream-apply-iterator-age',
+            },
+            {
+              id: 'StreamApplyHandedOff',
+              severity: 'warning' as const,
+              metric: streamApply.metricHandedOff(),
+              threshold: 0,
+              // Sparse: emitted only when a table is handed off.
+              what: 'the stream apply handed tables to the merge queue: their merge failed while the warehouse answered; the merge retries them (minutes, not seconds, fresh)',
+              runbook: 'stream-apply-handed-off',
+            },
+          ]
+        : []),
       {
         id: 'StreamWriteThrottles',
         severity: 'warning',
@@ -296,10 +351,18 @@ export class Monitoring extends Construct {
         metric: new MathExpression({
           // FILL each term: the merge's own metric is sparse (emitted only when a merge fails), and a sum over a
           // missing series has no datapoint at all, which would hide the Lambda's errors too.
-          expression: 'FILL(lambdaErrors, 0) + FILL(mergeErrors, 0)',
+          expression: streamApply
+            ? 'FILL(lambdaErrors, 0) + FILL(mergeErrors, 0) + FILL(streamLambdaErrors, 0) + FILL(streamMergeErrors, 0)'
+            : 'FILL(lambdaErrors, 0) + FILL(mergeErrors, 0)',
           usingMetrics: {
             lambdaErrors: merge.fn.metricErrors({ period: Duration.minutes(5) }),
             mergeErrors: merge.metricMergeErrors(),
+            ...(streamApply
+              ? {
+                  streamLambdaErrors: streamApply.fn.metricErrors({ period: Duration.minutes(5) }),
+                  streamMergeErrors: streamApply.metricMergeErrors(),
+                }
+              : {}),
           },
           label: 'Merge errors',
           period: Duration.minutes(5),
@@ -313,7 +376,7 @@ export class Monitoring extends Construct {
       {
         id: 'ValuesNulled',
         severity: 'warning',
-        metric: merge.metricValuesNulled(),
+        metric: bothPaths((r) => r.metricValuesNulled(), 'sum', 'Values stored as NULL', fiveMinutes),
         threshold: 0,
         // Sparse: emitted only when a value is staged as NULL.
         what: 'the merge stored values as NULL: dates no warehouse holds (zero, partial zero, invalid calendar date); the changelog keeps the original',
@@ -322,7 +385,7 @@ export class Monitoring extends Construct {
       {
         id: 'RowsSkipped',
         severity: 'critical',
-        metric: merge.metricRowsSkipped(),
+        metric: bothPaths((r) => r.metricRowsSkipped(), 'sum', 'Rows skipped', fiveMinutes),
         threshold: 0,
         // Sparse: emitted only when a row is skipped.
         what: 'the merge left rows out of a replica: their primary key holds a value the warehouse cannot hold (impossible date, NUL character, text over 65,535 bytes); the changelog keeps them',
@@ -331,7 +394,7 @@ export class Monitoring extends Construct {
       {
         id: 'ValuesTruncated',
         severity: 'warning',
-        metric: merge.metricValuesTruncated(),
+        metric: bothPaths((r) => r.metricValuesTruncated(), 'sum', 'Values truncated', fiveMinutes),
         threshold: 0,
         // Sparse: emitted only when a value is cut.
         what: 'the merge cut text values to fit their Redshift column (OVERSIZE_VALUES=truncate); the changelog keeps the whole value',
@@ -379,7 +442,12 @@ export class Monitoring extends Construct {
       {
         id: 'ReplicaFreshness',
         severity: 'critical',
-        metric: merge.metricReplicaFreshnessSeconds(),
+        metric: bothPaths(
+          (r) => r.metricReplicaFreshnessSeconds(),
+          'max',
+          'Replica freshness (s)',
+          Duration.minutes(1),
+        ),
         threshold: seconds(replicaFreshness),
         evaluationPeriods: 5,
         datapointsToAlarm: 3,
@@ -433,6 +501,24 @@ export class Monitoring extends Construct {
           ]
         : [g('3. Firehose → S3: success', [delivery.metricS3Success()])]),
     );
+    if (streamApply)
+      this.dashboard.addWidgets(
+        g(
+          '4. Stream apply: iterator age (ms), handed off',
+          [streamApply.metricIteratorAgeMilliseconds()],
+          [streamApply.metricHandedOff()],
+        ),
+        g(
+          '4. Stream apply: rows applied / min, errors',
+          [streamApply.metricRowsApplied()],
+          [streamApply.metricMergeErrors(), streamApply.fn.metricErrors(), streamApply.metricPoisonBatches()],
+        ),
+        g('4. Stream apply: duration p99 (ms)', [streamApply.fn.metricDuration({ statistic: 'p99' })]),
+      );
+    const paths: [string, MergeFunction | StreamApplyFunction][] = [
+      ...(streamApply ? [['stream', streamApply] as [string, StreamApplyFunction]] : []),
+      ['lake', merge],
+    ];
     this.dashboard.addWidgets(
       g(
         '4. Merge: rows applied / min',
@@ -445,8 +531,12 @@ export class Monitoring extends Construct {
         [lake.metricNotificationBacklogAgeSeconds()],
       ),
       g(
-        '5. Replicas: freshness (s), dead letters',
-        [merge.metricReplicaFreshnessSeconds()],
+        '5. Replicas: freshness p50/p99 (s), dead letters',
+        paths.flatMap(([name, r]) =>
+          (['p50', 'p99'] as const).map((statistic) =>
+            r.metricReplicaFreshnessSeconds({ statistic, label: `${name} path ${statistic}` }),
+          ),
+        ),
         [lake.metricDeadLetters()],
       ),
     );

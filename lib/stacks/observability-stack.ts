@@ -44,6 +44,7 @@ export class ObservabilityStack extends Stack {
       delivery: props.delivery.delivery,
       lake: props.stateful.lake,
       merge: props.apply.merge,
+      ...(props.apply.streamApply ? { streamApply: props.apply.streamApply } : {}),
     });
   }
 }

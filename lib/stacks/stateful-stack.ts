@@ -113,6 +113,8 @@ export class StatefulStack extends Stack {
       maxReceiveCount: c.merge.maxReceiveCount,
       // AWS's advice for SQS event sources: at least 6× the function timeout.
       visibilityTimeout: Duration.seconds(c.merge.timeoutSeconds * 6),
+      // The stream apply reads the stream itself; the queue then carries only its handoffs, replays and redrives.
+      notifyChangelogObjects: c.apply.source === 'lake',
     });
     this.checkpoints = new CheckpointTable(this, 'Checkpoints', { encryptionKey: this.key, removalPolicy });
     this.catalog = new GlueCatalog(this, 'Catalog', {

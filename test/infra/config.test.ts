@@ -222,7 +222,7 @@ describe('apply path (apply.source, apply.stream)', () => {
               parallelizationFactor: 11,
               maximumRetryAttempts: -2,
               maximumRecordAgeSeconds: 59,
-              tablesPerTransaction: 5,
+              tablesPerTransaction: 9,
             },
           };
         }),
@@ -234,7 +234,7 @@ describe('apply path (apply.source, apply.stream)', () => {
       'apply.stream.parallelizationFactor = 11: must be 1 to 10 (ParallelizationFactor)',
       'apply.stream.maximumRetryAttempts = -2: must be -1 (retry until the record expires) or 0 to 10000 (MaximumRetryAttempts)',
       'apply.stream.maximumRecordAgeSeconds = 59: must be -1 (no limit) or 60 to 604800 (MaximumRecordAgeInSeconds)',
-      'apply.stream.tablesPerTransaction = 5: must be 1 to 4 (tables per Data API transaction of at most 40 statements)',
+      'apply.stream.tablesPerTransaction = 9: must be 1 to 8 (TABLES_PER_TRANSACTION of the merge)',
     ]);
     expect(
       problems(
@@ -257,7 +257,7 @@ describe('apply path (apply.source, apply.stream)', () => {
       { batchSize: 1, batchingWindowSeconds: 1, parallelizationFactor: 1, maximumRetryAttempts: -1 },
       { batchSize: 10000, batchingWindowSeconds: 300, parallelizationFactor: 10, maximumRetryAttempts: 10000 },
       { maximumRecordAgeSeconds: -1, tablesPerTransaction: 1 },
-      { maximumRecordAgeSeconds: 60, tablesPerTransaction: 4 },
+      { maximumRecordAgeSeconds: 60, tablesPerTransaction: 8 },
       { maximumRecordAgeSeconds: 604800, maximumRetryAttempts: 0 },
     ])
       expect(() => validateEnvironmentConfig(withChange('dev', (c) => (c.apply = { stream })))).not.toThrow();

@@ -13,6 +13,7 @@ import { validateEnvironmentConfig } from '../../lib/config/validate';
 import { Monitoring, type MonitoringProps } from '../../lib/constructs/monitoring';
 import { ProducerService, type ProducerServiceProps } from '../../lib/constructs/producer-service';
 import { ConstructPropsError } from '../../lib/constructs/props-validation';
+import { StreamApplyFunction, type StreamApplyFunctionProps } from '../../lib/constructs/stream-apply-function';
 import { createPipeline, type PipelineStacks } from '../../lib/pipeline';
 import { CDK_JSON_CONTEXT } from './support/synth';
 
@@ -149,6 +150,98 @@ describe('ProducerService props', () => {
   });
 });
 
+function streamApplyProps(change: Partial<StreamApplyFunctionProps> = {}, p = stacks): StreamApplyFunctionProps {
+  const s = p.stateful;
+  return {
+    pipelineId: 'probe',
+    stream: s.changeStream.stream,
+    lake: s.lake,
+    warehouse: s.warehouse,
+    encryptionKey: s.key,
+    ...change,
+  };
+}
+
+describe('StreamApplyFunction props', () => {
+  it('rejects what the Kinesis event source mapping and the merge cannot take, naming each field and value', () => {
+    const message = propsError(
+      () =>
+        new StreamApplyFunction(
+          stacks.apply,
+          'BadStreamApply',
+          streamApplyProps({
+            batchSize: 0,
+            maxBatchingWindow: Duration.seconds(301),
+            parallelizationFactor: 11,
+            retryAttempts: -2,
+            maxRecordAge: Duration.seconds(59),
+            tablesPerTransaction: 9,
+            memorySize: 64,
+            timeout: Duration.minutes(16),
+          }),
+        ),
+    );
+    expect(message).toBe(
+      [
+        'invalid props for Cdc-Dev-Apply/BadStreamApply:',
+        '  - batchSize = 0: must be between 1 and 10000',
+        '  - maxBatchingWindow = 5 minutes 1 second: must be at most 300 s (MaximumBatchingWindowInSeconds)',
+        '  - parallelizationFactor = 11: must be between 1 and 10',
+        '  - retryAttempts = -2: must be between -1 and 10000',
+        '  - maxRecordAge = 59 seconds: must be at least 60 s (MaximumRecordAgeInSeconds)',
+        '  - tablesPerTransaction = 9: must be between 1 and 8',
+        '  - memorySize = 64: must be between 128 and 10240',
+        '  - timeout = 16 minutes: must be at most 900 s',
+      ].join('\n'),
+    );
+    expect(
+      propsError(
+        () =>
+          new StreamApplyFunction(
+            stacks.apply,
+            'BadWindow',
+            streamApplyProps({ maxBatchingWindow: Duration.millis(1500), batchSize: 100 }),
+          ),
+      ),
+    ).toBe(
+      'invalid props for Cdc-Dev-Apply/BadWindow:\n  - maxBatchingWindow = 1 second 500 millis: must be a whole number of seconds (MaximumBatchingWindowInSeconds)',
+    );
+  });
+
+  it('refuses batches over 10 records without a batching window (Lambda API), and takes an unlimited record age', () => {
+    expect(
+      propsError(
+        () =>
+          new StreamApplyFunction(
+            stacks.apply,
+            'NoWindow',
+            streamApplyProps({ maxBatchingWindow: Duration.seconds(0), batchSize: 11 }),
+          ),
+      ),
+    ).toBe(
+      'invalid props for Cdc-Dev-Apply/NoWindow:\n  - maxBatchingWindow = "0 seconds": must be at least 1 s when batchSize is over 10 (got 11; Lambda API, MaximumBatchingWindowInSeconds)',
+    );
+    const p = devPipeline();
+    const f = new StreamApplyFunction(p.apply, 'Unlimited', streamApplyProps({ maxRecordAge: 'unlimited' }, p));
+    const d = new StreamApplyFunction(p.apply, 'Defaults', streamApplyProps({}, p));
+    const resources = Template.fromStack(p.apply).toJSON().Resources;
+    const mappingOf = (x: StreamApplyFunction) =>
+      resources[p.apply.getLogicalId(x.mapping.node.defaultChild as never)].Properties as Record<string, unknown>;
+    expect(mappingOf(f).MaximumRecordAgeInSeconds).toBeUndefined();
+    // The documented defaults: 1000 records, 1 s window, one batch per shard, 1000 retries, a day.
+    const dp = mappingOf(d);
+    expect(dp).toMatchObject({
+      BatchSize: 1000,
+      MaximumBatchingWindowInSeconds: 1,
+      ParallelizationFactor: 1,
+      MaximumRetryAttempts: 1000,
+      MaximumRecordAgeInSeconds: 86400,
+      BisectBatchOnFunctionError: true,
+      StartingPosition: 'TRIM_HORIZON',
+    });
+  });
+});
+
 describe('Monitoring props', () => {
   it('rejects thresholds that can never or always fire and bad e-mail addresses, naming field and value', () => {
     const stack = new Stack(stacks.observability.node.scope!, 'MonitoringProbe1', { env: stacks.observability.env });
@@ -200,6 +293,7 @@ describe('metrics named with their unit', () => {
     SecondsBehindSource: 'Seconds',
     ReplicaFreshnessSeconds: 'Seconds',
     MergeBatchLatency: 'Milliseconds',
+    IteratorAge: 'Milliseconds',
   };
 
   it('every metricXxx method of a time metric names its unit, and no method names a unit its metric does not have', () => {
@@ -209,6 +303,7 @@ describe('metrics named with their unit', () => {
       ChangelogDelivery: stacks.delivery.delivery,
       ChangelogLake: stacks.stateful.lake,
       MergeFunction: stacks.apply.merge,
+      StreamApplyFunction: stacks.apply.streamApply!,
     };
     const wrong: string[] = [];
     let checked = 0;
@@ -332,6 +427,21 @@ describe('grant methods', () => {
     });
     expect(items.principalStatements).toHaveLength(2);
     expect(s.lake.grantMerge(role).principalStatements).toHaveLength(3);
+    expect(s.lake.grantStreamApply(role).principalStatements.map((st) => st.actions)).toEqual([
+      ['s3:GetObject'],
+      ['s3:PutObject', 's3:DeleteObject'],
+      ['s3:PutObject'],
+      ['kms:Decrypt', 'kms:GenerateDataKey'],
+    ]);
+    const failures = s.lake.grantStreamFailureWrite(role);
+    expect(failures.principalStatements.map((st) => st.actions)).toEqual([
+      ['s3:PutObject'],
+      ['s3:ListBucket'],
+      ['kms:Decrypt', 'kms:GenerateDataKey'],
+    ]);
+    expect(failures.principalStatements[0]!.toStatementJson().Condition).toEqual({
+      StringEquals: { 's3:ResourceAccount': '111111111111' },
+    });
     expect(s.lake.grantCopyRead(role).principalStatements).toHaveLength(4);
     const dataApi = s.warehouse.grantDataApi(role);
     expect(dataApi.success).toBe(true);

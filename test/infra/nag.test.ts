@@ -28,6 +28,7 @@ describe('cdk-nag AwsSolutions', () => {
       'AwsSolutions-IAM5[Resource::*]',
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdc-dev-lake-111111111111-eu-west-1/changelog/*]',
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdc-dev-lake-111111111111-eu-west-1/claim-check/*]',
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdc-dev-lake-111111111111-eu-west-1/handoff/*]',
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::cdc-dev-lake-111111111111-eu-west-1/staging/*]',
     ]);
   });

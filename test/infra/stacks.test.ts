@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Annotations, Match } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PRODUCER_DOCKERFILE, REPO_ROOT } from '../../lib/constructs/producer-service';
 import { CHANGELOG_LOADED_COLUMNS } from '../../shared/changelog-table';
@@ -16,6 +16,12 @@ beforeAll(() => {
   staging = synthStage('staging');
   prod = synthStage('prod');
 });
+let lake: SynthesizedStage | undefined;
+/** prod with `apply.source: lake` (today's wiring), synthesized once on first use, without bundling the Lambdas. */
+function lakeApply(): SynthesizedStage {
+  lake ??= synthStage('prod', (c) => ({ ...c, apply: { ...c.apply, source: 'lake' } }), { bundle: false });
+  return lake;
+}
 
 describe('every stage', () => {
   it('synthesizes without a warning or an error annotation on any stack', () => {
@@ -85,8 +91,8 @@ describe('stateful stack', () => {
     expect(dev.templates.stateful.findResources('AWS::S3::Bucket', { DeletionPolicy: 'Retain' })).toEqual({});
   });
 
-  it('announces every new changelog object on a queue with a dead-letter queue after bounded retries', () => {
-    const t = dev.templates.stateful;
+  it('announces every new changelog object on a queue with a dead-letter queue after bounded retries (lake apply)', () => {
+    const t = lakeApply().templates.stateful;
     t.hasResourceProperties('Custom::S3BucketNotifications', {
       NotificationConfiguration: {
         QueueConfigurations: [
@@ -102,6 +108,26 @@ describe('stateful stack', () => {
       RedrivePolicy: { maxReceiveCount: 5 },
       SqsManagedSseEnabled: true,
     });
+  });
+
+  it('announces no changelog object in stream apply, but keeps the queue for handoffs, replays and redrives', () => {
+    const t = dev.templates.stateful;
+    t.resourceCountIs('Custom::S3BucketNotifications', 0);
+    t.hasResourceProperties('AWS::SQS::Queue', { VisibilityTimeout: 1800, RedrivePolicy: { maxReceiveCount: 5 } });
+  });
+
+  it('keeps handoffs past the dead-letter queue retention and failed stream batches as long as other errors', () => {
+    prod.templates.stateful.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          // The dead-letter queue keeps a message 14 days: a redrive must still find its object.
+          Match.objectLike({ Id: 'handoffs', Prefix: 'handoff/', ExpirationInDays: 30 }),
+          Match.objectLike({ Id: 'stream-failures', Prefix: 'aws/lambda/', ExpirationInDays: 90 }),
+          Match.objectLike({ Id: 'errors', Prefix: 'errors/', ExpirationInDays: 90 }),
+        ]),
+      },
+    });
+    prod.templates.stateful.hasResourceProperties('AWS::SQS::Queue', { MessageRetentionPeriod: 14 * 24 * 3600 });
   });
 
   it('keeps checkpoints in a KMS-encrypted table with point-in-time recovery', () => {
@@ -508,6 +534,8 @@ describe('observability stack', () => {
     ['MergeBacklog', 'ApproximateAgeOfOldestMessage', 600, 'GreaterThanThreshold'],
     ['DeadLetters', 'ApproximateNumberOfMessagesVisible', 0, 'GreaterThanThreshold'],
     ['ReplicaFreshness', 'ReplicaFreshnessSeconds', 600, 'GreaterThanThreshold'],
+    ['StreamApplyIteratorAge', 'IteratorAge', 120_000, 'GreaterThanThreshold'],
+    ['StreamApplyHandedOff', 'HandedOff', 0, 'GreaterThanThreshold'],
     ['TableQuarantined', 'TablesQuarantined', 1, 'GreaterThanOrEqualToThreshold'],
     ['UnknownTypeValues', 'UnknownTypeValues', 0, 'GreaterThanThreshold'],
     ['ValuesNulled', 'ValuesNulled', 0, 'GreaterThanThreshold'],
@@ -521,18 +549,22 @@ describe('observability stack', () => {
     });
     const [alarm] = Object.values(alarms);
     expect(alarm, id).toBeDefined();
-    expect(alarm!.Properties).toMatchObject({
-      MetricName: metric,
-      Threshold: threshold,
-      ComparisonOperator: comparison,
-    });
+    expect(alarm!.Properties).toMatchObject({ Threshold: threshold, ComparisonOperator: comparison });
+    // A metric alarm names its metric; a math alarm (both apply paths) names it in each of its metric queries.
+    const names = alarm!.Properties.Metrics
+      ? (alarm!.Properties.Metrics as { MetricStat?: { Metric: { MetricName: string } } }[]).flatMap((q) =>
+          q.MetricStat ? [q.MetricStat.Metric.MetricName] : [],
+        )
+      : [alarm!.Properties.MetricName];
+    expect(new Set(names)).toEqual(new Set([metric]));
     expect(alarm!.Properties.AlarmActions).toHaveLength(1);
     expect(alarm!.Properties.AlarmDescription).toMatch(/Runbook: docs\/operations\.md#[a-z-]+$/);
   });
 
   it('alarms on merge errors from both the Lambda and the merge metric, and on a silent producer', () => {
     const t = prod.templates.observability;
-    t.hasResourceProperties('AWS::CloudWatch::Alarm', {
+    // Lake apply: the merge alone (stream apply adds its function's: 'freshness and the stream apply' below).
+    lakeApply().templates.observability.hasResourceProperties('AWS::CloudWatch::Alarm', {
       AlarmName: 'cdc-prod-critical-MergeErrors',
       Metrics: Match.arrayWith([Match.objectLike({ Expression: 'FILL(lambdaErrors, 0) + FILL(mergeErrors, 0)' })]),
       Threshold: 0,
@@ -577,23 +609,47 @@ describe('observability stack', () => {
       TreatMissingData: 'notBreaching',
       AlarmDescription: expect.stringMatching(/Runbook: docs\/operations\.md#unknown-type-values$/),
     });
-    // The merge's metrics carry Powertools' `service` dimension beside the pipeline; emitted only when a value is
-    // altered (sparse), so a missing datapoint is no alarm.
+    // The merge's metrics carry Powertools' `service` dimension beside the pipeline (`merge` on the lake path,
+    // `stream-apply` on the stream path: the alarm adds both); emitted only when a value is altered (sparse), so a
+    // missing datapoint is no alarm.
     for (const [name, runbook] of [
       ['cdc-prod-warning-ValuesNulled', 'values-nulled'],
       ['cdc-prod-warning-ValuesTruncated', 'values-truncated'],
       ['cdc-prod-critical-RowsSkipped', 'rows-skipped'],
     ]) {
-      expect(alarm(name!)).toMatchObject({
-        Dimensions: expect.arrayContaining([
-          { Name: 'Pipeline', Value: 'prod' },
-          { Name: 'service', Value: 'merge' },
-        ]),
-        Statistic: 'Sum',
+      const a = alarm(name!);
+      expect(a).toMatchObject({
         TreatMissingData: 'notBreaching',
         AlarmDescription: expect.stringMatching(new RegExp(`Runbook: docs/operations\\.md#${runbook}$`)),
       });
+      const queries = a.Metrics as { Id: string; Expression?: string; MetricStat?: Record<string, unknown> }[];
+      expect(queries.find((q) => q.Expression)?.Expression).toBe('FILL(lakePath, 0) + FILL(streamPath, 0)');
+      for (const [id, service] of [
+        ['lakePath', 'merge'],
+        ['streamPath', 'stream-apply'],
+      ])
+        expect(queries.find((q) => q.Id === id)?.MetricStat).toMatchObject({
+          Metric: {
+            Namespace: METRICS_NAMESPACE,
+            Dimensions: expect.arrayContaining([
+              { Name: 'Pipeline', Value: 'prod' },
+              { Name: 'service', Value: service },
+            ]),
+          },
+          Stat: 'Sum',
+        });
     }
+    // In lake apply the merge's own metric, as before.
+    const [lakeNulled] = Object.values(
+      lakeApply().templates.observability.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { AlarmName: 'cdc-prod-warning-ValuesNulled' },
+      }),
+    );
+    expect(lakeNulled!.Properties).toMatchObject({
+      MetricName: 'ValuesNulled',
+      Dimensions: expect.arrayContaining([{ Name: 'service', Value: 'merge' }]),
+      Statistic: 'Sum',
+    });
   });
 
   it('fills every metric of an alarm math expression, so one missing series does not hide the others', () => {
@@ -626,6 +682,311 @@ describe('observability stack', () => {
       'Alarms (top to bottom)',
     ])
       expect(body).toContain(title);
+  });
+});
+
+describe('stream apply (apply.source: stream)', () => {
+  const mapping = (t: SynthesizedStage) => {
+    const found = Object.values(
+      t.templates.apply.findResources('AWS::Lambda::EventSourceMapping', {
+        Properties: { StartingPosition: 'TRIM_HORIZON' },
+      }),
+    );
+    expect(found).toHaveLength(1);
+    return found[0]!.Properties as Record<string, unknown>;
+  };
+  const streamApplyStatements = (t: SynthesizedStage) =>
+    Object.entries(t.templates.apply.findResources('AWS::IAM::Policy'))
+      .filter(([id]) => id.startsWith('StreamApplyRole'))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Record<string, unknown>[]);
+  const importOf = (exportLike: string) => ({ 'Fn::ImportValue': Match.stringLikeRegexp(exportLike) });
+
+  it('reads the change stream through an event source mapping with the batch, window and parallelization of each stage', () => {
+    const expected = {
+      dev: { BatchSize: 500, MaximumBatchingWindowInSeconds: 1, ParallelizationFactor: 1 },
+      staging: { BatchSize: 2000, MaximumBatchingWindowInSeconds: 5, ParallelizationFactor: 1 },
+      prod: { BatchSize: 2000, MaximumBatchingWindowInSeconds: 5, ParallelizationFactor: 2 },
+    };
+    for (const [stage, t] of [
+      ['dev', dev],
+      ['staging', staging],
+      ['prod', prod],
+    ] as const) {
+      expect(mapping(t), stage).toMatchObject(expected[stage]);
+      Template.fromJSON(t.templates.apply.toJSON()).hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: importOf('ChangeStream'),
+        FunctionName: { Ref: Match.stringLikeRegexp('^StreamApplyFunction') },
+      });
+    }
+  });
+
+  it('bisects failing batches, takes partial batch failures, and bounds retries and record age per stage', () => {
+    expect(mapping(dev)).toMatchObject({
+      BisectBatchOnFunctionError: true,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      StartingPosition: 'TRIM_HORIZON',
+      MaximumRetryAttempts: 100,
+      MaximumRecordAgeInSeconds: 3600,
+    });
+    expect(mapping(prod)).toMatchObject({
+      BisectBatchOnFunctionError: true,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumRetryAttempts: 1000,
+      MaximumRecordAgeInSeconds: 86400,
+    });
+    // -1 (no age limit) leaves MaximumRecordAgeInSeconds to the service default, which is -1.
+    const unlimited = synthStage(
+      'dev',
+      (c) => ({ ...c, apply: { stream: { maximumRecordAgeSeconds: -1, maximumRetryAttempts: -1 } } }),
+      { bundle: false },
+    );
+    const p = mapping(unlimited);
+    expect(p.MaximumRecordAgeInSeconds).toBeUndefined();
+    expect(p.MaximumRetryAttempts).toBe(-1);
+  });
+
+  it('writes batches it gives up on, with their records and reason, to the lake bucket (S3 on-failure destination)', () => {
+    expect(mapping(prod).DestinationConfig).toEqual({
+      OnFailure: {
+        Destination: {
+          'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':s3:::cdc-prod-lake-333333333333-eu-west-1']],
+        },
+      },
+    });
+    // Lambda writes there with the function's role: PutObject under aws/lambda/ and ListBucket, only in this account
+    // (AWS's advice against a same-named bucket elsewhere), and the pipeline key for the bucket's SSE-KMS.
+    const st = streamApplyStatements(prod);
+    const inAccount = { StringEquals: { 's3:ResourceAccount': '333333333333' } };
+    expect(st).toContainEqual({
+      Action: 's3:PutObject',
+      Effect: 'Allow',
+      Condition: inAccount,
+      Resource: {
+        'Fn::Join': [
+          '',
+          ['arn:', { Ref: 'AWS::Partition' }, ':s3:::cdc-prod-lake-333333333333-eu-west-1/aws/lambda/*'],
+        ],
+      },
+    });
+    expect(st).toContainEqual({
+      Action: 's3:ListBucket',
+      Effect: 'Allow',
+      Condition: inAccount,
+      Resource: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':s3:::cdc-prod-lake-333333333333-eu-west-1']] },
+    });
+  });
+
+  it('runs the stream handler with the warehouse settings of the merge, the lake bucket, the merge queue and the DLQ', () => {
+    prod.templates.apply.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      Runtime: 'nodejs24.x',
+      Timeout: 300,
+      MemorySize: 2048,
+      TracingConfig: { Mode: 'Active' },
+      Environment: {
+        Variables: Match.objectLike({
+          WAREHOUSE: 'redshift',
+          REDSHIFT_CLUSTER_ID: 'analytics-prod',
+          REDSHIFT_DATABASE: 'analytics',
+          REDSHIFT_SECRET_ARN: 'arn:aws:secretsmanager:eu-west-1:333333333333:secret:cdc/prod/redshift-AbCdEf',
+          COPY_ROLE_ARN: importOf('WarehouseCopyRole'),
+          HISTORY_TABLES: 'billing.invoices',
+          STAGING_BUCKET: 'cdc-prod-lake-333333333333-eu-west-1',
+          LAKE_BUCKET: 'cdc-prod-lake-333333333333-eu-west-1',
+          // The lake path's merge queue: the merge Lambda retries a handed-off table from it.
+          HANDOFF_QUEUE_URL: importOf('RefLakeNotifications'),
+          DEAD_LETTER_QUEUE_URL: importOf('RefLakeDeadLetterQueue'),
+          TABLES_PER_TRANSACTION: '4',
+          PIPELINE_ID: 'prod',
+          POWERTOOLS_SERVICE_NAME: 'stream-apply',
+          POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        }),
+      },
+    });
+  });
+
+  it('lets the stream apply read only the one stream and decrypt with its key, and write only its lake prefixes', () => {
+    const st = streamApplyStatements(prod);
+    const kinesis = st.filter((x) => JSON.stringify(x.Action).includes('kinesis:'));
+    expect(kinesis).toEqual([
+      {
+        Action: [
+          'kinesis:DescribeStream',
+          'kinesis:DescribeStreamSummary',
+          'kinesis:GetRecords',
+          'kinesis:GetShardIterator',
+          'kinesis:ListShards',
+        ],
+        Effect: 'Allow',
+        Resource: { 'Fn::ImportValue': expect.stringMatching(/ChangeStream.*Arn/) },
+      },
+    ]);
+    // One key encrypts the stream, the lake and the logs: decrypt stream records and claim checks, encrypt staging,
+    // handoff and failure objects; on that key only.
+    const kms = st.filter((x) => JSON.stringify(x.Action).includes('kms:'));
+    expect(kms).toEqual([
+      {
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        Effect: 'Allow',
+        Resource: { 'Fn::ImportValue': expect.stringMatching(/DataKey.*Arn/) },
+      },
+    ]);
+    const objects = (action: string) =>
+      st
+        .filter((x) => x.Action === action || (Array.isArray(x.Action) && x.Action.includes(action)))
+        .flatMap((x) => [x.Resource].flat())
+        .map((r) => JSON.stringify(r).match(/eu-west-1(\/[^"]*)?"/)?.[1] ?? '(bucket)')
+        .sort();
+    expect(objects('s3:GetObject')).toEqual(['/claim-check/*']);
+    expect(objects('s3:PutObject')).toEqual(['/aws/lambda/*', '/errors/stream/*', '/handoff/*', '/staging/*']);
+    expect(objects('s3:DeleteObject')).toEqual(['/staging/*']);
+    // It reads no changelog object and never deletes outside staging/.
+    expect(JSON.stringify(st)).not.toContain('/changelog/');
+    // Sends to the merge queue (handoffs) and the dead-letter queue (poison), nothing else of SQS.
+    const sqs = st.filter((x) => JSON.stringify(x.Action).includes('sqs:'));
+    expect(sqs).toEqual([
+      {
+        Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'],
+        Effect: 'Allow',
+        Resource: [
+          { 'Fn::ImportValue': expect.stringMatching(/LakeDeadLetterQueue.*Arn/) },
+          { 'Fn::ImportValue': expect.stringMatching(/LakeNotifications.*Arn/) },
+        ],
+      },
+    ]);
+    // The Data API as the merge has it: the one cluster, its secret, and its own statements.
+    expect(st).toContainEqual(
+      expect.objectContaining({
+        Action: ['redshift-data:BatchExecuteStatement', 'redshift-data:ExecuteStatement'],
+        Resource: {
+          'Fn::Join': [
+            '',
+            ['arn:', { Ref: 'AWS::Partition' }, ':redshift:eu-west-1:333333333333:cluster:analytics-prod'],
+          ],
+        },
+      }),
+    );
+    // Resource "*" only where the action takes no resource: X-Ray, and the Data API's statement calls limited to the
+    // caller's own statements.
+    expect(st.filter((x) => x.Resource === '*').map((x) => [x.Action, x.Condition ?? null])).toEqual([
+      [['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], null],
+      [
+        ['redshift-data:CancelStatement', 'redshift-data:DescribeStatement', 'redshift-data:GetStatementResult'],
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, not a template
+        { StringEquals: { 'redshift-data:statement-owner-iam-userid': '${aws:userid}' } },
+      ],
+    ]);
+  });
+
+  it('lets the lake path merge read handed-off objects, since it retries them from the queue', () => {
+    const merge = Object.entries(prod.templates.apply.findResources('AWS::IAM::Policy'))
+      .filter(([id]) => id.startsWith('MergeRole'))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Record<string, unknown>[]);
+    const get = merge.find((x) => x.Action === 's3:GetObject');
+    expect(JSON.stringify(get!.Resource)).toContain('/handoff/*');
+  });
+
+  it('keeps the current wiring with apply.source lake: no stream apply, no stream mapping, notifications to the merge', () => {
+    const l = lakeApply();
+    l.templates.apply.resourceCountIs('AWS::Lambda::Function', 1);
+    const mappings = Object.values(l.templates.apply.findResources('AWS::Lambda::EventSourceMapping'));
+    expect(mappings).toHaveLength(1);
+    expect(JSON.stringify(mappings[0]!.Properties.EventSourceArn)).toMatch(/LakeNotifications/);
+    expect(l.stacks.apply.streamApply).toBeUndefined();
+    l.templates.stateful.resourceCountIs('Custom::S3BucketNotifications', 1);
+    // Stream mode: two functions, two mappings (the queue and the stream).
+    prod.templates.apply.resourceCountIs('AWS::Lambda::Function', 2);
+    prod.templates.apply.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+  });
+});
+
+describe('freshness and the stream apply on the dashboard and in alarms', () => {
+  const alarmOf = (t: SynthesizedStage, name: string) => {
+    const [a] = Object.values(
+      t.templates.observability.findResources('AWS::CloudWatch::Alarm', { Properties: { AlarmName: name } }),
+    );
+    return a?.Properties as Record<string, unknown> | undefined;
+  };
+
+  it('alarms on end-to-end freshness from both handlers: the maximum of both paths in stream apply', () => {
+    const a = alarmOf(prod, 'cdc-prod-critical-ReplicaFreshness')!;
+    const queries = a.Metrics as { Id: string; Expression?: string; MetricStat?: Record<string, unknown> }[];
+    expect(queries.find((q) => q.Expression)?.Expression).toBe('MAX([FILL(lakePath, 0), FILL(streamPath, 0)])');
+    for (const [id, service] of [
+      ['lakePath', 'merge'],
+      ['streamPath', 'stream-apply'],
+    ])
+      expect(queries.find((q) => q.Id === id)?.MetricStat, id).toEqual({
+        Metric: {
+          Namespace: METRICS_NAMESPACE,
+          MetricName: 'ReplicaFreshnessSeconds',
+          Dimensions: [
+            { Name: 'Pipeline', Value: 'prod' },
+            { Name: 'service', Value: service },
+          ],
+        },
+        Period: 60,
+        Stat: 'Maximum',
+      });
+    expect(a).toMatchObject({ Threshold: 600, EvaluationPeriods: 5, DatapointsToAlarm: 3 });
+    // Lake apply: the merge's metric alone.
+    expect(alarmOf(lakeApply(), 'cdc-prod-critical-ReplicaFreshness')).toMatchObject({
+      MetricName: 'ReplicaFreshnessSeconds',
+      Dimensions: [
+        { Name: 'Pipeline', Value: 'prod' },
+        { Name: 'service', Value: 'merge' },
+      ],
+      Threshold: 600,
+    });
+  });
+
+  it("alarms on the mapping's iterator age (Lambda's, in ms) and warns on handoffs, only in stream apply", () => {
+    expect(alarmOf(prod, 'cdc-prod-critical-StreamApplyIteratorAge')).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'IteratorAge',
+      Dimensions: [
+        { Name: 'FunctionName', Value: { 'Fn::ImportValue': expect.stringMatching(/StreamApplyFunction/) } },
+      ],
+      Statistic: 'Maximum',
+      Period: 60,
+      Threshold: 120_000,
+    });
+    expect(alarmOf(prod, 'cdc-prod-warning-StreamApplyHandedOff')).toMatchObject({
+      MetricName: 'HandedOff',
+      Dimensions: [
+        { Name: 'Pipeline', Value: 'prod' },
+        { Name: 'service', Value: 'stream-apply' },
+      ],
+      Statistic: 'Sum',
+      Threshold: 0,
+      TreatMissingData: 'notBreaching',
+    });
+    expect(alarmOf(lakeApply(), 'cdc-prod-critical-StreamApplyIteratorAge')).toBeUndefined();
+    expect(alarmOf(lakeApply(), 'cdc-prod-warning-StreamApplyHandedOff')).toBeUndefined();
+    // Errors of either function count as merge errors.
+    expect(alarmOf(prod, 'cdc-prod-critical-MergeErrors')).toMatchObject({
+      Metrics: expect.arrayContaining([
+        expect.objectContaining({
+          Expression:
+            'FILL(lambdaErrors, 0) + FILL(mergeErrors, 0) + FILL(streamLambdaErrors, 0) + FILL(streamMergeErrors, 0)',
+        }),
+      ]),
+    });
+  });
+
+  it('shows freshness p50/p99 of each path and, in stream apply, the iterator age on the dashboard', () => {
+    const body = (t: SynthesizedStage) =>
+      JSON.stringify(Object.values(t.templates.observability.findResources('AWS::CloudWatch::Dashboard'))[0]);
+    const stream = body(prod);
+    expect(stream).toContain('5. Replicas: freshness p50/p99 (s)');
+    for (const label of ['stream path p50', 'stream path p99', 'lake path p50', 'lake path p99'])
+      expect(stream).toContain(label);
+    expect(stream).toContain('4. Stream apply: iterator age (ms), handed off');
+    expect(stream).toContain('\\"IteratorAge\\"');
+    const lakeBody = body(lakeApply());
+    expect(lakeBody).toContain('lake path p99');
+    expect(lakeBody).not.toContain('stream path');
+    expect(lakeBody).not.toContain('IteratorAge\\"');
   });
 });
 

@@ -20,12 +20,18 @@ export const CDK_JSON_CONTEXT = (
   }
 ).context;
 
-/** Synthesizes one stage as `cdk synth -c stage=<stage>` would (bin/app.ts), optionally with config changes. */
+/**
+ * Synthesizes one stage as `cdk synth -c stage=<stage>` would (bin/app.ts), optionally with config changes.
+ * `bundle: false` skips esbuild for the Lambdas (for tests that read resources, not the code): much faster.
+ */
 export function synthStage(
   stage: string,
   change?: (c: EnvironmentConfigInput) => EnvironmentConfigInput,
+  options: { readonly bundle?: boolean } = {},
 ): SynthesizedStage {
-  const app = new App({ context: { ...CDK_JSON_CONTEXT } });
+  const app = new App({
+    context: { ...CDK_JSON_CONTEXT, ...(options.bundle === false ? { 'aws:cdk:bundling-stacks': [] } : {}) },
+  });
   const raw = structuredClone(environments[stage]!);
   const stacks = createPipeline(app, validateEnvironmentConfig(change ? change(raw) : raw));
   const templates = Object.fromEntries(Object.entries(stacks).map(([k, s]) => [k, Template.fromStack(s)])) as Record<
