@@ -281,7 +281,7 @@ function forgetTable(db: string, table: string): void {
  * transactions never wait for each other in a circle), then each table's steps; then the batch records in a second,
  * short transaction (planBatchRecord says why it is separate). Serialization conflicts retry the whole transaction.
  */
-async function runPrepared(prepared: readonly PreparedRows[], ctx: MergeContext): Promise<void> {
+async function runPrepared(prepared: readonly PreparedRows[], ctx: MergeContext, record = true): Promise<void> {
   const d = ctx.warehouse.dialect;
   const locks = prepared.map((p) => p.names.state).sort();
   const steps = [sql(d.lock(locks)), ...prepared.flatMap((p) => p.steps)];
@@ -292,9 +292,20 @@ async function runPrepared(prepared: readonly PreparedRows[], ctx: MergeContext)
     for (const p of prepared) forgetTable(p.model.db, p.model.table);
     throw err;
   }
-  // The records come after the data is committed: if this fails, the batch is merged again (a no-op) and recorded.
-  const records = prepared.map((p) => sql(planBatchRecord(p.model, p.names, d, p.opts)));
-  await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(records, ''));
+  if (record) await recordBatches(prepared, ctx);
+}
+
+/**
+ * The batch records of merges whose data is committed, in short transactions of their own (at most 40 statements
+ * each): if this fails, the batch is merged again (a no-op) and recorded.
+ */
+async function recordBatches(prepared: readonly PreparedRows[], ctx: MergeContext): Promise<void> {
+  const d = ctx.warehouse.dialect;
+  for (let i = 0; i < prepared.length; i += MAX_STATEMENTS) {
+    const part = prepared.slice(i, i + MAX_STATEMENTS);
+    const records = part.map((p) => sql(planBatchRecord(p.model, p.names, d, p.opts)));
+    await runWithRetries(ctx, part.map((p) => p.key).join(','), () => ctx.warehouse.runTransaction(records, ''));
+  }
 }
 
 /** Merges one run of row changes of one table (no table-level event among them), in its own transaction. */
@@ -396,16 +407,19 @@ export async function mergeTables(
     statements += n;
   }
   if (pack.length > 0) packs.push(pack);
+  const committed: PreparedRows[] = [];
+  const done: typeof shared = [];
   for (const p of packs) {
     const ready = p.flatMap((t) => (t.prepared ? [t.prepared] : []));
     let error: Error | undefined;
     try {
-      if (ready.length > 0) await runPrepared(ready, ctx);
+      if (ready.length > 0) await runPrepared(ready, ctx, false);
+      committed.push(...ready);
     } catch (err) {
       error = err as Error;
     }
     for (const t of p) {
-      if (!error || !t.prepared) outcomes.push({ table: t.table, events: t.events, result: tableResult(t.events) });
+      if (!error || !t.prepared) done.push(t);
       else if (ready.length === 1) outcomes.push({ table: t.table, events: t.events, error });
       else {
         // The shared transaction failed (nothing of it committed): each table again on its own, to find the one.
@@ -416,6 +430,13 @@ export async function mergeTables(
         }
       }
     }
+  }
+  // Every shared transaction's batch records together; a table counts as merged once its record is written too.
+  try {
+    await recordBatches(committed, ctx);
+    for (const t of done) outcomes.push({ table: t.table, events: t.events, result: tableResult(t.events) });
+  } catch (err) {
+    for (const t of done) outcomes.push({ table: t.table, events: t.events, error: err as Error });
   }
   return outcomes;
 }

@@ -198,11 +198,12 @@ export class RedshiftDataWarehouse implements WarehouseClient {
     if (problems.length > 0)
       throw new MergeError('CONFIG_INVALID', `plan outside Redshift's grammar: ${problems.join('; ')}`);
     // Each load's own staging object (several tables in one transaction), or the transaction's one.
-    const stages = steps.flatMap((s) =>
-      s.kind === 'load' && (s.stageLocation ?? stageLocation)
-        ? [{ key: this.stagingKey((s.stageLocation ?? stageLocation)!), csv: s.csv ?? csv }]
-        : [],
-    );
+    const byKey = new Map<string, string>();
+    if (stageLocation) byKey.set(this.stagingKey(stageLocation), csv);
+    for (const s of steps) {
+      if (s.kind === 'load' && s.stageLocation) byKey.set(this.stagingKey(s.stageLocation), s.csv ?? csv);
+    }
+    const stages = [...byKey].map(([key, body]) => ({ key, csv: body }));
     await Promise.all(
       stages.map((st) =>
         this.props.s3.send(
