@@ -1,9 +1,11 @@
 /**
- * `npm run local [-- up|down|status] [--load <rows/s>]`: the whole pipeline on this machine.
+ * `npm run local [-- up|down|status] [--load <rows/s>] [--apply stream|lake|both]`: the whole pipeline on this machine.
  *   (no verb)  foreground, live status line, Ctrl-C stops everything cleanly
  *   up         start in the background, return when ready (writes .local/endpoints.json)
  *   status     positions, lag and per-table counts of a running pipeline
  *   down       stop a background pipeline
+ * `--apply`: which path merges into the replicas (local/pipeline.ts `applySource`): `stream` (default, as deployed),
+ * `lake` (the Firehose stand-in's objects), or `both`.
  * State lives in .local/ (or $LOCAL_STATE_DIR, which the CLI test uses to stay away from a developer's pipeline).
  */
 import { spawn } from 'node:child_process';
@@ -13,8 +15,9 @@ import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { parseQuarantine } from '../containers/producer/src/table-quarantine';
+import { FIREHOSE_STATE_FILE_NAME, STREAM_APPLY_STATE_FILE_NAME } from './firehose-dead-letters';
 import { startLoad } from './load-generator';
-import { type Endpoints, producerDown, ROOT, startPipeline } from './pipeline';
+import { APPLY_SOURCES, type ApplySource, type Endpoints, producerDown, ROOT, startPipeline } from './pipeline';
 import { localAwsClientConfig } from './services/aws-config';
 import { waitFor } from './services/process';
 import { ensureSystemPackages } from './services/system-packages';
@@ -27,12 +30,11 @@ const STATUS = join(DIR, 'status.json');
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`${msg}\n`);
-  process.stderr.write('usage: npm run local [-- up|down|status] [--load <rows/s>]\n');
+  process.stderr.write('usage: npm run local [-- up|down|status] [--load <rows/s>] [--apply stream|lake|both]\n');
   process.exit(2);
 }
 
 const args = process.argv.slice(2);
-const verb = args.find((a) => !a.startsWith('--') && !/^\d/.test(a)) ?? 'run';
 const loadIdx = args.indexOf('--load');
 let load = 0;
 if (loadIdx >= 0) {
@@ -40,6 +42,15 @@ if (loadIdx >= 0) {
   if (!Number.isFinite(load) || load <= 0)
     usage(`--load needs a positive number of rows/s, got ${JSON.stringify(args[loadIdx + 1] ?? null)}`);
 }
+const applyIdx = args.indexOf('--apply');
+let applySource: ApplySource = 'stream';
+if (applyIdx >= 0) {
+  const v = args[applyIdx + 1];
+  if (!APPLY_SOURCES.includes(v as ApplySource))
+    usage(`--apply needs one of ${APPLY_SOURCES.join(', ')}, got ${JSON.stringify(v ?? null)}`);
+  applySource = v as ApplySource;
+}
+const verb = args.find((a, i) => !a.startsWith('--') && !/^\d/.test(a) && args[i - 1] !== '--apply') ?? 'run';
 if (!['run', 'up', 'down', 'status', 'supervise'].includes(verb)) usage(`unknown verb ${JSON.stringify(verb)}`);
 
 /** Readers (`up`, `status`, scripts) never see a half-written file. */
@@ -74,7 +85,11 @@ async function serve(): Promise<void> {
   mkdirSync(DIR, { recursive: true });
   // First, so that `down` can stop a pipeline that is still starting.
   writeFileSync(PID, String(process.pid));
-  const p = await startPipeline({ dir: DIR, log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`) });
+  const p = await startPipeline({
+    dir: DIR,
+    applySource,
+    log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`),
+  });
   await p.startProducer();
   const ep: Endpoints = p.endpoints;
   const pool = mysql.createPool({ ...ep.mysql, connectionLimit: 4 });
@@ -92,6 +107,7 @@ async function serve(): Promise<void> {
       STATUS,
       JSON.stringify({
         at: now,
+        applySource,
         ...counters,
         capturedPerS: Math.round((p.stats.captured - first.captured) / dt),
         appliedPerS: Math.round((p.stats.applied - first.applied) / dt),
@@ -126,12 +142,15 @@ async function serve(): Promise<void> {
 
 interface StatusFile {
   at: number;
+  /** Which path merges (`--apply`); absent in files written before it existed. */
+  applySource?: ApplySource;
   captured: number;
   applied: number;
   lastFreshnessS: number;
   secondsBehind: number;
   producerStarts: number;
   firehoseStarts: number;
+  applyStarts?: number;
   capturedPerS: number;
   appliedPerS: number;
   generated: number;
@@ -149,8 +168,10 @@ function statusLine(st: StatusFile): string {
     `freshness ${st.lastFreshnessS.toFixed(1)} s`,
     `applied ${st.applied}`,
     ...(st.generated ? [`generated ${st.generated}`] : []),
-    ...(st.producerStarts > 1 || st.firehoseStarts > 1
-      ? [`restarts: producer ${st.producerStarts - 1}, firehose ${st.firehoseStarts - 1}`]
+    ...(st.producerStarts > 1 || st.firehoseStarts > 1 || (st.applyStarts ?? 0) > 1
+      ? [
+          `restarts: producer ${st.producerStarts - 1}, firehose ${st.firehoseStarts - 1}${st.applyStarts ? `, stream apply ${st.applyStarts - 1}` : ''}`,
+        ]
       : []),
   ].join(' · ');
 }
@@ -172,7 +193,15 @@ async function startBackground(): Promise<number> {
   const out = openSync(join(DIR, 'supervisor.log'), 'a');
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(ROOT, 'local/main.ts'), 'supervise', ...(load ? ['--load', String(load)] : [])],
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'local/main.ts'),
+      'supervise',
+      '--apply',
+      applySource,
+      ...(load ? ['--load', String(load)] : []),
+    ],
     { cwd: ROOT, detached: true, stdio: ['ignore', out, out], env: { ...process.env, LOCAL_STATE_DIR: DIR } },
   );
   let exited: number | null | undefined;
@@ -228,7 +257,7 @@ async function foreground(): Promise<void> {
   const pid = await startBackground();
   const ep = JSON.parse(readFileSync(ENDPOINTS, 'utf8')) as Endpoints;
   process.stderr.write(
-    `ready: MySQL ${ep.mysql.host}:${ep.mysql.port} (user ${ep.mysql.user}, database ${ep.mysql.database}); replicas in ${ep.postgres.url} schema ${ep.replicaSchema}; endpoints in ${ENDPOINTS}\nCtrl-C stops everything\n`,
+    `ready, applying from the ${applySource === 'both' ? 'stream and the lake' : applySource}${applySource === 'stream' ? ' (event source mapping stand-in; the Firehose stand-in keeps the lake)' : ''}: MySQL ${ep.mysql.host}:${ep.mysql.port} (user ${ep.mysql.user}, database ${ep.mysql.database}); replicas in ${ep.postgres.url} schema ${ep.replicaSchema}; endpoints in ${ENDPOINTS}\nCtrl-C stops everything\n`,
   );
   let stopping = false;
   const tick = setInterval(() => {
@@ -295,20 +324,24 @@ async function printStatus(): Promise<void> {
       `quarantined table:   ${q.table} since ${new Date(q.since).toISOString()}: ${q.reason} (fix the cause, then npx cdc resync ${q.table})\n`,
     );
   }
-  const shards = existsSync(join(DIR, 'firehose-state.json'))
-    ? (JSON.parse(readFileSync(join(DIR, 'firehose-state.json'), 'utf8')) as Record<string, string>)
-    : {};
-  process.stdout.write(
-    `firehose delivered:  ${
+  const positions = (file: string) => {
+    const shards = existsSync(join(DIR, file))
+      ? (JSON.parse(readFileSync(join(DIR, file), 'utf8')) as Record<string, string>)
+      : {};
+    return (
       Object.entries(shards)
         .map(([shard, seq]) => `${shard} up to ${seq}`)
         .join(', ') || 'nothing yet'
-    }\n`,
-  );
-  if (existsSync(STATUS)) {
-    const st = JSON.parse(readFileSync(STATUS, 'utf8')) as StatusFile;
+    );
+  };
+  const st = existsSync(STATUS) ? (JSON.parse(readFileSync(STATUS, 'utf8')) as StatusFile) : undefined;
+  if (st?.applySource) process.stdout.write(`applying from:       ${st.applySource}\n`);
+  process.stdout.write(`firehose delivered:  ${positions(FIREHOSE_STATE_FILE_NAME)}\n`);
+  if (st?.applySource !== 'lake')
+    process.stdout.write(`stream applied:      ${positions(STREAM_APPLY_STATE_FILE_NAME)}\n`);
+  if (st) {
     process.stdout.write(
-      `lag:                 ${st.producerDown ? `producer DOWN: ${st.producerDown}` : `producer ${st.secondsBehind} s behind the source`}; rows/s captured ${st.capturedPerS}, applied ${st.appliedPerS}; producer starts ${st.producerStarts}, firehose starts ${st.firehoseStarts}${st.lastError ? `; last error: ${st.lastError}` : ''}\n`,
+      `lag:                 ${st.producerDown ? `producer DOWN: ${st.producerDown}` : `producer ${st.secondsBehind} s behind the source`}; rows/s captured ${st.capturedPerS}, applied ${st.appliedPerS}; producer starts ${st.producerStarts}, firehose starts ${st.firehoseStarts}${st.applyStarts ? `, stream apply starts ${st.applyStarts}` : ''}${st.lastError ? `; last error: ${st.lastError}` : ''}\n`,
     );
   }
   const batches = await pgc

@@ -1,8 +1,9 @@
 /**
  * `cdc redrive [db.table] [--timeout <s>]`: after the cause is fixed, applies again the changelog objects the merge set
  * aside (retries exhausted, or poison), each with fresh attempts, as SQS's DLQ redrive does in AWS. Locally the
- * running Firehose stand-in does it (only it may write its retry queue): this command writes the request next to its
- * state file and waits for the answer. In AWS the dead letters are SQS messages: redrive the queue there.
+ * running pipeline's merge queue does it (the Firehose stand-in's in lake apply, the stream apply's otherwise; only
+ * its process may write it): this command writes the request next to the stand-in's state file and waits for the
+ * answer. In AWS the dead letters are SQS messages: redrive the queue there.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,7 +47,7 @@ export async function redrive(t: Target, opts: RedriveOptions, out: Output): Pro
   renameSync(tmp, redriveRequestFile(stateFile));
   const timeoutS = opts.timeoutS ?? 30;
   const result = await waitFor(
-    'the Firehose stand-in to take the redrive request',
+    'the local merge queue to take the redrive request',
     async () => {
       if (!existsSync(redriveResultFile(stateFile))) return undefined;
       const r = JSON.parse(readFileSync(redriveResultFile(stateFile), 'utf8')) as RedriveResult;
@@ -57,7 +58,7 @@ export async function redrive(t: Target, opts: RedriveOptions, out: Output): Pro
     rmSync(redriveRequestFile(stateFile), { force: true });
     throw new CliError(
       'FAILED',
-      `the local Firehose stand-in did not take the redrive request within ${timeoutS} s: is the local pipeline running (npm run local -- status)?`,
+      `the local merge queue (stream apply or Firehose stand-in) did not take the redrive request within ${timeoutS} s: is the local pipeline running (npm run local -- status)?`,
     );
   });
   out.say(

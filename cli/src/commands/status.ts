@@ -9,9 +9,9 @@ import mysql from 'mysql2/promise';
 import { parseState, progressOf, type SnapshotJob } from '../../../containers/producer/src/snapshot-progress';
 import {
   type FailingTable,
-  FIREHOSE_STATE_FILE_NAME,
   failingTables,
   MERGE_DEAD_LETTER_PREFIX,
+  MERGE_QUEUE_STATE_FILE_NAMES,
   retryQueueFile,
   type SetAsideReport,
   tableOfKey,
@@ -170,15 +170,19 @@ function readTail(file: string, bytes = 512 * 1024): string {
 }
 
 /**
- * Per table, the objects the merge could not apply: the local stand-in's retry queue (local runs) and the reports
+ * Per table, the objects the merge could not apply: the local merge queues (local runs) and the reports
  * under errors/merge/ (the newest report of each table is read for its reason).
  */
 async function mergeFailures(t: Target): Promise<Map<string, FailingTable>> {
-  const queueFile = t.localDir ? retryQueueFile(join(t.localDir, FIREHOSE_STATE_FILE_NAME)) : undefined;
-  const retrying =
-    queueFile && existsSync(queueFile)
-      ? (JSON.parse(readFileSync(queueFile, 'utf8')) as { key: string; attempts: number; lastError: string }[])
-      : [];
+  // Both local merge queues: the Firehose stand-in's (lake apply) and the stream apply's (handed-off tables).
+  const queueFiles = t.localDir
+    ? MERGE_QUEUE_STATE_FILE_NAMES.map((name) => retryQueueFile(join(t.localDir!, name)))
+    : [];
+  const retrying = queueFiles.flatMap((f) =>
+    existsSync(f)
+      ? (JSON.parse(readFileSync(f, 'utf8')) as { key: string; attempts: number; lastError: string }[])
+      : [],
+  );
   const listed = await t.s3
     .send(new ListObjectsV2Command({ Bucket: t.bucket, Prefix: MERGE_DEAD_LETTER_PREFIX, MaxKeys: 1000 }))
     .catch(() => ({ Contents: [] }));
