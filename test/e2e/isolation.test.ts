@@ -47,7 +47,9 @@ const STATEMENT_TIMEOUT_MS = 5000;
 
 beforeAll(async () => {
   process.env.MERGE_STATEMENT_TIMEOUT_MS = String(STATEMENT_TIMEOUT_MS); // read by the stand-in startPipeline spawns
-  p = await startPipeline({ dir, bufferMs: 300, loadSampleSchema: false });
+  // The lake path's isolation (the Firehose stand-in's merge queue and its state files): since issue 13 the local
+  // pipeline applies from the stream by default.
+  p = await startPipeline({ dir, bufferMs: 300, loadSampleSchema: false, applySource: 'lake' });
   s3 = new S3Client(localAwsClientConfig(p.endpoints.aws.s3));
   endpoints = join(dir, 'endpoints.json');
   writeFileSync(endpoints, JSON.stringify(p.endpoints));
