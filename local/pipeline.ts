@@ -13,6 +13,7 @@ import { CreateStreamCommand, KinesisClient, ListStreamsCommand } from '@aws-sdk
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
+import { APPLY_STREAM_DEFAULTS } from '../lib/config/environment-config';
 import { checkMappingSettings } from './event-source-mapping';
 import { FIREHOSE_STATE_FILE_NAME, STREAM_APPLY_STATE_FILE_NAME } from './firehose-dead-letters';
 import { localAwsClientConfig } from './services/aws-config';
@@ -58,7 +59,7 @@ export interface PipelineOptions {
    * @default 'stream'
    */
   readonly applySource?: ApplySource;
-  /** The event source mapping stand-in's settings (stream apply). @default its own defaults (local/event-source-mapping.ts) */
+  /** The event source mapping stand-in's settings (stream apply). @default see each field */
   readonly streamApply?: StreamApplyOptions;
 }
 
@@ -84,7 +85,7 @@ export function checkPipelineOptions(opts: Pick<PipelineOptions, 'applySource' |
       `applySource must be one of ${APPLY_SOURCES.join(', ')}, got ${JSON.stringify(opts.applySource)}`,
     );
   checkMappingSettings({
-    batchSize: opts.streamApply?.batchSize ?? 100,
+    batchSize: opts.streamApply?.batchSize ?? APPLY_STREAM_DEFAULTS.batchSize,
     batchingWindowMs: opts.streamApply?.batchingWindowMs ?? 0,
     pollMs: opts.streamApply?.pollMs ?? 1000,
     maxRetryAttempts: 3,
@@ -94,7 +95,11 @@ export function checkPipelineOptions(opts: Pick<PipelineOptions, 'applySource' |
 export interface StreamApplyOptions {
   /** MaximumBatchingWindowInSeconds, in ms. @default 0 (invoke with what one poll got) */
   readonly batchingWindowMs?: number;
-  /** BatchSize. @default 100 */
+  /**
+   * BatchSize. Not Lambda's 100: at a steady 1,000 rows/s a batch of 100 takes more invocations (and commits) than
+   * the local warehouse on a small machine keeps up with; the stages' default keeps one invocation per shard and poll.
+   * @default APPLY_STREAM_DEFAULTS.batchSize (1000, the stages' default; lib/config/environment-config.ts)
+   */
   readonly batchSize?: number;
   /** How often each shard is polled. @default 1000 (Lambda's base rate) */
   readonly pollMs?: number;
@@ -325,7 +330,7 @@ async function assemble(
       STREAM_APPLY_STATE_FILE: join(opts.dir, STREAM_APPLY_STATE_FILE_NAME),
       // One queue per run serves `npx cdc redrive`: the stand-in's in lake apply, this one's otherwise.
       ...(applySource === 'stream' ? { REDRIVE_STATE_FILE: join(opts.dir, FIREHOSE_STATE_FILE_NAME) } : {}),
-      ...(opts.streamApply?.batchSize !== undefined ? { BATCH_SIZE: String(opts.streamApply.batchSize) } : {}),
+      BATCH_SIZE: String(opts.streamApply?.batchSize ?? APPLY_STREAM_DEFAULTS.batchSize),
       ...(opts.streamApply?.batchingWindowMs !== undefined
         ? { BATCHING_WINDOW_MS: String(opts.streamApply.batchingWindowMs) }
         : {}),
