@@ -8,6 +8,7 @@ import { backfill } from './src/commands/backfill';
 import { preflight } from './src/commands/preflight';
 import { rebuild } from './src/commands/rebuild';
 import { redrive } from './src/commands/redrive';
+import { replay } from './src/commands/replay';
 import { resync } from './src/commands/resync';
 import { setPosition } from './src/commands/set-position';
 import { status } from './src/commands/status';
@@ -31,6 +32,8 @@ const USAGE = `usage: npx cdc <verb> [options]
   rebuild <db.table> --as-of <time>         rebuild the table as of a moment from the S3 lake, into a new table
           [--into <name>]
   redrive [db.table] [--timeout <s>]        apply again the objects the merge set aside (local run), once fixed
+  replay [db.table] --since <time>          apply the lake's objects of a window again to the live replicas
+         [--until <time>]                   (idempotent: fills in what is missing, changes nothing else)
 
 options for every verb:
   --json               machine-readable output on stdout
@@ -51,6 +54,8 @@ const OPTIONS = {
   yes: { type: 'boolean', short: 'y' },
   'as-of': { type: 'string' },
   into: { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
 } as const;
 
 const ALLOWED: Record<string, readonly string[]> = {
@@ -62,6 +67,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   'set-position': ['yes'],
   rebuild: ['as-of', 'into'],
   redrive: ['timeout'],
+  replay: ['since', 'until'],
 };
 
 function number(name: string, text: string | undefined, min: number): number | undefined {
@@ -100,10 +106,11 @@ async function main(argv: string[]): Promise<number> {
 
   // Arguments are checked before anything is contacted.
   const table =
-    ['backfill', 'resync', 'validate', 'rebuild'].includes(verb) || (verb === 'redrive' && rest[0])
+    ['backfill', 'resync', 'validate', 'rebuild'].includes(verb) || (['redrive', 'replay'].includes(verb) && rest[0])
       ? parseTableName(rest[0], verb)
       : undefined;
   if (verb === 'rebuild' && !v['as-of']) throw new CliError('USAGE', 'rebuild needs --as-of <time>');
+  if (verb === 'replay' && !v.since) throw new CliError('USAGE', 'replay needs --since <time>');
   if (verb === 'set-position' && !rest[0]) throw new CliError('USAGE', 'set-position needs <file:pos|gtid|time>');
   const timeoutS = number('timeout', v.timeout, 1);
   const chunkRows = number('chunk-rows', v['chunk-rows'], 1);
@@ -126,6 +133,8 @@ async function main(argv: string[]): Promise<number> {
         return await setPosition(target, { spec: rest[0], yes: !!v.yes }, out);
       case 'redrive':
         return await redrive(target, { table, timeoutS }, out);
+      case 'replay':
+        return await replay(target, { table, since: v.since, until: v.until }, out);
       default:
         return await rebuild(target, { ...table!, asOf: v['as-of'], into: v.into }, out);
     }

@@ -24,17 +24,14 @@ export interface RebuildOptions {
   readonly into?: string | undefined;
 }
 
-/** ISO 8601 (UTC unless a zone is given) → epoch ms. @throws CliError USAGE */
-export function parseAsOf(text: string | undefined): number {
+/** ISO 8601 (UTC unless a zone is given) → epoch ms. @throws CliError USAGE, starting with `usage` */
+export function parseAsOf(text: string | undefined, usage = 'rebuild needs --as-of <time>'): number {
   const s = (text ?? '').trim().replace(' ', 'T');
   const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(s)
     ? Date.parse(/(Z|[+-]\d{2}:?\d{2})$/.test(s) ? s : `${s}Z`)
     : Number.NaN;
   if (!Number.isFinite(ms)) {
-    throw new CliError(
-      'USAGE',
-      `rebuild needs --as-of <time> (ISO 8601, e.g. 2026-11-23T10:00:00Z), got ${JSON.stringify(text ?? null)}`,
-    );
+    throw new CliError('USAGE', `${usage} (ISO 8601, e.g. 2026-11-23T10:00:00Z), got ${JSON.stringify(text ?? null)}`);
   }
   return ms;
 }
