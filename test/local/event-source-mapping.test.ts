@@ -3,6 +3,7 @@
  * (2 shards) and s3rver (its on-failure destination). The handler is a recording function: what a Lambda would have
  * received, invocation by invocation.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import {
   type LocalEventSourceMappingProps,
   type LocalStreamHandler,
 } from '../../local/event-source-mapping';
+import { ROOT } from '../../local/pipeline';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import { sleep, waitFor } from '../../local/services/process';
@@ -394,5 +396,29 @@ describe('local event source mapping', () => {
     ).toThrow(
       'invalid event source mapping settings: batchSize must be an integer from 1 to 10000, got 0; batchingWindowMs must be an integer from 0 to 300000, got 300001; maxRetryAttempts must be an integer from -1 to 10000, got -2',
     );
+  });
+});
+
+describe('local stream apply process (local/stream-apply-main.ts)', () => {
+  it('refuses to start with a bad configuration, naming each variable and its value', () => {
+    const res = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'local/stream-apply-main.ts')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: {
+        PATH: process.env.PATH,
+        AWS_ENDPOINT_KINESIS: 'http://127.0.0.1:1',
+        AWS_ENDPOINT_S3: 'http://127.0.0.1:1',
+        STREAM_NAME: 'cdc-changes',
+        LAKE_BUCKET: 'lake',
+        STREAM_APPLY_STATE_FILE: join(dir, 'never.json'),
+        BATCH_SIZE: '0',
+        BATCHING_WINDOW_MS: 'soon',
+      },
+    });
+    expect(res.status).toBe(1);
+    const fatal = JSON.parse(res.stdout.trim().split('\n').at(-1)!);
+    expect(fatal).toMatchObject({ event: 'fatal', code: 'LOCAL_ESM_CONFIG' });
+    expect(fatal.error).toContain('BATCH_SIZE="0"');
+    expect(fatal.error).toContain('BATCHING_WINDOW_MS="soon"');
   });
 });

@@ -173,6 +173,23 @@ describe('local Firehose stand-in', () => {
     expect(await replica(db, 'items')).toEqual(['7|BK-1', '8|TY-1']);
   });
 
+  it('with mergeObjects off (stream apply), writes the lake and the raw changelog and merges nothing', async () => {
+    const { stream, bucket, db, props } = await setup();
+    const { events } = workload(db);
+    await put(stream, events);
+    const fh = new LocalFirehose({ ...props, mergeObjects: false });
+    await fh.start();
+    try {
+      await waitFor('the raw changelog', async () => (await changelogPositions(props.changelogSchema)).length === 6);
+      await new Promise((r) => setTimeout(r, 500)); // time enough for a merge, had one been queued
+    } finally {
+      await fh.stop();
+    }
+    expect(await keys(bucket, 'changelog/')).toHaveLength(2);
+    expect(fh.pendingRetries).toEqual([]);
+    expect(await replica(db, 'items').catch((e: Error) => e.message)).toMatch(/does not exist/);
+  });
+
   it('delivers as soon as the size hint is reached, without waiting for the interval', async () => {
     const { stream, bucket, db, props } = await setup();
     await put(stream, workload(db).events);
