@@ -264,7 +264,7 @@ export class Monitoring extends Construct {
         threshold: iteratorAge.toMilliseconds({ integral: false }),
         evaluationPeriods: 5,
         datapointsToAlarm: 3,
-        what: `Firehose more than ${seconds(iteratorAge)} s behind the stream`,
+        what: `the slowest reader of the stream (Firehose, or the stream apply) more than ${seconds(iteratorAge)} s behind it`,
         runbook: 'stream-iterator-age',
       },
       ...(streamApply

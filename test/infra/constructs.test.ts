@@ -346,7 +346,9 @@ describe('metrics named with their unit', () => {
       AlarmName: 'cdc-probe-critical-StreamIteratorAge',
       MetricName: 'GetRecords.IteratorAgeMilliseconds',
       Threshold: 90_000,
-      AlarmDescription: Match.stringLikeRegexp('^\\[CRITICAL\\] Firehose more than 90 s behind the stream'),
+      AlarmDescription: Match.stringLikeRegexp(
+        '^\\[CRITICAL\\] the slowest reader of the stream \\(Firehose, or the stream apply\\) more than 90 s behind it',
+      ),
     });
     // The merge's Lambda Duration is in milliseconds too: 80% of the dev function's 300 s timeout.
     t.hasResourceProperties('AWS::CloudWatch::Alarm', {

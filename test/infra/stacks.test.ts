@@ -940,6 +940,17 @@ describe('freshness and the stream apply on the dashboard and in alarms', () => 
     });
   });
 
+  it('links every alarm of every stage to a runbook section that exists in docs/operations.md', () => {
+    const runbook = readFileSync(join(REPO_ROOT, 'docs/operations.md'), 'utf8');
+    const sections = new Set([...runbook.matchAll(/^## ([a-z0-9-]+)$/gm)].map((m) => m[1]));
+    const missing = [dev, staging, prod, lakeApply()].flatMap((t) =>
+      Object.values(t.templates.observability.findResources('AWS::CloudWatch::Alarm'))
+        .map((a) => /#([a-z0-9-]+)$/.exec(String(a.Properties.AlarmDescription))?.[1] ?? '(no anchor)')
+        .filter((anchor) => !sections.has(anchor)),
+    );
+    expect([...new Set(missing)]).toEqual([]);
+  });
+
   it("alarms on the mapping's iterator age (Lambda's, in ms) and warns on handoffs, only in stream apply", () => {
     expect(alarmOf(prod, 'cdc-prod-critical-StreamApplyIteratorAge')).toMatchObject({
       Namespace: 'AWS/Lambda',
