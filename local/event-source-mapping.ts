@@ -278,9 +278,17 @@ export class LocalEventSourceMapping {
       if (parents.some((p) => !this.finished.has(p))) continue;
       this.readers.set(
         id,
-        this.readShard(id)
-          .catch((err: Error) => this.props.onError?.(err))
-          .finally(() => this.finished.add(id)),
+        this.readShard(id).then(
+          (ended) => {
+            if (ended) this.finished.add(id);
+          },
+          (err: Error) => {
+            // Unexpected (the checkpoint could not be saved): the next discovery reads the shard again from its
+            // checkpoint, rather than leaving it unread.
+            this.props.onError?.(err);
+            this.readers.delete(id);
+          },
+        ),
       );
     }
   }
@@ -301,8 +309,11 @@ export class LocalEventSourceMapping {
     return s.iterator;
   }
 
-  /** One shard: poll, gather, invoke, one batch at a time, until stopped or the shard is closed and read. */
-  private async readShard(id: string): Promise<void> {
+  /**
+   * One shard: poll, gather, invoke, one batch at a time, until stopped (false) or the shard is closed and read to
+   * its end (true).
+   */
+  private async readShard(id: string): Promise<boolean> {
     const s: ShardReader = {
       id,
       iterator: undefined,
@@ -320,7 +331,7 @@ export class LocalEventSourceMapping {
         await this.deliver(s, this.takeBatch(s));
         continue;
       }
-      if (s.ended) return;
+      if (s.ended) return true;
       const nextPoll = s.more ? now : s.lastPollAt + this.pollMs;
       const deadline = s.buffer.length > 0 ? s.windowStart + this.windowMs : Number.POSITIVE_INFINITY;
       const wakeAt = Math.min(nextPoll, deadline);
@@ -330,6 +341,7 @@ export class LocalEventSourceMapping {
       }
       await this.poll(s);
     }
+    return false;
   }
 
   private batchDue(s: ShardReader, now: number): boolean {
