@@ -10,7 +10,7 @@
  * - the stream path with the batching window and batch size prod sets (`apply.stream` of the prod stage);
  * - the lake path (the Firehose stand-in's 1 s buffer, then the merge of each delivered object): the reference.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -25,7 +25,7 @@ const TABLES = 20;
 /** The lake path's Firehose stand-in buffer (its default; in AWS the lake buffers ≥ 60 s). */
 const LAKE_BUFFER_MS = 1000;
 
-const tableName = (i: number) => `fresh_${String(i).padStart(2, '0')}`;
+export const tableName = (i: number) => `fresh_${String(i).padStart(2, '0')}`;
 
 function percentile(values: readonly number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -57,7 +57,7 @@ interface TableLoad {
  * inserts new rows, updates a range of its live rows and deletes its oldest ones (about 60/30/10 by rows), paced to
  * `rowsPerSecond` rows changed per second. Multi-row statements keep MariaDB's share of the 2 cores small.
  */
-function startTableLoad(pool: mysql.Pool, database: string, rowsPerSecond: number, tables: number): TableLoad {
+export function startTableLoad(pool: mysql.Pool, database: string, rowsPerSecond: number, tables: number): TableLoad {
   const ticksPerSecond = 20;
   const rowsPerTick = Math.max(1, Math.round(rowsPerSecond / ticksPerSecond));
   const inserts = Math.max(1, Math.round(rowsPerTick * 0.6));
@@ -138,9 +138,47 @@ interface Run {
   readonly latencies: number[];
   /** Rows per second the load achieved while the probes ran. */
   readonly loadRowsPerS: number;
+  /** Where the time goes, from the applying process's log over the probe period (medians). */
+  readonly batches: BatchStats;
+}
+
+interface BatchStats {
+  /** Batches (stream: invocations; lake: merged objects) applied while the probes ran. */
+  readonly count: number;
+  /** Records and tables per batch (the stream path's invocations). */
+  readonly records: number;
+  readonly tables: number;
+  /** From the newest commit in a batch to the end of its apply: the apply's own time plus the batch's last wait. */
+  readonly newestCommitToAppliedS: number;
+}
+
+/**
+ * Reads the applying process's JSON lines (local/stream-apply-main.ts `applied`, local/firehose-main.ts `merged`, each
+ * with `at` and `maxCommitMs`) between `from` and `to`.
+ */
+function batchStats(file: string, event: 'applied' | 'merged', from: number, to: number): BatchStats {
+  const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n') : [];
+  const batches: { at: number; maxCommitMs: number; records?: number; rows?: number; tables?: number }[] = [];
+  for (const line of lines) {
+    if (!line.includes(`"event":"${event}"`)) continue;
+    try {
+      const b = JSON.parse(line);
+      if (b.at >= from && b.at <= to && Number.isFinite(b.maxCommitMs)) batches.push(b);
+    } catch {
+      // a line cut by a kill
+    }
+  }
+  const median = (xs: number[]) => (xs.length ? percentile(xs, 50) : Number.NaN);
+  return {
+    count: batches.length,
+    records: median(batches.map((b) => b.records ?? b.rows ?? 0)),
+    tables: median(batches.map((b) => b.tables ?? 1)),
+    newestCommitToAppliedS: round(median(batches.map((b) => (b.at - b.maxCommitMs) / 1000)), 3),
+  };
 }
 
 async function measure(options: Omit<PipelineOptions, 'dir'>, probes: number): Promise<Run> {
+  const lake = options.applySource === 'lake';
   const dir = mkdtempSync(join(tmpdir(), 'cdc-bench-fresh-'));
   const p = await startPipeline({ dir, ...options });
   const pool = mysql.createPool({ ...p.endpoints.mysql, connectionLimit: 3 });
@@ -171,6 +209,7 @@ async function measure(options: Omit<PipelineOptions, 'dir'>, probes: number): P
     const load = startTableLoad(pool, db, LOAD_ROWS_PER_S, TABLES);
     await sleep(5000); // steady state before the first probe
     load.markStart();
+    const probesFrom = Date.now();
     const probeQuery = Array.from(
       { length: TABLES },
       (_, i) => `SELECT -id AS n FROM "${replica}"."${tableName(i + 1)}" WHERE id < 0`,
@@ -193,6 +232,7 @@ async function measure(options: Omit<PipelineOptions, 'dir'>, probes: number): P
       await sleep(250 + Math.random() * 250);
     }
     const achieved = load.rate();
+    const probesTo = Date.now();
     await waitFor('every probe in a replica', async () => seen.size >= probes, 120_000).catch((err: Error) => {
       throw new Error(`${err.message} (${seen.size} of ${probes} seen; load errors ${load.errors}: ${load.lastError})`);
     });
@@ -202,6 +242,9 @@ async function measure(options: Omit<PipelineOptions, 'dir'>, probes: number): P
     return {
       latencies: [...committed].map(([id, t]) => (seen.get(id)! - t) / 1000),
       loadRowsPerS: achieved.rows / achieved.seconds,
+      batches: lake
+        ? batchStats(join(dir, 'firehose.log'), 'merged', probesFrom, probesTo)
+        : batchStats(join(dir, 'stream-apply.log'), 'applied', probesFrom, probesTo),
     };
   } finally {
     await pool.end();
@@ -224,6 +267,10 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
   const notes =
     `${probes} probes at random 250–500 ms intervals into ${TABLES} tables under a steady ${LOAD_ROWS_PER_S} rows/s ` +
     `load over the same tables (achieved ${loads.join(' / ')} rows/s in the stream, stream prod-window and lake runs)`;
+  const where = (r: Run, what: string) =>
+    `; ${r.batches.count} ${what} while the probes ran, median ${r.batches.records} records` +
+    `${what === 'invocations' ? ` over ${r.batches.tables} tables` : ''} each, newest commit → applied ` +
+    `${r.batches.newestCommitToAppliedS} s`;
   const lakeReference = `the lake path in the same run (Firehose stand-in buffering ${LAKE_BUFFER_MS / 1000} s)`;
   const figure = (value: number, reference: number | undefined, target?: string, extra = ''): Figure => ({
     value: round(value),
@@ -234,15 +281,27 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
     ...(target ? { target } : {}),
     notes: `${notes}${extra}`,
   });
+  const defaultNote =
+    '; stream path with the event source mapping stand-in’s defaults (local/pipeline.ts StreamApplyOptions)';
   const prodNote =
     `; stream path with prod's pacing: batching window ${prod.batchingWindowMs / 1000} s, batch size ` +
     `${prod.batchSize} (apply.stream of the prod stage)`;
   return {
-    freshness_p50_s: figure(s.p50, l.p50, '≤ 1.5 s', '; stream path, the stand-in’s default batching window'),
-    freshness_p99_s: figure(s.p99, l.p99, '≤ 3 s', '; stream path, the stand-in’s default batching window'),
-    freshness_stream_prod_window_p50_s: figure(w.p50, l.p50, undefined, prodNote),
-    freshness_stream_prod_window_p99_s: figure(w.p99, l.p99, undefined, prodNote),
-    freshness_lake_p50_s: figure(l.p50, undefined, undefined, '; lake path'),
-    freshness_lake_p99_s: figure(l.p99, undefined, undefined, '; lake path'),
+    freshness_p50_s: figure(s.p50, l.p50, '≤ 1.5 s', `${defaultNote}${where(stream, 'invocations')}`),
+    freshness_p99_s: figure(s.p99, l.p99, '≤ 3 s', `${defaultNote}${where(stream, 'invocations')}`),
+    freshness_stream_prod_window_p50_s: figure(
+      w.p50,
+      l.p50,
+      undefined,
+      `${prodNote}${where(prodWindow, 'invocations')}`,
+    ),
+    freshness_stream_prod_window_p99_s: figure(
+      w.p99,
+      l.p99,
+      undefined,
+      `${prodNote}${where(prodWindow, 'invocations')}`,
+    ),
+    freshness_lake_p50_s: figure(l.p50, undefined, undefined, `; lake path${where(lake, 'objects merged')}`),
+    freshness_lake_p99_s: figure(l.p99, undefined, undefined, `; lake path${where(lake, 'objects merged')}`),
   };
 }
