@@ -3,23 +3,28 @@
  * (2 shards) and s3rver (its on-failure destination). The handler is a recording function: what a Lambda would have
  * received, invocation by invocation.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateStreamCommand, DescribeStreamCommand, KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import type { KinesisStreamEvent } from 'aws-lambda';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   LocalEventSourceMapping,
   type LocalEventSourceMappingProps,
   type LocalStreamHandler,
 } from '../../local/event-source-mapping';
+import type { PendingRetry } from '../../local/merge-queue';
 import { ROOT } from '../../local/pipeline';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
-import { sleep, waitFor } from '../../local/services/process';
+import { type PostgresServer, startPostgres } from '../../local/services/postgres';
+import { sleep, stopProcess, waitFor } from '../../local/services/process';
+import type { ChangeEvent } from '../../shared/change-event';
+import { TableEvents } from '../merge/support/event-factory';
 
 const dir = mkdtempSync(join(tmpdir(), 'cdc-esm-'));
 let kinesisEmu: Emulator;
@@ -420,5 +425,125 @@ describe('local stream apply process (local/stream-apply-main.ts)', () => {
     expect(fatal).toMatchObject({ event: 'fatal', code: 'LOCAL_ESM_CONFIG' });
     expect(fatal.error).toContain('BATCH_SIZE="0"');
     expect(fatal.error).toContain('BATCHING_WINDOW_MS="soon"');
+  });
+});
+
+describe('local stream apply process, its handoffs (local/stream-apply-main.ts with PostgreSQL and the real merge)', () => {
+  let postgres: PostgresServer;
+  let pool: pg.Pool;
+  let child: ChildProcess | undefined;
+  const lines: Record<string, unknown>[] = [];
+  beforeAll(async () => {
+    postgres = await startPostgres({ dir: join(dir, 'pg') });
+    pool = new pg.Pool({ connectionString: postgres.url, max: 2 });
+  });
+  afterAll(async () => {
+    if (child) await stopProcess(child, 10_000);
+    await pool?.end();
+    await postgres?.stop();
+  });
+
+  async function put(stream: string, events: readonly ChangeEvent[]): Promise<void> {
+    const res = await kinesis.send(
+      new PutRecordsCommand({
+        StreamName: stream,
+        Records: events.map((e) => ({ Data: Buffer.from(JSON.stringify(e)), PartitionKey: `${e.db}.${e.table}` })),
+      }),
+    );
+    expect(res.FailedRecordCount ?? 0).toBe(0);
+  }
+  const ids = async (db: string, table: string): Promise<number[]> =>
+    (await pool.query(`SELECT id FROM "${db}"."${table}" ORDER BY id`)).rows.map((r: { id: number }) => r.id);
+
+  it('hands a table the warehouse refuses off to its merge queue (retried, then set aside with the reason) while the other table flows, and merges it on redrive once fixed', async () => {
+    const base = await setup();
+    const db = 'handoff';
+    const redriveState = join(dir, 'firehose-state-handoff.json');
+    const queueFile = `${base.stateFile}.retrying`;
+    child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'local/stream-apply-main.ts')], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        WAREHOUSE: 'postgres',
+        POSTGRES_URL: postgres.url,
+        CHANGELOG_SCHEMA: 'cdc',
+        REPLICA_SCHEMA: db,
+        HISTORY_TABLES: '',
+        PIPELINE_ID: 'esm-test',
+        AWS_ENDPOINT_S3: s3Emu.endpoint,
+        AWS_ENDPOINT_KINESIS: kinesisEmu.endpoint,
+        STREAM_NAME: base.stream,
+        LAKE_BUCKET: base.bucket,
+        STREAM_APPLY_STATE_FILE: base.stateFile,
+        REDRIVE_STATE_FILE: redriveState,
+        POLL_MS: '100',
+        DELIVERY_MAX_ATTEMPTS: '3',
+        DELIVERY_RETRY_BACKOFF_MS: '300',
+      },
+    });
+    let rest = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      const parts = (rest + d.toString()).split('\n');
+      rest = parts.pop() ?? '';
+      for (const l of parts) if (l.startsWith('{')) lines.push(JSON.parse(l) as Record<string, unknown>);
+    });
+    child.stderr!.resume();
+    await waitFor('the process to be ready', async () => lines.some((l) => l.event === 'ready'), 60_000);
+
+    const orders = new TableEvents(db, 'orders', { id: 'int', note: 'varchar(20)' });
+    const items = new TableEvents(db, 'items', { id: 'int', note: 'varchar(20)' });
+    await put(base.stream, [orders.insert({ id: 1, note: 'a' }), items.insert({ id: 1, note: 'a' })]);
+    await waitFor('both replicas', async () => (await ids(db, 'orders').catch(() => [])).length === 1);
+    await waitFor('both replicas', async () => (await ids(db, 'items').catch(() => [])).length === 1);
+    // A real fault: the warehouse refuses every change to one replica.
+    await pool.query(`
+      CREATE FUNCTION "${db}".refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+      CREATE TRIGGER refuse BEFORE INSERT OR UPDATE OR DELETE ON "${db}".orders
+        FOR EACH ROW EXECUTE FUNCTION "${db}".refuse()`);
+    await put(base.stream, [orders.insert({ id: 2, note: 'b' }), items.insert({ id: 2, note: 'b' })]);
+    await waitFor('the other table', async () => (await ids(db, 'items')).length === 2);
+    const handedOff = await waitFor('the handoff', async () => lines.find((l) => l.event === 'handed-off'));
+    expect(handedOff).toMatchObject({
+      table: `${db}.orders`,
+      key: expect.stringMatching(/^handoff\/source_db=handoff\/source_table=orders\//),
+    });
+    expect(String(handedOff.reason)).toContain('refused by the test');
+    // Retried from the queue (saved beside the checkpoints), with the reason, as the lake path's queue does.
+    const queued = await waitFor('a failed retry in the queue', async () =>
+      existsSync(queueFile)
+        ? (JSON.parse(readFileSync(queueFile, 'utf8')) as PendingRetry[]).find((r) => r.attempts > 0)
+        : undefined,
+    );
+    expect(queued.key).toBe(handedOff.key);
+    expect(queued.lastError).toContain('refused by the test');
+    const report = `errors/merge/${String(handedOff.key)}.json`;
+    await waitFor(
+      'the object set aside',
+      async () => (await keys(base.bucket, 'errors/merge/')).includes(report),
+      30_000,
+    );
+    const res = await s3.send(new GetObjectCommand({ Bucket: base.bucket, Key: report }));
+    expect(JSON.parse(await res.Body!.transformToString())).toMatchObject({
+      object: handedOff.key,
+      table: `${db}.orders`,
+      attempts: 3,
+      reason: expect.stringContaining('refused by the test'),
+    });
+    expect(await ids(db, 'orders')).toEqual([1]);
+
+    // Fixed, then redriven (what `npx cdc redrive` writes): merged from the queue, nothing set aside any more.
+    await pool.query(`DROP TRIGGER refuse ON "${db}".orders`);
+    writeFileSync(`${redriveState}.redrive.tmp`, JSON.stringify({ id: 'r1', tables: [] }));
+    renameSync(`${redriveState}.redrive.tmp`, `${redriveState}.redrive`);
+    await waitFor('the redrive answer', async () => existsSync(`${redriveState}.redrive.done`));
+    expect(JSON.parse(readFileSync(`${redriveState}.redrive.done`, 'utf8'))).toEqual({
+      id: 'r1',
+      objects: [handedOff.key],
+    });
+    await waitFor('orders merged', async () => (await ids(db, 'orders')).length === 2);
+    expect(await keys(base.bucket, 'errors/merge/')).toEqual([]);
+    expect(lines.filter((l) => l.event === 'applied').length).toBeGreaterThanOrEqual(2);
   });
 });
