@@ -281,6 +281,23 @@ export class Monitoring extends Construct {
               runbook: 'stream-apply-iterator-age',
             },
             {
+              id: 'StreamApplySetAside',
+              severity: 'critical' as const,
+              metric: new MathExpression({
+                // Both sparse: emitted only when the mapping gives up on records.
+                expression: 'FILL(setAside, 0) + FILL(dropped, 0)',
+                usingMetrics: {
+                  setAside: streamApply.metricRecordsSetAside(),
+                  dropped: streamApply.metricRecordsDropped(),
+                },
+                label: 'Stream records given up on',
+                period: fiveMinutes,
+              }),
+              threshold: 0,
+              what: 'the stream apply gave up on records after its retries or record age (kept under aws/lambda/ in the lake bucket): the replicas miss those changes until npx cdc replay',
+              runbook: 'stream-apply-set-aside',
+            },
+            {
               id: 'StreamApplyHandedOff',
               severity: 'warning' as const,
               metric: streamApply.metricHandedOff(),
@@ -504,9 +521,9 @@ export class Monitoring extends Construct {
     if (streamApply)
       this.dashboard.addWidgets(
         g(
-          '4. Stream apply: iterator age (ms), handed off',
+          '4. Stream apply: iterator age (ms), handed off, set aside',
           [streamApply.metricIteratorAgeMilliseconds()],
-          [streamApply.metricHandedOff()],
+          [streamApply.metricHandedOff(), streamApply.metricRecordsSetAside(), streamApply.metricRecordsDropped()],
         ),
         g(
           '4. Stream apply: rows applied / min, errors',

@@ -1,10 +1,10 @@
 import * as path from 'node:path';
 import { Duration, type RemovalPolicy, Token } from 'aws-cdk-lib';
-import type { Metric, MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
+import { Metric, type MetricOptions } from 'aws-cdk-lib/aws-cloudwatch';
 import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IStream } from 'aws-cdk-lib/aws-kinesis';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
-import { EventSourceMapping, type IEventSourceDlq, StartingPosition } from 'aws-cdk-lib/aws-lambda';
+import { EventSourceMapping, type IEventSourceDlq, MetricType, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -175,6 +175,8 @@ export class StreamApplyFunction extends Construct {
       retryAttempts,
       ...(maxRecordAge === 'unlimited' ? {} : { maxRecordAge }),
       onFailure,
+      // Opt-in metrics of the mapping itself: how many records it gave up on (metricRecordsSetAside).
+      metricsConfig: { metrics: [MetricType.EVENT_COUNT] },
     });
 
     acknowledgeWildcards(
@@ -201,6 +203,28 @@ export class StreamApplyFunction extends Construct {
    */
   metricIteratorAgeMilliseconds(options?: MetricOptions): Metric {
     return this.fn.metric('IteratorAge', { statistic: 'Maximum', period: Duration.minutes(1), ...options });
+  }
+  /**
+   * Records the mapping gave up on (retries or record age exhausted) and wrote to the on-failure destination
+   * (`aws/lambda/` in the lake bucket): changes the replicas miss until they are replayed. Count, Sum over 5 minutes.
+   */
+  metricRecordsSetAside(options?: MetricOptions): Metric {
+    return this.mappingMetric('OnFailureDestinationDeliveredEventCount', options);
+  }
+  /** Records the mapping gave up on and could not even write to the on-failure destination. Count, Sum. */
+  metricRecordsDropped(options?: MetricOptions): Metric {
+    return this.mappingMetric('DroppedEventCount', options);
+  }
+  private mappingMetric(metricName: string, options?: MetricOptions): Metric {
+    // Event source mapping metrics (MetricsConfig EventCount) are per mapping, in Lambda's namespace.
+    return new Metric({
+      namespace: 'AWS/Lambda',
+      metricName,
+      dimensionsMap: { EventSourceMappingUUID: this.mapping.eventSourceMappingId },
+      statistic: 'Sum',
+      period: Duration.minutes(5),
+      ...options,
+    });
   }
   /** Tables of a batch handed to the lake path's merge queue because their merge failed: count, Sum. */
   metricHandedOff(options?: MetricOptions): Metric {

@@ -985,6 +985,41 @@ describe('freshness and the stream apply on the dashboard and in alarms', () => 
     });
   });
 
+  it('alarms when the mapping gives up on records (written under aws/lambda/, or dropped): the replicas miss them', () => {
+    // The mapping's event metrics are opt-in (EventCount), per mapping (EventSourceMappingUUID).
+    expect(
+      Object.values(prod.templates.apply.findResources('AWS::Lambda::EventSourceMapping')).find(
+        (m) => m.Properties.StartingPosition === 'TRIM_HORIZON',
+      )!.Properties.MetricsConfig,
+    ).toEqual({ Metrics: ['EventCount'] });
+    const a = alarmOf(prod, 'cdc-prod-critical-StreamApplySetAside')!;
+    expect(a).toMatchObject({
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    const queries = a.Metrics as { Id: string; Expression?: string; MetricStat?: Record<string, unknown> }[];
+    expect(queries.find((q) => q.Expression)?.Expression).toBe('FILL(setAside, 0) + FILL(dropped, 0)');
+    for (const [id, name] of [
+      ['setAside', 'OnFailureDestinationDeliveredEventCount'],
+      ['dropped', 'DroppedEventCount'],
+    ])
+      expect(queries.find((q) => q.Id === id)?.MetricStat, id).toMatchObject({
+        Metric: {
+          Namespace: 'AWS/Lambda',
+          MetricName: name,
+          Dimensions: [
+            {
+              Name: 'EventSourceMappingUUID',
+              Value: { 'Fn::ImportValue': expect.stringMatching(/StreamApplyStreamMapping/) },
+            },
+          ],
+        },
+        Stat: 'Sum',
+      });
+    expect(alarmOf(lakeApply(), 'cdc-prod-critical-StreamApplySetAside')).toBeUndefined();
+  });
+
   it('shows freshness p50/p99 of each path and, in stream apply, the iterator age on the dashboard', () => {
     const body = (t: SynthesizedStage) =>
       JSON.stringify(Object.values(t.templates.observability.findResources('AWS::CloudWatch::Dashboard'))[0]);
@@ -992,7 +1027,7 @@ describe('freshness and the stream apply on the dashboard and in alarms', () => 
     expect(stream).toContain('5. Replicas: freshness p50/p99 (s)');
     for (const label of ['stream path p50', 'stream path p99', 'lake path p50', 'lake path p99'])
       expect(stream).toContain(label);
-    expect(stream).toContain('4. Stream apply: iterator age (ms), handed off');
+    expect(stream).toContain('4. Stream apply: iterator age (ms), handed off, set aside');
     expect(stream).toContain('\\"IteratorAge\\"');
     const lakeBody = body(lakeApply());
     expect(lakeBody).toContain('lake path p99');
