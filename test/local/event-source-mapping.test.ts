@@ -18,7 +18,7 @@ import {
   type LocalStreamHandler,
 } from '../../local/event-source-mapping';
 import type { PendingRetry } from '../../local/merge-queue';
-import { ROOT } from '../../local/pipeline';
+import { checkPipelineOptions, ROOT } from '../../local/pipeline';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import { type PostgresServer, startPostgres } from '../../local/services/postgres';
@@ -389,6 +389,16 @@ describe('local event source mapping', () => {
     expect(delivered(second.calls)).toEqual(['r3', 'r4']);
     // Resumed after r2 (nothing of the first instance again), and r3, r4 again: they were never finished.
     expect(delivered(third.calls)).toEqual(['r3', 'r4']);
+  });
+
+  it('makes the local pipeline refuse an unknown apply source or stream apply settings before starting anything', async () => {
+    expect(() => checkPipelineOptions({ applySource: 'sideways' as never })).toThrow(
+      'applySource must be one of stream, lake, both, got "sideways"',
+    );
+    expect(() => checkPipelineOptions({ streamApply: { pollMs: 5 } })).toThrow(
+      'pollMs must be an integer from 10 to 60000, got 5',
+    );
+    expect(() => checkPipelineOptions({ applySource: 'both', streamApply: { batchingWindowMs: 5000 } })).not.toThrow();
   });
 
   it('refuses settings out of Lambda ranges, naming each field and value', () => {
