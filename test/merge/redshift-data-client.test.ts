@@ -51,6 +51,14 @@ async function withWarehouse<T>(
   }
 }
 
+/** A warehouse where every statement finishes at once and queries return no rows (a new, empty database). */
+const everyStatementFinishes: Script = (call) => {
+  if (call.action === 'ExecuteStatement') return { Id: 'ddl' };
+  if (call.action === 'BatchExecuteStatement') return { Id: 'txn' };
+  if (call.action === 'DescribeStatement') return { Id: String(call.body.Id), Status: 'FINISHED', HasResultSet: false };
+  return { Records: [] };
+};
+
 describe('Redshift Data API client (local endpoint speaking the Data API protocol)', () => {
   it('polls until a query finishes and returns its rows', async () => {
     const rows = await withWarehouse(
@@ -88,79 +96,61 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
   it('runs a merge as one BatchExecuteStatement with COPY from the staged CSV, then removes the staging object', async () => {
     resetSchemaCache();
     const t = new TableEvents('shop', 'orders', { id: 'int(11)', total: 'decimal(10,2)' });
-    await withWarehouse(
-      (call) => {
-        if (call.action === 'ExecuteStatement') return { Id: 'ddl' };
-        if (call.action === 'BatchExecuteStatement') return { Id: 'txn' };
-        if (call.action === 'DescribeStatement')
-          return { Id: String(call.body.Id), Status: 'FINISHED', HasResultSet: false };
-        return { Records: [] };
-      },
-      async (w, calls) => {
-        await mergeEvents([t.insert({ id: 1, total: '9.99' })], 's3://lake/changelog/x.gz', {
-          warehouse: w,
-          naming: { stateSchema: 'cdc' },
-          historyTables: new Set(),
-        });
-        // The merge's transaction, then the batch record in a short one of its own.
-        const batch = calls.filter((c) => c.action === 'BatchExecuteStatement');
-        expect(batch).toHaveLength(2);
-        expect(batch[1]!.body.Sqls).toEqual([expect.stringMatching(/^INSERT INTO "cdc"\."merge_batches"/)]);
-        const sqls = batch[0]!.body.Sqls as string[];
-        expect(sqls.some((s) => s.includes('merge_batches'))).toBe(false);
-        expect(sqls.length).toBeLessThanOrEqual(40);
-        expect(sqls.find((s) => s.startsWith('COPY'))).toMatch(
-          /FROM 's3:\/\/lake\/staging\/[0-9a-f]{32}\.csv\.gz' IAM_ROLE 'arn:aws:iam::123456789012:role\/copy'/,
-        );
-        expect(sqls.filter((s) => s.startsWith('MERGE'))).toHaveLength(2);
-        const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
-        expect(left.KeyCount ?? 0).toBe(0);
-      },
-    );
+    await withWarehouse(everyStatementFinishes, async (w, calls) => {
+      await mergeEvents([t.insert({ id: 1, total: '9.99' })], 's3://lake/changelog/x.gz', {
+        warehouse: w,
+        naming: { stateSchema: 'cdc' },
+        historyTables: new Set(),
+      });
+      // The merge's transaction, then the batch record in a short one of its own.
+      const batch = calls.filter((c) => c.action === 'BatchExecuteStatement');
+      expect(batch).toHaveLength(2);
+      expect(batch[1]!.body.Sqls).toEqual([expect.stringMatching(/^INSERT INTO "cdc"\."merge_batches"/)]);
+      const sqls = batch[0]!.body.Sqls as string[];
+      expect(sqls.some((s) => s.includes('merge_batches'))).toBe(false);
+      expect(sqls.length).toBeLessThanOrEqual(40);
+      expect(sqls.find((s) => s.startsWith('COPY'))).toMatch(
+        /FROM 's3:\/\/lake\/staging\/[0-9a-f]{32}\.csv\.gz' IAM_ROLE 'arn:aws:iam::123456789012:role\/copy'/,
+      );
+      expect(sqls.filter((s) => s.startsWith('MERGE'))).toHaveLength(2);
+      const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
+      expect(left.KeyCount ?? 0).toBe(0);
+    });
   });
 
   it('merges several tables in one BatchExecuteStatement within 40 statements, each with its own staging table and CSV', async () => {
     resetSchemaCache();
     const tables = ['a', 'b', 'c', 'd', 'e'].map((n) => new TableEvents('shop', n, { id: 'int(11)', v: 'int(11)' }));
-    await withWarehouse(
-      (call) => {
-        if (call.action === 'ExecuteStatement') return { Id: 'ddl' };
-        if (call.action === 'BatchExecuteStatement') return { Id: 'txn' };
-        if (call.action === 'DescribeStatement')
-          return { Id: String(call.body.Id), Status: 'FINISHED', HasResultSet: false };
-        return { Records: [] };
-      },
-      async (w, calls) => {
-        const events = tables.map((t, i) => t.insert({ id: 1, v: i }));
-        const outcomes = await mergeTables(
-          events,
-          'kinesis:shard-0:1-5',
-          {
-            warehouse: w,
-            naming: { stateSchema: 'cdc' },
-            historyTables: new Set(),
-          },
-          { tablesPerTransaction: 4 },
-        );
-        expect(outcomes.map((o) => ('result' in o ? o.table : `failed ${o.table}`))).toEqual(
-          ['a', 'b', 'c', 'd', 'e'].map((n) => `shop.${n}`),
-        );
-        // Four tables' merges in one transaction, the fifth's in another, then all five batch records in a short one.
-        const batch = calls.filter((c) => c.action === 'BatchExecuteStatement').map((c) => c.body.Sqls as string[]);
-        expect(batch.map((b) => b.length)).toEqual([33, 9, 5]);
-        const shared = batch[0]!;
-        expect(shared[0]).toBe(
-          'LOCK "cdc"."shop__a__state", "cdc"."shop__b__state", "cdc"."shop__c__state", "cdc"."shop__d__state"',
-        );
-        const copies = shared.filter((s) => s.startsWith('COPY'));
-        expect(copies).toHaveLength(4);
-        expect(new Set(copies.map((c) => /FROM '([^']+)'/.exec(c)![1])).size).toBe(4);
-        expect(new Set(copies.map((c) => /^COPY (\S+)/.exec(c)![1])).size).toBe(4);
-        expect(batch[2]!.every((s) => s.startsWith('INSERT INTO "cdc"."merge_batches"'))).toBe(true);
-        const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
-        expect(left.KeyCount ?? 0).toBe(0);
-      },
-    );
+    await withWarehouse(everyStatementFinishes, async (w, calls) => {
+      const events = tables.map((t, i) => t.insert({ id: 1, v: i }));
+      const outcomes = await mergeTables(
+        events,
+        'kinesis:shard-0:1-5',
+        {
+          warehouse: w,
+          naming: { stateSchema: 'cdc' },
+          historyTables: new Set(),
+        },
+        { tablesPerTransaction: 4 },
+      );
+      expect(outcomes.map((o) => ('result' in o ? o.table : `failed ${o.table}`))).toEqual(
+        ['a', 'b', 'c', 'd', 'e'].map((n) => `shop.${n}`),
+      );
+      // Four tables' merges in one transaction, the fifth's in another, then all five batch records in a short one.
+      const batch = calls.filter((c) => c.action === 'BatchExecuteStatement').map((c) => c.body.Sqls as string[]);
+      expect(batch.map((b) => b.length)).toEqual([33, 9, 5]);
+      const shared = batch[0]!;
+      expect(shared[0]).toBe(
+        'LOCK "cdc"."shop__a__state", "cdc"."shop__b__state", "cdc"."shop__c__state", "cdc"."shop__d__state"',
+      );
+      const copies = shared.filter((s) => s.startsWith('COPY'));
+      expect(copies).toHaveLength(4);
+      expect(new Set(copies.map((c) => /FROM '([^']+)'/.exec(c)![1])).size).toBe(4);
+      expect(new Set(copies.map((c) => /^COPY (\S+)/.exec(c)![1])).size).toBe(4);
+      expect(batch[2]!.every((s) => s.startsWith('INSERT INTO "cdc"."merge_batches"'))).toBe(true);
+      const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
+      expect(left.KeyCount ?? 0).toBe(0);
+    });
   });
 
   it('reports the failing statement of a failed transaction as a retriable error', async () => {
