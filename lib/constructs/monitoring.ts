@@ -438,6 +438,31 @@ export class Monitoring extends Construct {
         what: 'merges take more than 80% of the function timeout (p99)',
         runbook: 'merge-duration',
       },
+      ...(streamApply
+        ? [
+            {
+              id: 'StreamApplyThrottles',
+              severity: 'warning' as const,
+              metric: streamApply.fn.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }),
+              threshold: 0,
+              evaluationPeriods: 3,
+              datapointsToAlarm: 3,
+              what: 'the stream apply is throttled (account concurrency): its shards wait',
+              runbook: 'merge-throttles',
+            },
+            {
+              id: 'StreamApplyDuration',
+              severity: 'warning' as const,
+              metric: streamApply.fn.metricDuration({ statistic: 'p99', period: Duration.minutes(5) }),
+              // Lambda's Duration is in milliseconds. A timed-out batch is retried (bisected) from its start.
+              threshold: streamApply.timeout.toMilliseconds({ integral: false }) * 0.8,
+              evaluationPeriods: 3,
+              datapointsToAlarm: 3,
+              what: 'stream batches take more than 80% of the function timeout (p99): lower apply.stream.batchSize or scale the warehouse',
+              runbook: 'merge-duration',
+            },
+          ]
+        : []),
       {
         id: 'MergeBacklog',
         severity: 'warning',

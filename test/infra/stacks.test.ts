@@ -536,6 +536,8 @@ describe('observability stack', () => {
     ['ReplicaFreshness', 'ReplicaFreshnessSeconds', 600, 'GreaterThanThreshold'],
     ['StreamApplyIteratorAge', 'IteratorAge', 120_000, 'GreaterThanThreshold'],
     ['StreamApplyHandedOff', 'HandedOff', 0, 'GreaterThanThreshold'],
+    ['StreamApplyDuration', 'Duration', 240_000, 'GreaterThanThreshold'],
+    ['StreamApplyThrottles', 'Throttles', 0, 'GreaterThanThreshold'],
     ['TableQuarantined', 'TablesQuarantined', 1, 'GreaterThanOrEqualToThreshold'],
     ['UnknownTypeValues', 'UnknownTypeValues', 0, 'GreaterThanThreshold'],
     ['ValuesNulled', 'ValuesNulled', 0, 'GreaterThanThreshold'],
