@@ -149,8 +149,8 @@ export class StreamApplyFunction extends Construct {
     });
     this.fn = fn;
 
-    // The grants come first: the function depends on its role's policy, and the mapping on the function, so
-    // CloudFormation creates the mapping only once the role may read the stream and write the failure destination.
+    // All in the role's default policy, which the function depends on (and the mapping on the function): Lambda
+    // checks the role's permissions when the mapping is created, so it must not come first.
     grantStreamEventSource(fn, props.stream, props.encryptionKey);
     lake.grantStreamApply(fn);
     lake.grantStreamFailureWrite(fn);
@@ -197,7 +197,7 @@ export class StreamApplyFunction extends Construct {
   }
 
   /**
-   * Age of the newest record of the last batch the function received when it was invoked, in milliseconds (Lambda's
+   * Age of the last record of a batch when the function received it, in milliseconds (Lambda's
    * `IteratorAge` of a stream event source): the apply falling behind the stream, reported even while every
    * invocation fails. Maximum over 1 minute.
    */
