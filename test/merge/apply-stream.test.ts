@@ -114,6 +114,10 @@ describe('stream apply', () => {
     // Data transactions (those with a load): 4 tables, then 2; not one per table.
     const data = transactions.filter((steps) => steps.some((s) => s.kind === 'load'));
     expect(data.map((steps) => steps.filter((s) => s.kind === 'load').length)).toEqual([4, 2]);
+    // Each table's batch record, though the six share one batch id (npx cdc status reads them per table).
+    expect(
+      await h.rows("SELECT source_table FROM cdc.merge_batches WHERE batch_id LIKE 'kinesis:%' ORDER BY source_table"),
+    ).toEqual(tables.map((t) => ({ source_table: t.table })));
   });
 
   it('converges to the same replica whether a batch is applied once, replayed, split, reversed or also by the lake path', async () => {

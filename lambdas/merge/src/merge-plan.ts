@@ -88,7 +88,7 @@ export interface MergeOptions {
 }
 
 /**
- * The batch's record in `merge_batches` (once per batch id), run in its own short transaction after the merge's: a
+ * The batch's record in `merge_batches` (once per batch id and table: a stream batch holds several tables), run in its own short transaction after the merge's: a
  * table shared by every table's merges, it would otherwise put a read and a write of one table into every merge
  * transaction, where Redshift's serializable isolation turns concurrent merges of different tables into conflicts
  * (error 1023) and its write lock serialises them.
@@ -98,7 +98,8 @@ export function planBatchRecord(model: TableModel, names: TableNames, d: Dialect
     `INSERT INTO ${names.batches} (batch_id, source_db, source_table, events, max_position, max_commit_ms, applied_at) ` +
     `SELECT ${literal(opts.batchId)}, ${literal(model.db)}, ${literal(model.table)}, ${opts.events}, ` +
     `${literal(opts.maxPosition)}, ${opts.maxCommitMs}, ${d.now} ` +
-    `WHERE NOT EXISTS (SELECT 1 FROM ${names.batches} WHERE batch_id = ${literal(opts.batchId)})`
+    `WHERE NOT EXISTS (SELECT 1 FROM ${names.batches} WHERE batch_id = ${literal(opts.batchId)} ` +
+    `AND source_db = ${literal(model.db)} AND source_table = ${literal(model.table)})`
   );
 }
 
