@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIREHOSE_APPLICATION_NAME } from '../../local/firehose-batching';
-import { type Pipeline, startPipeline } from '../../local/pipeline';
+import { type Pipeline, STREAM_APPLY_APPLICATION_NAME, startPipeline } from '../../local/pipeline';
 import { sleep, waitFor } from '../../local/services/process';
 import { replicaRows, sourceRows } from './support/compare';
 
@@ -169,15 +169,16 @@ async function runWorkload(w: Workload): Promise<void> {
 }
 
 /**
- * Waits until the Firehose stand-in's merge holds an open transaction in PostgreSQL (so the kill lands in the middle
- * of a merge or changelog load, not between deliveries); gives up after 10 s and reports whether it caught one.
+ * Waits until a process (its PostgreSQL application_name) holds an open transaction (so the kill lands in the middle
+ * of a merge, or of the Firehose stand-in's changelog load, not between batches); gives up after 10 s and reports
+ * whether it caught one.
  */
-async function inTransaction(): Promise<boolean> {
+async function inTransaction(applicationName: string): Promise<boolean> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     const res = await p.pool.query(
       'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL',
-      [FIREHOSE_APPLICATION_NAME],
+      [applicationName],
     );
     if (res.rows[0].n > 0) return true;
     await sleep(2);
@@ -199,7 +200,7 @@ describe('the whole pipeline on one machine', () => {
     await assertConverges([...SAMPLE_TABLES, 'returns']);
   }, 240_000);
 
-  it('still converges when the producer is SIGKILLed 5 times, the merge process is SIGKILLed 3 times (mid-transaction at least once) and its connections are cut', async () => {
+  it('still converges when the producer is SIGKILLed 5 times, the stream apply 3 times (mid-transaction at least once), the Firehose stand-in twice, and the merge connections are cut', async () => {
     const rand = rng(11);
     const rounds = 200;
     // Random, distinct moments for each fault.
@@ -209,16 +210,22 @@ describe('the whole pipeline on one machine', () => {
       return set;
     };
     const producerKills = pick(5);
-    const firehoseKills = pick(3);
+    const applyKills = pick(3);
+    const firehoseKills = pick(2);
     const connectionCuts = pick(2);
-    const done = { producer: 0, firehose: 0, midTransaction: 0, cuts: 0 };
-    const startsBefore = { producer: p.stats.producerStarts, firehose: p.stats.firehoseStarts };
-    // Merge kills run beside the workload (which must keep writing for a merge to be in flight), one at a time.
+    const done = { producer: 0, apply: 0, firehose: 0, midTransaction: 0, cuts: 0 };
+    const startsBefore = {
+      producer: p.stats.producerStarts,
+      apply: p.stats.applyStarts,
+      firehose: p.stats.firehoseStarts,
+    };
+    // Kills of the merging process (the stream apply: the default path) run beside the workload (which must keep
+    // writing for a merge to be in flight), one at a time.
     let merging: Promise<void> = Promise.resolve();
-    const killMerge = async () => {
-      if (await inTransaction()) done.midTransaction++;
-      await p.killFirehose('SIGKILL'); // as a Lambda timeout or crash would; the pipeline starts a new one
-      done.firehose++;
+    const killApply = async () => {
+      if (await inTransaction(STREAM_APPLY_APPLICATION_NAME)) done.midTransaction++;
+      await p.killApply('SIGKILL'); // as a Lambda timeout or crash would; the pipeline starts a new one
+      done.apply++;
     };
     await runWorkload({
       seed: 13,
@@ -231,12 +238,16 @@ describe('the whole pipeline on one machine', () => {
           await p.killProducer('SIGKILL'); // the pipeline starts a new one, as ECS would
           done.producer++;
         }
-        if (firehoseKills.has(round)) merging = merging.then(killMerge);
+        if (applyKills.has(round)) merging = merging.then(killApply);
+        if (firehoseKills.has(round)) {
+          await p.killFirehose('SIGKILL'); // the lake's writer: what it had buffered is read again from the stream
+          done.firehose++;
+        }
         if (connectionCuts.has(round)) {
-          // The merge's process lives on but its warehouse connections are cut, in a transaction or not.
+          // The merging process lives on but its warehouse connections are cut, in a transaction or not.
           const res = await p.pool.query(
-            'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = $1',
-            [FIREHOSE_APPLICATION_NAME],
+            'SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = ANY($1)',
+            [[STREAM_APPLY_APPLICATION_NAME, FIREHOSE_APPLICATION_NAME]],
           );
           done.cuts += res.rows[0].n;
         }
@@ -245,12 +256,13 @@ describe('the whole pipeline on one machine', () => {
     await merging;
     // In the CI log: how the faults landed this time (kills while a merge transaction was open, connections cut).
     process.stderr.write(`e2e faults injected: ${JSON.stringify(done)}\n`);
-    expect(done, JSON.stringify(done)).toMatchObject({ producer: 5, firehose: 3 });
+    expect(done, JSON.stringify(done)).toMatchObject({ producer: 5, apply: 3, firehose: 2 });
     expect(done.cuts, JSON.stringify(done)).toBeGreaterThanOrEqual(1);
     expect(done.midTransaction, JSON.stringify(done)).toBeGreaterThanOrEqual(1);
     await assertConverges([...SAMPLE_TABLES, 'returns', 'claims']);
     // The kills were real: each one was followed by a fresh process.
     expect(p.stats.producerStarts - startsBefore.producer).toBeGreaterThanOrEqual(5);
-    expect(p.stats.firehoseStarts - startsBefore.firehose).toBeGreaterThanOrEqual(3);
+    expect(p.stats.applyStarts - startsBefore.apply).toBeGreaterThanOrEqual(3);
+    expect(p.stats.firehoseStarts - startsBefore.firehose).toBeGreaterThanOrEqual(2);
   }, 420_000);
 });
