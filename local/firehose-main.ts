@@ -10,15 +10,10 @@
  * SIGTERM: finish the delivery in progress, exit 0 (anything buffered but undelivered is read again next start).
  */
 import { KinesisClient } from '@aws-sdk/client-kinesis';
-import { S3Client } from '@aws-sdk/client-s3';
-import pg from 'pg';
 import { z } from 'zod';
-import { loadConfig as loadMergeConfig } from '../lambdas/merge/src/config';
-import { configureDateValues } from '../lambdas/merge/src/date-values';
-import { mergeContextFromConfig } from '../lambdas/merge/src/merge';
-import { warehouseFromConfig } from '../lambdas/merge/src/warehouse';
 import { LocalFirehose } from './firehose';
 import { FIREHOSE_APPLICATION_NAME, FirehoseConfigError } from './firehose-batching';
+import { mergeProcess, parseEnv, say } from './merge-process';
 import { localAwsClientConfig } from './services/aws-config';
 
 const schema = z.object({
@@ -56,39 +51,19 @@ const schema = z.object({
     .transform((v) => v === 'true'),
 });
 
-function say(event: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
-}
-
-function loadConfig(env: Record<string, string | undefined>) {
-  const res = schema.safeParse(env);
-  if (!res.success) {
-    const problems = res.error.issues.map(
-      (i) => `${String(i.path[0])}=${JSON.stringify(env[String(i.path[0])] ?? null)}: ${i.message}`,
-    );
-    throw new FirehoseConfigError(`invalid local Firehose configuration: ${problems.join('; ')}`);
-  }
-  return res.data;
-}
-
 async function main(): Promise<void> {
-  const config = loadConfig(process.env);
-  const merge = loadMergeConfig({ WAREHOUSE: 'postgres', ...process.env });
-  configureDateValues({
-    onNulled: (v) => say('value-nulled', { ...v }),
-    onRowSkipped: (r) => say('row-skipped', { ...r }),
-  });
-  // Named, so `pg_stat_activity` (and the e2e test that interrupts merges mid-transaction) can tell it apart.
-  const pool = new pg.Pool({
-    connectionString: merge.POSTGRES_URL,
+  const config = parseEnv(
+    schema,
+    process.env,
+    (problems) => new FirehoseConfigError(`invalid local Firehose configuration: ${problems}`),
+  );
+  const { merge, pool, s3, ctx, close } = mergeProcess({
+    applicationName: FIREHOSE_APPLICATION_NAME,
     // One per merge in flight, one for the raw changelog load.
-    max: config.MERGE_CONCURRENCY + 1,
-    application_name: FIREHOSE_APPLICATION_NAME,
-    options: `-c statement_timeout=${config.MERGE_STATEMENT_TIMEOUT_MS}`,
+    maxConnections: config.MERGE_CONCURRENCY + 1,
+    statementTimeoutMs: config.MERGE_STATEMENT_TIMEOUT_MS,
+    s3Endpoint: config.AWS_ENDPOINT_S3,
   });
-  // A dropped idle connection must not kill the process; the next delivery reconnects.
-  pool.on('error', (err) => say('error', { error: err.message }));
-  const s3 = new S3Client(localAwsClientConfig(config.AWS_ENDPOINT_S3));
   const firehose = new LocalFirehose({
     kinesis: new KinesisClient(localAwsClientConfig(config.AWS_ENDPOINT_KINESIS)),
     s3,
@@ -96,8 +71,7 @@ async function main(): Promise<void> {
     streamName: config.STREAM_NAME,
     bucket: config.LAKE_BUCKET,
     changelogSchema: merge.CHANGELOG_SCHEMA,
-    // The context the Lambda handler builds from the same configuration, over this process's pool.
-    merge: mergeContextFromConfig(merge, warehouseFromConfig(merge, { s3, pool })),
+    merge: ctx,
     stateFile: config.FIREHOSE_STATE_FILE,
     bufferMs: config.BUFFER_INTERVAL_MS,
     bufferBytes: config.BUFFER_SIZE_BYTES,
@@ -119,7 +93,7 @@ async function main(): Promise<void> {
     // A merge left hung past stop()'s grace holds its connection: do not wait for it to be released.
     void firehose
       .stop()
-      .then(() => Promise.race([pool.end(), new Promise((r) => setTimeout(r, 2000))]))
+      .then(close)
       .then(() => process.exit(0));
   });
 }

@@ -16,8 +16,6 @@
  * SIGTERM: finish the batch in flight (no further retries), then the merges in flight, exit 0.
  */
 import { KinesisClient } from '@aws-sdk/client-kinesis';
-import { S3Client } from '@aws-sdk/client-s3';
-import pg from 'pg';
 import { z } from 'zod';
 import {
   applyStreamBatch,
@@ -25,16 +23,13 @@ import {
   recordsFromKinesisEvent,
   type StreamApplyPolicy,
 } from '../lambdas/merge/src/apply-stream';
-import { loadConfig as loadMergeConfig } from '../lambdas/merge/src/config';
-import { configureDateValues } from '../lambdas/merge/src/date-values';
-import { mergeContextFromConfig } from '../lambdas/merge/src/merge';
-import { warehouseFromConfig } from '../lambdas/merge/src/warehouse';
 import {
   EventSourceMappingConfigError,
   LocalEventSourceMapping,
   type LocalStreamHandler,
   STREAM_APPLY_APPLICATION_NAME,
 } from './event-source-mapping';
+import { mergeProcess, parseEnv, say } from './merge-process';
 import { LocalMergeQueue } from './merge-queue';
 import { localAwsClientConfig } from './services/aws-config';
 
@@ -60,41 +55,20 @@ const schema = z.object({
   MERGE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1000).max(900_000).default(60_000),
 });
 
-function say(event: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ event, at: Date.now(), ...fields })}\n`);
-}
-
-function loadConfig(env: Record<string, string | undefined>) {
-  const res = schema.safeParse(env);
-  if (!res.success) {
-    const problems = res.error.issues.map(
-      (i) => `${String(i.path[0])}=${JSON.stringify(env[String(i.path[0])] ?? null)}: ${i.message}`,
-    );
-    throw new EventSourceMappingConfigError(`invalid local stream apply configuration: ${problems.join('; ')}`);
-  }
-  return res.data;
-}
-
 async function main(): Promise<void> {
-  const config = loadConfig(process.env);
-  const merge = loadMergeConfig({ WAREHOUSE: 'postgres', ...process.env, LAKE_BUCKET: config.LAKE_BUCKET });
-  configureDateValues({
-    onNulled: (v) => say('value-nulled', { ...v }),
-    onRowSkipped: (r) => say('row-skipped', { ...r }),
-  });
-  // Named, so `pg_stat_activity` (and the e2e tests that interrupt it mid-transaction) can tell it apart.
-  const pool = new pg.Pool({
-    connectionString: merge.POSTGRES_URL,
+  const config = parseEnv(
+    schema,
+    process.env,
+    (problems) => new EventSourceMappingConfigError(`invalid local stream apply configuration: ${problems}`),
+  );
+  const { merge, s3, ctx, close } = mergeProcess({
+    applicationName: STREAM_APPLY_APPLICATION_NAME,
     // The queue's merges, plus the batches in flight (one per shard; the local stream has 2).
-    max: config.MERGE_CONCURRENCY + 4,
-    application_name: STREAM_APPLY_APPLICATION_NAME,
-    options: `-c statement_timeout=${config.MERGE_STATEMENT_TIMEOUT_MS}`,
+    maxConnections: config.MERGE_CONCURRENCY + 4,
+    statementTimeoutMs: config.MERGE_STATEMENT_TIMEOUT_MS,
+    s3Endpoint: config.AWS_ENDPOINT_S3,
+    mergeEnv: { LAKE_BUCKET: config.LAKE_BUCKET },
   });
-  // A dropped idle connection must not kill the process; the next batch reconnects.
-  pool.on('error', (err) => say('error', { error: err.message }));
-  const s3 = new S3Client(localAwsClientConfig(config.AWS_ENDPOINT_S3));
-  // The context the Lambda handler builds from the same configuration, over this process's pool.
-  const ctx = mergeContextFromConfig(merge, warehouseFromConfig(merge, { s3, pool }));
   const onError = (err: Error) => say('error', { error: err.message, code: (err as { code?: string }).code });
 
   const queue = new LocalMergeQueue({
@@ -185,7 +159,7 @@ async function main(): Promise<void> {
     void esm
       .stop()
       .then(() => queue.stop())
-      .then(() => Promise.race([pool.end(), new Promise((r) => setTimeout(r, 2000))]))
+      .then(close)
       .then(() => process.exit(0));
   });
 }

@@ -262,9 +262,10 @@ export class StreamApplyFunction extends Construct {
 }
 
 /**
- * What a Kinesis event source mapping needs in the function's role to read the stream with shared-throughput
- * iterators (https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-create.html; SubscribeToShard is for
- * enhanced fan-out consumers, not used), on the one stream, and kms:Decrypt on the key that encrypts its records.
+ * What a Kinesis event source mapping needs in the function's role, as Lambda lists it
+ * (https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-create.html), on the one stream, and kms:Decrypt on
+ * the key that encrypts its records. SubscribeToShard serves enhanced fan-out, which the mapping does not use; it is
+ * granted anyway because Lambda lists it among the permissions it checks when the mapping is created.
  */
 export function grantStreamEventSource(grantee: IGrantable, stream: IStream, fallbackKey: IKey): Grant {
   return Grant.addToPrincipal({
@@ -275,6 +276,7 @@ export function grantStreamEventSource(grantee: IGrantable, stream: IStream, fal
       'kinesis:GetRecords',
       'kinesis:GetShardIterator',
       'kinesis:ListShards',
+      'kinesis:SubscribeToShard',
     ],
     resourceArns: [stream.streamArn],
   }).combine(grantKey(grantee, stream.encryptionKey ?? fallbackKey, 'decrypt'));

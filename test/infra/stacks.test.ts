@@ -818,6 +818,7 @@ describe('stream apply (apply.source: stream)', () => {
           'kinesis:GetRecords',
           'kinesis:GetShardIterator',
           'kinesis:ListShards',
+          'kinesis:SubscribeToShard',
         ],
         Effect: 'Allow',
         Resource: { 'Fn::ImportValue': expect.stringMatching(/ChangeStream.*Arn/) },

@@ -120,12 +120,29 @@ async function runWithRetries(ctx: MergeContext, key: string, run: () => Promise
 async function ensureTableState(ctx: MergeContext, names: TableNames): Promise<void> {
   const bkKey = `${ctx.naming.stateSchema}|${names.replicaSchema}`;
   if (!bookkeepingReady.has(bkKey)) {
-    await ctx.warehouse.executeAll(planBookkeeping(names, ctx.naming.stateSchema));
+    await idempotentDdl(ctx, planBookkeeping(names, ctx.naming.stateSchema));
     bookkeepingReady.add(bkKey);
   }
   if (!stateReady.has(names.state)) {
-    await ctx.warehouse.executeAll([planStateTable(names, ctx.warehouse.dialect)]);
+    await idempotentDdl(ctx, [planStateTable(names, ctx.warehouse.dialect)]);
     stateReady.add(names.state);
+  }
+}
+
+/**
+ * Runs `CREATE … IF NOT EXISTS` statements, again after a failure (three attempts): two processes creating the same
+ * schema or table at once can collide (PostgreSQL reports a duplicate catalog entry; a new pipeline's first batches
+ * arrive on every shard at once), and once the other has created it, running the statement again is a no-op.
+ */
+async function idempotentDdl(ctx: MergeContext, statements: readonly string[]): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ctx.warehouse.executeAll(statements);
+      return;
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      await (ctx.sleep ?? defaultSleep)(100 * attempt * (0.5 + Math.random()));
+    }
   }
 }
 
