@@ -210,6 +210,28 @@ describe('stream apply', () => {
     expect(await h.rows('SELECT id FROM shop.bad ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
   });
 
+  it('runs the bookkeeping DDL again when a concurrent creator collided with it, instead of handing the table off', async () => {
+    const t = new TableEvents('shop', 'first', { id: 'int(11)' });
+    const base = h.ctx();
+    const w = base.warehouse as PostgresWarehouse;
+    const warehouse = Object.create(w) as PostgresWarehouse;
+    let collisions = 0;
+    // The fault a second process creating the same schema at the same moment produces (injected: two real processes
+    // collide only by chance).
+    warehouse.executeAll = async (statements: readonly string[]) => {
+      if (collisions === 0 && statements.some((st) => st.startsWith('CREATE SCHEMA IF NOT EXISTS'))) {
+        collisions++;
+        throw new Error('duplicate key value violates unique constraint "pg_namespace_nspname_index"');
+      }
+      return w.executeAll(statements);
+    };
+    const { policy, queued } = recordingPolicy();
+    const out = await applyStreamBatch(records([t.insert({ id: 1 })]), s3, { ...base, warehouse }, policy);
+    expect(collisions).toBe(1);
+    expect([out.retryFrom, queued]).toEqual([undefined, []]);
+    expect(await h.rows('SELECT id FROM shop.first')).toEqual([{ id: 1 }]);
+  });
+
   it('retries the batch in place, handing nothing off, when the warehouse does not answer', async () => {
     const t = new TableEvents('shop', 'orders', { id: 'int(11)' });
     const deadPool = new pg.Pool({ connectionString: 'postgres://nobody@127.0.0.1:1/none', max: 1 });
