@@ -851,7 +851,8 @@ describe('every MariaDB column type end to end', () => {
   });
 
   it('reports each image of text holding U+0000 it staged as NULL', () => {
-    const nulled = readFileSync(join(dir, 'firehose.log'), 'utf8')
+    // The applying process's log: the stream apply, on the default path.
+    const nulled = readFileSync(join(dir, 'stream-apply.log'), 'utf8')
       .split('\n')
       .filter((l) => l.includes('"value-nulled"'))
       .map((l) => JSON.parse(l) as { column: string; value: string; reason: string });
