@@ -43,6 +43,17 @@ async function eventsOf(gtid: string): Promise<BinlogEvent[]> {
   return events.slice(start, next < 0 ? undefined : next);
 }
 
+/**
+ * The Gtid event of the transaction that follows the one with that GTID: where that transaction ends. Not always the
+ * second insert's: the initial snapshot's watermark writes may commit between the two inserts.
+ */
+async function nextTransactionStart(gtid: string): Promise<BinlogEvent> {
+  const [[end]] = (await db.query('SHOW MASTER STATUS')) as unknown as [[{ File: string }]];
+  const [events] = (await db.query('SHOW BINLOG EVENTS IN ?', [end.File])) as unknown as [BinlogEvent[]];
+  const start = events.findIndex((e) => e.Event_type === 'Gtid' && e.Info.startsWith(`BEGIN GTID ${gtid}`));
+  return events.find((e, i) => i > start && e.Event_type === 'Gtid')!;
+}
+
 /** Change events the merge applied to shop.moves, re-deliveries included. */
 async function appliedEvents(): Promise<number> {
   const r = await p.pool
@@ -84,9 +95,11 @@ describe('cdc set-position', () => {
     ])) as unknown as [[{ g: string }]];
     expect(resolved.gtid).toBe(server.g);
     expect(server.g.split(',')).toContain(first);
-    // Exactly the end of the first transaction: where the second one's Gtid event starts.
-    const [gtidEvent] = await eventsOf(second);
-    expect({ file: resolved.file, pos: resolved.pos }).toEqual({ file: gtidEvent!.Log_name, pos: gtidEvent!.Pos });
+    // Exactly the end of the first transaction: where the next one's Gtid event starts (the second insert's, unless
+    // a snapshot watermark committed in between).
+    const next = await nextTransactionStart(first);
+    expect({ file: resolved.file, pos: resolved.pos }).toEqual({ file: next.Log_name, pos: next.Pos });
+    expect((await eventsOf(second))[0]!.Pos).toBeGreaterThanOrEqual(next.Pos);
   });
 
   it('refuses a file:pos inside an event, or inside a transaction, naming the value', async () => {
@@ -100,8 +113,9 @@ describe('cdc set-position', () => {
     const t = await cdc('set-position', inside, '--yes');
     expect(t.code).toBe(1);
     expect(t.stderr).toContain(`${inside} is inside a transaction (a Table_map event)`);
-    // A transaction's first event is accepted (resolved, then left unconfirmed).
-    const ok = await resolvePosition(p.endpoints.mysql, parsePositionSpec(`${gtidEvent!.Log_name}:${gtidEvent!.Pos}`));
+    // A transaction's first event is accepted (resolved, then left unconfirmed): the one right after the first insert.
+    const next = await nextTransactionStart(gtids[0]!);
+    const ok = await resolvePosition(p.endpoints.mysql, parsePositionSpec(`${next.Log_name}:${next.Pos}`));
     expect(ok.gtid?.split(',')).toContain(gtids[0]);
   });
 
