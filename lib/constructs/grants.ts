@@ -82,16 +82,15 @@ export function grantStreamWrite(grantee: IGrantable, stream: IStream): Grant {
   });
 }
 
+/** What a reader of the stream with shared-throughput iterators calls (Firehose, the stream apply's mapping). */
+export const STREAM_READ_ACTIONS = [
+  'kinesis:DescribeStream',
+  'kinesis:DescribeStreamSummary',
+  'kinesis:GetRecords',
+  'kinesis:GetShardIterator',
+  'kinesis:ListShards',
+] as const;
+
 export function grantStreamRead(grantee: IGrantable, stream: IStream): Grant {
-  return Grant.addToPrincipal({
-    grantee,
-    actions: [
-      'kinesis:DescribeStream',
-      'kinesis:DescribeStreamSummary',
-      'kinesis:GetRecords',
-      'kinesis:GetShardIterator',
-      'kinesis:ListShards',
-    ],
-    resourceArns: [stream.streamArn],
-  });
+  return Grant.addToPrincipal({ grantee, actions: [...STREAM_READ_ACTIONS], resourceArns: [stream.streamArn] });
 }

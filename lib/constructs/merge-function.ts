@@ -137,6 +137,55 @@ export function mergeRuntimeMetric(
 }
 
 /**
+ * What the two merge runtimes (the lake path's MergeFunction, the stream path's StreamApplyFunction) report alike: the
+ * metrics the shared handler runtime (lambdas/merge/runtime.ts) emits, under each function's Powertools service.
+ */
+export abstract class MergeRuntimeConstruct extends Construct {
+  protected constructor(
+    scope: Construct,
+    id: string,
+    private readonly pipelineId: string,
+    private readonly serviceName: string,
+  ) {
+    super(scope, id);
+  }
+
+  protected metric(name: string, statistic: string, options?: MetricOptions): Metric {
+    return mergeRuntimeMetric(this.pipelineId, this.serviceName, name, statistic, options);
+  }
+
+  metricMergeErrors(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.Errors, 'Sum', options);
+  }
+  metricPoisonBatches(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.PoisonBatches, 'Sum', options);
+  }
+  metricRowsApplied(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.RowsApplied, 'Sum', { period: Duration.minutes(1), ...options });
+  }
+  /** Now minus the newest source commit time applied to a replica. */
+  metricReplicaFreshnessSeconds(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.ReplicaFreshness, 'Maximum', { period: Duration.minutes(1), ...options });
+  }
+  /** Dates no warehouse holds, staged as NULL (the changelog keeps the original). */
+  metricValuesNulled(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.ValuesNulled, 'Sum', options);
+  }
+  /** Row images not merged because their primary key holds a value the warehouse cannot hold. */
+  metricRowsSkipped(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.RowsSkipped, 'Sum', options);
+  }
+  /** Text values cut to fit their Redshift column (OVERSIZE_VALUES=truncate). */
+  metricValuesTruncated(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.ValuesTruncated, 'Sum', options);
+  }
+  /** Time the merge of one batch took, in milliseconds (as the handler emits it), p99. */
+  metricBatchLatencyMilliseconds(options?: MetricOptions): Metric {
+    return this.metric(MergeMetric.BatchLatency, 'p99', options);
+  }
+}
+
+/**
  * The merge: a Lambda (lambdas/merge/handler.ts bundled by esbuild) fed by the lake's notification queue. Each
  * changelog object is merged into its replica table; failures are reported per message (partial batch response) so
  * SQS retries only those, up to the queue's maxReceiveCount before the dead-letter queue; poison objects go to the
@@ -144,15 +193,13 @@ export function mergeRuntimeMetric(
  * correct in any order (positions), so concurrency only bounds warehouse load. The queue carries Firehose's changelog
  * objects (lake apply) and the stream apply's handed-off objects (`handoff/`), replays and redrives.
  */
-export class MergeFunction extends Construct {
+export class MergeFunction extends MergeRuntimeConstruct {
   readonly fn: NodejsFunction;
   /** The function's timeout: the merge-duration alarm is a share of it. */
   readonly timeout: Duration;
-  private readonly pipelineId: string;
 
   constructor(scope: Construct, id: string, props: MergeFunctionProps) {
-    super(scope, id);
-    this.pipelineId = props.pipelineId;
+    super(scope, id, props.pipelineId, MERGE_SERVICE);
     const timeout = props.timeout ?? Duration.minutes(5);
     this.timeout = timeout;
     const maxConcurrency = props.maxConcurrency ?? 4;
@@ -193,39 +240,5 @@ export class MergeFunction extends Construct {
       objectPrefixes(LAKE_CHANGELOG_PREFIX, LAKE_HANDOFF_PREFIX, LAKE_CLAIM_CHECK_PREFIX, LAKE_STAGING_PREFIX),
       `Object access only under the lake prefixes the merge reads (${LAKE_CHANGELOG_PREFIX}, ${LAKE_HANDOFF_PREFIX}, ${LAKE_CLAIM_CHECK_PREFIX}) and writes (${LAKE_STAGING_PREFIX})`,
     );
-  }
-
-  private metric(name: string, statistic: string, options?: MetricOptions): Metric {
-    return mergeRuntimeMetric(this.pipelineId, MERGE_SERVICE, name, statistic, options);
-  }
-
-  metricMergeErrors(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.Errors, 'Sum', options);
-  }
-  metricPoisonBatches(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.PoisonBatches, 'Sum', options);
-  }
-  metricRowsApplied(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.RowsApplied, 'Sum', { period: Duration.minutes(1), ...options });
-  }
-  /** Now minus the newest source commit time applied to a replica. */
-  metricReplicaFreshnessSeconds(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.ReplicaFreshness, 'Maximum', { period: Duration.minutes(1), ...options });
-  }
-  /** Dates no warehouse holds, staged as NULL (the changelog keeps the original). */
-  metricValuesNulled(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.ValuesNulled, 'Sum', options);
-  }
-  /** Row images not merged because their primary key holds a value the warehouse cannot hold. */
-  metricRowsSkipped(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.RowsSkipped, 'Sum', options);
-  }
-  /** Text values cut to fit their Redshift column (OVERSIZE_VALUES=truncate). */
-  metricValuesTruncated(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.ValuesTruncated, 'Sum', options);
-  }
-  /** Time the merge of one batch took, in milliseconds (as the handler emits it), p99. */
-  metricBatchLatencyMilliseconds(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.BatchLatency, 'p99', options);
   }
 }

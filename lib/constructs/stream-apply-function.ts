@@ -7,7 +7,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { EventSourceMapping, type IEventSourceDlq, MetricType, StartingPosition } from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { Construct } from 'constructs';
+import type { Construct } from 'constructs';
 import {
   LAKE_CLAIM_CHECK_PREFIX,
   LAKE_HANDOFF_PREFIX,
@@ -16,8 +16,8 @@ import {
 } from '../../shared/lake-layout';
 import { MergeMetric } from '../../shared/metrics';
 import { type ChangelogLake, STREAM_FAILURE_PREFIX } from './changelog-lake';
-import { grantKey } from './grants';
-import { createMergeRuntime, mergeRuntimeMetric } from './merge-function';
+import { grantKey, STREAM_READ_ACTIONS } from './grants';
+import { createMergeRuntime, MergeRuntimeConstruct } from './merge-function';
 import { acknowledgeWildcards, objectPrefixes } from './nag';
 import { REPO_ROOT } from './producer-service';
 import { PropsCheck } from './props-validation';
@@ -80,16 +80,14 @@ export interface StreamApplyFunctionProps {
  * batch (`bisectBatchOnError`), up to `retryAttempts` or `maxRecordAge`; then Lambda writes the whole invocation record
  * (the batch's records and why) to the lake bucket under `aws/lambda/`, and moves on.
  */
-export class StreamApplyFunction extends Construct {
+export class StreamApplyFunction extends MergeRuntimeConstruct {
   readonly fn: NodejsFunction;
   readonly mapping: EventSourceMapping;
   /** The function's timeout: the duration alarm is a share of it. */
   readonly timeout: Duration;
-  private readonly pipelineId: string;
 
   constructor(scope: Construct, id: string, props: StreamApplyFunctionProps) {
-    super(scope, id);
-    this.pipelineId = props.pipelineId;
+    super(scope, id, props.pipelineId, STREAM_APPLY_SERVICE);
     const batchSize = props.batchSize ?? 1000;
     const window = props.maxBatchingWindow ?? Duration.seconds(1);
     const parallelizationFactor = props.parallelizationFactor ?? 1;
@@ -192,10 +190,6 @@ export class StreamApplyFunction extends Construct {
     );
   }
 
-  private metric(name: string, statistic: string, options?: MetricOptions): Metric {
-    return mergeRuntimeMetric(this.pipelineId, STREAM_APPLY_SERVICE, name, statistic, options);
-  }
-
   /**
    * Age of the last record of a batch when the function received it, in milliseconds (Lambda's
    * `IteratorAge` of a stream event source): the apply falling behind the stream, reported even while every
@@ -230,35 +224,6 @@ export class StreamApplyFunction extends Construct {
   metricHandedOff(options?: MetricOptions): Metric {
     return this.metric(MergeMetric.HandedOff, 'Sum', options);
   }
-  metricMergeErrors(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.Errors, 'Sum', options);
-  }
-  metricPoisonBatches(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.PoisonBatches, 'Sum', options);
-  }
-  metricRowsApplied(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.RowsApplied, 'Sum', { period: Duration.minutes(1), ...options });
-  }
-  /** Now minus the newest source commit time applied to a replica by the stream apply. */
-  metricReplicaFreshnessSeconds(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.ReplicaFreshness, 'Maximum', { period: Duration.minutes(1), ...options });
-  }
-  /** Dates no warehouse holds, staged as NULL (the changelog keeps the original). */
-  metricValuesNulled(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.ValuesNulled, 'Sum', options);
-  }
-  /** Row images not merged because their primary key holds a value the warehouse cannot hold. */
-  metricRowsSkipped(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.RowsSkipped, 'Sum', options);
-  }
-  /** Text values cut to fit their Redshift column (OVERSIZE_VALUES=truncate). */
-  metricValuesTruncated(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.ValuesTruncated, 'Sum', options);
-  }
-  /** Time the merge of one batch took, in milliseconds (as the handler emits it), p99. */
-  metricBatchLatencyMilliseconds(options?: MetricOptions): Metric {
-    return this.metric(MergeMetric.BatchLatency, 'p99', options);
-  }
 }
 
 /**
@@ -270,14 +235,7 @@ export class StreamApplyFunction extends Construct {
 export function grantStreamEventSource(grantee: IGrantable, stream: IStream, fallbackKey: IKey): Grant {
   return Grant.addToPrincipal({
     grantee,
-    actions: [
-      'kinesis:DescribeStream',
-      'kinesis:DescribeStreamSummary',
-      'kinesis:GetRecords',
-      'kinesis:GetShardIterator',
-      'kinesis:ListShards',
-      'kinesis:SubscribeToShard',
-    ],
+    actions: [...STREAM_READ_ACTIONS, 'kinesis:SubscribeToShard'],
     resourceArns: [stream.streamArn],
   }).combine(grantKey(grantee, stream.encryptionKey ?? fallbackKey, 'decrypt'));
 }
