@@ -11,8 +11,8 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIREHOSE_APPLICATION_NAME } from '../../local/firehose-batching';
 import { type Pipeline, STREAM_APPLY_APPLICATION_NAME, startPipeline } from '../../local/pipeline';
-import { sleep, waitFor } from '../../local/services/process';
-import { replicaRows, sourceRows } from './support/compare';
+import { sleep } from '../../local/services/process';
+import { waitForReplicas } from './support/converge';
 
 const dir = mkdtempSync(join(tmpdir(), 'cdc-e2e-'));
 let p: Pipeline;
@@ -47,44 +47,9 @@ function rng(seed: number): () => number {
   };
 }
 
-async function tableShape(table: string): Promise<{ columns: string[]; key: string[] }> {
-  const [cols] = await db.query(
-    'SELECT column_name AS c, column_key AS k FROM information_schema.columns WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position',
-    [database, table],
-  );
-  const list = cols as { c: string; k: string }[];
-  return { columns: list.map((r) => r.c), key: list.filter((r) => r.k === 'PRI').map((r) => r.c) };
-}
-
-async function assertConverges(tables: string[], timeoutMs = 120_000): Promise<void> {
-  const client = await p.pool.connect();
-  await client.query("SET TIME ZONE 'UTC'");
-  let lastDiff = '';
-  try {
-    await waitFor(
-      'replicas to equal the source row by row',
-      async () => {
-        for (const t of tables) {
-          const { columns, key } = await tableShape(t);
-          const src = await sourceRows(db, database, t, columns, key);
-          const rep = await replicaRows(client, p.endpoints.replicaSchema, t, columns, key).catch((e: Error) => [
-            `error: ${e.message}`,
-          ]);
-          if (JSON.stringify(src) !== JSON.stringify(rep)) {
-            const i = src.findIndex((r, j) => r !== rep[j]);
-            lastDiff = `${t}: source ${src.length} rows, replica ${rep.length} rows; first difference at ${i}: source ${JSON.stringify(src[i])} replica ${JSON.stringify(rep[i])}`;
-            return false;
-          }
-        }
-        return true;
-      },
-      timeoutMs,
-    );
-  } catch (err) {
-    throw new Error(`${(err as Error).message}\nlast difference: ${lastDiff}`);
-  } finally {
-    client.release();
-  }
+/** Every replica equals its source row by row (test/e2e/support/converge.ts), waiting up to `timeoutMs`. */
+function assertConverges(tables: string[], timeoutMs = 120_000): Promise<void> {
+  return waitForReplicas(p.pool, p.endpoints.replicaSchema, db, database, tables, timeoutMs);
 }
 
 interface Workload {
