@@ -94,7 +94,8 @@ export function recordsFromKinesisEvent(event: KinesisStreamEvent): StreamRecord
 
 /**
  * The answer for the event source mapping (ReportBatchItemFailures): empty when the batch is done, else the record
- * to retry from (Lambda checkpoints the records before it and retries the rest).
+ * to retry from. For streams Lambda checkpoints before the lowest sequence number reported and retries from it
+ * (https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-batchfailurereporting.html).
  */
 export function batchResponse(outcome: StreamBatchOutcome): KinesisStreamBatchResponse {
   return { batchItemFailures: outcome.retryFrom ? [{ itemIdentifier: outcome.retryFrom.sequenceNumber }] : [] };

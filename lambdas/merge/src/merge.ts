@@ -297,6 +297,10 @@ function forgetTable(db: string, table: string): void {
  * Runs prepared merges in one transaction: every table's lock first (one LOCK, in name order, so two such
  * transactions never wait for each other in a circle), then each table's steps; then the batch records in a second,
  * short transaction (planBatchRecord says why it is separate). Serialization conflicts retry the whole transaction.
+ * Redshift: `LOCK [ TABLE ] table_name [, ...]` locks several tables in one statement
+ * (https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html); the Data API's BatchExecuteStatement runs its SQL
+ * statements as one transaction, at most 40 of them
+ * (https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_BatchExecuteStatement.html).
  */
 async function runPrepared(prepared: readonly PreparedRows[], ctx: MergeContext, record = true): Promise<void> {
   const d = ctx.warehouse.dialect;
