@@ -464,13 +464,13 @@ export async function mergeTables(
 
 /** The result of merging one table's events (what `mergeTable` reports). */
 function tableResult(events: readonly ChangeEvent[]): TableResult {
-  const sorted = [...events].sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
-  const { maxPosition, maxCommitMs } = extent(sorted);
+  // Neither needs the events in order: both compare positions.
+  const { maxPosition, maxCommitMs } = extent(events);
   return {
-    db: sorted[0]!.db,
-    table: sorted[0]!.table,
+    db: events[0]!.db,
+    table: events[0]!.table,
     events: events.length,
-    byOp: countLatestOps(sorted),
+    byOp: countLatestOps(events),
     maxCommitMs,
     maxPosition,
   };
