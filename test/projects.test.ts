@@ -25,6 +25,7 @@ const SERVER_STARTERS: Record<string, readonly string[] | '*'> = {
   'test/cli/support/run-cdc': ['runCdc'],
   'test/infra/support/synth': ['synthStage'],
   'test/infra/support/cli-synth': ['cliSynth'],
+  'bench/support/latency-kinesis': ['startLatencyKinesis', 'startLatencyKinesisInWorker'],
   'node:child_process': '*',
   child_process: '*',
   'node:http': ['createServer'],
