@@ -9,6 +9,7 @@ import { defineConfig } from 'vitest/config';
  */
 export const UNIT_TEST_FILES: readonly string[] = [
   'test/architecture/*.test.ts',
+  'test/bench/plots.test.ts',
   'test/shared/*.test.ts',
   'test/cli/cli-logic.test.ts',
   'test/cli/preflight-checks.test.ts',
@@ -27,6 +28,7 @@ export const UNIT_TEST_FILES: readonly string[] = [
   'test/producer/event-assembly.test.ts',
   'test/producer/in-flight-checkpoints.test.ts',
   'test/producer/log-level.test.ts',
+  'test/producer/write-config.test.ts',
   'test/producer/snapshot-logic.test.ts',
   'test/producer/start-position-logic.test.ts',
   'test/producer/table-quarantine-logic.test.ts',

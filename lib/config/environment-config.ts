@@ -115,7 +115,8 @@ const streamSchema = z.object({
     .min(168, 'must be at least 168 (7 days, the binlog retention the pipeline can replay from)')
     .max(8760)
     .default(168),
-  partitionKeyMode: z.enum(['table', 'table-pk']).default('table'),
+  /** `table-pk` spreads a table's rows over shards by key (order kept per row); `table` keeps a table on one shard. */
+  partitionKeyMode: z.enum(['table', 'table-pk']).default('table-pk'),
 });
 
 const producerSchema = z.object({
@@ -124,6 +125,8 @@ const producerSchema = z.object({
   /** Time ECS gives the producer after SIGTERM to drain and checkpoint (Fargate allows at most 120 s). */
   stopTimeoutSeconds: z.number().int().min(10).max(120).default(120),
   leaseSeconds: z.number().int().min(2).max(600).default(30),
+  /** PutRecords calls in flight at once, for disjoint partition keys (never two for one key). */
+  putRecordsInFlight: z.number().int().min(1).max(64).default(8),
   logRetentionDays,
 });
 
@@ -328,12 +331,13 @@ export const environmentConfigSchema = z
       .optional(),
     vpc: vpcSchema,
     source: sourceSchema,
-    stream: streamSchema.default({ mode: 'on-demand', retentionHours: 168, partitionKeyMode: 'table' }),
+    stream: streamSchema.default({ mode: 'on-demand', retentionHours: 168, partitionKeyMode: 'table-pk' }),
     producer: producerSchema.default({
       cpu: 512,
       memoryMiB: 1024,
       stopTimeoutSeconds: 120,
       leaseSeconds: 30,
+      putRecordsInFlight: 8,
       logRetentionDays: 30,
     }),
     lake: lakeSchema.default({

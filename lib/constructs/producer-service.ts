@@ -71,7 +71,7 @@ export interface ProducerCaptureProps {
   readonly snapshotKeylessMaxRows?: number;
   /** `db.table` of the signal table. @default 'cdc.cdc_signal' */
   readonly signalTable?: string;
-  /** @default 'table' */
+  /** `table-pk` spreads a table's rows over shards by key (order kept per row). @default 'table-pk' */
   readonly partitionKeyMode?: 'table' | 'table-pk';
 }
 
@@ -97,6 +97,8 @@ export interface ProducerServiceProps {
   readonly stopTimeout?: Duration;
   /** The checkpoint lease: a second producer is fenced for this long after the last renewal. @default 30 seconds */
   readonly leaseDuration?: Duration;
+  /** PutRecords calls in flight at once, for disjoint partition keys. @default 8 */
+  readonly putRecordsInFlight?: number;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
   /** Of the log group. @default RemovalPolicy.RETAIN */
@@ -161,6 +163,7 @@ function validate(scope: Construct, props: ProducerServiceProps, cpu: number, me
     'must be a security group id (sg-…)',
   );
   check.require(props.capture.include.length > 0, 'capture.include', '[]', 'must name at least one db.table pattern');
+  check.number('putRecordsInFlight', props.putRecordsInFlight, { min: 1, max: 64, integer: true });
   check.number('capture.snapshotChunkRows', props.capture.snapshotChunkRows, { min: 1, integer: true });
   check.number('capture.snapshotKeylessMaxRows', props.capture.snapshotKeylessMaxRows, { min: 1, integer: true });
   check.matches('capture.signalTable', props.capture.signalTable, /^[^.\s]+\.[^.\s]+$/, 'must be db.table');
@@ -224,7 +227,8 @@ export class ProducerService extends Construct {
         SNAPSHOT_KEYLESS_MAX_ROWS: text(cap.snapshotKeylessMaxRows ?? 250_000),
         SIGNAL_TABLE: cap.signalTable ?? 'cdc.cdc_signal',
         STREAM_NAME: props.stream.streamName,
-        PARTITION_KEY_MODE: cap.partitionKeyMode ?? 'table',
+        PARTITION_KEY_MODE: cap.partitionKeyMode ?? 'table-pk',
+        PUT_RECORDS_IN_FLIGHT: text(props.putRecordsInFlight ?? 8),
         CHECKPOINT_TABLE: props.checkpoints.table.tableName,
         LEASE_SECONDS: text((props.leaseDuration ?? Duration.seconds(30)).toSeconds()),
         CLAIM_CHECK_BUCKET: props.lake.bucketName,

@@ -52,6 +52,7 @@ export class CaptureStack extends Stack {
       memoryLimitMiB: c.producer.memoryMiB,
       stopTimeout: Duration.seconds(c.producer.stopTimeoutSeconds),
       leaseDuration: Duration.seconds(c.producer.leaseSeconds),
+      putRecordsInFlight: c.producer.putRecordsInFlight,
       logRetention: c.producer.logRetentionDays as RetentionDays,
       removalPolicy: c.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
       ...(props.producerImage ? { image: props.producerImage } : {}),

@@ -33,6 +33,8 @@ describe('environment configuration', () => {
     const dev = validateEnvironmentConfig(environments.dev);
     expect(dev.source.port).toBe(3306);
     expect(dev.producer.stopTimeoutSeconds).toBe(120);
+    expect(dev.producer.putRecordsInFlight).toBe(8);
+    expect(dev.stream.partitionKeyMode).toBe('table-pk');
     expect(dev.merge.maxReceiveCount).toBe(5);
     expect(dev.redshift.changelogSchema).toBe('cdc');
   });
@@ -41,6 +43,7 @@ describe('environment configuration', () => {
     const raw = withChange('staging', (c) => {
       c.stream.retentionHours = 24;
       c.source.port = 70000;
+      c.producer = { ...c.producer, putRecordsInFlight: 0 };
       c.account = '12345';
     });
     expect(() => validateEnvironmentConfig(raw)).toThrow(/^invalid configuration for stage "staging":\n {2}- /);
@@ -48,6 +51,7 @@ describe('environment configuration', () => {
       'account = "12345": must be a 12-digit AWS account id',
       'source.port = 70000: Too big: expected number to be <=65535',
       'stream.retentionHours = 24: must be at least 168 (7 days, the binlog retention the pipeline can replay from)',
+      'producer.putRecordsInFlight = 0: Too small: expected number to be >=1',
     ]);
   });
 

@@ -87,6 +87,7 @@ describe('ProducerService props', () => {
             memoryLimitMiB: 1000,
             stopTimeout: Duration.minutes(3),
             leaseDuration: Duration.millis(1500),
+            putRecordsInFlight: 100,
             source: {
               host: 'db.example.com',
               port: 70000,
@@ -109,6 +110,7 @@ describe('ProducerService props', () => {
         '  - source.serverId = 0: must be between 1 and 4294967295',
         '  - source.securityGroupId = "db-sg": must be a security group id (sg-…)',
         '  - capture.include = "[]": must name at least one db.table pattern',
+        '  - putRecordsInFlight = 100: must be between 1 and 64',
         '  - capture.snapshotChunkRows = 0: must be at least 1',
         '  - capture.signalTable = "cdc_signal": must be db.table',
       ].join('\n'),

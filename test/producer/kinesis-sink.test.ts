@@ -152,4 +152,111 @@ describe('Kinesis sink', () => {
     });
     await expect(failing.drain()).rejects.toThrow(/CLAIM_CHECK_FAILED: .*s3 down/);
   });
+
+  it('keeps several calls in flight for disjoint keys, never two for the same key', async () => {
+    await real.send(new CreateStreamCommand({ StreamName: 'parallel', ShardCount: 4 }));
+    await waitActive('parallel');
+    let inFlight = 0;
+    let most = 0;
+    const keysInFlight = new Map<string, number>();
+    let overlap = 0;
+    // Instrumentation around the emulator: each call is held 20 ms (a round trip in AWS) while in flight.
+    const slow = {
+      send: async (cmd: PutRecordsCommand) => {
+        const keys = new Set((cmd.input.Records ?? []).map((r) => r.PartitionKey!));
+        for (const k of keys) {
+          if (keysInFlight.has(k)) overlap++;
+          keysInFlight.set(k, 1);
+        }
+        most = Math.max(most, ++inFlight);
+        await new Promise((r) => setTimeout(r, 20));
+        try {
+          return await real.send(cmd);
+        } finally {
+          inFlight--;
+          for (const k of keys) keysInFlight.delete(k);
+        }
+      },
+    } as unknown as KinesisClient;
+    const sink = new KinesisSink({ client: slow, streamName: 'parallel', maxCallsInFlight: 4 });
+    // A hot table spread by key (100 rows, 3 changes each) and a second table keyed by its name.
+    let seq = 0;
+    for (let round = 0; round < 3; round++)
+      for (let id = 0; id < 100; id++) {
+        for (const key of [`shop.orders#[${id}]`, 'shop.items']) {
+          sink.enqueue({ seq, partitionKey: key, data: Buffer.from(JSON.stringify({ key, seq })) });
+          seq++;
+        }
+        // Small calls, so that there are many of them.
+        if (id % 10 === 9) await new Promise((r) => setImmediate(r));
+      }
+    await sink.drain();
+    expect(overlap).toBe(0);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(4);
+    const got = await readStream('parallel');
+    expect(got).toHaveLength(seq);
+    const byKey = new Map<string, number[]>();
+    for (const r of got) byKey.set(r.key, [...(byKey.get(r.key) ?? []), r.seq]);
+    for (const seqs of byKey.values()) expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+  });
+
+  it('acknowledges only below the oldest record still in flight, however many later calls finish first', async () => {
+    await real.send(new CreateStreamCommand({ StreamName: 'acks', ShardCount: 2 }));
+    await waitActive('acks');
+    let releaseSlow!: () => void;
+    const slowDone = new Promise<void>((r) => {
+      releaseSlow = r;
+    });
+    const held = {
+      send: async (cmd: PutRecordsCommand) => {
+        if (cmd.input.Records?.some((r) => r.PartitionKey === 'slow')) await slowDone;
+        return real.send(cmd);
+      },
+    } as unknown as KinesisClient;
+    const acks: number[] = [];
+    const sink = new KinesisSink({ client: held, streamName: 'acks', onAcked: (low) => acks.push(low) });
+    sink.enqueue({ seq: 0, partitionKey: 'slow', data: Buffer.from('{"key":"slow","seq":0}') });
+    for (let seq = 1; seq <= 5; seq++) {
+      sink.enqueue({ seq, partitionKey: `fast${seq}`, data: Buffer.from(JSON.stringify({ key: 'fast', seq })) });
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    // Every fast record is in the stream, yet nothing may be acknowledged past record 0.
+    expect((await readStream('acks')).map((r) => r.seq).sort()).toEqual([1, 2, 3, 4, 5]);
+    expect(acks).toEqual([]);
+    expect(sink.pending).toBe(1);
+    releaseSlow();
+    await sink.drain();
+    expect(acks.at(-1)).toBe(6);
+  });
+
+  it('lets other keys through while one key waits for its claim-check write', async () => {
+    await real.send(new CreateStreamCommand({ StreamName: 'claims2', ShardCount: 1 }));
+    await waitActive('claims2');
+    let release!: () => void;
+    const parked = new Promise<void>((r) => {
+      release = r;
+    });
+    const sink = new KinesisSink({ client: real, streamName: 'claims2' });
+    const rec = (seq: number, key: string, ready?: Promise<void>) => ({
+      seq,
+      partitionKey: key,
+      data: Buffer.from(JSON.stringify({ key, seq })),
+      ready,
+    });
+    sink.enqueue(rec(0, 'a', parked));
+    sink.enqueue(rec(1, 'a'));
+    sink.enqueue(rec(2, 'b'));
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await readStream('claims2')).map((r) => r.seq)).toEqual([2]);
+    release();
+    await sink.drain();
+    expect((await readStream('claims2')).map((r) => r.seq)).toEqual([2, 0, 1]);
+  });
+
+  it('refuses a number of calls in flight outside 1 to 64, naming the value', () => {
+    expect(() => new KinesisSink({ client: real, streamName: 'x', maxCallsInFlight: 0 })).toThrow(
+      /CONFIG_INVALID: maxCallsInFlight=0: must be an integer from 1 to 64/,
+    );
+  });
 });

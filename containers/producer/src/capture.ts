@@ -36,6 +36,8 @@ export interface CaptureProps {
   readonly claimCheck?: ProducerCoreProps['claimCheck'];
   /** Reading pauses above this many unacknowledged events; snapshot chunks wait above half of it. */
   readonly maxInFlight: number;
+  /** PutRecords calls in flight at once. @default the sink's (8) */
+  readonly putRecordsInFlight?: number;
   readonly chunkRows: number;
   /** @default the snapshotter's (KEYLESS_MAX_ROWS) */
   readonly keylessMaxRows?: number;
@@ -65,6 +67,7 @@ export function createCapture(p: CaptureProps): Capture {
     streamName: p.streamName,
     onAcked: (low) => core.acked(low),
     ...(p.sinkStats ? { stats: p.sinkStats } : {}),
+    ...(p.putRecordsInFlight !== undefined ? { maxCallsInFlight: p.putRecordsInFlight } : {}),
   });
   const core: ProducerCore = new ProducerCore({
     serverId: p.serverId,

@@ -1,11 +1,17 @@
 /**
- * Ordered, lossless delivery to Kinesis. PutRecords does not keep order when some entries fail, so after a partial
- * failure the sink resends, for every partition key that had a failure, all of that key's records from its first
- * failed one on (including later ones that succeeded): the last delivery of each key's records is in order, and
- * duplicates carry the same position, which the merge discards. One PutRecords is in flight at a time. Nothing is
- * ever dropped: when retries run out the sink fails, and the producer stops without checkpointing.
+ * Ordered, lossless delivery to Kinesis with several PutRecords calls in flight.
+ *
+ * Order is only owed per partition key (Kinesis orders per shard, and a key always maps to one shard), so the sink
+ * keeps up to `maxCallsInFlight` calls going for disjoint sets of keys: a key with a record in flight, or waiting to be
+ * resent, is skipped (with every later record of it) until that record is acknowledged. PutRecords does not keep order
+ * when some entries fail, so after a partial failure the sink resends, for every partition key that had a failure, all
+ * of that key's records of the call from its first failed one on (including later ones that succeeded): the last
+ * delivery of each key's records is in order, and duplicates carry the same position, which the merge discards.
+ * Nothing is ever dropped: when a record's retries run out the sink fails, and the producer stops without
+ * checkpointing. The lowest sequence number not yet acknowledged (across the queue, the calls in flight and the
+ * records waiting to be resent) is what the checkpoint may move past (`onAcked`).
  */
-import { type KinesisClient, PutRecordsCommand, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { ProducerError } from './errors';
 
 export interface SinkRecord {
@@ -24,7 +30,12 @@ export interface SinkStats {
 export interface KinesisSinkProps {
   readonly client: KinesisClient;
   readonly streamName: string;
-  /** Consecutive failed attempts before giving up. @default 12 */
+  /**
+   * PutRecords calls in flight at once, for disjoint partition keys. One call takes a round trip (30–60 ms in AWS), so
+   * one call at a time caps a producer near 500 records per round trip. @default 8
+   */
+  readonly maxCallsInFlight?: number;
+  /** Consecutive failed attempts of one record before giving up. @default 12 */
   readonly maxAttempts?: number;
   readonly baseDelayMs?: number;
   readonly maxDelayMs?: number;
@@ -37,137 +48,252 @@ export interface KinesisSinkProps {
 export const MAX_RECORDS_PER_CALL = 500;
 export const MAX_BYTES_PER_CALL = 5 * 1024 * 1024;
 export const MAX_RECORD_BYTES = 1024 * 1024;
+export const DEFAULT_CALLS_IN_FLIGHT = 8;
+/** Queued records looked at per batch while skipping busy keys (bounds the work when one key holds the queue). */
+const MAX_SCAN = 50_000;
+
+interface Queued extends SinkRecord {
+  /** Consecutive failed deliveries of this record. */
+  attempts: number;
+}
+
+/** Records out of the queue: in a PutRecords call, or waiting out the backoff before their resend. */
+interface Out {
+  readonly records: Queued[];
+}
 
 export class KinesisSink {
-  private queue: SinkRecord[] = [];
+  /** Records not yet handed to a call, in sequence order (resends are merged back in by sequence). */
+  private queue: Queued[] = [];
   private queuedBytes = 0;
-  private pumping = false;
-  private sending = 0;
+  /** Per partition key, how many of its records are out (in a call or waiting to be resent). */
+  private readonly busy = new Map<string, number>();
+  private readonly out = new Set<Out>();
+  private calls = 0;
   private nextSeqHint = 0;
+  private lastAcked = 0;
   private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private readonly maxCalls: number;
   failure: Error | undefined;
 
-  constructor(private readonly props: KinesisSinkProps) {}
+  constructor(private readonly props: KinesisSinkProps) {
+    this.maxCalls = props.maxCallsInFlight ?? DEFAULT_CALLS_IN_FLIGHT;
+    if (!Number.isInteger(this.maxCalls) || this.maxCalls < 1 || this.maxCalls > 64)
+      throw new ProducerError(
+        'CONFIG_INVALID',
+        `maxCallsInFlight=${JSON.stringify(props.maxCallsInFlight)}: must be an integer from 1 to 64`,
+      );
+  }
 
-  /** Records not yet acknowledged (queued or in the PutRecords call in flight). */
+  /** Records not yet acknowledged (queued, in a call in flight, or waiting to be resent). */
   get pending(): number {
-    return this.queue.length + this.sending;
+    let n = this.queue.length;
+    for (const o of this.out) n += o.records.length;
+    return n;
   }
   get pendingBytes(): number {
     return this.queuedBytes;
   }
+  /** PutRecords calls in flight right now. */
+  get callsInFlight(): number {
+    return this.calls;
+  }
 
   enqueue(rec: SinkRecord): void {
     if (this.failure) throw this.failure;
-    this.queue.push(rec);
+    const q: Queued = { ...rec, attempts: 0 };
+    // Watched from the start: a rejected claim-check write fails the sink even while the record waits its turn.
+    if (q.ready) this.watch(q);
+    this.queue.push(q);
     this.queuedBytes += rec.data.length;
     this.nextSeqHint = rec.seq + 1;
-    if (!this.pumping) void this.pump();
+    this.pump();
   }
 
   /** Resolves once everything enqueued so far is in Kinesis; rejects if the sink failed. */
   drain(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.queue.length === 0 && !this.pumping) return Promise.resolve();
+    if (this.idle()) return Promise.resolve();
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
+  private idle(): boolean {
+    return this.queue.length === 0 && this.out.size === 0;
+  }
+
   private settle(): void {
-    if (this.queue.length > 0 && !this.failure) return;
+    if (!this.failure && !this.idle()) return;
     const ws = this.waiters;
     this.waiters = [];
     for (const w of ws) this.failure ? w.reject(this.failure) : w.resolve();
   }
 
-  private takeBatch(): SinkRecord[] {
-    const batch: SinkRecord[] = [];
+  private fail(err: Error): void {
+    if (!this.failure) this.failure = err;
+    this.settle();
+  }
+
+  private hold(records: readonly Queued[]): Out {
+    const o: Out = { records: records as Queued[] };
+    this.out.add(o);
+    for (const r of records) this.busy.set(r.partitionKey, (this.busy.get(r.partitionKey) ?? 0) + 1);
+    return o;
+  }
+
+  private release(o: Out): void {
+    this.out.delete(o);
+    for (const r of o.records) {
+      const n = this.busy.get(r.partitionKey)! - 1;
+      if (n === 0) this.busy.delete(r.partitionKey);
+      else this.busy.set(r.partitionKey, n);
+    }
+  }
+
+  /**
+   * The next call's records: queued records in sequence order, skipping every key that is busy or whose earlier
+   * record is skipped (its claim-check object not written yet), up to the call's record and byte limits.
+   */
+  private takeBatch(): Queued[] {
+    const batch: Queued[] = [];
+    const skipped = new Set<string>();
+    const rest: Queued[] = [];
     let bytes = 0;
-    while (batch.length < MAX_RECORDS_PER_CALL && this.queue.length > 0) {
-      const r = this.queue[0]!;
-      const size = r.data.length + Buffer.byteLength(r.partitionKey);
-      if (batch.length > 0 && (r.ready || bytes + size > MAX_BYTES_PER_CALL)) break;
-      batch.push(this.queue.shift()!);
+    let i = 0;
+    for (; i < this.queue.length && batch.length < MAX_RECORDS_PER_CALL && i < MAX_SCAN; i++) {
+      const r = this.queue[i]!;
+      const key = r.partitionKey;
+      if (this.busy.has(key) || skipped.has(key) || r.ready) {
+        skipped.add(key);
+        rest.push(r);
+        continue;
+      }
+      const size = r.data.length + Buffer.byteLength(key);
+      if (batch.length > 0 && bytes + size > MAX_BYTES_PER_CALL) break;
+      batch.push(r);
       bytes += size;
     }
+    if (batch.length > 0) this.queue = i < this.queue.length ? rest.concat(this.queue.slice(i)) : rest;
     return batch;
   }
 
-  private async pump(): Promise<void> {
-    this.pumping = true;
-    let attempt = 0;
-    const sleep = this.props.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-    try {
-      while (this.queue.length > 0 && !this.failure) {
-        const head = this.queue[0]!;
-        if (head.ready) {
-          try {
-            await head.ready;
-          } catch (e) {
-            this.failure = new ProducerError(
-              'CLAIM_CHECK_FAILED',
-              `could not park an oversized event in S3 before sending its pointer: ${(e as Error).message}; stopping without checkpointing`,
-            );
-            break;
-          }
-          head.ready = undefined;
-        }
-        const batch = this.takeBatch();
-        this.sending = batch.length;
-        const entries: PutRecordsRequestEntry[] = batch.map((r) => ({ PartitionKey: r.partitionKey, Data: r.data }));
-        const started = Date.now();
-        let failedIdx: number[];
-        let throttled = 0;
-        try {
-          const res = await this.props.client.send(
-            new PutRecordsCommand({ StreamName: this.props.streamName, Records: entries }),
-          );
-          failedIdx = [];
-          (res.Records ?? []).forEach((r, i) => {
-            if (r.ErrorCode) {
-              failedIdx.push(i);
-              if (r.ErrorCode === 'ProvisionedThroughputExceededException') throttled++;
-            }
-          });
-          if ((res.Records ?? []).length !== batch.length) failedIdx = batch.map((_, i) => i);
-        } catch {
-          failedIdx = batch.map((_, i) => i);
-        }
-        this.sending = 0;
-        const bytes = batch.reduce((n, r) => n + r.data.length, 0);
-        this.props.stats?.onPut?.(Date.now() - started, batch.length - failedIdx.length, bytes);
-        if (failedIdx.length === 0) {
-          attempt = 0;
-          for (const r of batch) this.queuedBytes -= r.data.length;
-        } else {
-          // Resend, per failed key, everything from its first failure on, ahead of the rest of the queue.
-          const firstFail = new Map<string, number>();
-          for (const i of failedIdx)
-            if (!firstFail.has(batch[i]!.partitionKey)) firstFail.set(batch[i]!.partitionKey, i);
-          const resend = batch.filter((r, i) => {
-            const f = firstFail.get(r.partitionKey);
-            return f !== undefined && i >= f;
-          });
-          for (const r of batch) if (!resend.includes(r)) this.queuedBytes -= r.data.length;
-          this.queue = [...resend, ...this.queue];
-          attempt++;
-          this.props.stats?.onRetry?.(failedIdx.length, throttled);
-          if (attempt >= (this.props.maxAttempts ?? 12)) {
-            this.failure = new ProducerError(
-              'KINESIS_RETRIES_EXHAUSTED',
-              `PutRecords to ${this.props.streamName} failed ${attempt} times in a row (${failedIdx.length} of ${batch.length} records in the last attempt); stopping without checkpointing`,
-            );
-            break;
-          }
-          const cap = Math.min(this.props.maxDelayMs ?? 5000, (this.props.baseDelayMs ?? 100) * 2 ** attempt);
-          await sleep(Math.random() * cap);
-        }
-        this.props.onAcked?.(
-          this.queue.length > 0 ? Math.min(...this.queue.slice(0, 1).map((r) => r.seq)) : this.nextSeqHint,
-        );
-      }
-    } finally {
-      this.pumping = false;
-      this.settle();
+  /** Once a record's claim-check write is done it may be sent (the sink pumps again); if it fails, so does the sink. */
+  private watch(r: Queued): void {
+    r.ready!.then(
+      () => {
+        r.ready = undefined;
+        this.pump();
+      },
+      (e: Error) =>
+        this.fail(
+          new ProducerError(
+            'CLAIM_CHECK_FAILED',
+            `could not park an oversized event in S3 before sending its pointer: ${e.message}; stopping without checkpointing`,
+          ),
+        ),
+    );
+  }
+
+  private pump(): void {
+    while (!this.failure && this.calls < this.maxCalls && this.queue.length > 0) {
+      const batch = this.takeBatch();
+      if (batch.length === 0) return;
+      void this.send(this.hold(batch));
     }
   }
+
+  private async send(o: Out): Promise<void> {
+    const batch = o.records;
+    this.calls++;
+    const started = Date.now();
+    let failedIdx: number[] = [];
+    let throttled = 0;
+    try {
+      const res = await this.props.client.send(
+        new PutRecordsCommand({
+          StreamName: this.props.streamName,
+          Records: batch.map((r) => ({ PartitionKey: r.partitionKey, Data: r.data })),
+        }),
+      );
+      const results = res.Records ?? [];
+      if (results.length !== batch.length) failedIdx = batch.map((_, i) => i);
+      else
+        results.forEach((r, i) => {
+          if (r.ErrorCode) {
+            failedIdx.push(i);
+            if (r.ErrorCode === 'ProvisionedThroughputExceededException') throttled++;
+          }
+        });
+    } catch {
+      failedIdx = batch.map((_, i) => i);
+    }
+    this.calls--;
+    let bytes = 0;
+    for (const r of batch) bytes += r.data.length;
+    this.props.stats?.onPut?.(Date.now() - started, batch.length - failedIdx.length, bytes);
+    if (failedIdx.length === 0) {
+      this.queuedBytes -= bytes;
+      this.release(o);
+    } else {
+      // Per failed key, everything from its first failure on is resent; the rest of the call is acknowledged.
+      const failed = new Set(failedIdx);
+      const firstFail = new Map<string, number>();
+      for (const i of failedIdx) if (!firstFail.has(batch[i]!.partitionKey)) firstFail.set(batch[i]!.partitionKey, i);
+      const resend: Queued[] = [];
+      let attempts = 0;
+      batch.forEach((r, i) => {
+        const f = firstFail.get(r.partitionKey);
+        if (f !== undefined && i >= f) {
+          resend.push(r);
+          if (failed.has(i)) r.attempts++;
+          attempts = Math.max(attempts, r.attempts);
+        } else this.queuedBytes -= r.data.length;
+      });
+      // The acknowledged records leave; the keys to resend stay busy through the backoff.
+      this.release(o);
+      const waiting = this.hold(resend);
+      this.props.stats?.onRetry?.(failedIdx.length, throttled);
+      if (attempts >= (this.props.maxAttempts ?? 12)) {
+        this.fail(
+          new ProducerError(
+            'KINESIS_RETRIES_EXHAUSTED',
+            `PutRecords to ${this.props.streamName} failed ${attempts} times in a row (${failedIdx.length} of ${batch.length} records in the last attempt); stopping without checkpointing`,
+          ),
+        );
+        return;
+      }
+      const sleep = this.props.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+      this.reportAcked();
+      this.pump();
+      const cap = Math.min(this.props.maxDelayMs ?? 5000, (this.props.baseDelayMs ?? 100) * 2 ** attempts);
+      await sleep(Math.random() * cap);
+      this.release(waiting);
+      this.queue = mergeBySeq(resend, this.queue);
+    }
+    this.reportAcked();
+    this.pump();
+    this.settle();
+  }
+
+  /** Tells `onAcked` the lowest sequence number not yet acknowledged, when it moved forward. */
+  private reportAcked(): void {
+    if (this.failure) return;
+    let low = this.queue.length > 0 ? this.queue[0]!.seq : this.nextSeqHint;
+    for (const o of this.out) if (o.records[0]!.seq < low) low = o.records[0]!.seq;
+    if (low <= this.lastAcked) return;
+    this.lastAcked = low;
+    this.props.onAcked?.(low);
+  }
+}
+
+/** Two lists sorted by `seq`, merged (the resent records go back where they were). */
+function mergeBySeq(a: Queued[], b: Queued[]): Queued[] {
+  if (a.length === 0) return b;
+  if (b.length === 0 || a.at(-1)!.seq < b[0]!.seq) return a.concat(b);
+  const out: Queued[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) out.push(a[i]!.seq < b[j]!.seq ? a[i++]! : b[j++]!);
+  while (i < a.length) out.push(a[i++]!);
+  while (j < b.length) out.push(b[j++]!);
+  return out;
 }
