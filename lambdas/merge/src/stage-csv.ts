@@ -83,26 +83,6 @@ export function csvField(
   }
 }
 
-function commitTs(ms: number): string {
-  return quote(new Date(ms).toISOString().replace('T', ' ').replace('Z', '+00'));
-}
-
-function row(
-  model: TableModel,
-  image: RowImage,
-  e: ChangeEvent,
-  d: Dialect,
-  delta?: number,
-  op: string = e.op,
-): string {
-  const where = `${e.db}.${e.table} at ${e.position}`;
-  const ref = { where, key: model.pk.map((k) => image[k]) };
-  const fields = model.columns.map((c) => csvField(c, limitValue(c, image[c.name], d.warehouse, ref), d, where));
-  fields.push(quote(e.position), quote(op), commitTs(e.ts_ms));
-  if (delta !== undefined) fields.push(String(delta));
-  return fields.join(',');
-}
-
 /** True when an update's before and after images have different primary key values. */
 export function keyChanged(pk: readonly string[], before: RowImage, after: RowImage): boolean {
   return pk.some((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
@@ -131,34 +111,220 @@ export function keyProblem(model: TableModel, image: RowImage, d: Dialect): stri
   return undefined;
 }
 
-/** The staging CSV for one table's events (column order: `stageColumns(model)`). */
-export function buildStageCsv(events: readonly ChangeEvent[], model: TableModel, d: Dialect): string {
-  const lines: string[] = [];
+/** A value's CSV field, given the event and the image it comes from (for messages, built only when needed). */
+type ValueFormatter = (value: JsonValue | undefined, e: ChangeEvent, image: RowImage) => string;
+
+const where = (e: ChangeEvent): string => `${e.db}.${e.table} at ${e.position}`;
+
+/** `quote` without the scan-and-replace when the text holds no quote (nearly always). */
+function quoteFast(text: string): string {
+  return text.includes('"') ? quote(text) : `"${text}"`;
+}
+
+/**
+ * True when `text` starts with a date every calendar has (year 0001–9999, month 01–12, day 01–28): the common case,
+ * decided without the regular expression. Anything else goes through `unrepresentableDate`.
+ */
+function plainDate(text: string): boolean {
+  if (text.length < 10 || text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45) return false;
+  let year = 0;
+  for (let i = 0; i < 4; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return false;
+    year = year * 10 + c;
+  }
+  const m1 = text.charCodeAt(5) - 48;
+  const m2 = text.charCodeAt(6) - 48;
+  const d1 = text.charCodeAt(8) - 48;
+  const d2 = text.charCodeAt(9) - 48;
+  if (m1 < 0 || m1 > 1 || m2 < 0 || m2 > 9 || d1 < 0 || d1 > 2 || d2 < 0 || d2 > 9) return false;
+  const month = m1 * 10 + m2;
+  const day = d1 * 10 + d2;
+  return year > 0 && month >= 1 && month <= 12 && day >= 1 && day <= 28;
+}
+
+/**
+ * The formatter of one column, built once per batch: the common values (those `csvField` would return unchanged
+ * after `limitValue`) take a short path; every other value (NULL excepted) goes the general way, `limitValue` then
+ * `csvField`, so the output is the same byte for byte (test/merge/stage-csv.test.ts compares them).
+ */
+function columnFormatter(
+  col: ReplicaColumn,
+  pk: readonly string[],
+  d: Dialect,
+  dates: DateValueOptions,
+): ValueFormatter {
+  const limit = byteLimit(col, d.warehouse);
+  // Text of n UTF-16 units has at most 3n UTF-8 bytes: within the limit without counting.
+  const textFits =
+    limit === undefined
+      ? (_v: string) => true
+      : limit.what === 'text'
+        ? (v: string) => v.length * 3 <= limit.limit
+        : (_v: string) => false;
+  const general: ValueFormatter = (value, e, image) => {
+    const at = where(e);
+    const ref = { where: at, key: pk.map((k) => image[k]) };
+    return csvField(col, limitValue(col, value, d.warehouse, ref), d, at, dates);
+  };
+  const numberish =
+    col.kind === 'number' || col.kind === 'decimal-string'
+      ? DECIMAL_TEXT
+      : col.kind === 'int-string'
+        ? INT_TEXT
+        : undefined;
+  if (numberish) {
+    const safeOnly = col.kind === 'int-string';
+    return (value, e, image) => {
+      if (value === null || value === undefined) return CSV_NULL;
+      if (typeof value === 'number') {
+        if ((safeOnly ? Number.isSafeInteger(value) : Number.isFinite(value)) && limit === undefined)
+          return String(value);
+      } else if (typeof value === 'string' && textFits(value) && numberish.test(value)) return value;
+      return general(value, e, image);
+    };
+  }
+  switch (col.kind) {
+    case 'date':
+    case 'datetime':
+      return (value, e, image) => {
+        if (value === null || value === undefined) return CSV_NULL;
+        if (typeof value === 'string' && textFits(value) && plainDate(value)) return quoteFast(value);
+        return general(value, e, image);
+      };
+    case 'timestamp':
+      return (value, e, image) => {
+        if (value === null || value === undefined) return CSV_NULL;
+        if (typeof value === 'string' && textFits(value) && plainDate(value))
+          return quoteFast(value.replace('T', ' ').replace(/Z$/, '+00'));
+        return general(value, e, image);
+      };
+    case 'string':
+      return (value, e, image) => {
+        if (value === null || value === undefined) return CSV_NULL;
+        if (typeof value === 'string' && textFits(value) && !value.includes('\u0000')) return quoteFast(value);
+        return general(value, e, image);
+      };
+    case 'time':
+    case 'bits':
+      return (value, e, image) => {
+        if (value === null || value === undefined) return CSV_NULL;
+        if (typeof value === 'string' && textFits(value)) return quoteFast(value);
+        return general(value, e, image);
+      };
+    default: // base64, json: converted whatever their size
+      return (value, e, image) => (value === null || value === undefined ? CSV_NULL : general(value, e, image));
+  }
+}
+
+export interface StageCsvOptions {
+  /**
+   * Stage only the newest change (by position) of each primary key, so the warehouse needs no de-duplication of its
+   * own (`MergeOptions.stagedLatest`). Keys are compared by their CSV text, which is the value the warehouse loads.
+   * Ignored for a table without a primary key. @default false
+   */
+  readonly latestPerKey?: boolean;
+  /** Bytes per chunk yielded by `stageCsvChunks` (a longer row gets a chunk of its own). @default 1048576 */
+  readonly chunkBytes?: number;
+}
+
+/** One row image to stage: its event, the image and the op it is staged as. */
+interface StagedImage {
+  readonly e: ChangeEvent;
+  readonly image: RowImage;
+  readonly op: string;
+  readonly delta?: number;
+}
+
+/**
+ * The staging CSV for one table's events (column order: `stageColumns(model)`) as UTF-8, in chunks of whole rows, so
+ * a warehouse that streams its load (PostgreSQL's COPY FROM STDIN) parses one chunk while the next is built.
+ * Column formatters are built once per call; the text is `buildStageCsv`'s.
+ */
+export function* stageCsvChunks(
+  events: readonly ChangeEvent[],
+  model: TableModel,
+  d: Dialect,
+  opts: StageCsvOptions = {},
+): Generator<Buffer, void, undefined> {
+  const dates = dateValueOptions();
+  const formatters = model.columns.map((c) => columnFormatter(c, model.pk, d, dates));
+  const names = model.columns.map((c) => c.name);
   const keyless = model.pk.length === 0;
+  // Only string and date keys can be unusable (keyProblem): other tables skip the check.
+  const checkKeys = model.pk.some((k) => {
+    const kind = model.columns.find((c) => c.name === k)?.kind;
+    return kind === 'string' || kind === 'date' || kind === 'datetime' || kind === 'timestamp';
+  });
+  const staged = (e: ChangeEvent, image: RowImage): boolean => {
+    const problem = checkKeys ? keyProblem(model, image, d) : undefined;
+    if (problem === undefined) return true;
+    // A key the warehouse cannot hold as it is: the row is skipped and reported, never merged under a NULL or cut key.
+    dates.onRowSkipped?.({ where: where(e), key: model.pk.map((k) => image[k]), reason: problem });
+    return false;
+  };
+  const images: StagedImage[] = [];
+  const latest = new Map<string, StagedImage>();
+  const keyFormatters = model.pk.map((k) => ({ k, f: formatters[names.indexOf(k)]! }));
+  const add = (s: StagedImage) => {
+    if (!opts.latestPerKey) {
+      images.push(s);
+      return;
+    }
+    let key = '';
+    for (const { k, f } of keyFormatters) key += `${f(s.image[k], s.e, s.image)},`;
+    const prev = latest.get(key);
+    if (!prev || s.e.position >= prev.e.position) latest.set(key, s);
+  };
   for (const e of events) {
     if (keyless) {
-      if (e.before && (e.op === 'update' || e.op === 'delete')) lines.push(row(model, e.before, e, d, -1));
-      if (e.after && e.op !== 'delete') lines.push(row(model, e.after, e, d, 1));
-    } else {
-      // A key the warehouse cannot hold as it is: the row is skipped and reported (keyProblem), never merged under a
-      // NULL or cut key.
-      const keyed = (image: RowImage, op?: string) => {
-        const problem = keyProblem(model, image, d);
-        if (problem === undefined) lines.push(row(model, image, e, d, undefined, op));
-        else
-          dateValueOptions().onRowSkipped?.({
-            where: `${e.db}.${e.table} at ${e.position}`,
-            key: model.pk.map((k) => image[k]),
-            reason: problem,
-          });
-      };
-      // An update that changes the key deletes the old key and writes the new one, at the same position (so the
-      // keys table also remembers the old key as deleted there, and a late older change cannot revive it).
-      if (e.op === 'update' && e.before && e.after && keyChanged(model.pk, e.before, e.after))
-        keyed(e.before, 'delete');
-      const image = keyImage(e);
-      if (image) keyed(image);
+      if (e.before && (e.op === 'update' || e.op === 'delete'))
+        images.push({ e, image: e.before, op: e.op, delta: -1 });
+      if (e.after && e.op !== 'delete') images.push({ e, image: e.after, op: e.op, delta: 1 });
+      continue;
     }
+    // An update that changes the key deletes the old key and writes the new one, at the same position (so the keys
+    // table also remembers the old key as deleted there, and a late older change cannot revive it).
+    if (e.op === 'update' && e.before && e.after && keyChanged(model.pk, e.before, e.after)) {
+      if (staged(e, e.before)) add({ e, image: e.before, op: 'delete' });
+    }
+    const image = keyImage(e);
+    if (image && staged(e, image)) add({ e, image, op: e.op });
   }
-  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+  const rows: Iterable<StagedImage> = opts.latestPerKey && !keyless ? latest.values() : images;
+  // Each row is written into a chunk buffer as soon as it is built: appending to one long string instead leaves
+  // ropes for the garbage collector, which cost more than formatting the values (measured: docs/benchmarks.md).
+  const chunkBytes = opts.chunkBytes ?? 1 << 20;
+  let buf = Buffer.allocUnsafe(chunkBytes);
+  let used = 0;
+  let lastMs = Number.NaN;
+  let lastTs = '';
+  for (const { e, image, op, delta } of rows) {
+    let line = '';
+    for (let i = 0; i < formatters.length; i++) line += `${formatters[i]!(image[names[i]!], e, image)},`;
+    if (e.ts_ms !== lastMs) {
+      lastMs = e.ts_ms;
+      lastTs = quote(new Date(e.ts_ms).toISOString().replace('T', ' ').replace('Z', '+00'));
+    }
+    line += `${quoteFast(e.position)},${quoteFast(op)},${lastTs}`;
+    line += delta === undefined ? '\n' : `,${delta}\n`;
+    // A UTF-16 unit is at most 3 UTF-8 bytes: the line fits when 3 × its length does.
+    if (used + line.length * 3 > buf.length) {
+      if (used > 0) yield buf.subarray(0, used);
+      buf = Buffer.allocUnsafe(Math.max(chunkBytes, line.length * 3));
+      used = 0;
+    }
+    used += buf.write(line, used, 'utf8');
+  }
+  if (used > 0) yield buf.subarray(0, used);
+}
+
+/** The staging CSV for one table's events as one text (column order: `stageColumns(model)`). */
+export function buildStageCsv(
+  events: readonly ChangeEvent[],
+  model: TableModel,
+  d: Dialect,
+  opts: StageCsvOptions = {},
+): string {
+  return Buffer.concat([...stageCsvChunks(events, model, d, opts)]).toString('utf8');
 }
