@@ -100,7 +100,7 @@ const NO_TARGET = '#555555';
 const CONFIG = {
   background: 'white',
   font: 'sans-serif',
-  title: { color: INK, subtitleColor: INK, fontSize: 13, anchor: 'start' },
+  title: { color: INK, subtitleColor: INK, fontSize: 13, anchor: 'start', frame: 'group' },
   axis: {
     labelColor: INK,
     titleColor: INK,
@@ -167,8 +167,9 @@ export function latestChart(group: string, figures: readonly (readonly [string, 
   const spec = {
     title: {
       text: title,
-      subtitle: 'bar: the measure (blue: target met, orange: missed, grey: no target); black tick: the target',
+      subtitle: ['bar: the measure (blue: target met, orange: missed,', 'grey: no target); black tick: the target'],
       subtitlePadding: 6,
+      offset: 16,
     },
     description: lines.join('; '),
     config: CONFIG,
@@ -262,10 +263,12 @@ export function historyChart(group: string, entries: readonly HistoryEntry[]): C
     title: {
       text: title,
       subtitle: [
-        'one point per run: its ratio to the reference measured in the same run,',
-        'or its value when the target has a unit',
+        'one point per run: its ratio to the reference',
+        'measured in the same run, or its value when the',
+        'target has a unit',
       ],
       subtitlePadding: 6,
+      offset: 16,
     },
     description,
     config: CONFIG,
