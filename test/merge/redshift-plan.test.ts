@@ -26,7 +26,8 @@ function orders() {
   });
 }
 
-function plans(history: boolean, keyless = false) {
+/** The plans as the merge makes them: without history, only each key's newest change is staged (`stagedLatest`). */
+function plans(history: boolean, keyless = false, stagedLatest = !history) {
   const t = keyless ? new TableEvents('shop', 'audit', { who: 'varchar(20)', at: 'timestamp' }, []) : orders();
   const row: RowImage = keyless
     ? { who: 'a', at: '2026-01-01T00:00:00Z' }
@@ -39,6 +40,7 @@ function plans(history: boolean, keyless = false) {
     maxPosition: '000001.000000001100.00000000',
     maxCommitMs: 1_700_000_000_000,
     history,
+    stagedLatest,
     stageLocation: 's3://lake/staging/batch.csv.gz',
   });
   const txn = steps.map((s) => (s.kind === 'sql' ? s.sql : s.sql!));
@@ -63,13 +65,14 @@ describe('Redshift plan', () => {
   });
 
   it('keeps every statement inside Redshift MERGE rules and Data API limits', () => {
-    for (const [history, keyless] of [
-      [false, false],
-      [true, false],
-      [false, true],
-      [true, true],
+    for (const [history, keyless, stagedLatest] of [
+      [false, false, true],
+      [false, false, false],
+      [true, false, false],
+      [false, true, true],
+      [true, true, false],
     ] as const) {
-      const { txn, ddl } = plans(history, keyless);
+      const { txn, ddl } = plans(history, keyless, stagedLatest);
       expect(redshiftTransactionProblems(txn)).toEqual([]);
       expect(ddl.flatMap(redshiftProblems)).toEqual([]);
       expect(txn.filter((s) => /^MERGE/.test(s)).length).toBe(keyless ? 0 : 2);
@@ -96,6 +99,19 @@ describe('Redshift plan', () => {
       'ALTER TABLE "shop"."orders" ADD COLUMN "note" VARCHAR(40)',
     ]);
     expect([...plan.outside, ...plan.inTransaction].flatMap(redshiftProblems)).toEqual([]);
+  });
+
+  it('loads a batch staged one row per key straight into the de-duplicated staging table, without a window', () => {
+    const staged = plans(false, false, true).txn;
+    expect(staged.some((s) => s.includes('ROW_NUMBER()'))).toBe(false);
+    expect(staged.some((s) => s.includes('_cdc_stage_all'))).toBe(false);
+    expect(staged.filter((s) => s.startsWith('COPY "_cdc_stage" '))).toHaveLength(1);
+    // The floor still applies, on the one staging table, before the keys table is consulted.
+    const floor = staged.findIndex((s) => s.startsWith('DELETE FROM "_cdc_stage" WHERE "_cdc_position" < (SELECT MAX'));
+    expect(floor).toBeGreaterThan(0);
+    expect(floor).toBeLessThan(staged.findIndex((s) => s.includes('USING "cdc"."shop__orders__keys"')));
+    // History needs every change for its versions table: the window stays whatever the option says.
+    expect(plans(true, false, true).txn.some((s) => s.includes('ROW_NUMBER()'))).toBe(true);
   });
 
   it('flags what Redshift rejects (so the checker itself can fail)', () => {

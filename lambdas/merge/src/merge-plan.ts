@@ -27,6 +27,11 @@ export type Step =
       readonly columns: readonly string[];
       readonly sql?: string;
       readonly csv?: string;
+      /**
+       * The CSV as UTF-8 chunks, for a client that streams its load (PostgreSQL's COPY FROM STDIN parses a chunk
+       * while the next is built); each call iterates the same bytes (a retried transaction reads them again).
+       */
+      readonly csvChunks?: () => Iterable<Uint8Array>;
       readonly stageLocation?: string;
     };
 
@@ -85,6 +90,12 @@ export interface MergeOptions {
    * staging tables). @default '' (one table per transaction)
    */
   readonly stageSuffix?: string;
+  /**
+   * The staging CSV holds at most one row per key, its newest change (stage-csv.ts, `latestPerKey`): the rows are
+   * loaded straight into the de-duplicated staging table, without the window over every change. Not with `history`,
+   * whose versions table takes every change. @default false
+   */
+  readonly stagedLatest?: boolean;
 }
 
 /**
@@ -115,14 +126,11 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
     `${ident(META.commitTs)} ${d.timestampType}`,
     ...(model.pk.length === 0 ? [`${ident(META.delta)} SMALLINT`] : []),
   ];
-  const load: Step = {
-    kind: 'load',
-    table: STAGE_ALL,
-    columns: stageCols,
-    ...(opts.stageLocation && d.copyFromStaging(STAGE_ALL, stageCols, opts.stageLocation)
-      ? { sql: d.copyFromStaging(STAGE_ALL, stageCols, opts.stageLocation)! }
-      : {}),
+  const loadInto = (table: string): Step => {
+    const copy = opts.stageLocation ? d.copyFromStaging(table, stageCols, opts.stageLocation) : undefined;
+    return { kind: 'load', table, columns: stageCols, ...(copy ? { sql: copy } : {}) };
   };
+  const load = loadInto(STAGE_ALL);
   const replicaCols = model.columns.map((c) => ident(c.name));
   const fromStage = (alias: string) => model.columns.map((c) => d.fromStage(c, `${alias}.${ident(c.name)}`));
   const versions = opts.history
@@ -183,19 +191,29 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
     `${ident(META.commitTs)} = s.${ident(META.commitTs)}`,
     `${ident(META.loadedAt)} = ${d.now}`,
   ];
+  // Latest change per key inside the batch, by position: staged so already, or picked by a window over every change.
+  const dedupe: Step[] =
+    opts.stagedLatest && !opts.history
+      ? [
+          sql(d.createTemp(STAGE, stageDefs.join(', '))),
+          loadInto(STAGE),
+          sql(`DELETE FROM ${ident(STAGE)} WHERE ${ident(META.position)} < (${floorSelect(names)})`),
+        ]
+      : [
+          sql(d.createTemp(STAGE_ALL, stageDefs.join(', '))),
+          load,
+          belowFloor,
+          sql(
+            d.createTempAs(
+              STAGE,
+              `SELECT ${latest} FROM (SELECT ${latest}, ROW_NUMBER() OVER (PARTITION BY ${pk.join(', ')} ` +
+                `ORDER BY ${ident(META.position)} DESC) AS _cdc_rn FROM ${ident(STAGE_ALL)}) latest WHERE _cdc_rn = 1`,
+            ),
+          ),
+        ];
   return [
     lock,
-    sql(d.createTemp(STAGE_ALL, stageDefs.join(', '))),
-    load,
-    belowFloor,
-    // Latest change per key inside the batch, by position.
-    sql(
-      d.createTempAs(
-        STAGE,
-        `SELECT ${latest} FROM (SELECT ${latest}, ROW_NUMBER() OVER (PARTITION BY ${pk.join(', ')} ` +
-          `ORDER BY ${ident(META.position)} DESC) AS _cdc_rn FROM ${ident(STAGE_ALL)}) latest WHERE _cdc_rn = 1`,
-      ),
-    ),
+    ...dedupe,
     // Drop changes that are not newer than what the replica already reflects (replays, late arrivals).
     sql(
       `DELETE FROM ${ident(STAGE)} USING ${names.keys} WHERE ${on(ident(STAGE), ident(keysName))} ` +
@@ -208,6 +226,13 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
         `WHEN NOT MATCHED THEN INSERT (${[...pk, ident(META.position), ident(META.deleted)].join(', ')}) ` +
         `VALUES (${[...pk.map((k) => `s.${k}`), `s.${ident(META.position)}`, `(s.${ident(META.op)} = 'delete')`].join(', ')})`,
     ),
+    // Deletes first, then only the other changes go through the MERGE (one WHEN MATCHED only, so a delete there
+    // would be an upsert of its before image, written and then removed): a deleted row is touched once.
+    sql(
+      `DELETE FROM ${names.replica} USING ${ident(STAGE)} WHERE ${on(ident(replicaName), ident(STAGE))} ` +
+        `AND ${ident(STAGE)}.${ident(META.op)} = 'delete'`,
+    ),
+    sql(`DELETE FROM ${ident(STAGE)} WHERE ${ident(META.op)} = 'delete'`),
     sql(
       `MERGE INTO ${names.replica} USING ${ident(STAGE)} AS s ON ${on(names.replica, 's')} ` +
         `WHEN MATCHED THEN UPDATE SET ${setCols.join(', ')} ` +
@@ -219,11 +244,6 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
             .map((m) => `s.${m}`),
           d.now,
         ].join(', ')})`,
-    ),
-    // Deletes went through the MERGE as upserts of their before image (one WHEN MATCHED only); remove them now.
-    sql(
-      `DELETE FROM ${names.replica} USING ${ident(STAGE)} WHERE ${on(ident(replicaName), ident(STAGE))} ` +
-        `AND ${ident(STAGE)}.${ident(META.op)} = 'delete'`,
     ),
     ...versions,
   ];

@@ -20,7 +20,7 @@ import { type NamingOptions, type TableNames, tableNames } from './naming';
 import { planKeylessRange, planRangeDelete } from './range-plan';
 import { META } from './replica-layout';
 import { ColumnRegistry, evolveSchema, knownTable } from './schema-evolution';
-import { buildStageCsv } from './stage-csv';
+import { buildStageCsv, stageCsvChunks } from './stage-csv';
 import {
   type DroppedTablePolicy,
   planTableChange,
@@ -155,7 +155,7 @@ export async function mergeTable(
   batchId: string,
   ctx: MergeContext,
 ): Promise<TableResult> {
-  const sorted = [...events].sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
+  const sorted = inPositionOrder(events);
   const first = sorted[0]!;
   const names = tableNames(first.db, first.table, ctx.naming);
   await ensureTableState(ctx, names);
@@ -265,8 +265,14 @@ async function prepareRows(
     // Staged under the batch's own column types: each holds its values, and the replica's type holds them too.
     const model = batchModel;
     const { maxPosition, maxCommitMs } = extent(events);
-    const csv = buildStageCsv(events, model, d);
     const stageLocation = ctx.warehouse.stageLocation(`${batchId}/${model.db}.${model.table}`);
+    // Without history, only each key's newest change is staged: the warehouse skips its de-duplication window.
+    const csvOpts = { latestPerKey: !history };
+    // A warehouse that COPYs from S3 gets the CSV as one text to upload; one that streams it gets chunks, built
+    // while the warehouse parses the previous ones.
+    const load = stageLocation
+      ? { csv: buildStageCsv(events, model, d, csvOpts), stageLocation }
+      : { csvChunks: replayable(() => stageCsvChunks(events, model, d, csvOpts)) };
     const opts: MergeOptions = {
       batchId,
       events: events.length,
@@ -274,11 +280,10 @@ async function prepareRows(
       maxCommitMs,
       history,
       stageSuffix,
+      stagedLatest: !history,
       ...(stageLocation ? { stageLocation } : {}),
     };
-    const steps = planMerge(model, names, d, opts).map((st) =>
-      st.kind === 'load' ? { ...st, csv, ...(stageLocation ? { stageLocation } : {}) } : st,
-    );
+    const steps = planMerge(model, names, d, opts).map((st) => (st.kind === 'load' ? { ...st, ...load } : st));
     // planMerge's first step is the table's lock: a shared transaction takes every table's lock at once, first.
     return { key, names, model, opts, steps: steps.slice(1) };
   } catch (err) {
@@ -337,6 +342,41 @@ async function mergeRows(raw: readonly ChangeEvent[], batchId: string, ctx: Merg
 
 const sql = (text: string): Step => ({ kind: 'sql', sql: text });
 
+/**
+ * Chunks produced once, on first read, and read again as they were by a retry (a serialization conflict reruns the
+ * transaction): values are converted, and nulled or truncated values reported, once per merge.
+ */
+function replayable(source: () => Iterator<Uint8Array>): () => Iterable<Uint8Array> {
+  const seen: Uint8Array[] = [];
+  let it: Iterator<Uint8Array> | undefined;
+  let failed: { error: unknown } | undefined;
+  let complete = false;
+  return function* () {
+    for (let i = 0; ; i++) {
+      if (i < seen.length) {
+        yield seen[i]!;
+        continue;
+      }
+      if (failed) throw failed.error;
+      if (complete) return;
+      it ??= source();
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = it.next();
+      } catch (error) {
+        failed = { error };
+        throw error;
+      }
+      if (r.done) {
+        complete = true;
+        return;
+      }
+      seen.push(r.value);
+      yield r.value;
+    }
+  };
+}
+
 /** Newest position and newest commit time of some events. */
 function extent(events: readonly ChangeEvent[]): { maxPosition: string; maxCommitMs: number } {
   let maxPosition = '';
@@ -348,10 +388,28 @@ function extent(events: readonly ChangeEvent[]): { maxPosition: string; maxCommi
   return { maxPosition, maxCommitMs };
 }
 
+/** The events by position: as they are when they already are (a stream batch of one shard nearly always is). */
+function inPositionOrder(events: readonly ChangeEvent[]): readonly ChangeEvent[] {
+  let sorted = true;
+  for (let i = 1; i < events.length && sorted; i++) sorted = events[i - 1]!.position <= events[i]!.position;
+  return sorted ? events : [...events].sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
+}
+
+/** A key's identity in a Map: its one value with its JSON type (as JSON.stringify tells "1" from 1), or the JSON. */
+function keyIdentity(e: ChangeEvent): string {
+  const values = keyValues(e);
+  if (values.length === 1) {
+    const v = values[0];
+    if (typeof v === 'string') return `s${v}`;
+    if (typeof v === 'number') return `n${v}`;
+  }
+  return `j${JSON.stringify(values)}`;
+}
+
 function countLatestOps(events: readonly ChangeEvent[]): Record<string, number> {
   const latest = new Map<string, ChangeEvent>();
   for (const e of events) {
-    const k = e.pk.length > 0 ? JSON.stringify(keyValues(e)) : e.position;
+    const k = e.pk.length > 0 ? keyIdentity(e) : e.position;
     const prev = latest.get(k);
     if (!prev || e.position > prev.position) latest.set(k, e);
   }

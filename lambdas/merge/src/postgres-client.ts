@@ -5,7 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { Dialect } from './dialect';
 import { ident } from './dialect';
 import { postgresDialect } from './dialect-postgres';
-import { RetriableMergeError } from './errors';
+import { MergeError, RetriableMergeError } from './errors';
 import type { Step } from './merge-plan';
 import { CSV_NULL } from './stage-csv';
 import type { WarehouseClient } from './warehouse-client';
@@ -55,7 +55,9 @@ export class PostgresWarehouse implements WarehouseClient {
       for (const step of steps) {
         if (step.kind === 'load') {
           current = `COPY ${ident(step.table)} (${step.columns.map(ident).join(', ')}) FROM STDIN WITH (FORMAT csv, NULL '${CSV_NULL}')`;
-          await pipeline(Readable.from([step.csv ?? csv]), client.query(copyFrom(current)));
+          // Chunks stream in as they are built (PostgreSQL parses one while the next is formatted).
+          const body = step.csvChunks ? step.csvChunks() : [step.csv ?? csv];
+          await pipeline(Readable.from(body), client.query(copyFrom(current)));
         } else {
           current = step.sql;
           await client.query(step.sql);
@@ -65,7 +67,8 @@ export class PostgresWarehouse implements WarehouseClient {
       await client.query('COMMIT');
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
-      throw wrap(err, current);
+      // A value the CSV cannot hold, found while streaming it, stays what it is (a poison batch), not a failed COPY.
+      throw err instanceof MergeError ? err : wrap(err, current);
     } finally {
       client.release();
     }

@@ -34,8 +34,10 @@ DELETE FROM "_cdc_stage" USING "cdc"."shop__orders__keys" WHERE "_cdc_stage"."id
 
 MERGE INTO "cdc"."shop__orders__keys" USING "_cdc_stage" AS s ON "cdc"."shop__orders__keys"."id" = s."id" WHEN MATCHED THEN UPDATE SET "_cdc_position" = s."_cdc_position", "_cdc_deleted" = (s."_cdc_op" = 'delete') WHEN NOT MATCHED THEN INSERT ("id", "_cdc_position", "_cdc_deleted") VALUES (s."id", s."_cdc_position", (s."_cdc_op" = 'delete'));
 
-MERGE INTO "shop"."orders" USING "_cdc_stage" AS s ON "shop"."orders"."id" = s."id" WHEN MATCHED THEN UPDATE SET "status" = s."status", "total" = s."total", "meta" = JSON_PARSE(s."meta"), "photo" = s."photo", "created_at" = s."created_at", "_cdc_position" = s."_cdc_position", "_cdc_op" = s."_cdc_op", "_cdc_commit_ts" = s."_cdc_commit_ts", "_cdc_loaded_at" = SYSDATE WHEN NOT MATCHED THEN INSERT ("id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", "_cdc_loaded_at") VALUES (s."id", s."status", s."total", JSON_PARSE(s."meta"), s."photo", s."created_at", s."_cdc_position", s."_cdc_op", s."_cdc_commit_ts", SYSDATE);
-
 DELETE FROM "shop"."orders" USING "_cdc_stage" WHERE "orders"."id" = "_cdc_stage"."id" AND "_cdc_stage"."_cdc_op" = 'delete';
+
+DELETE FROM "_cdc_stage" WHERE "_cdc_op" = 'delete';
+
+MERGE INTO "shop"."orders" USING "_cdc_stage" AS s ON "shop"."orders"."id" = s."id" WHEN MATCHED THEN UPDATE SET "status" = s."status", "total" = s."total", "meta" = JSON_PARSE(s."meta"), "photo" = s."photo", "created_at" = s."created_at", "_cdc_position" = s."_cdc_position", "_cdc_op" = s."_cdc_op", "_cdc_commit_ts" = s."_cdc_commit_ts", "_cdc_loaded_at" = SYSDATE WHEN NOT MATCHED THEN INSERT ("id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", "_cdc_loaded_at") VALUES (s."id", s."status", s."total", JSON_PARSE(s."meta"), s."photo", s."created_at", s."_cdc_position", s."_cdc_op", s."_cdc_commit_ts", SYSDATE);
 
 INSERT INTO "shop"."orders__versions" ("id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", "_cdc_loaded_at") SELECT a."id", a."status", a."total", JSON_PARSE(a."meta"), a."photo", a."created_at", a."_cdc_position", a."_cdc_op", a."_cdc_commit_ts", SYSDATE FROM "_cdc_stage_all" a WHERE NOT EXISTS (SELECT 1 FROM "shop"."orders__versions" v WHERE v."id" = a."id" AND v."_cdc_position" = a."_cdc_position");
