@@ -232,6 +232,38 @@ describe('stream apply', () => {
     expect(await h.rows('SELECT id FROM shop.first')).toEqual([{ id: 1 }]);
   });
 
+  it("applies two shards' batches of one table at once (table-pk), each bringing a new column, without handing off", async () => {
+    // With the partition key table-pk a table's rows arrive on every shard, and their batches merge at the same time.
+    const t = new TableEvents('shop', 'hot', { id: 'int(11)', v: 'int(11)' });
+    const first = [t.insert({ id: 1, v: 1 }), t.insert({ id: 2, v: 2 })];
+    const { policy, queued } = recordingPolicy();
+    await applyStreamBatch(records(first), s3, h.ctx(), policy, { tablesPerTransaction: 4 });
+    for (let round = 0; round < 3; round++) {
+      // An ALTER TABLE … ADD COLUMN travels with the table's name; the rows after it carry the column on both shards.
+      const alter = t.alter([{ kind: 'add_column', name: `c${round}`, type: 'int(11)', default: null }]);
+      const a = [t.insert({ id: 10 + round * 10, v: 1, c0: 0, c1: 1, c2: 2 })];
+      const b = [t.insert({ id: 11 + round * 10, v: 1, c0: 0, c1: 1, c2: 2 })];
+      await Promise.all([
+        applyStreamBatch(records([alter, ...a], 'shardId-000000000000'), s3, h.ctx(), policy, {
+          tablesPerTransaction: 4,
+        }),
+        applyStreamBatch(records(b, 'shardId-000000000001'), s3, h.ctx(), policy, { tablesPerTransaction: 4 }),
+        applyStreamBatch(
+          records([t.insert({ id: 12 + round * 10, v: 1, c0: 0, c1: 1, c2: 2 })], 'shardId-000000000002'),
+          s3,
+          h.ctx(),
+          policy,
+          { tablesPerTransaction: 1 },
+        ),
+      ]);
+    }
+    expect(queued.map((q) => q.reason).join("\n")).toEqual("");
+    expect((await h.rows('SELECT id FROM shop.hot ORDER BY id')).map((r) => r.id)).toEqual([
+      1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32,
+    ]);
+    expect(await h.rows('SELECT c2 FROM shop.hot WHERE id = 32')).toEqual([{ c2: 2 }]);
+  });
+
   it('retries the batch in place, handing nothing off, when the warehouse does not answer', async () => {
     const t = new TableEvents('shop', 'orders', { id: 'int(11)' });
     const deadPool = new pg.Pool({ connectionString: 'postgres://nobody@127.0.0.1:1/none', max: 1 });

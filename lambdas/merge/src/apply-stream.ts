@@ -22,7 +22,7 @@ import { LAKE_HANDOFF_PREFIX, LAKE_STREAM_ERROR_PREFIX, lakePartitionPrefix } fr
 import { type ObjectRef, resolveClaimChecks } from './apply-object';
 import { checkEvent, decodeBody } from './batch';
 import { PoisonBatchError } from './errors';
-import { type MergeContext, mergeTables, type TableResult } from './merge';
+import { type MergeContext, mergeTables, resetSchemaCache, type TableResult } from './merge';
 
 /** One Kinesis record as the stream apply needs it. */
 export interface StreamRecord {
@@ -185,7 +185,22 @@ export async function applyStreamBatch(
     }
   }
 
-  const outcomes = await mergeTables(events, batchId, ctx, { tablesPerTransaction: opts.tablesPerTransaction ?? 4 });
+  let outcomes = await mergeTables(events, batchId, ctx, { tablesPerTransaction: opts.tablesPerTransaction ?? 4 });
+  // A table that failed short of poison may have lost a race with another batch of the same table merging at the same
+  // time (another shard's, as the partition key table-pk spreads a table over shards, or the lake path's): both
+  // planned an ALTER … ADD COLUMN from the schema they read before taking the table's lock. Merged once more, alone
+  // and with the schema read afresh, it goes through; what fails again is handed off.
+  const raced = outcomes.filter((o) => 'error' in o && !(o.error instanceof PoisonBatchError));
+  if (raced.length > 0 && (await warehouseAnswers(ctx))) {
+    resetSchemaCache();
+    const again = await mergeTables(
+      raced.flatMap((o) => o.events),
+      batchId,
+      ctx,
+      { tablesPerTransaction: 1 },
+    );
+    outcomes = [...outcomes.filter((o) => !raced.includes(o)), ...again];
+  }
   const failed = outcomes.flatMap((o) => ('error' in o ? [o] : []));
   const merged = outcomes.flatMap((o) => ('result' in o ? [o] : []));
   // Nothing merged and the warehouse does not answer: everyone's problem, retried where it is.
