@@ -25,6 +25,7 @@ export const UNIT_TEST_FILES: readonly string[] = [
   'test/merge/type-table-doc.test.ts',
   'test/merge/value-limits.test.ts',
   'test/producer/ddl-events.test.ts',
+  'test/producer/encode-worker.test.ts',
   'test/producer/event-assembly.test.ts',
   'test/producer/in-flight-checkpoints.test.ts',
   'test/producer/log-level.test.ts',

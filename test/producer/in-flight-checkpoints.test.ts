@@ -76,6 +76,8 @@ function pipeline(opts: { maxInFlight?: number; maxAttempts?: number; snapshot?:
     pause: () => flow.push('pause'),
     resume: () => flow.push('resume'),
     ...(opts.snapshot ? { snapshotState: opts.snapshot } : {}),
+    // Rows encoded on this thread, so each call's records are known (the worker's path: encode-worker.test.ts).
+    encodeWorker: false,
   });
   let pos = 100;
   const row = (id: number) =>

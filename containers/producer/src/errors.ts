@@ -11,7 +11,9 @@ export type ProducerErrorCode =
   | 'KINESIS_RETRIES_EXHAUSTED'
   | 'CLAIM_CHECK_FAILED' // an oversized event could not be parked in S3
   | 'SIGNAL_TABLE_UNAVAILABLE' // snapshots need to write watermarks to the signal table
-  | 'UNSUPPORTED_EVENT';
+  | 'UNSUPPORTED_EVENT'
+  | 'ENCODE_FAILED' // a captured value could not be encoded (on the encode worker or the main thread)
+  | 'ENCODE_WORKER_FAILED'; // the encode worker thread died or answered out of order
 
 export class ProducerError extends Error {
   constructor(

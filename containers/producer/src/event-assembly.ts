@@ -11,6 +11,7 @@ import {
   type ColumnMeta,
   EVENT_VERSION,
   formatPosition,
+  type JsonValue,
   type RowImage,
   type TableChange,
   type TableOp,
@@ -74,19 +75,53 @@ export function compileShapePlan(shape: TableShape, filter: TableFilter): ShapeP
   return { columns, outgoing, unknown };
 }
 
+/** One outgoing value: encoded by its column's type, then its capture rule applied. */
+export function assembleValue(c: ColumnPlan, raw: unknown): JsonValue {
+  const value = encodeValue(c.type, raw);
+  if (c.rule === 'keep' || value === null) return value;
+  if (c.rule === 'hash')
+    return createHash('sha256')
+      .update(typeof value === 'string' ? value : JSON.stringify(value))
+      .digest('hex');
+  return '****';
+}
+
 /** A row's image, encoded and filtered in one pass: hashed values as SHA-256 hex, masked ones `****`, NULL kept. */
 export function assembleImage(plan: ShapePlan, row: Record<string, unknown>): RowImage {
   const out: RowImage = {};
-  for (const c of plan.columns) {
-    const value = encodeValue(c.type, row[c.name]);
-    if (c.rule === 'keep' || value === null) out[c.name] = value;
-    else if (c.rule === 'hash')
-      out[c.name] = createHash('sha256')
-        .update(typeof value === 'string' ? value : JSON.stringify(value))
-        .digest('hex');
-    else out[c.name] = '****';
-  }
+  for (const c of plan.columns) out[c.name] = assembleValue(c, row[c.name]);
   return out;
+}
+
+/**
+ * The same image from the row's values in the plan's column order (`values[at]` onwards), the form rows travel in to
+ * the encode worker (encode-worker-protocol.ts).
+ */
+export function assembleImageFromValues(plan: ShapePlan, values: readonly unknown[], at: number): RowImage {
+  const out: RowImage = {};
+  const columns = plan.columns;
+  for (let i = 0; i < columns.length; i++) out[columns[i]!.name] = assembleValue(columns[i]!, values[at + i]);
+  return out;
+}
+
+/** A row event from its assembled images (what `EventAssembler.rowEvent` and the encode worker both build). */
+export function rowEventFromImages(
+  serverId: number,
+  shape: Pick<TableShape, 'db' | 'table' | 'pk'>,
+  plan: Pick<ShapePlan, 'outgoing'>,
+  c: Pick<CapturedRow, 'op' | 'file' | 'pos' | 'row' | 'gtid' | 'commitMs'>,
+  before: RowImage | null,
+  after: RowImage | null,
+): ChangeEvent {
+  return buildEvent(
+    shape,
+    c.op,
+    before,
+    after,
+    { serverId, file: c.file, pos: c.pos, gtid: c.gtid, tx: c.gtid ?? `${c.file}:${c.pos}`, commitMs: c.commitMs },
+    c.row,
+    plan.outgoing,
+  );
 }
 
 export class EventAssembler {
@@ -106,21 +141,13 @@ export class EventAssembler {
 
   rowEvent(c: CapturedRow): ChangeEvent {
     const plan = this.plan(c.shape);
-    return buildEvent(
+    return rowEventFromImages(
+      this.props.serverId,
       c.shape,
-      c.op,
+      plan,
+      c,
       c.before ? assembleImage(plan, c.before) : null,
       c.after ? assembleImage(plan, c.after) : null,
-      {
-        serverId: this.props.serverId,
-        file: c.file,
-        pos: c.pos,
-        gtid: c.gtid,
-        tx: c.gtid ?? `${c.file}:${c.pos}`,
-        commitMs: c.commitMs,
-      },
-      c.row,
-      plan.outgoing,
     );
   }
 

@@ -43,7 +43,7 @@ export function encodeImage(shape: TableShape, row: Record<string, unknown>): Ro
 }
 
 export function buildEvent(
-  shape: TableShape,
+  shape: Pick<TableShape, 'db' | 'table' | 'pk'>,
   op: ChangeOp,
   before: RowImage | null,
   after: RowImage | null,

@@ -2,12 +2,20 @@
  * The capture pipeline's core: captured rows and table-level changes → events (event-assembly.ts) → Kinesis (an
  * oversized event parked in S3 first: claim-check.ts), with the checkpoint moved only to a transaction boundary whose
  * events are all acknowledged (in-flight-checkpoints.ts, Maxwell's in-flight list).
+ *
+ * With the encode worker (the default), rows are numbered here and encoded on a worker thread in batches
+ * (encode-worker-client.ts) while this thread goes on reading; answers come back in order and go to the sink in
+ * sequence order, after any table-level event numbered before them. An event still being encoded counts as
+ * unacknowledged everywhere: in `pending` (backpressure), in the boundary check of `onCommit`, and in `drain`.
  */
-import { type ChangeEvent, type ColumnMeta, isTableOp, keyValues } from '../../../shared/change-event';
+import type { ChangeEvent, ColumnMeta } from '../../../shared/change-event';
 import { ProducerMetric } from '../../../shared/metrics';
 import type { Boundary } from './binlog-source';
 import { type ClaimCheckProps, parkOversized } from './claim-check';
-import { type CapturedRow, type CapturedTableChange, EventAssembler } from './event-assembly';
+import { EncodeFailed, EncodeWorkerClient } from './encode-worker-client';
+import { type EncodedBatch, HAS_AFTER, HAS_BEFORE, partitionKeyOf, type WorkerShape } from './encode-worker-protocol';
+import { ProducerError } from './errors';
+import { type CapturedRow, type CapturedTableChange, EventAssembler, type ShapePlan } from './event-assembly';
 import { serializeEvent } from './event-encoder';
 import { InFlightCheckpoints } from './in-flight-checkpoints';
 import { type KinesisSink, MAX_RECORD_BYTES } from './kinesis-sink';
@@ -31,10 +39,64 @@ export interface ProducerCoreProps {
   readonly resume: () => void;
   /** The snapshot progress current at this point of the stream; saved with the boundary it is attached to. */
   readonly snapshotState?: () => SnapshotState;
+  /** Encode rows on a worker thread while this thread reads (encode-worker.ts). @default true */
+  readonly encodeWorker?: boolean;
+  /**
+   * Rows per batch handed to the worker; a smaller batch leaves at the end of the event loop's turn, so a quiet stream
+   * waits for no batch to fill. @default 512
+   */
+  readonly encodeBatchRows?: number;
+  /**
+   * Gets a failure found after the call that caused it returned (a row the worker could not encode, the worker's
+   * death, an oversized event without a claim-check bucket): the core has stopped, and every later call throws it.
+   * @default none: the failure is thrown by the next call (onRow, emit, drain)
+   */
+  readonly fail?: (err: Error) => void;
 }
+
+/** Rows numbered and waiting to go to the worker (as the flat columns the worker takes), or gone and waiting for it. */
+interface RowBatch {
+  readonly kind: 'rows';
+  readonly firstSeq: number;
+  readonly rows: CapturedRow[];
+  readonly shapes: WorkerShape[];
+  readonly op: CapturedRow['op'][];
+  readonly shape: number[];
+  readonly flags: number[];
+  readonly file: string[];
+  readonly pos: number[];
+  readonly row: number[];
+  readonly gtid: (string | null)[];
+  readonly commitMs: number[];
+  readonly values: unknown[];
+  result?: EncodedBatch;
+}
+
+/** An event encoded on this thread (a table-level event) waiting for the rows numbered before it. */
+interface ReadyRecord {
+  readonly kind: 'record';
+  readonly seq: number;
+  readonly key: string;
+  readonly data: Buffer;
+  readonly ready: Promise<void> | undefined;
+}
+
+export const DEFAULT_ENCODE_BATCH_ROWS = 512;
 
 export class ProducerCore {
   private seq = 0;
+  private worker: EncodeWorkerClient | undefined;
+  /** The batch being filled. */
+  private open: RowBatch | undefined;
+  private flushScheduled = false;
+  /** Batches at the worker and records behind them, in sequence order. */
+  private readonly out: (RowBatch | ReadyRecord)[] = [];
+  /** Events numbered but not yet handed to the sink (being batched, at the worker, or behind a batch). */
+  private encoding = 0;
+  private readonly shapeIds = new WeakMap<object, number>();
+  private readonly shapeIdsByContent = new Map<string, number>();
+  private readonly outWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private failure: Error | undefined;
   private readonly assembler: EventAssembler;
   private readonly inFlight = new InFlightCheckpoints();
   lastCommitMs = 0;
@@ -55,23 +117,176 @@ export class ProducerCore {
     return this.inFlight.safeSnapshot;
   }
 
+  /** Events not yet acknowledged: in the sink, and (with the worker) numbered but not yet handed to it. */
+  get pending(): number {
+    return this.props.sink.pending + this.encoding;
+  }
+
   /** Lowest unacknowledged sequence number reported by the sink. */
   acked(lowestUnacked: number): void {
     this.inFlight.acknowledgedBelow(lowestUnacked);
-    if (this.props.sink.pending < this.props.maxInFlight / 2) this.props.resume();
+    if (this.pending < this.props.maxInFlight / 2) this.props.resume();
   }
 
   private partitionKey(e: ChangeEvent): string {
-    const base = `${e.db}.${e.table}`;
-    // Table-level events go with the table's name (a range event has no image to spread by).
-    if (this.props.partitionKeyMode === 'table' || e.pk.length === 0 || isTableOp(e.op)) return base;
-    return `${base}#${JSON.stringify(keyValues(e))}`.slice(0, 256);
+    return partitionKeyOf(e, this.props.partitionKeyMode);
   }
 
   onRow(c: CapturedRow): void {
-    this.emit(this.assembler.rowEvent(c));
-    const { unknown } = this.assembler.plan(c.shape);
-    if (unknown.length > 0) this.countUnknownTypes(c, unknown);
+    if (this.failure) throw this.failure;
+    const plan = this.assembler.plan(c.shape);
+    if (this.props.encodeWorker === false) this.emit(this.assembler.rowEvent(c));
+    else this.batchRow(c, plan);
+    if (plan.unknown.length > 0) this.countUnknownTypes(c, plan.unknown);
+  }
+
+  /** Numbers a row and adds it to the open batch for the worker. */
+  private batchRow(c: CapturedRow, plan: ShapePlan): void {
+    this.worker ??= new EncodeWorkerClient({
+      serverId: this.props.serverId,
+      partitionKeyMode: this.props.partitionKeyMode,
+    });
+    this.open ??= {
+      kind: 'rows',
+      firstSeq: this.seq,
+      rows: [],
+      shapes: [],
+      op: [],
+      shape: [],
+      flags: [],
+      file: [],
+      pos: [],
+      row: [],
+      gtid: [],
+      commitMs: [],
+      values: [],
+    };
+    const b = this.open;
+    b.rows.push(c);
+    b.op.push(c.op);
+    b.shape.push(this.shapeId(c, plan, b));
+    b.flags.push((c.before ? HAS_BEFORE : 0) | (c.after ? HAS_AFTER : 0));
+    b.file.push(c.file);
+    b.pos.push(c.pos);
+    b.row.push(c.row);
+    b.gtid.push(c.gtid);
+    b.commitMs.push(c.commitMs);
+    for (const image of [c.before, c.after]) {
+      if (!image) continue;
+      for (const col of plan.columns) {
+        const v = image[col.name];
+        // A Buffer is often a view of a whole network packet: a clone would copy the packet, so copy the value alone.
+        b.values.push(v instanceof Uint8Array ? new Uint8Array(v) : v);
+      }
+    }
+    this.seq++;
+    this.encoding++;
+    this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
+    if (b.rows.length >= (this.props.encodeBatchRows ?? DEFAULT_ENCODE_BATCH_ROWS)) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+    if (this.pending >= this.props.maxInFlight) this.props.pause();
+  }
+
+  /** The worker's number for a table shape: one per distinct content (the binlog reader makes a shape per event). */
+  private shapeId(c: CapturedRow, plan: ShapePlan, b: RowBatch): number {
+    let id = this.shapeIds.get(c.shape);
+    if (id !== undefined) return id;
+    const { db, table, pk } = c.shape;
+    const content = JSON.stringify([db, table, pk, plan.columns, plan.outgoing]);
+    id = this.shapeIdsByContent.get(content);
+    if (id === undefined) {
+      id = this.shapeIdsByContent.size;
+      this.shapeIdsByContent.set(content, id);
+      // Sent with the first batch that uses it; the worker keeps it for the batches after.
+      b.shapes.push({ id, shape: { db, table, pk }, plan: { columns: plan.columns, outgoing: plan.outgoing } });
+    }
+    this.shapeIds.set(c.shape, id);
+    return id;
+  }
+
+  /** Sends the open batch to the worker. */
+  private flush(): void {
+    const b = this.open;
+    if (!b || this.failure) return;
+    this.open = undefined;
+    this.out.push(b);
+    const { kind: _k, firstSeq: _f, rows: _r, result: _res, ...batch } = b;
+    this.worker!.encode(batch).then(
+      (result) => {
+        b.result = result;
+        this.handOver();
+      },
+      (err: Error) => this.stop(this.describeFailure(err, b)),
+    );
+  }
+
+  /** A worker failure naming the table and position of the row that could not be encoded. */
+  private describeFailure(err: Error, b: RowBatch): Error {
+    if (!(err instanceof EncodeFailed)) return err;
+    const c = b.rows[err.index];
+    if (!c) return err;
+    return new ProducerError(
+      'ENCODE_FAILED',
+      `${c.shape.db}.${c.shape.table} at ${c.file}:${c.pos} row ${c.row}: ${err.reason}; stopping without checkpointing`,
+    );
+  }
+
+  /** Hands every answered batch and the records behind it to the sink, in sequence order. */
+  private handOver(): void {
+    try {
+      while (this.out.length > 0 && !this.failure) {
+        const item = this.out[0]!;
+        if (item.kind === 'record') {
+          this.props.sink.enqueue({ seq: item.seq, partitionKey: item.key, data: item.data, ready: item.ready });
+          this.encoding--;
+        } else {
+          if (!item.result) break;
+          this.enqueueBatch(item, item.result);
+        }
+        this.out.shift();
+      }
+    } catch (err) {
+      this.stop(err as Error);
+      return;
+    }
+    if (this.out.length === 0) for (const w of this.outWaiters.splice(0)) w.resolve();
+  }
+
+  private enqueueBatch(b: RowBatch, r: EncodedBatch): void {
+    const bytes = Buffer.from(r.data);
+    let start = 0;
+    for (let i = 0; i < b.rows.length; i++) {
+      const end = r.ends[i]!;
+      let data: Buffer = bytes.subarray(start, end);
+      start = end;
+      const c = b.rows[i]!;
+      const key = r.keys?.[i] ?? `${c.shape.db}.${c.shape.table}`;
+      let ready: Promise<void> | undefined;
+      if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES)
+        ({ data, ready } = parkOversized(this.props.claimCheck, this.assembler.rowEvent(c), data));
+      this.props.sink.enqueue({ seq: b.firstSeq + i, partitionKey: key, data, ready });
+      this.encoding--;
+      this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', data.length);
+    }
+  }
+
+  /** Stops the core: every later call throws `err`, and `props.fail` hears of it. */
+  private stop(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const w of this.outWaiters.splice(0)) w.reject(err);
+    this.props.fail?.(err);
+  }
+
+  /** Ends the encode worker (after `drain`, when the producer stops). */
+  async close(): Promise<void> {
+    await this.worker?.close();
   }
 
   /** Counts values of unknown-type columns (sent as text) and warns once per column. */
@@ -99,27 +314,38 @@ export class ProducerCore {
     this.emit(this.assembler.tableEvent(t), false);
   }
 
-  /** Sends one event; `RowsCaptured` counts row events only (table-level events count as `TableEvents`). */
+  /**
+   * Sends one event encoded on this thread; `RowsCaptured` counts row events only (table-level events count as
+   * `TableEvents`). Behind rows still at the worker it waits for them, so the sink still gets sequence order.
+   */
   emit(event: ChangeEvent, row = true): void {
+    if (this.failure) throw this.failure;
     let data: Buffer = Buffer.from(`${serializeEvent(event)}\n`);
     let ready: Promise<void> | undefined;
     const key = this.partitionKey(event);
     if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES)
       ({ data, ready } = parkOversized(this.props.claimCheck, event, data));
-    this.props.sink.enqueue({ seq: this.seq++, partitionKey: key, data, ready });
+    if (this.open || this.out.length > 0) {
+      this.flush();
+      this.out.push({ kind: 'record', seq: this.seq++, key, data, ready });
+      this.encoding++;
+    } else this.props.sink.enqueue({ seq: this.seq++, partitionKey: key, data, ready });
     if (row) this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
     this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', data.length);
-    if (this.props.sink.pending >= this.props.maxInFlight) this.props.pause();
+    if (this.pending >= this.props.maxInFlight) this.props.pause();
   }
 
   onCommit(b: Boundary): void {
     this.lastCommitMs = b.commitMs;
     this.inFlight.push(this.seq - 1, b, this.props.snapshotState?.());
-    if (this.props.sink.pending === 0) this.acked(this.seq);
+    if (this.pending === 0) this.acked(this.seq);
   }
 
-  /** Waits for every pending write (Kinesis records, and through them their claim-check objects). */
+  /** Waits for every pending write (rows at the worker, Kinesis records, and through them their claim-check objects). */
   async drain(): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.flush();
+    if (this.out.length > 0) await new Promise<void>((resolve, reject) => this.outWaiters.push({ resolve, reject }));
     await this.props.sink.drain();
     this.acked(this.seq);
   }

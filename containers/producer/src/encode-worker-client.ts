@@ -1,0 +1,110 @@
+/**
+ * The main thread's side of the encode worker (encode-worker.ts): starts the thread, sends it batches and hands back
+ * their answers. Batches are answered in the order they were sent (one thread, one queue). A batch that fails, and a
+ * worker that dies, fail every batch still waiting with a ProducerError: nothing is dropped silently.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { EncodeBatch, EncodedBatch, WorkerAnswer, WorkerInit } from './encode-worker-protocol';
+import { ProducerError } from './errors';
+
+/**
+ * The worker: `encode-worker.js` beside this module in the bundled container (the Dockerfile builds it as its own
+ * entry), else the TypeScript source (tests, benchmarks, `npm run local`), imported after registering tsx's loader in
+ * the worker (a loader registered on the main thread does not reach a worker's imports).
+ */
+function startWorker(init: WorkerInit): Worker {
+  const js = fileURLToPath(new URL('./encode-worker.js', import.meta.url));
+  if (existsSync(js)) return new Worker(js, { workerData: init });
+  // The ESM build of tsx's API (require.resolve finds its CommonJS twin beside it).
+  const api = createRequire(import.meta.url)
+    .resolve('tsx/esm/api')
+    .replace(/\.cjs$/, '.mjs');
+  const tsx = pathToFileURL(api).href;
+  const ts = new URL('./encode-worker.ts', import.meta.url).href;
+  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); })`;
+  return new Worker(boot, { eval: true, workerData: init });
+}
+
+interface Waiting {
+  readonly id: number;
+  readonly resolve: (b: EncodedBatch) => void;
+  readonly reject: (e: Error) => void;
+}
+
+/** A row of a batch could not be encoded: `index` is the row in the batch (the caller names its table and position). */
+export class EncodeFailed extends ProducerError {
+  constructor(
+    readonly index: number,
+    readonly reason: string,
+  ) {
+    super('ENCODE_FAILED', `row ${index} of an encode batch: ${reason}`);
+  }
+}
+
+export class EncodeWorkerClient {
+  private readonly worker: Worker;
+  private readonly waiting: Waiting[] = [];
+  private nextId = 0;
+  private failure: Error | undefined;
+  private closing = false;
+
+  constructor(init: WorkerInit) {
+    this.worker = startWorker(init);
+    // An idle worker must not keep the process alive (a producer that stops reading exits).
+    this.worker.unref();
+    this.worker.on('message', (a: WorkerAnswer) => this.answer(a));
+    this.worker.on('error', (e) =>
+      this.fail(new ProducerError('ENCODE_WORKER_FAILED', `the encode worker failed: ${e.message}`)),
+    );
+    this.worker.on('exit', (code) => {
+      if (!this.closing)
+        this.fail(new ProducerError('ENCODE_WORKER_FAILED', `the encode worker exited (code ${code}) unexpectedly`));
+    });
+  }
+
+  /** Batches sent and not answered yet. */
+  get busy(): number {
+    return this.waiting.length;
+  }
+
+  /** Encodes a batch (its `id` is set here); batches resolve in the order they were sent. */
+  encode(batch: Omit<EncodeBatch, 'id'>): Promise<EncodedBatch> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    const done = new Promise<EncodedBatch>((resolve, reject) => this.waiting.push({ id, resolve, reject }));
+    if (this.waiting.length === 1) this.worker.ref();
+    this.worker.postMessage({ ...batch, id } satisfies EncodeBatch);
+    return done;
+  }
+
+  private answer(a: WorkerAnswer): void {
+    const w = this.waiting.shift();
+    if (!w || w.id !== a.id) {
+      this.fail(
+        new ProducerError('ENCODE_WORKER_FAILED', `the encode worker answered batch ${a.id}, expected ${w?.id}`),
+      );
+      return;
+    }
+    if (this.waiting.length === 0) this.worker.unref();
+    if ('data' in a) w.resolve(a);
+    else {
+      const err = new EncodeFailed(a.index, a.message);
+      w.reject(err);
+      this.fail(err);
+    }
+  }
+
+  private fail(err: Error): void {
+    if (!this.failure) this.failure = err;
+    for (const w of this.waiting.splice(0)) w.reject(this.failure);
+    this.worker.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.worker.terminate();
+  }
+}

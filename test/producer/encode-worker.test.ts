@@ -1,0 +1,248 @@
+/**
+ * The encode worker (containers/producer/src/encode-worker*.ts): rows encoded on a worker thread are byte for byte
+ * the events the main thread's path writes, for every type family of the type table, capture rule and partition-key
+ * mode; a row the worker cannot encode stops the producer with ENCODE_FAILED; and with the worker on, records still
+ * reach the sink in sequence order and the checkpoint never passes an event still at the worker. The Kinesis client
+ * is a stand-in that records calls and answers them when told (as in in-flight-checkpoints.test.ts).
+ */
+import type { KinesisClient, PutRecordsCommand, PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
+import { describe, expect, it } from 'vitest';
+import type { Boundary } from '../../containers/producer/src/binlog-source';
+import { partitionKeyOf } from '../../containers/producer/src/encode-worker-protocol';
+import { type CapturedRow, EventAssembler } from '../../containers/producer/src/event-assembly';
+import { serializeEvent, type TableShape } from '../../containers/producer/src/event-encoder';
+import { KinesisSink } from '../../containers/producer/src/kinesis-sink';
+import { EmfMetrics } from '../../containers/producer/src/metrics';
+import { ProducerCore } from '../../containers/producer/src/producer';
+import { TableFilter } from '../../containers/producer/src/table-filter';
+import type { ColumnMeta } from '../../shared/change-event';
+
+class HeldKinesis {
+  readonly calls: { records: { key: string; data: string }[]; answer: (ok: boolean) => void }[] = [];
+  /** Answer every call at once. */
+  auto = false;
+  readonly client = {
+    send: (cmd: PutRecordsCommand): Promise<PutRecordsCommandOutput> => {
+      const records = (cmd.input.Records ?? []).map((r) => ({
+        key: r.PartitionKey ?? '',
+        data: Buffer.from(r.Data ?? new Uint8Array()).toString('utf8'),
+      }));
+      return new Promise((resolve) => {
+        const answer = () =>
+          resolve({ FailedRecordCount: 0, Records: records.map(() => ({ SequenceNumber: '1' })), $metadata: {} });
+        this.calls.push({ records, answer });
+        if (this.auto) answer();
+      });
+    },
+  } as unknown as KinesisClient;
+  get sent(): { key: string; data: string }[] {
+    return this.calls.flatMap((c) => c.records);
+  }
+}
+
+const NO_RULES = { include: [], exclude: [], excludeColumns: [], hashColumns: [], maskColumns: [] };
+const hex = (h: string) => Buffer.from(h, 'hex');
+const boundary = (pos: number): Boundary => ({
+  file: 'mysql-bin.000007',
+  pos,
+  gtid: null,
+  commitMs: 1_700_000_000_000,
+});
+
+/** A column of every type family of the type table, with a value as the binlog or snapshot reader hands it over. */
+const TYPES: [ColumnMeta, unknown][] = [
+  [{ name: 'id', type: 'bigint' }, '9007199254740993'],
+  [{ name: 'i', type: 'int' }, -2147483648],
+  [{ name: 'tiny', type: 'tinyint unsigned' }, 255],
+  [{ name: 'f', type: 'float' }, Math.fround(2.5e-7)],
+  [{ name: 'd', type: 'double' }, 1e308],
+  [{ name: 'dec', type: 'decimal(38,10)' }, '-1234567890123456789012345678.0123456789'],
+  [{ name: 'y', type: 'year' }, 1900],
+  [{ name: 'c', type: 'char(10)' }, 'x'],
+  [{ name: 'v', type: 'varchar(255)' }, 'He said "hi", it\'s a\\b\n\t 🚚 Grüße 𝄞 \u0000 \u2028'],
+  [{ name: 't', type: 'longtext' }, 'ab🚚,"\n'.repeat(50)],
+  [{ name: 'e', type: "enum('a','b')" }, 'b'],
+  [{ name: 's', type: "set('a','b')" }, 'a,b'],
+  [{ name: 'dt', type: 'date' }, '2024-02-29'],
+  [{ name: 'dtm', type: 'datetime(6)' }, '2026-11-23 10:00:00.123456'],
+  [{ name: 'ts', type: 'timestamp(3)' }, '2026-11-23 10:00:00.123'],
+  [{ name: 'zero', type: 'timestamp' }, '0000-00-00 00:00:00'],
+  [{ name: 'tm', type: 'time(6)' }, '-838:59:59.000000'],
+  [{ name: 'b', type: 'bit(10)' }, hex('02ff')],
+  [{ name: 'bin', type: 'binary(4)' }, hex('00ff10ab')],
+  [{ name: 'blob', type: 'longblob' }, Buffer.from(Array.from({ length: 256 }, (_, i) => i))],
+  [{ name: 'g', type: 'point' }, hex('e6100000010100000000000000000000f03f0000000000000040')],
+  [{ name: 'u', type: 'uuid' }, hex('123e4567e89b12d3a456426614174000')],
+  [{ name: 'ip4', type: 'inet4' }, hex('0a000001')],
+  [{ name: 'ip6', type: 'inet6' }, hex('20010db8000000000000ff0000428329')],
+  [
+    { name: 'j', type: 'json' },
+    { a: [1, 'two', null, { b: true }], 'k"ey': 1.5 },
+  ],
+  [{ name: 'js', type: 'json' }, '{"text":"stored as text"}'],
+  [{ name: 'vec', type: 'vector(3)' }, hex('0000803f')], // not in the type table: sent as hex text
+  [{ name: 'n', type: 'int' }, null],
+];
+
+const SHAPE: TableShape = { db: 'shop', table: 'every_type', columns: TYPES.map(([c]) => c), pk: ['id', 'i'] };
+const VALUES = Object.fromEntries(TYPES.map(([c, v]) => [c.name, v]));
+const OTHER = { ...VALUES, id: '2', v: 'changed', j: [1, 2, 3] };
+
+function rowsOf(shape: TableShape, a: Record<string, unknown>, b: Record<string, unknown>): CapturedRow[] {
+  const at = { file: 'mysql-bin.000007', commitMs: 1_700_000_000_000 };
+  return [
+    { shape, op: 'insert', before: null, after: a, pos: 100, row: 0, gtid: '0-1-5', ...at },
+    { shape, op: 'update', before: a, after: b, pos: 200, row: 1, gtid: '0-1-6', ...at },
+    { shape, op: 'delete', before: b, after: null, pos: 300, row: 2, gtid: null, ...at },
+    { shape, op: 'read', before: null, after: b, pos: 400, row: 3, gtid: null, ...at },
+  ];
+}
+
+const noEmitted = (text: string) => text.replace(/"emitted_ms":\d+/, '"emitted_ms":0');
+
+/** What the main thread's path writes for these rows: records and partition keys. */
+function inThread(filter: TableFilter, mode: 'table' | 'table-pk', rows: CapturedRow[]) {
+  const assembler = new EventAssembler({ serverId: 42, filter });
+  return rows.map((c) => {
+    const e = assembler.rowEvent(c);
+    return { key: partitionKeyOf(e, mode), data: noEmitted(`${serializeEvent(e)}\n`) };
+  });
+}
+
+function pipeline(
+  opts: { filter?: TableFilter; mode?: 'table' | 'table-pk'; maxInFlight?: number; fail?: (e: Error) => void } = {},
+) {
+  const kinesis = new HeldKinesis();
+  const flow: string[] = [];
+  let core: ProducerCore | undefined;
+  const sink = new KinesisSink({
+    client: kinesis.client,
+    streamName: 'changes',
+    sleep: async () => undefined,
+    onAcked: (low) => core?.acked(low),
+  });
+  core = new ProducerCore({
+    serverId: 42,
+    filter: opts.filter ?? new TableFilter(NO_RULES),
+    sink,
+    partitionKeyMode: opts.mode ?? 'table',
+    metrics: new EmfMetrics('test', 'Test', () => undefined),
+    maxInFlight: opts.maxInFlight ?? 10_000,
+    pause: () => flow.push('pause'),
+    resume: () => flow.push('resume'),
+    encodeWorker: true,
+    ...(opts.fail ? { fail: opts.fail } : {}),
+  });
+  return { core, kinesis, flow };
+}
+
+describe('the encode worker', () => {
+  for (const mode of ['table', 'table-pk'] as const) {
+    it(`writes byte for byte the main thread's events for every type family, with ${mode} partition keys`, async () => {
+      const filter = new TableFilter(NO_RULES);
+      const rows = rowsOf(SHAPE, VALUES, OTHER);
+      const { core, kinesis } = pipeline({ filter, mode });
+      kinesis.auto = true;
+      for (const c of rows) core.onRow(c);
+      await core.drain();
+      await core.close();
+      const sent = kinesis.sent.map((r) => ({ key: r.key, data: noEmitted(r.data) }));
+      expect(sent).toEqual(inThread(filter, mode, rows));
+      expect(sent[1]!.key).toBe(mode === 'table' ? 'shop.every_type' : 'shop.every_type#["2",-2147483648]');
+    });
+  }
+
+  it('applies hash, mask and drop rules as the main thread does, and keeps column names JSON orders differently', async () => {
+    const filter = new TableFilter({
+      ...NO_RULES,
+      excludeColumns: ['shop.odd.secret'],
+      hashColumns: ['shop.odd.email'],
+      maskColumns: ['shop.odd.card'],
+    });
+    // `1` would be listed first by JSON.stringify of an object, `__proto__` left out: the worker must match.
+    const shape: TableShape = {
+      db: 'shop',
+      table: 'odd',
+      columns: ['id', 'email', 'card', 'secret', '1', '__proto__'].map((name) => ({ name, type: 'varchar(20)' })),
+      pk: ['id'],
+    };
+    const row = { id: 'k', email: 'a@b.c', card: '4111', secret: 's', 1: 'one', ['__proto__']: 'p' };
+    Object.defineProperty(row, '__proto__', { value: 'p', enumerable: true });
+    const rows = rowsOf(shape, row, { ...row, email: null });
+    const { core, kinesis } = pipeline({ filter, mode: 'table-pk' });
+    kinesis.auto = true;
+    for (const c of rows) core.onRow(c);
+    await core.drain();
+    await core.close();
+    expect(kinesis.sent.map((r) => ({ key: r.key, data: noEmitted(r.data) }))).toEqual(
+      inThread(filter, 'table-pk', rows),
+    );
+    expect(kinesis.sent[0]!.data).not.toContain('"secret"');
+  });
+
+  it('stops the producer with ENCODE_FAILED naming the table and position when a row cannot be encoded', async () => {
+    const failures: Error[] = [];
+    const { core, kinesis } = pipeline({ fail: (e) => failures.push(e) });
+    kinesis.auto = true;
+    const shape: TableShape = { db: 'geo', table: 'places', columns: [{ name: 'p', type: 'point' }], pk: [] };
+    const at = { file: 'mysql-bin.000007', commitMs: 1, gtid: null, op: 'insert' as const, before: null };
+    core.onRow({ shape, ...at, after: { p: hex('00') }, pos: 10, row: 0 });
+    core.onRow({ shape, ...at, after: { p: { x: 1, y: 2 } }, pos: 10, row: 1 }); // a decoded object, no bytes left
+    core.onCommit(boundary(20));
+    await expect(core.drain()).rejects.toThrow(
+      /^ENCODE_FAILED: geo\.places at mysql-bin\.000007:10 row 1: point value arrived decoded/,
+    );
+    expect(failures.map((e) => (e as { code?: string }).code)).toEqual(['ENCODE_FAILED']);
+    expect(() => core.onRow({ shape, ...at, after: { p: hex('00') }, pos: 30, row: 0 })).toThrow(/ENCODE_FAILED/);
+    expect(core.safe).toBeUndefined();
+    expect(kinesis.sent).toEqual([]); // nothing of the failed batch went out, not even the row before the bad one
+    await core.close();
+  });
+
+  it('sends rows and table-level events in sequence order and moves the checkpoint only past acknowledged events', async () => {
+    const { core, kinesis } = pipeline();
+    const shape: TableShape = { db: 'shop', table: 'orders', columns: [{ name: 'id', type: 'int' }], pk: ['id'] };
+    const at = { file: 'mysql-bin.000007', commitMs: 1, gtid: null, op: 'insert' as const, before: null, row: 0 };
+    for (let id = 1; id <= 3; id++) core.onRow({ shape, ...at, after: { id }, pos: id });
+    core.onTableChange({
+      db: 'shop',
+      table: 'orders',
+      op: 'truncate',
+      change: { kind: 'truncate' } as never,
+      file: 'mysql-bin.000007',
+      pos: 4,
+      row: 0,
+      gtid: null,
+      commitMs: 1,
+    });
+    for (let id = 5; id <= 6; id++) core.onRow({ shape, ...at, after: { id }, pos: id });
+    core.onCommit(boundary(100));
+    // Every event is numbered and counted as unacknowledged while the worker still has it.
+    expect(core.pending).toBe(6);
+    expect(core.safe).toBeUndefined();
+    const drained = core.drain();
+    while (kinesis.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(core.safe).toBeUndefined();
+    kinesis.auto = true;
+    for (const c of kinesis.calls) c.answer(true);
+    await drained;
+    const positions = kinesis.sent.map((r) => (JSON.parse(r.data) as { source: { pos: number } }).source.pos);
+    expect(positions).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(core.safe).toEqual(boundary(100));
+    await core.close();
+  });
+
+  it('pauses reading when rows waiting for the worker reach maxInFlight, and resumes once they are acknowledged', async () => {
+    const { core, kinesis, flow } = pipeline({ maxInFlight: 4 });
+    kinesis.auto = true;
+    const shape: TableShape = { db: 'shop', table: 'orders', columns: [{ name: 'id', type: 'int' }], pk: ['id'] };
+    const at = { file: 'mysql-bin.000007', commitMs: 1, gtid: null, op: 'insert' as const, before: null, row: 0 };
+    for (let id = 1; id <= 4; id++) core.onRow({ shape, ...at, after: { id }, pos: id });
+    expect(flow).toEqual(['pause']); // before the worker has answered: they count
+    core.onCommit(boundary(100));
+    await core.drain();
+    expect(flow.at(-1)).toBe('resume');
+    expect(core.safe).toEqual(boundary(100));
+    await core.close();
+  });
+});
