@@ -254,6 +254,31 @@ describe('Kinesis sink', () => {
     expect((await readStream('claims2')).map((r) => r.seq)).toEqual([2, 0, 1]);
   });
 
+  it('looks at each queued record a bounded number of times while one busy key holds the queue (partition key table)', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    // Instrumentation: the calls wait until released, so the one key stays busy while 20,000 records queue behind it.
+    const waiting = {
+      send: async (cmd: PutRecordsCommand) => {
+        await held;
+        return {
+          FailedRecordCount: 0,
+          Records: (cmd.input.Records ?? []).map(() => ({ SequenceNumber: '1', ShardId: 's' })),
+        };
+      },
+    } as unknown as KinesisClient;
+    const sink = new KinesisSink({ client: waiting, streamName: 'hot' });
+    for (let seq = 0; seq < 20_000; seq++) sink.enqueue({ seq, partitionKey: 'shop.orders', data: Buffer.from('{}') });
+    // Each enqueue looks only at what arrived since the last look, not at the whole queue again (that was 2 × 10^8).
+    expect(sink.recordsScanned).toBeLessThan(40_000);
+    // Draining: one look over the queue per call (40 calls of 500), not one per record.
+    release();
+    await sink.drain();
+    expect(sink.recordsScanned).toBeLessThan(1_000_000);
+  });
+
   it('refuses a number of calls in flight outside 1 to 64, naming the value', () => {
     expect(() => new KinesisSink({ client: real, streamName: 'x', maxCallsInFlight: 0 })).toThrow(
       /CONFIG_INVALID: maxCallsInFlight=0: must be an integer from 1 to 64/,

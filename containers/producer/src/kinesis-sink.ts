@@ -69,6 +69,14 @@ export class KinesisSink {
   /** Per partition key, how many of its records are out (in a call or waiting to be resent). */
   private readonly busy = new Map<string, number>();
   private readonly out = new Set<Out>();
+  /**
+   * `queue[0, blockedUpTo)` was found blocked by the keys in `blockedKeys`, and nothing has been released since: the
+   * next batch looks from there on (otherwise every enqueue behind a busy hot key would scan the whole queue again).
+   */
+  private blockedUpTo = 0;
+  private blockedKeys = new Set<string>();
+  /** Queued records looked at while filling calls, in total (the scan's cost: it stays linear in the records sent). */
+  recordsScanned = 0;
   private calls = 0;
   private nextSeqHint = 0;
   private lastAcked = 0;
@@ -140,7 +148,14 @@ export class KinesisSink {
     return o;
   }
 
+  /** A key may have become free, or the queue was reordered: the next batch looks from the start again. */
+  private unblock(): void {
+    this.blockedUpTo = 0;
+    this.blockedKeys = new Set();
+  }
+
   private release(o: Out): void {
+    this.unblock();
     this.out.delete(o);
     for (const r of o.records) {
       const n = this.busy.get(r.partitionKey)! - 1;
@@ -155,16 +170,17 @@ export class KinesisSink {
    */
   private takeBatch(): Queued[] {
     const batch: Queued[] = [];
-    const skipped = new Set<string>();
-    const rest: Queued[] = [];
+    const skipped = this.blockedKeys;
+    const start = this.blockedUpTo;
+    let skips = 0;
     let bytes = 0;
-    let i = 0;
-    for (; i < this.queue.length && batch.length < MAX_RECORDS_PER_CALL && i < MAX_SCAN; i++) {
+    let i = start;
+    for (const end = start + MAX_SCAN; i < this.queue.length && batch.length < MAX_RECORDS_PER_CALL && i < end; i++) {
       const r = this.queue[i]!;
       const key = r.partitionKey;
       if (this.busy.has(key) || skipped.has(key) || r.ready) {
         skipped.add(key);
-        rest.push(r);
+        skips++;
         continue;
       }
       const size = r.data.length + Buffer.byteLength(key);
@@ -172,7 +188,15 @@ export class KinesisSink {
       batch.push(r);
       bytes += size;
     }
-    if (batch.length > 0) this.queue = i < this.queue.length ? rest.concat(this.queue.slice(i)) : rest;
+    this.recordsScanned += i - start;
+    if (batch.length > 0) {
+      const taken = new Set(batch);
+      const rest = this.queue.slice(0, start);
+      for (let j = start; j < i; j++) if (!taken.has(this.queue[j]!)) rest.push(this.queue[j]!);
+      this.queue = i < this.queue.length ? rest.concat(this.queue.slice(i)) : rest;
+    }
+    // Whatever was skipped stays blocked (its key busy or its claim check pending) until something is released.
+    this.blockedUpTo = start + skips;
     return batch;
   }
 
@@ -181,6 +205,7 @@ export class KinesisSink {
     r.ready!.then(
       () => {
         r.ready = undefined;
+        this.unblock();
         this.pump();
       },
       (e: Error) =>
@@ -268,6 +293,7 @@ export class KinesisSink {
       await sleep(Math.random() * cap);
       this.release(waiting);
       this.queue = mergeBySeq(resend, this.queue);
+      this.unblock();
     }
     this.reportAcked();
     this.pump();
