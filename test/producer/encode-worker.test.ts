@@ -8,6 +8,7 @@
 import type { KinesisClient, PutRecordsCommand, PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
 import type { Boundary } from '../../containers/producer/src/binlog-source';
+import { loadConfig } from '../../containers/producer/src/config';
 import { partitionKeyOf } from '../../containers/producer/src/encode-worker-protocol';
 import { type CapturedRow, EventAssembler } from '../../containers/producer/src/event-assembly';
 import { serializeEvent, type TableShape } from '../../containers/producer/src/event-encoder';
@@ -244,5 +245,14 @@ describe('the encode worker', () => {
     expect(flow.at(-1)).toBe('resume');
     expect(core.safe).toEqual(boundary(100));
     await core.close();
+  });
+});
+
+describe('ENCODE_WORKER', () => {
+  const env = { SOURCE_HOST: 'h', SOURCE_USER: 'u', STREAM_NAME: 's', CHECKPOINT_TABLE: 'cps', PIPELINE_ID: 'p' };
+  it('is on by default, can be turned off, and refuses anything else naming the variable and the value', () => {
+    expect(loadConfig(env).ENCODE_WORKER).toBe('on');
+    expect(loadConfig({ ...env, ENCODE_WORKER: 'off' }).ENCODE_WORKER).toBe('off');
+    expect(() => loadConfig({ ...env, ENCODE_WORKER: 'yes' })).toThrow(/ENCODE_WORKER="yes": /);
   });
 });

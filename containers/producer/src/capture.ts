@@ -46,6 +46,8 @@ export interface CaptureProps {
   readonly metrics: EmfMetrics;
   readonly log: SnapshotterProps['log'];
   readonly initialSnapshotState: SnapshotState;
+  /** Encode rows on a worker thread (ProducerCore `encodeWorker`). @default true */
+  readonly encodeWorker?: boolean;
   /** Gets every error the capture cannot recover from. */
   readonly fail: (err: Error) => void;
   /** Sees each signal before the snapshotter acts on it. */
@@ -80,6 +82,8 @@ export function createCapture(p: CaptureProps): Capture {
     pause: () => p.source.pause(),
     resume: () => p.source.resume(),
     snapshotState: () => snapshotter.state,
+    ...(p.encodeWorker !== undefined ? { encodeWorker: p.encodeWorker } : {}),
+    fail: p.fail,
   });
   const snapshotter: Snapshotter = new Snapshotter({
     reader: p.reader,
@@ -94,7 +98,8 @@ export function createCapture(p: CaptureProps): Capture {
     ...(p.keylessRetryMs !== undefined ? { keylessRetryMs: p.keylessRetryMs } : {}),
     emit: (row) => core.onRow(row),
     emitTableChange: (change) => core.onTableChange(change),
-    congested: () => sink.pending >= p.maxInFlight / 2,
+    // Rows still at the encode worker count: they are as unacknowledged as those in the sink.
+    congested: () => core.pending >= p.maxInFlight / 2,
     metrics: p.metrics,
     log: p.log,
     initialState: p.initialSnapshotState,

@@ -4,7 +4,8 @@
  * worker that dies, fail every batch still waiting with a ProducerError: nothing is dropped silently.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+// Not `{ createRequire }`: the container bundle's banner declares that name at the top of the same module.
+import nodeModule from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { EncodeBatch, EncodedBatch, WorkerAnswer, WorkerInit } from './encode-worker-protocol';
@@ -19,7 +20,8 @@ function startWorker(init: WorkerInit): Worker {
   const js = fileURLToPath(new URL('./encode-worker.js', import.meta.url));
   if (existsSync(js)) return new Worker(js, { workerData: init });
   // The ESM build of tsx's API (require.resolve finds its CommonJS twin beside it).
-  const api = createRequire(import.meta.url)
+  const api = nodeModule
+    .createRequire(import.meta.url)
     .resolve('tsx/esm/api')
     .replace(/\.cjs$/, '.mjs');
   const tsx = pathToFileURL(api).href;

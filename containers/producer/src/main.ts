@@ -182,6 +182,7 @@ async function main(): Promise<void> {
       ? { claimCheck: { s3, bucket: config.CLAIM_CHECK_BUCKET, prefix: config.CLAIM_CHECK_PREFIX } }
       : {}),
     maxInFlight: config.MAX_IN_FLIGHT_EVENTS,
+    encodeWorker: config.ENCODE_WORKER === 'on',
     putRecordsInFlight: config.PUT_RECORDS_IN_FLIGHT,
     chunkRows: config.SNAPSHOT_CHUNK_ROWS,
     keylessMaxRows: config.SNAPSHOT_KEYLESS_MAX_ROWS,
