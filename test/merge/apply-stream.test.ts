@@ -264,6 +264,34 @@ describe('stream apply', () => {
     expect(await h.rows('SELECT c2 FROM shop.hot WHERE id = 32')).toEqual([{ c2: 2 }]);
   });
 
+  it("keeps the next incarnation's rows merged from another shard while a DROP TABLE is being planned", async () => {
+    const old = new TableEvents('shop', 'd', { id: 'int(11)', a: 'int(11)' });
+    const { policy, queued } = recordingPolicy();
+    await applyStreamBatch(records([old.insert({ id: 1, a: 1 })]), s3, h.ctx(), policy);
+    const drop = old.drop();
+    // DROP TABLE d; CREATE TABLE d …; INSERT …: the drop goes with the table's name to one shard, the new row by its
+    // key to another, whose batch merges between the drop's check for newer rows and its transaction.
+    const reborn = new TableEvents('shop', 'd', { id: 'int(11)', a: 'int(11)' });
+    for (let i = 0; i < 5; i++) reborn.insert({ id: 0, a: 0 }); // positions keep growing across incarnations
+    const newer = reborn.insert({ id: 2, a: 2 });
+    const base = h.ctx();
+    const w = base.warehouse as PostgresWarehouse;
+    const warehouse = Object.create(w) as PostgresWarehouse;
+    let interleaved = false;
+    warehouse.query = async (text: string) => {
+      const res = await w.query(text);
+      if (!interleaved && text.includes('COUNT(*) AS n') && text.includes(drop.position)) {
+        interleaved = true;
+        await applyStreamBatch(records([newer], 'shardId-000000000001'), s3, h.ctx(), policy);
+      }
+      return res;
+    };
+    await applyStreamBatch(records([drop]), s3, { ...base, warehouse }, policy);
+    expect(interleaved).toBe(true);
+    expect(queued.map((q) => q.reason)).toEqual([]);
+    expect(await h.rows('SELECT id, a FROM shop.d')).toEqual([{ id: 2, a: 2 }]);
+  });
+
   it('retries the batch in place, handing nothing off, when the warehouse does not answer', async () => {
     const t = new TableEvents('shop', 'orders', { id: 'int(11)' });
     const deadPool = new pg.Pool({ connectionString: 'postgres://nobody@127.0.0.1:1/none', max: 1 });

@@ -15,6 +15,7 @@ import {
   planCreate,
   planSchemaChangeDdl,
 } from '../../lambdas/merge/src/schema-evolution';
+import { planTableChange } from '../../lambdas/merge/src/table-change-plan';
 import { modelFromEvents } from '../../lambdas/merge/src/table-model';
 import type { RowImage } from '../../shared/change-event';
 import { TableEvents } from './support/event-factory';
@@ -418,5 +419,30 @@ describe('Redshift allow-list grammar: what the docs say Redshift refuses is ref
     const problems = redshiftTransactionProblems(steps.flatMap((s) => (s.kind === 'sql' ? [s.sql] : [])));
     expect(problems.join('\n')).toMatch(/LOCK … IN … MODE/);
     expect(problems.join('\n')).toMatch(/ON COMMIT DROP/);
+  });
+});
+
+describe('Redshift allow-list grammar: table-level events', () => {
+  it('accepts every statement of a DROP, RENAME and resync plan, keyed and keyless, the newer-rows check included', () => {
+    const names = tableNames('shop', 'd', { stateSchema: 'cdc' });
+    for (const pk of [['id'], []]) {
+      const known = {
+        pk,
+        columns: [
+          { name: 'id', mysqlType: 'int(11)', warehouseType: 'INTEGER', ...(pk.length ? { keyOrdinal: 1 } : {}) },
+          { name: 'a', mysqlType: 'varchar(10)', warehouseType: 'VARCHAR(40)' },
+        ],
+      };
+      const t = new TableEvents('shop', 'd', { id: 'int(11)', a: 'varchar(10)' }, pk);
+      for (const e of [t.drop(), t.tableEvent('rename', { rename_to: { db: 'shop', table: 'e' } }), t.resync()]) {
+        const { statements } = planTableChange(e, known, names, rs, {
+          history: false,
+          droppedTablePolicy: 'drop',
+          newerRows: false,
+        });
+        expect(statements.some((s) => s.includes("'newer rows arrived: plan again'"))).toBe(true);
+        expect(redshiftTransactionProblems(statements)).toEqual([]);
+      }
+    }
   });
 });

@@ -81,6 +81,14 @@ export function planTableChange(
   }
 
   // drop, rename (the old name ends), resync (rebuilt from the events after it and a backfill).
+  // `newerRows` was read before the table's lock. Meanwhile another batch of the table may have merged rows of its next
+  // incarnation (another shard's: the partition key table-pk spreads a table's rows over shards, while this event goes
+  // with the table's name). Checked again under the lock: any such row fails this transaction (a cast of a text that
+  // is no number; Redshift and PostgreSQL both refuse it), nothing is dropped, and the merge plans the event again,
+  // then seeing the newer rows. The CASE is evaluated per result row, after COUNT: no constant is folded early.
+  out.push(
+    `SELECT CAST(CASE WHEN COUNT(*) > 0 THEN 'newer rows arrived: plan again' ELSE '0' END AS INTEGER) FROM ${keyed ? names.replica : names.deltas} WHERE ${ident(META.position)} > ${literal(e.position)}`,
+  );
   const policy: DroppedTablePolicy = e.op === 'resync' ? 'drop' : opts.droppedTablePolicy;
   out.push(...dropViews(model, names, opts.history));
   if (keyed) {
