@@ -5,7 +5,8 @@
  * 2. producer_hot_table_rows_per_s_at_50ms: the whole binlog (one hot table) through the producer (partition key
  *    `table-pk`) into the latency Kinesis stand-in (bench/support/latency-kinesis.ts) answering each PutRecords after
  *    50 ms with 20% of entries throttled; per-key order and completeness are checked on what the stand-in wrote.
- *    Reference: raw PutRecords of the same encoded events, as many calls in flight, same stand-in settings.
+ *    Reference: raw PutRecords of the same encoded events, as many calls in flight, same stand-in settings. Producer
+ *    and reference alternate twice, the best of each kept (the machine is shared).
  * 3. producer_vs_raw_putrecords: the same without throttling at 30 ms per call (the low end of AWS's 30–60 ms, where
  *    the producer's own CPU shows most) ÷ raw PutRecords, same calls in flight. The stand-in runs on a worker thread
  *    and costs little CPU, so on a 2-core machine this compares the producer with the pipe it fills, not with
@@ -59,7 +60,7 @@ async function capture(opts: {
   partitionKeyMode?: 'table' | 'table-pk';
   /** @default the sink's default */
   maxCallsInFlight?: number;
-}): Promise<{ seconds: number }> {
+}): Promise<{ seconds: number; readSeconds: number }> {
   const filter = new TableFilter({
     include: ['bench.*'],
     exclude: [],
@@ -101,10 +102,12 @@ async function capture(opts: {
   });
   source.start({ kind: 'file', file: opts.file, pos: 4 });
   await done;
+  // Every row read and handed to the producer; what follows is waiting for the last acknowledgements.
+  const readSeconds = (performance.now() - started) / 1000;
   await core.drain();
   const seconds = (performance.now() - started) / 1000;
   source.stop();
-  return { seconds };
+  return { seconds, readSeconds };
 }
 
 /** A Kinesis client that answers every PutRecords at once (the null sink); `keep` collects the entries sent. */
@@ -159,28 +162,23 @@ async function rawPutRecords(
 }
 
 /**
- * The producer, then raw PutRecords of the same encoded events, each into its own latency stand-in with `settings`.
- * Fails loudly unless the producer's deliveries hold every row once at least, in per-key order, with no two calls in
- * flight for the same key.
+ * The producer into a fresh latency stand-in with `settings`. Fails loudly unless what the stand-in wrote holds every
+ * row at least once, each key's rows last written in position order, with no two calls in flight for one key.
  */
-async function againstStandIn(
+async function producerIntoStandIn(
   settings: LatencyKinesisOptions,
   opts: Parameters<typeof capture>[0],
-  entries: readonly PutRecordsRequestEntry[],
-): Promise<{ producerS: number; rawS: number; stats: LatencyKinesisStats; rawStats: LatencyKinesisStats }> {
+): Promise<{ seconds: number; readSeconds: number; stats: LatencyKinesisStats }> {
   const standIn = await startLatencyKinesisInWorker(settings);
-  let producerS: number;
-  let stats: LatencyKinesisStats;
   try {
-    const client = new KinesisClient(localAwsClientConfig(standIn.endpoint));
-    ({ seconds: producerS } = await capture({
+    const { seconds, readSeconds } = await capture({
       ...opts,
-      client,
+      client: new KinesisClient(localAwsClientConfig(standIn.endpoint)),
       stream: 'hot',
       partitionKeyMode: 'table-pk',
       maxCallsInFlight: DEFAULT_CALLS_IN_FLIGHT,
-    }));
-    stats = await standIn.stats();
+    });
+    const stats = await standIn.stats();
     const order = checkPerKeyOrder(await standIn.deliveries());
     const problems = [
       order.records !== opts.rows && `${order.records} distinct rows written, ${opts.rows} in the binlog`,
@@ -189,20 +187,59 @@ async function againstStandIn(
     ].filter(Boolean);
     if (problems.length > 0)
       throw new Error(`the producer's writes to the stand-in (${JSON.stringify(settings)}): ${problems.join('; ')}`);
+    return { seconds, readSeconds, stats };
   } finally {
     await standIn.close();
   }
-  const rawStandIn = await startLatencyKinesisInWorker(settings);
+}
+
+async function rawIntoStandIn(
+  settings: LatencyKinesisOptions,
+  entries: readonly PutRecordsRequestEntry[],
+): Promise<{ seconds: number; stats: LatencyKinesisStats }> {
+  const standIn = await startLatencyKinesisInWorker(settings);
   try {
-    const rawS = await rawPutRecords(
-      new KinesisClient(localAwsClientConfig(rawStandIn.endpoint)),
-      entries,
-      DEFAULT_CALLS_IN_FLIGHT,
-    );
-    return { producerS, rawS, stats, rawStats: await rawStandIn.stats() };
+    const client = new KinesisClient(localAwsClientConfig(standIn.endpoint));
+    const seconds = await rawPutRecords(client, entries, DEFAULT_CALLS_IN_FLIGHT);
+    return { seconds, stats: await standIn.stats() };
   } finally {
-    await rawStandIn.close();
+    await standIn.close();
   }
+}
+
+/**
+ * The producer and raw PutRecords of the same encoded events, alternated `rounds` times, the best of each kept: on a
+ * shared 2-core machine a neighbour's burst otherwise lands on one side of the ratio only.
+ */
+async function againstStandIn(
+  settings: LatencyKinesisOptions,
+  opts: Parameters<typeof capture>[0],
+  entries: readonly PutRecordsRequestEntry[],
+  rounds: number,
+): Promise<{
+  producerS: number;
+  /** Of the producer's best round: seconds until the last row was read (the rest waited for acknowledgements). */
+  readS: number;
+  rawS: number;
+  stats: LatencyKinesisStats;
+  rawStats: LatencyKinesisStats;
+}> {
+  let best: Awaited<ReturnType<typeof againstStandIn>> | undefined;
+  for (let i = 0; i < rounds; i++) {
+    const p = await producerIntoStandIn(settings, opts);
+    const r = await rawIntoStandIn(settings, entries);
+    step(
+      `  round ${i + 1}: producer ${Math.round(opts.rows / p.seconds)} rows/s, raw ${Math.round(opts.rows / r.seconds)} rows/s`,
+    );
+    best = {
+      producerS: Math.min(best?.producerS ?? Infinity, p.seconds),
+      readS: best && best.producerS < p.seconds ? best.readS : p.readSeconds,
+      rawS: Math.min(best?.rawS ?? Infinity, r.seconds),
+      stats: best && best.producerS < p.seconds ? best.stats : p.stats,
+      rawStats: best && best.rawS < r.seconds ? best.rawStats : r.stats,
+    };
+  }
+  return best!;
 }
 
 /** One line per step on stderr: a run takes minutes, and a stuck step should say which it is. */
@@ -212,6 +249,14 @@ function step(what: string): void {
 
 function describeStats(s: LatencyKinesisStats): string {
   return `${s.calls} calls, ${s.entries} entries (${s.throttled} throttled), up to ${s.maxCallsInFlight} calls in flight`;
+}
+
+/** Where the producer's best round spent its time: reading and sending, then only waiting for the last records. */
+function describeRun(r: { producerS: number; readS: number; stats: LatencyKinesisStats }): string {
+  return (
+    `producer: all rows read after ${r.readS.toFixed(2)} s, last acknowledged after ${r.producerS.toFixed(2)} s; ` +
+    describeStats(r.stats)
+  );
 }
 
 export async function run({ quick }: { quick: boolean }): Promise<Figures> {
@@ -259,9 +304,9 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
     await capture({ ...maria, file, rows, client: nullKinesis(encoded), stream: 'null', partitionKeyMode: 'table-pk' });
     const standInRun = { ...maria, file, rows, client: nullKinesis(), stream: 'hot' };
     step('hot table into the stand-in at 50 ms, 20% throttled: producer, then raw PutRecords');
-    const hot = await againstStandIn({ delayMs: 50, throttleShare: 0.2 }, standInRun, encoded);
+    const hot = await againstStandIn({ delayMs: 50, throttleShare: 0.2 }, standInRun, encoded, 2);
     step('into the stand-in at 30 ms: producer, then raw PutRecords');
-    const pipe = await againstStandIn({ delayMs: 30 }, standInRun, encoded);
+    const pipe = await againstStandIn({ delayMs: 30 }, standInRun, encoded, 2);
     encoded.length = 0;
 
     // 4. Peak RSS of the real producer process through one transaction of txnRows rows.
@@ -332,7 +377,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
         target: '≥ 40,000 rows/s',
         notes:
           `${notes}; one table, partition key table-pk, latency stand-in at 50 ms per call with 20% of entries ` +
-          `throttled; per-key order and every row verified on what it wrote; producer: ${describeStats(hot.stats)}; ` +
+          `throttled; per-key order and every row verified on what it wrote; ${describeRun(hot)}; ` +
           `reference: ${describeStats(hot.rawStats)}`,
       },
       producer_vs_raw_putrecords: {
@@ -344,7 +389,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
         target: '≥ 0.9',
         notes:
           `${notes}; partition key table-pk, latency stand-in at 30 ms per call, no throttling; ` +
-          `producer: ${describeStats(pipe.stats)}; reference: ${describeStats(pipe.rawStats)}`,
+          `${describeRun(pipe)}; reference: ${describeStats(pipe.rawStats)}`,
       },
       producer_peak_rss_mb_1m_row_txn: {
         value: Math.round(hwm),
