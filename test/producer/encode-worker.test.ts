@@ -110,7 +110,7 @@ function inThread(filter: TableFilter, mode: 'table' | 'table-pk', rows: Capture
   });
 }
 
-function pipeline(
+async function pipeline(
   opts: { filter?: TableFilter; mode?: 'table' | 'table-pk'; maxInFlight?: number; fail?: (e: Error) => void } = {},
 ) {
   const kinesis = new HeldKinesis();
@@ -134,6 +134,8 @@ function pipeline(
     encodeWorker: true,
     ...(opts.fail ? { fail: opts.fail } : {}),
   });
+  // Loaded before the first row: rows before that would be encoded on this thread.
+  await core.startEncodeWorker();
   return { core, kinesis, flow };
 }
 
@@ -142,7 +144,7 @@ describe('the encode worker', () => {
     it(`writes byte for byte the main thread's events for every type family, with ${mode} partition keys`, async () => {
       const filter = new TableFilter(NO_RULES);
       const rows = rowsOf(SHAPE, VALUES, OTHER);
-      const { core, kinesis } = pipeline({ filter, mode });
+      const { core, kinesis } = await pipeline({ filter, mode });
       kinesis.auto = true;
       for (const c of rows) core.onRow(c);
       await core.drain();
@@ -170,7 +172,7 @@ describe('the encode worker', () => {
     const row = { id: 'k', email: 'a@b.c', card: '4111', secret: 's', 1: 'one', ['__proto__']: 'p' };
     Object.defineProperty(row, '__proto__', { value: 'p', enumerable: true });
     const rows = rowsOf(shape, row, { ...row, email: null });
-    const { core, kinesis } = pipeline({ filter, mode: 'table-pk' });
+    const { core, kinesis } = await pipeline({ filter, mode: 'table-pk' });
     kinesis.auto = true;
     for (const c of rows) core.onRow(c);
     await core.drain();
@@ -183,7 +185,7 @@ describe('the encode worker', () => {
 
   it('stops the producer with ENCODE_FAILED naming the table and position when a row cannot be encoded', async () => {
     const failures: Error[] = [];
-    const { core, kinesis } = pipeline({ fail: (e) => failures.push(e) });
+    const { core, kinesis } = await pipeline({ fail: (e) => failures.push(e) });
     kinesis.auto = true;
     const shape: TableShape = { db: 'geo', table: 'places', columns: [{ name: 'p', type: 'point' }], pk: [] };
     const at = { file: 'mysql-bin.000007', commitMs: 1, gtid: null, op: 'insert' as const, before: null };
@@ -201,7 +203,7 @@ describe('the encode worker', () => {
   });
 
   it('sends rows and table-level events in sequence order and moves the checkpoint only past acknowledged events', async () => {
-    const { core, kinesis } = pipeline();
+    const { core, kinesis } = await pipeline();
     const shape: TableShape = { db: 'shop', table: 'orders', columns: [{ name: 'id', type: 'int' }], pk: ['id'] };
     const at = { file: 'mysql-bin.000007', commitMs: 1, gtid: null, op: 'insert' as const, before: null, row: 0 };
     for (let id = 1; id <= 3; id++) core.onRow({ shape, ...at, after: { id }, pos: id });
@@ -234,7 +236,7 @@ describe('the encode worker', () => {
   });
 
   it('pauses reading when rows waiting for the worker reach maxInFlight, and resumes once they are acknowledged', async () => {
-    const { core, kinesis, flow } = pipeline({ maxInFlight: 4 });
+    const { core, kinesis, flow } = await pipeline({ maxInFlight: 4 });
     kinesis.auto = true;
     const shape: TableShape = { db: 'shop', table: 'orders', columns: [{ name: 'id', type: 'int' }], pk: ['id'] };
     const at = { file: 'mysql-bin.000007', commitMs: 1, gtid: null, op: 'insert' as const, before: null, row: 0 };

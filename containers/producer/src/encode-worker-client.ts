@@ -52,8 +52,15 @@ export class EncodeWorkerClient {
   private nextId = 0;
   private failure: Error | undefined;
   private closing = false;
+  /** The worker has loaded and takes batches (until then the caller encodes on its own thread). */
+  ready = false;
+  private readonly loaded: Promise<void>;
+  private onLoaded: () => void = () => undefined;
 
   constructor(init: WorkerInit) {
+    this.loaded = new Promise((resolve) => {
+      this.onLoaded = resolve;
+    });
     this.worker = startWorker(init);
     // An idle worker must not keep the process alive (a producer that stops reading exits).
     this.worker.unref();
@@ -65,6 +72,12 @@ export class EncodeWorkerClient {
       if (!this.closing)
         this.fail(new ProducerError('ENCODE_WORKER_FAILED', `the encode worker exited (code ${code}) unexpectedly`));
     });
+  }
+
+  /** Resolves once the worker has loaded; rejects if it failed first. */
+  whenReady(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return this.loaded;
   }
 
   /** Batches sent and not answered yet. */
@@ -83,6 +96,11 @@ export class EncodeWorkerClient {
   }
 
   private answer(a: WorkerAnswer): void {
+    if ('ready' in a) {
+      this.ready = true;
+      this.onLoaded();
+      return;
+    }
     const w = this.waiting.shift();
     if (!w || w.id !== a.id) {
       this.fail(
@@ -101,6 +119,7 @@ export class EncodeWorkerClient {
 
   private fail(err: Error): void {
     if (!this.failure) this.failure = err;
+    this.onLoaded = () => undefined;
     for (const w of this.waiting.splice(0)) w.reject(this.failure);
     this.worker.unref();
   }

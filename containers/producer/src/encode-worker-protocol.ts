@@ -63,7 +63,12 @@ export interface EncodeFailure {
   readonly message: string;
 }
 
-export type WorkerAnswer = EncodedBatch | EncodeFailure;
+/** Sent once, when the worker has loaded and takes batches. */
+export interface WorkerReady {
+  readonly ready: true;
+}
+
+export type WorkerAnswer = EncodedBatch | EncodeFailure | WorkerReady;
 
 export interface WorkerInit {
   readonly serverId: number;

@@ -33,3 +33,5 @@ port.on('message', (b: EncodeBatch) => {
   }
   if ('data' in answer) port.postMessage(answer, [answer.data, answer.ends.buffer as ArrayBuffer]);
 });
+// Loaded: until this arrives the main thread encodes rows itself (a worker's start costs up to a second under tsx).
+port.postMessage({ ready: true } satisfies WorkerAnswer);

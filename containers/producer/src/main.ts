@@ -204,6 +204,8 @@ async function main(): Promise<void> {
   });
   const checkpointer = new Checkpointer({ store, core, quarantine, captureRules });
   checkpointerRef.current = checkpointer;
+  // The encode worker loads while the rest starts (rows read before it is ready are encoded on this thread).
+  core.startEncodeWorker().catch((err: Error) => fail(err));
   if (initialSnapshot) {
     snapshotter.enqueue(
       'initial',

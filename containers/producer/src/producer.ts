@@ -135,17 +135,32 @@ export class ProducerCore {
   onRow(c: CapturedRow): void {
     if (this.failure) throw this.failure;
     const plan = this.assembler.plan(c.shape);
-    if (this.props.encodeWorker === false) this.emit(this.assembler.rowEvent(c));
-    else this.batchRow(c, plan);
+    if (this.props.encodeWorker !== false) this.startWorker();
+    // Until the worker has loaded, rows are encoded here (emit queues them behind any batch still out).
+    if (this.worker?.ready) this.batchRow(c, plan);
+    else this.emit(this.assembler.rowEvent(c));
     if (plan.unknown.length > 0) this.countUnknownTypes(c, plan.unknown);
   }
 
-  /** Numbers a row and adds it to the open batch for the worker. */
-  private batchRow(c: CapturedRow, plan: ShapePlan): void {
+  private startWorker(): EncodeWorkerClient {
     this.worker ??= new EncodeWorkerClient({
       serverId: this.props.serverId,
       partitionKeyMode: this.props.partitionKeyMode,
     });
+    return this.worker;
+  }
+
+  /**
+   * Starts the encode worker (unless `encodeWorker` is false) and resolves once it takes rows; rows captured before
+   * are encoded on this thread. Optional: the first row starts it too.
+   */
+  async startEncodeWorker(): Promise<void> {
+    if (this.props.encodeWorker === false) return;
+    await this.startWorker().whenReady();
+  }
+
+  /** Numbers a row and adds it to the open batch for the worker. */
+  private batchRow(c: CapturedRow, plan: ShapePlan): void {
     this.open ??= {
       kind: 'rows',
       firstSeq: this.seq,
