@@ -3,31 +3,49 @@
  * their answers. Batches are answered in the order they were sent (one thread, one queue). A batch that fails, and a
  * worker that dies, fail every batch still waiting with a ProducerError: nothing is dropped silently.
  */
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
 // Not `{ createRequire }`: the container bundle's banner declares that name at the top of the same module.
 import nodeModule from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type * as Esbuild from 'esbuild';
 import type { EncodeBatch, EncodedBatch, WorkerAnswer, WorkerInit } from './encode-worker-protocol';
 import { ProducerError } from './errors';
 
+/** The worker bundled from its TypeScript sources, once per process (tests, benchmarks, `npm run local`). */
+let devBundle: string | undefined;
+
 /**
  * The worker: `encode-worker.js` beside this module in the bundled container (the Dockerfile builds it as its own
- * entry), else the TypeScript source (tests, benchmarks, `npm run local`), imported after registering tsx's loader in
- * the worker (a loader registered on the main thread does not reach a worker's imports).
+ * entry); from TypeScript sources, the same bundle made with esbuild into the temp directory (50–500 ms, once per
+ * process). A worker started through tsx's loader instead took 1.2–1.5 s to load and carried the loader's memory.
  */
 function startWorker(init: WorkerInit): Worker {
   const js = fileURLToPath(new URL('./encode-worker.js', import.meta.url));
   if (existsSync(js)) return new Worker(js, { workerData: init });
-  // The ESM build of tsx's API (require.resolve finds its CommonJS twin beside it).
-  const api = nodeModule
-    .createRequire(import.meta.url)
-    .resolve('tsx/esm/api')
-    .replace(/\.cjs$/, '.mjs');
-  const tsx = pathToFileURL(api).href;
-  const ts = new URL('./encode-worker.ts', import.meta.url).href;
-  const boot = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(ts)}); })`;
-  return new Worker(boot, { eval: true, workerData: init });
+  if (!devBundle) {
+    const esbuild = nodeModule.createRequire(import.meta.url)('esbuild') as typeof Esbuild;
+    const built = esbuild.buildSync({
+      entryPoints: [fileURLToPath(new URL('./encode-worker.ts', import.meta.url))],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      write: false,
+      logLevel: 'silent',
+    });
+    const text = built.outputFiles[0]!.text;
+    const file = join(
+      tmpdir(),
+      `cdc-encode-worker-${createHash('sha256').update(text).digest('hex').slice(0, 16)}.mjs`,
+    );
+    if (!existsSync(file)) writeFileSync(file, text);
+    devBundle = file;
+  }
+  return new Worker(devBundle, { workerData: init });
 }
 
 interface Waiting {
