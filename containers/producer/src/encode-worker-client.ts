@@ -15,6 +15,12 @@ import type * as Esbuild from 'esbuild';
 import type { EncodeBatch, EncodedBatch, WorkerAnswer, WorkerInit } from './encode-worker-protocol';
 import { ProducerError } from './errors';
 
+/**
+ * A small young generation: the worker's garbage (a batch's strings) dies young, and V8's default (up to 48 MB of
+ * semi-spaces) showed as resident memory. The old generation keeps V8's default, so one huge row cannot run it out.
+ */
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
+
 /** The worker bundled from its TypeScript sources, once per process (tests, benchmarks, `npm run local`). */
 let devBundle: string | undefined;
 
@@ -25,7 +31,7 @@ let devBundle: string | undefined;
  */
 function startWorker(init: WorkerInit): Worker {
   const js = fileURLToPath(new URL('./encode-worker.js', import.meta.url));
-  if (existsSync(js)) return new Worker(js, { workerData: init });
+  if (existsSync(js)) return new Worker(js, { workerData: init, resourceLimits: WORKER_LIMITS });
   if (!devBundle) {
     const esbuild = nodeModule.createRequire(import.meta.url)('esbuild') as typeof Esbuild;
     const built = esbuild.buildSync({
@@ -45,7 +51,7 @@ function startWorker(init: WorkerInit): Worker {
     if (!existsSync(file)) writeFileSync(file, text);
     devBundle = file;
   }
-  return new Worker(devBundle, { workerData: init });
+  return new Worker(devBundle, { workerData: init, resourceLimits: WORKER_LIMITS });
 }
 
 interface Waiting {
