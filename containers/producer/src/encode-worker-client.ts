@@ -86,8 +86,11 @@ export class EncodeWorkerClient {
       this.onLoaded = resolve;
     });
     this.worker = startWorker(init);
-    // An idle worker must not keep the process alive (a producer that stops reading exits).
+    // An idle worker must not keep the process alive (a producer that stops reading exits). Once more when it is
+    // online and when it has loaded: an unref() before the thread runs did not hold (a process whose rows were all
+    // encoded on its own thread before the worker loaded never exited).
     this.worker.unref();
+    this.worker.on('online', () => this.idle());
     this.worker.on('message', (a: WorkerAnswer) => this.answer(a));
     this.worker.on('error', (e) =>
       this.fail(new ProducerError('ENCODE_WORKER_FAILED', `the encode worker failed: ${e.message}`)),
@@ -96,6 +99,10 @@ export class EncodeWorkerClient {
       if (!this.closing)
         this.fail(new ProducerError('ENCODE_WORKER_FAILED', `the encode worker exited (code ${code}) unexpectedly`));
     });
+  }
+
+  private idle(): void {
+    if (this.waiting.length === 0) this.worker.unref();
   }
 
   /** Resolves once the worker has loaded; rejects if it failed first. */
@@ -123,6 +130,7 @@ export class EncodeWorkerClient {
     if ('ready' in a) {
       this.ready = true;
       this.onLoaded();
+      this.idle();
       return;
     }
     const w = this.waiting.shift();
