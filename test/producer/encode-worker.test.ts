@@ -252,9 +252,9 @@ describe('the encode worker', () => {
 
 describe('ENCODE_WORKER', () => {
   const env = { SOURCE_HOST: 'h', SOURCE_USER: 'u', STREAM_NAME: 's', CHECKPOINT_TABLE: 'cps', PIPELINE_ID: 'p' };
-  it('is on by default, can be turned off, and refuses anything else naming the variable and the value', () => {
-    expect(loadConfig(env).ENCODE_WORKER).toBe('on');
-    expect(loadConfig({ ...env, ENCODE_WORKER: 'off' }).ENCODE_WORKER).toBe('off');
+  it('is off by default, can be turned on, and refuses anything else naming the variable and the value', () => {
+    expect(loadConfig(env).ENCODE_WORKER).toBe('off');
+    expect(loadConfig({ ...env, ENCODE_WORKER: 'on' }).ENCODE_WORKER).toBe('on');
     expect(() => loadConfig({ ...env, ENCODE_WORKER: 'yes' })).toThrow(/ENCODE_WORKER="yes": /);
   });
 });

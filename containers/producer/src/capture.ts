@@ -46,7 +46,7 @@ export interface CaptureProps {
   readonly metrics: EmfMetrics;
   readonly log: SnapshotterProps['log'];
   readonly initialSnapshotState: SnapshotState;
-  /** Encode rows on a worker thread (ProducerCore `encodeWorker`). @default true */
+  /** Encode rows on a worker thread (ProducerCore `encodeWorker`). @default false */
   readonly encodeWorker?: boolean;
   /** Gets every error the capture cannot recover from. */
   readonly fail: (err: Error) => void;

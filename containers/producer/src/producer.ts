@@ -39,7 +39,11 @@ export interface ProducerCoreProps {
   readonly resume: () => void;
   /** The snapshot progress current at this point of the stream; saved with the boundary it is attached to. */
   readonly snapshotState?: () => SnapshotState;
-  /** Encode rows on a worker thread while this thread reads (encode-worker.ts). @default true */
+  /**
+   * Encode rows on a worker thread while this thread reads (encode-worker.ts). Off by default: on the 2-vCPU benchmark
+   * machine, where MariaDB shares the cores, the worker's transfer and garbage cost more than the encoding it takes
+   * off this thread (docs/benchmarks.md, "Decode and encode"). @default false
+   */
   readonly encodeWorker?: boolean;
   /**
    * Rows per batch handed to the worker; a smaller batch leaves at the end of the event loop's turn, so a quiet stream
@@ -135,7 +139,7 @@ export class ProducerCore {
   onRow(c: CapturedRow): void {
     if (this.failure) throw this.failure;
     const plan = this.assembler.plan(c.shape);
-    if (this.props.encodeWorker !== false) this.startWorker();
+    if (this.props.encodeWorker === true) this.startWorker();
     // Until the worker has loaded, rows are encoded here (emit queues them behind any batch still out).
     if (this.worker?.ready) this.batchRow(c, plan);
     else this.emit(this.assembler.rowEvent(c));
@@ -151,11 +155,11 @@ export class ProducerCore {
   }
 
   /**
-   * Starts the encode worker (unless `encodeWorker` is false) and resolves once it takes rows; rows captured before
+   * Starts the encode worker (when `encodeWorker` is true) and resolves once it takes rows; rows captured before
    * are encoded on this thread. Optional: the first row starts it too.
    */
   async startEncodeWorker(): Promise<void> {
-    if (this.props.encodeWorker === false) return;
+    if (this.props.encodeWorker !== true) return;
     await this.startWorker().whenReady();
   }
 

@@ -25,6 +25,7 @@ core = new ProducerCore({
   maxInFlight: 1000,
   pause: () => {},
   resume: () => {},
+  encodeWorker: true,
 });
 const shape = { db: 'a', table: 'b', columns: [{ name: 'id', type: 'int' }], pk: ['id'] };
 const row = (id: number) =>
