@@ -179,4 +179,68 @@ describe('the in-flight checkpoint list', () => {
     expect(flow.at(-1)).toBe('resume');
     expect(core.safe).toEqual(boundary(200));
   });
+
+  it('resumes reading once enough events are acknowledged, though the oldest one still waits out its backoff', async () => {
+    // Kinesis throttles the first event's entry once (a partial failure); its resend waits for a backoff the test holds.
+    let calls = 0;
+    const client = {
+      send: async (cmd: PutRecordsCommand) => {
+        const records = cmd.input.Records ?? [];
+        const first = calls++ === 0;
+        return {
+          FailedRecordCount: first ? 1 : 0,
+          Records: records.map((_, i) =>
+            first && i === 0
+              ? { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'slow down' }
+              : { SequenceNumber: '1', ShardId: 'shardId-000000000000' },
+          ),
+        };
+      },
+    } as unknown as KinesisClient;
+    let endBackoff!: () => void;
+    const backoff = new Promise<void>((r) => {
+      endBackoff = r;
+    });
+    const flow: string[] = [];
+    let core: ProducerCore | undefined;
+    const sink = new KinesisSink({
+      client,
+      streamName: 'changes',
+      sleep: () => backoff,
+      onAcked: (low) => core?.acked(low),
+    });
+    core = new ProducerCore({
+      serverId: 1,
+      filter: new TableFilter({ include: [], exclude: [], excludeColumns: [], hashColumns: [], maskColumns: [] }),
+      sink,
+      partitionKeyMode: 'table-pk',
+      metrics: new EmfMetrics('test', 'Test', () => undefined),
+      maxInFlight: 4,
+      pause: () => flow.push('pause'),
+      resume: () => flow.push('resume'),
+      encodeWorker: false,
+    });
+    for (let id = 1; id <= 4; id++)
+      core.onRow({
+        shape: SHAPE,
+        op: 'insert',
+        before: null,
+        after: { id },
+        file: 'mysql-bin.000001',
+        pos: 100 + id,
+        row: 0,
+        gtid: null,
+        commitMs: 1_700_000_000_000,
+      });
+    core.onCommit(boundary(200));
+    expect(flow).toEqual(['pause']);
+    await settle();
+    // Events 2 to 4 are in Kinesis; event 1 waits for its resend: 1 pending, below half of 4.
+    expect(sink.pending).toBe(1);
+    expect(flow).toEqual(['pause', 'resume']);
+    expect(core.safe).toBeUndefined();
+    endBackoff();
+    await core.drain();
+    expect(core.safe).toEqual(boundary(200));
+  });
 });

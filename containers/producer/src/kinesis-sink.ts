@@ -37,8 +37,16 @@ export interface KinesisSinkProps {
   readonly maxCallsInFlight?: number;
   /** Consecutive failed attempts of one record before giving up. @default 12 */
   readonly maxAttempts?: number;
+  /** Backoff before a resend: full jitter over `baseDelayMs × 2^attempts`, capped. @default 100 */
   readonly baseDelayMs?: number;
+  /** Cap of the backoff after a failed call or entries failed otherwise than throttled (InternalFailure). @default 5000 */
   readonly maxDelayMs?: number;
+  /**
+   * Cap of the backoff when every failed entry was throttled (`ProvisionedThroughputExceededException`): their shards
+   * were over their per-second limit, which frees up within the second, so a longer wait would only hold those keys
+   * (and the checkpoint) back. @default 500
+   */
+  readonly maxThrottleDelayMs?: number;
   /** Called with the lowest sequence number not yet acknowledged (everything below is in Kinesis). */
   readonly onAcked?: (lowestUnacked: number) => void;
   readonly stats?: SinkStats;
@@ -287,25 +295,33 @@ export class KinesisSink {
         return;
       }
       const sleep = this.props.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-      this.reportAcked();
+      this.reportAcked(true);
       this.pump();
-      const cap = Math.min(this.props.maxDelayMs ?? 5000, (this.props.baseDelayMs ?? 100) * 2 ** attempts);
+      const onlyThrottled = throttled === failedIdx.length;
+      const cap = Math.min(
+        onlyThrottled ? (this.props.maxThrottleDelayMs ?? 500) : (this.props.maxDelayMs ?? 5000),
+        (this.props.baseDelayMs ?? 100) * 2 ** attempts,
+      );
       await sleep(Math.random() * cap);
       this.release(waiting);
       this.queue = mergeBySeq(resend, this.queue);
       this.unblock();
     }
-    this.reportAcked();
+    this.reportAcked(true);
     this.pump();
     this.settle();
   }
 
-  /** Tells `onAcked` the lowest sequence number not yet acknowledged, when it moved forward. */
-  private reportAcked(): void {
+  /**
+   * Tells `onAcked` the lowest sequence number not yet acknowledged: when it moved forward, and after every answer
+   * (`answered`) even when it did not. The lowest record may be waiting out a backoff while everything after it is
+   * acknowledged; the producer then learns that fewer events are pending and resumes reading (it paused at its limit).
+   */
+  private reportAcked(answered = false): void {
     if (this.failure) return;
     let low = this.queue.length > 0 ? this.queue[0]!.seq : this.nextSeqHint;
     for (const o of this.out) if (o.records[0]!.seq < low) low = o.records[0]!.seq;
-    if (low <= this.lastAcked) return;
+    if (low < this.lastAcked || (low === this.lastAcked && !answered)) return;
     this.lastAcked = low;
     this.props.onAcked?.(low);
   }
