@@ -111,7 +111,13 @@ function inThread(filter: TableFilter, mode: 'table' | 'table-pk', rows: Capture
 }
 
 async function pipeline(
-  opts: { filter?: TableFilter; mode?: 'table' | 'table-pk'; maxInFlight?: number; fail?: (e: Error) => void } = {},
+  opts: {
+    worker?: boolean;
+    filter?: TableFilter;
+    mode?: 'table' | 'table-pk';
+    maxInFlight?: number;
+    fail?: (e: Error) => void;
+  } = {},
 ) {
   const kinesis = new HeldKinesis();
   const flow: string[] = [];
@@ -131,7 +137,7 @@ async function pipeline(
     maxInFlight: opts.maxInFlight ?? 10_000,
     pause: () => flow.push('pause'),
     resume: () => flow.push('resume'),
-    encodeWorker: true,
+    encodeWorker: opts.worker ?? true,
     ...(opts.fail ? { fail: opts.fail } : {}),
   });
   // Loaded before the first row: rows before that would be encoded on this thread.
@@ -140,11 +146,17 @@ async function pipeline(
 }
 
 describe('the encode worker', () => {
-  for (const mode of ['table', 'table-pk'] as const) {
-    it(`writes byte for byte the main thread's events for every type family, with ${mode} partition keys`, async () => {
+  for (const [mode, worker] of [
+    ['table', true],
+    ['table-pk', true],
+    ['table', false],
+    ['table-pk', false],
+  ] as const) {
+    const path = worker ? 'the worker' : "the main thread's template";
+    it(`writes through ${path} byte for byte the events of the object path for every type family, ${mode} keys`, async () => {
       const filter = new TableFilter(NO_RULES);
       const rows = rowsOf(SHAPE, VALUES, OTHER);
-      const { core, kinesis } = await pipeline({ filter, mode });
+      const { core, kinesis } = await pipeline({ filter, mode, worker });
       kinesis.auto = true;
       for (const c of rows) core.onRow(c);
       await core.drain();

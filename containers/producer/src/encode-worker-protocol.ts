@@ -96,7 +96,7 @@ function revive(v: unknown): unknown {
  * row's text is a few concatenations of `JSON.stringify` of single values, with no image or event object built.
  * Byte for byte `serializeEvent` of the object path (test/producer/encode-worker.test.ts compares them per type).
  */
-interface CompiledShape {
+export interface CompiledShape {
   readonly s: WorkerShape;
   /** Per op: `{"v":…,"op":…,"db":…,"table":…,"pk":…,"columns":…,"before":`. */
   readonly head: Map<string, string>;
@@ -111,7 +111,7 @@ interface CompiledShape {
   readonly direct: boolean;
 }
 
-function compile(s: WorkerShape): CompiledShape {
+export function compileShape(s: WorkerShape): CompiledShape {
   const names = s.plan.columns.map((c) => c.name);
   return {
     s,
@@ -160,6 +160,49 @@ function keyOf(cs: CompiledShape, image: readonly JsonValue[] | null): string {
   );
 }
 
+/** The fields of a row event besides its images. */
+export interface RowFields {
+  readonly op: ChangeOp;
+  readonly file: string;
+  readonly pos: number;
+  readonly row: number;
+  readonly gtid: string | null;
+  readonly commitMs: number;
+}
+
+/**
+ * A row's record text (the event's JSON and a newline) and, in `table-pk` mode, its partition key, written from the
+ * shape's template: `values` holds the before image's values at `beforeAt` and the after image's at `afterAt` (-1:
+ * no such image), in the plan's column order. Undefined when the row must take the object path (a value with no JSON).
+ * Used by the worker and by the main thread's own encoding.
+ */
+export function directRecord(
+  init: WorkerInit,
+  cs: CompiledShape,
+  r: RowFields,
+  values: readonly unknown[],
+  beforeAt: number,
+  afterAt: number,
+  now: number,
+  scratch: [JsonValue[], JsonValue[]],
+): { text: string; key: string | undefined } | undefined {
+  const before = beforeAt >= 0 ? imageText(cs, values, beforeAt, scratch[0]) : 'null';
+  const after = afterAt >= 0 ? imageText(cs, values, afterAt, scratch[1]) : 'null';
+  if (before === undefined || after === undefined) return undefined;
+  const { op, file, pos, row, gtid } = r;
+  const source = `{"server_id":${num(init.serverId)},"file":${JSON.stringify(file)},"pos":${num(pos)},"row":${num(row)},"gtid":${JSON.stringify(gtid)}}`;
+  const text =
+    `${headOf(cs, op)}${before},"after":${after},"source":${source}` +
+    `,"position":${JSON.stringify(formatPosition(file, pos, row))},"tx":${JSON.stringify(gtid ?? `${file}:${pos}`)}` +
+    `,"ts_ms":${r.commitMs},"emitted_ms":${now}}\n`;
+  let key: string | undefined;
+  if (init.partitionKeyMode !== 'table' && cs.s.shape.pk.length > 0 && !isTableOp(op)) {
+    const image = op === 'delete' ? beforeAt : afterAt;
+    key = keyOf(cs, image < 0 ? null : op === 'delete' ? scratch[0] : scratch[1]);
+  }
+  return { text, key };
+}
+
 /**
  * Encodes a batch: byte for byte what the main thread's path (`serializeEvent` of `EventAssembler.rowEvent`) writes.
  * @throws an `EncodeError` naming the row whose value could not be encoded
@@ -177,15 +220,14 @@ export function encodeBatch(
   let buf = Buffer.allocUnsafeSlow(Math.max(64 * 1024, n * 1024));
   let used = 0;
   let at = 0;
-  const beforeValues: JsonValue[] = [];
-  const afterValues: JsonValue[] = [];
+  const scratch: [JsonValue[], JsonValue[]] = [[], []];
   const now = Date.now();
   for (let i = 0; i < n; i++) {
     let cs = compiled.get(b.shape[i]!);
     if (!cs) {
       const s = shapes.get(b.shape[i]!);
       if (!s) throw new EncodeError(i, `shape ${b.shape[i]} was never sent to the worker`);
-      cs = compile(s);
+      cs = compileShape(s);
       compiled.set(s.id, cs);
     }
     const s = cs.s;
@@ -203,20 +245,19 @@ export function encodeBatch(
       const beforeAt = at;
       const afterAt = flags & HAS_BEFORE ? at + width : at;
       if (cs.direct) {
-        const before = flags & HAS_BEFORE ? imageText(cs, b.values, beforeAt, beforeValues) : 'null';
-        const after = flags & HAS_AFTER ? imageText(cs, b.values, afterAt, afterValues) : 'null';
-        if (before !== undefined && after !== undefined) {
-          const row = b.row[i]!;
-          const source = `{"server_id":${num(init.serverId)},"file":${JSON.stringify(file)},"pos":${num(pos)},"row":${num(row)},"gtid":${JSON.stringify(gtid)}}`;
-          text =
-            `${headOf(cs, op)}${before},"after":${after},"source":${source}` +
-            `,"position":${JSON.stringify(formatPosition(file, pos, row))},"tx":${JSON.stringify(gtid ?? `${file}:${pos}`)}` +
-            `,"ts_ms":${b.commitMs[i]},"emitted_ms":${now}}\n`;
-          if (byKey && s.shape.pk.length > 0 && !isTableOp(op))
-            key = keyOf(
-              cs,
-              op === 'delete' ? (flags & HAS_BEFORE ? beforeValues : null) : flags & HAS_AFTER ? afterValues : null,
-            );
+        const r = directRecord(
+          init,
+          cs,
+          { op, file, pos, row: b.row[i]!, gtid, commitMs: b.commitMs[i]! },
+          b.values,
+          flags & HAS_BEFORE ? beforeAt : -1,
+          flags & HAS_AFTER ? afterAt : -1,
+          now,
+          scratch,
+        );
+        if (r) {
+          text = r.text;
+          key = r.key;
         }
       }
       if (text === undefined) {

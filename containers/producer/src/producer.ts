@@ -8,12 +8,22 @@
  * sequence order, after any table-level event numbered before them. An event still being encoded counts as
  * unacknowledged everywhere: in `pending` (backpressure), in the boundary check of `onCommit`, and in `drain`.
  */
-import type { ChangeEvent, ColumnMeta } from '../../../shared/change-event';
+import type { ChangeEvent, ColumnMeta, JsonValue } from '../../../shared/change-event';
 import { ProducerMetric } from '../../../shared/metrics';
 import type { Boundary } from './binlog-source';
 import { type ClaimCheckProps, parkOversized } from './claim-check';
 import { EncodeFailed, EncodeWorkerClient } from './encode-worker-client';
-import { type EncodedBatch, HAS_AFTER, HAS_BEFORE, partitionKeyOf, type WorkerShape } from './encode-worker-protocol';
+import {
+  type CompiledShape,
+  compileShape,
+  directRecord,
+  type EncodedBatch,
+  HAS_AFTER,
+  HAS_BEFORE,
+  partitionKeyOf,
+  type WorkerInit,
+  type WorkerShape,
+} from './encode-worker-protocol';
 import { ProducerError } from './errors';
 import { type CapturedRow, type CapturedTableChange, EventAssembler, type ShapePlan } from './event-assembly';
 import { serializeEvent } from './event-encoder';
@@ -101,6 +111,9 @@ export class ProducerCore {
   private readonly shapeIdsByContent = new Map<string, number>();
   private readonly outWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private failure: Error | undefined;
+  private readonly compiledPlans = new WeakMap<ShapePlan, CompiledShape>();
+  private readonly scratch: [JsonValue[], JsonValue[]] = [[], []];
+  private readonly init: WorkerInit;
   private readonly assembler: EventAssembler;
   private readonly inFlight = new InFlightCheckpoints();
   lastCommitMs = 0;
@@ -109,6 +122,7 @@ export class ProducerCore {
 
   constructor(private readonly props: ProducerCoreProps) {
     this.assembler = new EventAssembler({ serverId: props.serverId, filter: props.filter });
+    this.init = { serverId: props.serverId, partitionKeyMode: props.partitionKeyMode };
   }
 
   /** The newest boundary whose events are all in Kinesis: what the checkpoint may move to. */
@@ -142,8 +156,47 @@ export class ProducerCore {
     if (this.props.encodeWorker === true) this.startWorker();
     // Until the worker has loaded, rows are encoded here (emit queues them behind any batch still out).
     if (this.worker?.ready) this.batchRow(c, plan);
-    else this.emit(this.assembler.rowEvent(c));
+    else this.emitRow(c, plan);
     if (plan.unknown.length > 0) this.countUnknownTypes(c, plan.unknown);
+  }
+
+  /**
+   * Encodes a row on this thread from its shape's template (encode-worker-protocol.ts `directRecord`, the worker's
+   * code): no image or event object is built, the same bytes as `serializeEvent(rowEvent(c))`. The object path for a
+   * shape or value the template cannot write, and for an oversized event (the claim check needs the event).
+   */
+  private emitRow(c: CapturedRow, plan: ShapePlan): void {
+    let cs = this.compiledPlans.get(plan);
+    if (!cs) {
+      const { db, table, pk } = c.shape;
+      cs = compileShape({ id: -1, shape: { db, table, pk }, plan });
+      this.compiledPlans.set(plan, cs);
+    }
+    if (!cs.direct) return this.emit(this.assembler.rowEvent(c));
+    const values: unknown[] = [];
+    let beforeAt = -1;
+    let afterAt = -1;
+    if (c.before) {
+      beforeAt = 0;
+      for (const col of plan.columns) values.push(c.before[col.name]);
+    }
+    if (c.after) {
+      afterAt = values.length;
+      for (const col of plan.columns) values.push(c.after[col.name]);
+    }
+    const r = directRecord(this.init, cs, c, values, beforeAt, afterAt, Date.now(), this.scratch);
+    if (!r) return this.emit(this.assembler.rowEvent(c));
+    const key = r.key ?? `${c.shape.db}.${c.shape.table}`;
+    const data = Buffer.from(r.text);
+    if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES) return this.emit(this.assembler.rowEvent(c));
+    if (this.open || this.out.length > 0) {
+      this.flush();
+      this.out.push({ kind: 'record', seq: this.seq++, key, data, ready: undefined });
+      this.encoding++;
+    } else this.props.sink.enqueue({ seq: this.seq++, partitionKey: key, data, ready: undefined });
+    this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
+    this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', data.length);
+    if (this.pending >= this.props.maxInFlight) this.props.pause();
   }
 
   private startWorker(): EncodeWorkerClient {
