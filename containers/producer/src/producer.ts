@@ -172,7 +172,10 @@ export class ProducerCore {
       cs = compileShape({ id: -1, shape: { db, table, pk }, plan });
       this.compiledPlans.set(plan, cs);
     }
-    if (!cs.direct) return this.emit(this.assembler.rowEvent(c));
+    if (!cs.direct) {
+      this.emit(this.assembler.rowEvent(c));
+      return;
+    }
     const values: unknown[] = [];
     let beforeAt = -1;
     let afterAt = -1;
@@ -185,10 +188,16 @@ export class ProducerCore {
       for (const col of plan.columns) values.push(c.after[col.name]);
     }
     const r = directRecord(this.init, cs, c, values, beforeAt, afterAt, Date.now(), this.scratch);
-    if (!r) return this.emit(this.assembler.rowEvent(c));
+    if (!r) {
+      this.emit(this.assembler.rowEvent(c));
+      return;
+    }
     const key = r.key ?? `${c.shape.db}.${c.shape.table}`;
     const data = Buffer.from(r.text);
-    if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES) return this.emit(this.assembler.rowEvent(c));
+    if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES) {
+      this.emit(this.assembler.rowEvent(c));
+      return;
+    }
     if (this.open || this.out.length > 0) {
       this.flush();
       this.out.push({ kind: 'record', seq: this.seq++, key, data, ready: undefined });
