@@ -61,8 +61,8 @@ export const DEFAULT_CALLS_IN_FLIGHT = 8;
 const MAX_SCAN = 50_000;
 
 interface Queued extends SinkRecord {
-  /** Consecutive failed deliveries of this record. */
-  attempts: number;
+  /** Consecutive failed deliveries of this record (set at its first failure: the common record is never copied). */
+  attempts?: number;
 }
 
 /** Records out of the queue: in a PutRecords call, or waiting out the backoff before their resend. */
@@ -71,8 +71,14 @@ interface Out {
 }
 
 export class KinesisSink {
-  /** Records not yet handed to a call, in sequence order (resends are merged back in by sequence). */
+  /**
+   * Records not yet handed to a call, in sequence order (resends are merged back in by sequence), from `head` on:
+   * taking a call's records off the front moves `head` instead of copying the rest of the queue.
+   */
   private queue: Queued[] = [];
+  private head = 0;
+  /** Records out (in calls, or waiting to be resent). */
+  private outRecords = 0;
   private queuedBytes = 0;
   /** Per partition key, how many of its records are out (in a call or waiting to be resent). */
   private readonly busy = new Map<string, number>();
@@ -103,9 +109,7 @@ export class KinesisSink {
 
   /** Records not yet acknowledged (queued, in a call in flight, or waiting to be resent). */
   get pending(): number {
-    let n = this.queue.length;
-    for (const o of this.out) n += o.records.length;
-    return n;
+    return this.queue.length - this.head + this.outRecords;
   }
   get pendingBytes(): number {
     return this.queuedBytes;
@@ -117,10 +121,9 @@ export class KinesisSink {
 
   enqueue(rec: SinkRecord): void {
     if (this.failure) throw this.failure;
-    const q: Queued = { ...rec, attempts: 0 };
     // Watched from the start: a rejected claim-check write fails the sink even while the record waits its turn.
-    if (q.ready) this.watch(q);
-    this.queue.push(q);
+    if (rec.ready) this.watch(rec);
+    this.queue.push(rec);
     this.queuedBytes += rec.data.length;
     this.nextSeqHint = rec.seq + 1;
     this.pump();
@@ -134,7 +137,7 @@ export class KinesisSink {
   }
 
   private idle(): boolean {
-    return this.queue.length === 0 && this.out.size === 0;
+    return this.queue.length === this.head && this.out.size === 0;
   }
 
   private settle(): void {
@@ -152,6 +155,7 @@ export class KinesisSink {
   private hold(records: readonly Queued[]): Out {
     const o: Out = { records: records as Queued[] };
     this.out.add(o);
+    this.outRecords += records.length;
     for (const r of records) this.busy.set(r.partitionKey, (this.busy.get(r.partitionKey) ?? 0) + 1);
     return o;
   }
@@ -165,6 +169,7 @@ export class KinesisSink {
   private release(o: Out): void {
     this.unblock();
     this.out.delete(o);
+    this.outRecords -= o.records.length;
     for (const r of o.records) {
       const n = this.busy.get(r.partitionKey)! - 1;
       if (n === 0) this.busy.delete(r.partitionKey);
@@ -179,12 +184,13 @@ export class KinesisSink {
   private takeBatch(): Queued[] {
     const batch: Queued[] = [];
     const skipped = this.blockedKeys;
-    const start = this.blockedUpTo;
+    const q = this.queue;
+    const start = this.head + this.blockedUpTo;
     let skips = 0;
     let bytes = 0;
     let i = start;
-    for (const end = start + MAX_SCAN; i < this.queue.length && batch.length < MAX_RECORDS_PER_CALL && i < end; i++) {
-      const r = this.queue[i]!;
+    for (const end = start + MAX_SCAN; i < q.length && batch.length < MAX_RECORDS_PER_CALL && i < end; i++) {
+      const r = q[i]!;
       const key = r.partitionKey;
       if (this.busy.has(key) || skipped.has(key) || r.ready) {
         skipped.add(key);
@@ -198,18 +204,28 @@ export class KinesisSink {
     }
     this.recordsScanned += i - start;
     if (batch.length > 0) {
-      const taken = new Set(batch);
-      const rest = this.queue.slice(0, start);
-      for (let j = start; j < i; j++) if (!taken.has(this.queue[j]!)) rest.push(this.queue[j]!);
-      this.queue = i < this.queue.length ? rest.concat(this.queue.slice(i)) : rest;
+      if (start === this.head && skips === 0) {
+        // The call takes the front of the queue: move past it (and drop the consumed front now and then).
+        this.head = i;
+        if (this.head >= 4096 && this.head * 2 >= q.length) {
+          this.queue = q.slice(this.head);
+          this.head = 0;
+        }
+      } else {
+        const taken = new Set(batch);
+        const rest = q.slice(this.head, start);
+        for (let j = start; j < i; j++) if (!taken.has(q[j]!)) rest.push(q[j]!);
+        this.queue = i < q.length ? rest.concat(q.slice(i)) : rest;
+        this.head = 0;
+      }
     }
     // Whatever was skipped stays blocked (its key busy or its claim check pending) until something is released.
-    this.blockedUpTo = start + skips;
+    this.blockedUpTo += skips;
     return batch;
   }
 
   /** Once a record's claim-check write is done it may be sent (the sink pumps again); if it fails, so does the sink. */
-  private watch(r: Queued): void {
+  private watch(r: SinkRecord): void {
     r.ready!.then(
       () => {
         r.ready = undefined;
@@ -227,7 +243,7 @@ export class KinesisSink {
   }
 
   private pump(): void {
-    while (!this.failure && this.calls < this.maxCalls && this.queue.length > 0) {
+    while (!this.failure && this.calls < this.maxCalls && this.queue.length > this.head) {
       const batch = this.takeBatch();
       if (batch.length === 0) return;
       void this.send(this.hold(batch));
@@ -277,8 +293,8 @@ export class KinesisSink {
         const f = firstFail.get(r.partitionKey);
         if (f !== undefined && i >= f) {
           resend.push(r);
-          if (failed.has(i)) r.attempts++;
-          attempts = Math.max(attempts, r.attempts);
+          if (failed.has(i)) r.attempts = (r.attempts ?? 0) + 1;
+          attempts = Math.max(attempts, r.attempts ?? 0);
         } else this.queuedBytes -= r.data.length;
       });
       // The acknowledged records leave; the keys to resend stay busy through the backoff.
@@ -304,7 +320,8 @@ export class KinesisSink {
       );
       await sleep(Math.random() * cap);
       this.release(waiting);
-      this.queue = mergeBySeq(resend, this.queue);
+      this.queue = mergeBySeq(resend, this.queue.slice(this.head));
+      this.head = 0;
       this.unblock();
     }
     this.reportAcked(true);
@@ -319,7 +336,7 @@ export class KinesisSink {
    */
   private reportAcked(answered = false): void {
     if (this.failure) return;
-    let low = this.queue.length > 0 ? this.queue[0]!.seq : this.nextSeqHint;
+    let low = this.queue.length > this.head ? this.queue[this.head]!.seq : this.nextSeqHint;
     for (const o of this.out) if (o.records[0]!.seq < low) low = o.records[0]!.seq;
     if (low < this.lastAcked || (low === this.lastAcked && !answered)) return;
     this.lastAcked = low;
