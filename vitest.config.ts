@@ -17,6 +17,7 @@ export const UNIT_TEST_FILES: readonly string[] = [
   'test/infra/config.test.ts',
   'test/infra/construct-props.test.ts',
   'test/local/firehose-dead-letters.test.ts',
+  'test/merge/stage-csv.test.ts',
   'test/merge/date-values.test.ts',
   'test/merge/merge-config.test.ts',
   'test/merge/redshift-grammar.test.ts',
