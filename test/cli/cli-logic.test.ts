@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkFilePosition, parsePositionSpec } from '../../cli/src/binlog-position';
 import { defaultRebuildName, parseAsOf } from '../../cli/src/commands/rebuild';
+import { sameColumnType } from '../../cli/src/commands/validate';
 import { bar, duration, table } from '../../cli/src/output';
 import {
   canonicalJson,
@@ -117,5 +118,15 @@ describe('cdc logic', () => {
     expect(parseAsOf('2026-11-23 10:00')).toBe(Date.UTC(2026, 10, 23, 10));
     expect(() => parseAsOf('noon')).toThrow(/got "noon"/);
     expect(defaultRebuildName('orders', Date.UTC(2026, 10, 23, 10, 5, 9))).toBe('orders__as_of_20261123t100509');
+  });
+});
+
+describe('validate: the replica type against the source type', () => {
+  it("takes MariaDB metadata's '?' for a 4-byte character of an ENUM or SET as that character, and nothing else", () => {
+    expect(sameColumnType("enum('a','Grüße 🚚')", "enum('a','Grüße ?')")).toBe(true);
+    expect(sameColumnType("set('🚚','b')", "set('?','b')")).toBe(true);
+    expect(sameColumnType("enum('a','b')", "enum('a','c')")).toBe(false);
+    expect(sameColumnType("enum('a','ü')", "enum('a','?')")).toBe(false); // 2-byte characters are kept whole
+    expect(sameColumnType('varchar(10)', 'varchar(20)')).toBe(false);
   });
 });

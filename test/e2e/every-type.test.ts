@@ -856,9 +856,12 @@ describe('every MariaDB column type end to end', () => {
       .split('\n')
       .filter((l) => l.includes('"value-nulled"'))
       .map((l) => JSON.parse(l) as { column: string; value: string; reason: string });
-    // Snapshot row, binlog insert (shifted) and binlog update: each image staged once.
+    // Each image staged is reported once: the snapshot row, the binlog insert (shifted) and the binlog update; only a
+    // key's newest change in a batch is staged, so when the insert and its update share a batch, only the update is.
+    expect(nulled.length).toBeGreaterThanOrEqual(2);
+    expect(nulled.length).toBeLessThanOrEqual(3);
     expect(nulled).toEqual(
-      Array.from({ length: 3 }, () =>
+      Array.from({ length: nulled.length }, () =>
         expect.objectContaining({ column: 'c_varchar', value: 'a\u0000b', reason: 'NUL character' }),
       ),
     );
