@@ -257,7 +257,7 @@ describe('stream apply', () => {
         ),
       ]);
     }
-    expect(queued.map((q) => q.reason).join("\n")).toEqual("");
+    expect(queued.map((q) => q.reason).join('\n')).toEqual('');
     expect((await h.rows('SELECT id FROM shop.hot ORDER BY id')).map((r) => r.id)).toEqual([
       1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32,
     ]);
