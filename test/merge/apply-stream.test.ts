@@ -21,7 +21,7 @@ import {
   type StreamRecord,
 } from '../../lambdas/merge/src/apply-stream';
 import { decodeBody } from '../../lambdas/merge/src/batch';
-import type { MergeContext } from '../../lambdas/merge/src/merge';
+import { type MergeContext, resetSchemaCache } from '../../lambdas/merge/src/merge';
 import type { Step } from '../../lambdas/merge/src/merge-plan';
 import { PostgresWarehouse } from '../../lambdas/merge/src/postgres-client';
 import { localAwsClientConfig } from '../../local/services/aws-config';
@@ -290,6 +290,40 @@ describe('stream apply', () => {
     expect(interleaved).toBe(true);
     expect(queued.map((q) => q.reason)).toEqual([]);
     expect(await h.rows('SELECT id, a FROM shop.d')).toEqual([{ id: 2, a: 2 }]);
+  });
+
+  it('keeps the values of a renamed column when the RENAME is merged from another shard while rows are being planned', async () => {
+    const t = new TableEvents('shop', 'r', { id: 'int(11)', old_name: 'varchar(10)', c2: 'int(11)' });
+    const { policy, queued } = recordingPolicy();
+    await applyStreamBatch(records([t.insert({ id: 9, old_name: 'a', c2: 9 })]), s3, h.ctx(), policy);
+    const row = t.insert({ id: 1, old_name: 'kept', c2: 1 });
+    const rename = t.alter([{ kind: 'rename_column', from: 'old_name', to: 'new_name' }]);
+    // The row goes by its key to one shard, the ALTER by the table's name to another; the ALTER's batch merges
+    // between the row batch's read of the table's history and its transaction.
+    const base = h.ctx();
+    const w = base.warehouse as PostgresWarehouse;
+    const warehouse = Object.create(w) as PostgresWarehouse;
+    let interleaved = false;
+    warehouse.query = async (text: string) => {
+      const res = await w.query(text);
+      if (!interleaved && text.includes('op, detail FROM') && text.includes('shop__r__state')) {
+        interleaved = true;
+        await applyStreamBatch(records([rename], 'shardId-000000000001'), s3, h.ctx(), policy);
+      }
+      return res;
+    };
+    resetSchemaCache(); // the row batch's invocation knows nothing of the table yet (another Lambda container)
+    await applyStreamBatch(records([row]), s3, { ...base, warehouse }, policy);
+    expect(interleaved).toBe(true);
+    expect(queued.map((q) => q.reason)).toEqual([]);
+    expect(await h.rows('SELECT id, new_name, c2 FROM shop.r ORDER BY id')).toEqual([
+      { id: 1, new_name: 'kept', c2: 1 },
+      { id: 9, new_name: 'a', c2: 9 },
+    ]);
+    const columns = await h.rows(
+      "SELECT column_name FROM information_schema.columns WHERE table_schema = 'shop' AND table_name = 'r' AND column_name NOT LIKE '\\_cdc%' ORDER BY ordinal_position",
+    );
+    expect(columns.map((c) => (c as { column_name: string }).column_name)).toEqual(['id', 'new_name', 'c2']);
   });
 
   it('retries the batch in place, handing nothing off, when the warehouse does not answer', async () => {

@@ -136,9 +136,10 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
       expect(outcomes.map((o) => ('result' in o ? o.table : `failed ${o.table}`))).toEqual(
         ['a', 'b', 'c', 'd', 'e'].map((n) => `shop.${n}`),
       );
-      // Four tables' merges in one transaction, the fifth's in another, then all five batch records in a short one.
+      // Four tables' merges in one transaction (1 LOCK + 9 each: the history check and 8 merge steps), the fifth's in
+      // another, then all five batch records in a short one.
       const batch = calls.filter((c) => c.action === 'BatchExecuteStatement').map((c) => c.body.Sqls as string[]);
-      expect(batch.map((b) => b.length)).toEqual([33, 9, 5]);
+      expect(batch.map((b) => b.length)).toEqual([37, 10, 5]);
       const shared = batch[0]!;
       expect(shared[0]).toBe(
         'LOCK "cdc"."shop__a__state", "cdc"."shop__b__state", "cdc"."shop__c__state", "cdc"."shop__d__state"',

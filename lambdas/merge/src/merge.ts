@@ -80,7 +80,13 @@ const registry = new ColumnRegistry();
 const bookkeepingReady = new Set<string>();
 const stateReady = new Set<string>();
 /** Table-level history per `db.table` (floor, applied ALTERs), cached like the columns. */
-const knownHistory = new Map<string, TableHistory>();
+const knownHistory = new Map<string, KnownHistory>();
+
+/** A table's history as read, and how many state records it was read from (state records are only ever added). */
+interface KnownHistory {
+  readonly history: TableHistory;
+  readonly records: number;
+}
 
 /** Forget cached schema knowledge (tests, or after an error that may mean another merge changed the schema). */
 export function resetSchemaCache(): void {
@@ -90,15 +96,28 @@ export function resetSchemaCache(): void {
   knownHistory.clear();
 }
 
-async function loadHistory(ctx: MergeContext, key: string, names: TableNames): Promise<TableHistory> {
+async function loadHistory(ctx: MergeContext, key: string, names: TableNames): Promise<KnownHistory> {
   const cached = knownHistory.get(key);
   if (cached) return cached;
   const rows = await ctx.warehouse.query(
     `SELECT ${ident(META.position)}, op, detail FROM ${names.state} ORDER BY ${ident(META.position)}`,
   );
-  const h = tableHistory(rows);
+  const h = { history: tableHistory(rows), records: rows.length };
   knownHistory.set(key, h);
   return h;
+}
+
+/**
+ * A row merge plans from the table's history read before its lock: which columns an ALTER renamed or dropped (a late
+ * event is rewritten to them) and where the floor is. Another merge of the same table may record a table-level event
+ * in between (another shard's batch, as the partition key table-pk spreads a table's rows over shards while its
+ * table-level events go by its name); planned from the old history, a RENAME COLUMN would come back as a new, empty
+ * column. So the transaction checks, after the lock, that the table still has the state records the plan was made
+ * from; if not, it fails (a cast of a text that is no number, which Redshift and PostgreSQL both refuse), the table's
+ * cached knowledge is forgotten, and the merge is planned again.
+ */
+function historyUnchanged(names: TableNames, records: number): string {
+  return `SELECT CAST(CASE WHEN COUNT(*) <> ${records} THEN 'table history changed: plan again' ELSE '0' END AS INTEGER) FROM ${names.state}`;
 }
 
 async function runWithRetries(ctx: MergeContext, key: string, run: () => Promise<void>): Promise<void> {
@@ -250,7 +269,9 @@ async function prepareRows(
   const names = tableNames(raw[0]!.db, raw[0]!.table, ctx.naming);
   const history = ctx.historyTables.has(key);
   try {
-    const events = rewriteForHistory(raw, await loadHistory(ctx, key, names));
+    const known = await loadHistory(ctx, key, names);
+    const guard = sql(historyUnchanged(names, known.records));
+    const events = rewriteForHistory(raw, known.history);
     if (events.length === 0) return undefined;
     const batchModel = modelFromEvents(events, d.warehouse);
     await evolveSchema(batchModel, names, {
@@ -258,7 +279,7 @@ async function prepareRows(
       registry,
       history,
       runInTransaction: (statements) => {
-        const steps = [sql(d.lock([names.state])), ...statements.map(sql)];
+        const steps = [sql(d.lock([names.state])), guard, ...statements.map(sql)];
         return runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
       },
     });
@@ -284,8 +305,9 @@ async function prepareRows(
       ...(stageLocation ? { stageLocation } : {}),
     };
     const steps = planMerge(model, names, d, opts).map((st) => (st.kind === 'load' ? { ...st, ...load } : st));
-    // planMerge's first step is the table's lock: a shared transaction takes every table's lock at once, first.
-    return { key, names, model, opts, steps: steps.slice(1) };
+    // planMerge's first step is the table's lock: a shared transaction takes every table's lock at once, first; then
+    // each table checks that its history is still the one its plan was made from.
+    return { key, names, model, opts, steps: [guard, ...steps.slice(1)] };
   } catch (err) {
     forgetTable(raw[0]!.db, raw[0]!.table);
     throw err;
