@@ -326,6 +326,37 @@ describe('stream apply', () => {
     expect(columns.map((c) => (c as { column_name: string }).column_name)).toEqual(['id', 'new_name', 'c2']);
   });
 
+  it("renames the column of rows another shard's batch wrote while the RENAME was being planned for a table not yet created", async () => {
+    const t = new TableEvents('shop', 'r2', { id: 'int(11)', old_name: 'varchar(10)' });
+    const { policy, queued } = recordingPolicy();
+    const row = t.insert({ id: 1, old_name: 'kept' });
+    const rename = t.alter([{ kind: 'rename_column', from: 'old_name', to: 'new_name' }]);
+    const later = t.insert({ id: 2, new_name: 'y' });
+    // The ALTER's batch reads the registry (no replica yet); the row's batch, from another shard, creates the replica
+    // and merges before the ALTER's transaction.
+    const base = h.ctx();
+    const w = base.warehouse as PostgresWarehouse;
+    const warehouse = Object.create(w) as PostgresWarehouse;
+    let interleaved = false;
+    warehouse.query = async (text: string) => {
+      const res = await w.query(text);
+      if (!interleaved && text.includes('replica_columns') && text.includes("'r2'")) {
+        interleaved = true;
+        await applyStreamBatch(records([row], 'shardId-000000000001'), s3, h.ctx(), policy);
+      }
+      return res;
+    };
+    resetSchemaCache();
+    await applyStreamBatch(records([rename]), s3, { ...base, warehouse }, policy);
+    await applyStreamBatch(records([later], 'shardId-000000000001'), s3, h.ctx(), policy);
+    expect(interleaved).toBe(true);
+    expect(queued.map((q) => q.reason)).toEqual([]);
+    expect(await h.rows('SELECT id, new_name FROM shop.r2 ORDER BY id')).toEqual([
+      { id: 1, new_name: 'kept' },
+      { id: 2, new_name: 'y' },
+    ]);
+  });
+
   it('retries the batch in place, handing nothing off, when the warehouse does not answer', async () => {
     const t = new TableEvents('shop', 'orders', { id: 'int(11)' });
     const deadPool = new pg.Pool({ connectionString: 'postgres://nobody@127.0.0.1:1/none', max: 1 });

@@ -116,6 +116,13 @@ async function loadHistory(ctx: MergeContext, key: string, names: TableNames): P
  * from; if not, it fails (a cast of a text that is no number, which Redshift and PostgreSQL both refuse), the table's
  * cached knowledge is forgotten, and the merge is planned again.
  */
+function registryUnchanged(names: TableNames, db: string, table: string, columns: number): string {
+  return (
+    `SELECT CAST(CASE WHEN COUNT(*) <> ${columns} THEN 'replica columns changed: plan again' ELSE '0' END AS INTEGER) ` +
+    `FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`
+  );
+}
+
 function historyUnchanged(names: TableNames, records: number): string {
   return `SELECT CAST(CASE WHEN COUNT(*) <> ${records} THEN 'table history changed: plan again' ELSE '0' END AS INTEGER) FROM ${names.state}`;
 }
@@ -235,7 +242,12 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
       });
       statements = plan.statements;
     }
-    const steps = [sql(d.lock([names.state])), ...statements.map(sql)];
+    // Planned from the registry read before the lock: a row merge of the table from another shard may have created the
+    // replica or added columns since (a RENAME planned as "no replica yet" would leave the rows it just wrote under the
+    // old name). The registry only changes under this lock, so its column count, checked after it, says whether the
+    // plan still holds; if not, the transaction fails and the event is planned again.
+    const steps = [sql(d.lock([names.state])), sql(registryUnchanged(names, e.db, e.table, existing.length))];
+    steps.push(...statements.map(sql));
     await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
   } finally {
     // The registry may have changed (or another merge changed it): read it again next time.
