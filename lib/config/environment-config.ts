@@ -115,8 +115,11 @@ const streamSchema = z.object({
     .min(168, 'must be at least 168 (7 days, the binlog retention the pipeline can replay from)')
     .max(8760)
     .default(168),
-  /** `table-pk` spreads a table's rows over shards by key (order kept per row); `table` keeps a table on one shard. */
-  partitionKeyMode: z.enum(['table', 'table-pk']).default('table-pk'),
+  /**
+   * `table` keeps a table on one shard (the default: its row merges never race its table-level events); `table-pk`
+   * spreads a table's rows over shards by key, order kept per row (docs/producer.md, "Writes to Kinesis").
+   */
+  partitionKeyMode: z.enum(['table', 'table-pk']).default('table'),
 });
 
 const producerSchema = z.object({
@@ -331,7 +334,7 @@ export const environmentConfigSchema = z
       .optional(),
     vpc: vpcSchema,
     source: sourceSchema,
-    stream: streamSchema.default({ mode: 'on-demand', retentionHours: 168, partitionKeyMode: 'table-pk' }),
+    stream: streamSchema.default({ mode: 'on-demand', retentionHours: 168, partitionKeyMode: 'table' }),
     producer: producerSchema.default({
       cpu: 512,
       memoryMiB: 1024,
