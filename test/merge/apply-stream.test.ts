@@ -88,6 +88,26 @@ function countingCtx(): { ctx: MergeContext; transactions: Step[][] } {
   return { ctx: { ...base, warehouse }, transactions };
 }
 
+/**
+ * Fault injection by timing: a context whose warehouse, right after answering the first query that `at` matches, runs
+ * `between` (another shard's batch merging) before the merge goes on. Its `interleaved()` says whether that happened.
+ */
+function interleavedCtx(at: (sql: string) => boolean, between: () => Promise<unknown>) {
+  const base = h.ctx();
+  const w = base.warehouse as PostgresWarehouse;
+  const warehouse = Object.create(w) as PostgresWarehouse;
+  let done = false;
+  warehouse.query = async (text: string) => {
+    const res = await w.query(text);
+    if (!done && at(text)) {
+      done = true;
+      await between();
+    }
+    return res;
+  };
+  return { ctx: { ...base, warehouse }, interleaved: () => done };
+}
+
 async function readObject(ref: ObjectRef): Promise<string> {
   const res = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
   return decodeBody(await res.Body!.transformToByteArray());
@@ -274,20 +294,12 @@ describe('stream apply', () => {
     const reborn = new TableEvents('shop', 'd', { id: 'int(11)', a: 'int(11)' });
     for (let i = 0; i < 5; i++) reborn.insert({ id: 0, a: 0 }); // positions keep growing across incarnations
     const newer = reborn.insert({ id: 2, a: 2 });
-    const base = h.ctx();
-    const w = base.warehouse as PostgresWarehouse;
-    const warehouse = Object.create(w) as PostgresWarehouse;
-    let interleaved = false;
-    warehouse.query = async (text: string) => {
-      const res = await w.query(text);
-      if (!interleaved && text.includes('COUNT(*) AS n') && text.includes(drop.position)) {
-        interleaved = true;
-        await applyStreamBatch(records([newer], 'shardId-000000000001'), s3, h.ctx(), policy);
-      }
-      return res;
-    };
-    await applyStreamBatch(records([drop]), s3, { ...base, warehouse }, policy);
-    expect(interleaved).toBe(true);
+    const { ctx, interleaved } = interleavedCtx(
+      (text) => text.includes('COUNT(*) AS n') && text.includes(drop.position),
+      () => applyStreamBatch(records([newer], 'shardId-000000000001'), s3, h.ctx(), policy),
+    );
+    await applyStreamBatch(records([drop]), s3, ctx, policy);
+    expect(interleaved()).toBe(true);
     expect(queued.map((q) => q.reason)).toEqual([]);
     expect(await h.rows('SELECT id, a FROM shop.d')).toEqual([{ id: 2, a: 2 }]);
   });
@@ -300,21 +312,13 @@ describe('stream apply', () => {
     const rename = t.alter([{ kind: 'rename_column', from: 'old_name', to: 'new_name' }]);
     // The row goes by its key to one shard, the ALTER by the table's name to another; the ALTER's batch merges
     // between the row batch's read of the table's history and its transaction.
-    const base = h.ctx();
-    const w = base.warehouse as PostgresWarehouse;
-    const warehouse = Object.create(w) as PostgresWarehouse;
-    let interleaved = false;
-    warehouse.query = async (text: string) => {
-      const res = await w.query(text);
-      if (!interleaved && text.includes('op, detail FROM') && text.includes('shop__r__state')) {
-        interleaved = true;
-        await applyStreamBatch(records([rename], 'shardId-000000000001'), s3, h.ctx(), policy);
-      }
-      return res;
-    };
+    const { ctx, interleaved } = interleavedCtx(
+      (text) => text.includes('op, detail FROM') && text.includes('shop__r__state'),
+      () => applyStreamBatch(records([rename], 'shardId-000000000001'), s3, h.ctx(), policy),
+    );
     resetSchemaCache(); // the row batch's invocation knows nothing of the table yet (another Lambda container)
-    await applyStreamBatch(records([row]), s3, { ...base, warehouse }, policy);
-    expect(interleaved).toBe(true);
+    await applyStreamBatch(records([row]), s3, ctx, policy);
+    expect(interleaved()).toBe(true);
     expect(queued.map((q) => q.reason)).toEqual([]);
     expect(await h.rows('SELECT id, new_name, c2 FROM shop.r ORDER BY id')).toEqual([
       { id: 1, new_name: 'kept', c2: 1 },
@@ -334,22 +338,14 @@ describe('stream apply', () => {
     const later = t.insert({ id: 2, new_name: 'y' });
     // The ALTER's batch reads the registry (no replica yet); the row's batch, from another shard, creates the replica
     // and merges before the ALTER's transaction.
-    const base = h.ctx();
-    const w = base.warehouse as PostgresWarehouse;
-    const warehouse = Object.create(w) as PostgresWarehouse;
-    let interleaved = false;
-    warehouse.query = async (text: string) => {
-      const res = await w.query(text);
-      if (!interleaved && text.includes('replica_columns') && text.includes("'r2'")) {
-        interleaved = true;
-        await applyStreamBatch(records([row], 'shardId-000000000001'), s3, h.ctx(), policy);
-      }
-      return res;
-    };
+    const { ctx, interleaved } = interleavedCtx(
+      (text) => text.includes('replica_columns') && text.includes("'r2'"),
+      () => applyStreamBatch(records([row], 'shardId-000000000001'), s3, h.ctx(), policy),
+    );
     resetSchemaCache();
-    await applyStreamBatch(records([rename]), s3, { ...base, warehouse }, policy);
+    await applyStreamBatch(records([rename]), s3, ctx, policy);
     await applyStreamBatch(records([later], 'shardId-000000000001'), s3, h.ctx(), policy);
-    expect(interleaved).toBe(true);
+    expect(interleaved()).toBe(true);
     expect(queued.map((q) => q.reason)).toEqual([]);
     expect(await h.rows('SELECT id, new_name FROM shop.r2 ORDER BY id')).toEqual([
       { id: 1, new_name: 'kept' },
