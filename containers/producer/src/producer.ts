@@ -17,12 +17,12 @@ import {
   type CompiledShape,
   compileShape,
   directRecord,
+  type EncodeBatch,
   type EncodedBatch,
   HAS_AFTER,
   HAS_BEFORE,
   partitionKeyOf,
   type WorkerInit,
-  type WorkerShape,
 } from './encode-worker-protocol';
 import { ProducerError } from './errors';
 import { type CapturedRow, type CapturedTableChange, EventAssembler, type ShapePlan } from './event-assembly';
@@ -69,20 +69,10 @@ export interface ProducerCoreProps {
 }
 
 /** Rows numbered and waiting to go to the worker (as the flat columns the worker takes), or gone and waiting for it. */
-interface RowBatch {
+interface RowBatch extends Omit<EncodeBatch, 'id'> {
   readonly kind: 'rows';
   readonly firstSeq: number;
   readonly rows: CapturedRow[];
-  readonly shapes: WorkerShape[];
-  readonly op: CapturedRow['op'][];
-  readonly shape: number[];
-  readonly flags: number[];
-  readonly file: string[];
-  readonly pos: number[];
-  readonly row: number[];
-  readonly gtid: (string | null)[];
-  readonly commitMs: number[];
-  readonly values: unknown[];
   result?: EncodedBatch;
 }
 
