@@ -116,15 +116,22 @@ async function loadHistory(ctx: MergeContext, key: string, names: TableNames): P
  * from; if not, it fails (a cast of a text that is no number, which Redshift and PostgreSQL both refuse), the table's
  * cached knowledge is forgotten, and the merge is planned again.
  */
+function historyUnchanged(names: TableNames, records: number): string {
+  return `SELECT CAST(CASE WHEN COUNT(*) <> ${records} THEN 'table history changed: plan again' ELSE '0' END AS INTEGER) FROM ${names.state}`;
+}
+
+/**
+ * The same check for a table-level event, planned from the replica's registered columns read before the lock: they
+ * change only by row merges creating the table or adding columns, so their count says whether the plan still holds.
+ * Redshift: CAST returns an error on a problematic conversion
+ * (https://docs.aws.amazon.com/redshift/latest/dg/r_CAST_function.html, "Return type"); a text that is no number is
+ * reported as "Invalid digit, Value '…', Pos 0, Type: Integer" (error 1207; from public reports, not run here).
+ */
 function registryUnchanged(names: TableNames, db: string, table: string, columns: number): string {
   return (
     `SELECT CAST(CASE WHEN COUNT(*) <> ${columns} THEN 'replica columns changed: plan again' ELSE '0' END AS INTEGER) ` +
     `FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`
   );
-}
-
-function historyUnchanged(names: TableNames, records: number): string {
-  return `SELECT CAST(CASE WHEN COUNT(*) <> ${records} THEN 'table history changed: plan again' ELSE '0' END AS INTEGER) FROM ${names.state}`;
 }
 
 async function runWithRetries(ctx: MergeContext, key: string, run: () => Promise<void>): Promise<void> {

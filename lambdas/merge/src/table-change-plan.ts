@@ -86,6 +86,8 @@ export function planTableChange(
   // with the table's name). Checked again under the lock: any such row fails this transaction (a cast of a text that
   // is no number; Redshift and PostgreSQL both refuse it), nothing is dropped, and the merge plans the event again,
   // then seeing the newer rows. The CASE is evaluated per result row, after COUNT: no constant is folded early.
+  // Redshift's CAST errors on a problematic conversion (https://docs.aws.amazon.com/redshift/latest/dg/r_CAST_function.html);
+  // a text that is no number is reported as "Invalid digit … Type: Integer" (error 1207, from public reports).
   out.push(
     `SELECT CAST(CASE WHEN COUNT(*) > 0 THEN 'newer rows arrived: plan again' ELSE '0' END AS INTEGER) FROM ${keyed ? names.replica : names.deltas} WHERE ${ident(META.position)} > ${literal(e.position)}`,
   );
