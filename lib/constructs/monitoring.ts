@@ -15,6 +15,8 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
+import { type DashboardMetric, dashboardSections } from '../../shared/dashboard-layout';
+import { MergeMetric, ProducerMetric } from '../../shared/metrics';
 import type { ChangeStream } from './change-stream';
 import type { ChangelogDelivery } from './changelog-delivery';
 import type { ChangelogLake } from './changelog-lake';
@@ -503,8 +505,6 @@ export class Monitoring extends Construct {
       dashboardName: `${prefix}-pipeline`,
       defaultInterval: Duration.hours(3),
     });
-    const g = (title: string, left: IMetric[], right: IMetric[] = [], width = 8) =>
-      new GraphWidget({ title, left, right, width, height: 6 });
     this.dashboard.addWidgets(
       new TextWidget({
         markdown: `# CDC pipeline \`${pipelineId}\`\nMySQL \`${props.sourceHost}\` → producer → Kinesis → Firehose → S3 lake / Redshift → merge → replicas. Runbook: ${runbook}`,
@@ -513,75 +513,96 @@ export class Monitoring extends Construct {
       }),
       new AlarmStatusWidget({ title: 'Alarms (top to bottom)', alarms: this.alarms, width: 24, height: 4 }),
     );
-    this.dashboard.addWidgets(
-      g('1. Producer: seconds behind source', [producer.metricSecondsBehindSource()], [producer.metricRunningTasks()]),
-      g(
-        '1. Producer: rows captured / min',
-        [producer.metricRowsCaptured()],
-        [producer.metricErrors(), producer.metricStarts()],
-      ),
-      g(
-        '2. Kinesis: incoming records, throttles',
-        [changeStream.metricIncomingRecords()],
-        [changeStream.metricWriteThrottles()],
-      ),
-    );
-    this.dashboard.addWidgets(
-      g('2. Kinesis: iterator age (ms)', [changeStream.metricIteratorAgeMilliseconds()]),
-      g(
-        '3. Firehose → S3: freshness (s), records, active partitions',
-        [delivery.metricS3FreshnessSeconds()],
-        [delivery.metricS3Records(), delivery.metricPartitionCount()],
-      ),
-      ...(delivery.metricRedshiftSuccess()
-        ? [
-            g(
-              '3. Firehose → Redshift: success, records',
-              [delivery.metricRedshiftSuccess()!],
-              [delivery.metricRedshiftRecords()!],
-            ),
-          ]
-        : [g('3. Firehose → S3: success', [delivery.metricS3Success()])]),
-    );
-    if (streamApply)
+    // The graphs come from the shared layout (shared/dashboard-layout.ts), which the local dashboard page draws too.
+    const metricOf = (x: DashboardMetric): IMetric => {
+      const none = () => {
+        throw new Error(`dashboard layout: no ${x.source} metric ${x.name} (shared/dashboard-layout.ts)`);
+      };
+      const fn = x.source === 'streamApply' ? streamApply : x.source === 'merge' ? merge : undefined;
+      switch (`${x.source}:${x.name}`) {
+        case `producer:${ProducerMetric.SecondsBehindSource}`:
+          return producer.metricSecondsBehindSource();
+        case 'producerTask:RunningTaskCount':
+          return producer.metricRunningTasks();
+        case `producer:${ProducerMetric.RowsCaptured}`:
+          return producer.metricRowsCaptured();
+        case `producer:${ProducerMetric.Errors}`:
+          return producer.metricErrors();
+        case `producer:${ProducerMetric.Starts}`:
+          return producer.metricStarts();
+        case 'stream:IncomingRecords':
+          return changeStream.metricIncomingRecords();
+        case 'stream:PutRecords.ThrottledRecords':
+          return changeStream.metricWriteThrottles();
+        case 'stream:GetRecords.IteratorAgeMilliseconds':
+          return changeStream.metricIteratorAgeMilliseconds();
+        case 'delivery:DeliveryToS3.DataFreshness':
+          return delivery.metricS3FreshnessSeconds();
+        case 'delivery:DeliveryToS3.Records':
+          return delivery.metricS3Records();
+        case 'delivery:PartitionCount':
+          return delivery.metricPartitionCount();
+        case 'delivery:DeliveryToS3.Success':
+          return delivery.metricS3Success();
+        case 'delivery:DeliveryToRedshift.Success':
+          return delivery.metricRedshiftSuccess() ?? none();
+        case 'delivery:DeliveryToRedshift.Records':
+          return delivery.metricRedshiftRecords() ?? none();
+        case 'streamApply:IteratorAge':
+          return streamApply?.metricIteratorAgeMilliseconds() ?? none();
+        case `streamApply:${MergeMetric.HandedOff}`:
+          return streamApply?.metricHandedOff() ?? none();
+        case 'streamApply:OnFailureDestinationDeliveredEventCount':
+          return streamApply?.metricRecordsSetAside() ?? none();
+        case 'streamApply:DroppedEventCount':
+          return streamApply?.metricRecordsDropped() ?? none();
+        case `streamApply:${MergeMetric.RowsApplied}`:
+        case `merge:${MergeMetric.RowsApplied}`:
+          return (fn ?? none()).metricRowsApplied();
+        case `streamApply:${MergeMetric.Errors}`:
+        case `merge:${MergeMetric.Errors}`:
+          return (fn ?? none()).metricMergeErrors();
+        case `streamApply:${MergeMetric.PoisonBatches}`:
+        case `merge:${MergeMetric.PoisonBatches}`:
+          return (fn ?? none()).metricPoisonBatches();
+        case 'streamApply:Errors':
+          return (fn ?? none()).fn.metricErrors();
+        case 'streamApply:Duration':
+        case 'merge:Duration':
+          return (fn ?? none()).fn.metricDuration({ statistic: x.statistic });
+        case `streamApply:${MergeMetric.ReplicaFreshness}`:
+        case `merge:${MergeMetric.ReplicaFreshness}`:
+          return (fn ?? none()).metricReplicaFreshnessSeconds({
+            statistic: x.statistic,
+            ...(x.label ? { label: x.label } : {}),
+          });
+        case 'lake:ApproximateAgeOfOldestMessage':
+          return lake.metricNotificationBacklogAgeSeconds();
+        case 'lake:ApproximateNumberOfMessagesVisible':
+          return lake.metricDeadLetters();
+        default:
+          return none();
+      }
+    };
+    const sections = dashboardSections({
+      streamApply: !!streamApply,
+      redshiftDelivery: !!delivery.metricRedshiftSuccess(),
+    });
+    for (const row of [...new Set(sections.map((s) => s.row))])
       this.dashboard.addWidgets(
-        g(
-          '4. Stream apply: iterator age (ms), handed off, set aside',
-          [streamApply.metricIteratorAgeMilliseconds()],
-          [streamApply.metricHandedOff(), streamApply.metricRecordsSetAside(), streamApply.metricRecordsDropped()],
-        ),
-        g(
-          '4. Stream apply: rows applied / min, errors',
-          [streamApply.metricRowsApplied()],
-          [streamApply.metricMergeErrors(), streamApply.fn.metricErrors(), streamApply.metricPoisonBatches()],
-        ),
-        g('4. Stream apply: duration p99 (ms)', [streamApply.fn.metricDuration({ statistic: 'p99' })]),
-      );
-    const paths: [string, MergeFunction | StreamApplyFunction][] = [
-      ...(streamApply ? [['stream', streamApply] as [string, StreamApplyFunction]] : []),
-      ['lake', merge],
-    ];
-    this.dashboard.addWidgets(
-      g(
-        '4. Merge: rows applied / min',
-        [merge.metricRowsApplied()],
-        [merge.metricMergeErrors(), merge.metricPoisonBatches()],
-      ),
-      g(
-        '4. Merge: duration p99 (ms), backlog age (s)',
-        [merge.fn.metricDuration({ statistic: 'p99' })],
-        [lake.metricNotificationBacklogAgeSeconds()],
-      ),
-      g(
-        '5. Replicas: freshness p50/p99 (s), dead letters',
-        paths.flatMap(([name, r]) =>
-          (['p50', 'p99'] as const).map((statistic) =>
-            r.metricReplicaFreshnessSeconds({ statistic, label: `${name} path ${statistic}` }),
+        ...sections
+          .filter((s) => s.row === row)
+          .map(
+            (s) =>
+              new GraphWidget({
+                title: s.title,
+                left: s.metrics.filter((x) => x.axis === 'left').map(metricOf),
+                right: s.metrics.filter((x) => x.axis === 'right').map(metricOf),
+                width: 8,
+                height: 6,
+              }),
           ),
-        ),
-        [lake.metricDeadLetters()],
-      ),
-    );
+      );
   }
 
   private alarm(prefix: string, runbook: string, s: AlarmSpec): Alarm {
