@@ -108,6 +108,22 @@ function interleavedCtx(at: (sql: string) => boolean, between: () => Promise<unk
   return { ctx: { ...base, warehouse }, interleaved: () => done };
 }
 
+/** The columns the merge's registry holds for a replica of `shop`, sorted. */
+async function registeredColumns(table: string): Promise<string[]> {
+  const rows = await h.rows(
+    `SELECT column_name FROM cdc.replica_columns WHERE source_db = 'shop' AND source_table = '${table}'`,
+  );
+  return rows.map((r) => (r as { column_name: string }).column_name).sort();
+}
+
+/** The source columns a replica in `shop` has (without the merge's own), sorted. */
+async function replicaColumns(table: string): Promise<string[]> {
+  const rows = await h.rows(
+    `SELECT column_name FROM information_schema.columns WHERE table_schema = 'shop' AND table_name = '${table}' AND column_name NOT LIKE '\\_cdc%'`,
+  );
+  return rows.map((r) => (r as { column_name: string }).column_name).sort();
+}
+
 async function readObject(ref: ObjectRef): Promise<string> {
   const res = await s3.send(new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key }));
   return decodeBody(await res.Body!.transformToByteArray());
@@ -351,6 +367,75 @@ describe('stream apply', () => {
       { id: 1, new_name: 'kept' },
       { id: 2, new_name: 'y' },
     ]);
+  });
+
+  it("keeps the replica's registry whole when a batch that read it empty creates the table after another shard created and renamed it", async () => {
+    // The schema-changes e2e's t5 under table-pk: INSERT rows 1 and 2, RENAME COLUMN, CHANGE COLUMN, UPDATE row 2.
+    // Row 1's batch reads the registry (no replica yet); row 2's shard creates the replica, and the ALTERs rename its
+    // columns, before row 1's batch creates "its" table. Its CREATE … IF NOT EXISTS is a no-op, but it registered the
+    // old names over the renamed ones: every later batch then added back a column the replica had (stuck for good).
+    const t = new TableEvents('shop', 'c5', { id: 'int(11)', old_name: 'varchar(10)', c2: 'int(11)' });
+    const row1 = t.insert({ id: 1, old_name: 'kept', c2: 1 });
+    const row2 = t.insert({ id: 2, old_name: 'x', c2: 2 });
+    const rename = t.alter([{ kind: 'rename_column', from: 'old_name', to: 'new_name' }]);
+    const change = t.alter([{ kind: 'rename_column', from: 'c2', to: 'c3' }]);
+    const update = t.update({ id: 2, new_name: 'x', c3: 2 }, { id: 2, new_name: 'y', c3: 2 });
+    const { policy, queued } = recordingPolicy();
+    const { ctx, interleaved } = interleavedCtx(
+      (text) => text.includes('replica_columns') && text.includes("'c5'"),
+      async () => {
+        await applyStreamBatch(records([row2], 'shardId-000000000001'), s3, h.ctx(), policy);
+        await applyStreamBatch(records([rename, change], 'shardId-000000000002'), s3, h.ctx(), policy);
+      },
+    );
+    resetSchemaCache();
+    await applyStreamBatch(records([row1]), s3, ctx, policy);
+    await applyStreamBatch(records([update], 'shardId-000000000001'), s3, h.ctx(), policy);
+    expect(interleaved()).toBe(true);
+    expect(queued.map((q) => q.reason)).toEqual([]);
+    expect(await h.rows('SELECT id, new_name, c3 FROM shop.c5 ORDER BY id')).toEqual([
+      { id: 1, new_name: 'kept', c3: 1 },
+      { id: 2, new_name: 'y', c3: 2 },
+    ]);
+    expect(await registeredColumns('c5')).toEqual(await replicaColumns('c5'));
+  });
+
+  it('keeps both columns in the registry when two shards add different columns from the same registry read', async () => {
+    // Each batch read the registry before the other's ADD COLUMN committed, and registered "what it read plus its own
+    // column": the later one dropped the other's column from the registry while the replica kept it, and every later
+    // batch carrying it failed on "column already exists" (the schema-changes e2e's r1 was handed off for good).
+    const t = new TableEvents('shop', 'w', { id: 'int(11)', v: 'int(11)' });
+    const { policy, queued } = recordingPolicy();
+    await applyStreamBatch(records([t.insert({ id: 1, v: 1 })]), s3, h.ctx(), policy);
+    // ALTER … ADD a; INSERT; ALTER … DROP a, ADD b; INSERT; ALTER … ADD a; INSERT: the rows carry the columns the
+    // binlog names, the ALTERs travel by the table's name to a shard not applied yet.
+    t.addColumn('a', 'int(11)');
+    const withA = t.insert({ id: 2, v: 2, a: 2 });
+    t.columns = t.columns.filter((c) => c.name !== 'a');
+    t.addColumn('b', 'int(11)');
+    const withB = t.insert({ id: 3, v: 3, b: 3 });
+    t.addColumn('a', 'int(11)');
+    const { ctx, interleaved } = interleavedCtx(
+      (text) => text.includes('replica_columns') && text.includes("'w'"),
+      () => applyStreamBatch(records([withB], 'shardId-000000000001'), s3, h.ctx(), policy),
+    );
+    resetSchemaCache(); // the batch's invocation reads the registry (another Lambda container)
+    await applyStreamBatch(records([withA]), s3, ctx, policy);
+    await applyStreamBatch(
+      records([t.insert({ id: 4, v: 4, a: 4, b: 4 })], 'shardId-000000000001'),
+      s3,
+      h.ctx(),
+      policy,
+    );
+    expect(interleaved()).toBe(true);
+    expect(queued.map((q) => q.reason)).toEqual([]);
+    expect(await h.rows('SELECT id, v, a, b FROM shop.w ORDER BY id')).toEqual([
+      { id: 1, v: 1, a: null, b: null },
+      { id: 2, v: 2, a: 2, b: null },
+      { id: 3, v: 3, a: null, b: 3 },
+      { id: 4, v: 4, a: 4, b: 4 },
+    ]);
+    expect(await registeredColumns('w')).toEqual(await replicaColumns('w'));
   });
 
   it('retries the batch in place, handing nothing off, when the warehouse does not answer', async () => {

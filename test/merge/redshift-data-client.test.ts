@@ -102,11 +102,18 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
         naming: { stateSchema: 'cdc' },
         historyTables: new Set(),
       });
-      // The merge's transaction, then the batch record in a short one of its own.
+      // The replica's creation (after the table's lock and its checks), the merge's transaction, then the batch record
+      // in a short one of its own.
       const batch = calls.filter((c) => c.action === 'BatchExecuteStatement');
-      expect(batch).toHaveLength(2);
-      expect(batch[1]!.body.Sqls).toEqual([expect.stringMatching(/^INSERT INTO "cdc"\."merge_batches"/)]);
-      const sqls = batch[0]!.body.Sqls as string[];
+      expect(batch).toHaveLength(3);
+      expect((batch[0]!.body.Sqls as string[]).slice(0, 4)).toEqual([
+        'LOCK "cdc"."shop__orders__state"',
+        expect.stringMatching(/^SELECT CAST\(CASE WHEN COUNT\(\*\) <> 0 THEN 'table history changed/),
+        expect.stringMatching(/^SELECT CAST\(CASE WHEN COUNT\(\*\) <> 0 THEN 'replica columns changed/),
+        expect.stringMatching(/^CREATE TABLE IF NOT EXISTS "shop"\."orders"/),
+      ]);
+      expect(batch[2]!.body.Sqls).toEqual([expect.stringMatching(/^INSERT INTO "cdc"\."merge_batches"/)]);
+      const sqls = batch[1]!.body.Sqls as string[];
       expect(sqls.some((s) => s.includes('merge_batches'))).toBe(false);
       expect(sqls.length).toBeLessThanOrEqual(40);
       expect(sqls.find((s) => s.startsWith('COPY'))).toMatch(
@@ -136,11 +143,12 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
       expect(outcomes.map((o) => ('result' in o ? o.table : `failed ${o.table}`))).toEqual(
         ['a', 'b', 'c', 'd', 'e'].map((n) => `shop.${n}`),
       );
-      // Four tables' merges in one transaction (1 LOCK + 9 each: the history check and 8 merge steps), the fifth's in
-      // another, then all five batch records in a short one.
+      // Each replica created in a transaction of its own (LOCK, the history and registry checks, replica, keys table,
+      // registry); four tables' merges in one transaction (1 LOCK + 9 each: the history check and 8 merge steps), the
+      // fifth's in another, then all five batch records in a short one.
       const batch = calls.filter((c) => c.action === 'BatchExecuteStatement').map((c) => c.body.Sqls as string[]);
-      expect(batch.map((b) => b.length)).toEqual([37, 10, 5]);
-      const shared = batch[0]!;
+      expect(batch.map((b) => b.length)).toEqual([7, 7, 7, 7, 7, 37, 10, 5]);
+      const shared = batch[5]!;
       expect(shared[0]).toBe(
         'LOCK "cdc"."shop__a__state", "cdc"."shop__b__state", "cdc"."shop__c__state", "cdc"."shop__d__state"',
       );
@@ -148,7 +156,7 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
       expect(copies).toHaveLength(4);
       expect(new Set(copies.map((c) => /FROM '([^']+)'/.exec(c)![1])).size).toBe(4);
       expect(new Set(copies.map((c) => /^COPY (\S+)/.exec(c)![1])).size).toBe(4);
-      expect(batch[2]!.every((s) => s.startsWith('INSERT INTO "cdc"."merge_batches"'))).toBe(true);
+      expect(batch[7]!.every((s) => s.startsWith('INSERT INTO "cdc"."merge_batches"'))).toBe(true);
       const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
       expect(left.KeyCount ?? 0).toBe(0);
     });

@@ -360,13 +360,14 @@ describe('resync', () => {
 
 describe('schema changes are all-or-nothing (issue 11)', () => {
   it('a schema change that fails half-way leaves nothing behind, and its retry succeeds (keyless and history tables)', async () => {
-    // Fault injection: the first transaction that recreates a view fails at its end (after the ALTERs ran), as a
-    // Redshift statement refused after the ALTER would. Before, the ALTER had already committed on its own and every
-    // retry failed with "column already exists".
+    // Fault injection: the first transaction that adds a column and recreates a view fails at its end (after the ALTERs
+    // ran), as a Redshift statement refused after the ALTER would. Before, the ALTER had already committed on its own
+    // and every retry failed with "column already exists".
     class FailingOnce extends PostgresWarehouse {
       failed = false;
       override async runTransaction(steps: readonly Step[], csv: string): Promise<void> {
-        if (!this.failed && steps.some((s) => s.kind === 'sql' && s.sql.startsWith('CREATE VIEW'))) {
+        const has = (text: string) => steps.some((s) => s.kind === 'sql' && s.sql.includes(text));
+        if (!this.failed && has('ADD COLUMN') && has('CREATE VIEW')) {
           this.failed = true;
           return super.runTransaction([...steps, { kind: 'sql', sql: 'SELECT 1 / 0' }], csv);
         }

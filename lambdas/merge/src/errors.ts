@@ -12,7 +12,8 @@ export type MergeErrorCode =
   | 'CONFIG_INVALID'
   | 'WAREHOUSE_STATEMENT_FAILED'
   | 'WAREHOUSE_TIMEOUT'
-  | 'SERIALIZATION_CONFLICT';
+  | 'SERIALIZATION_CONFLICT'
+  | 'PLAN_STALE'; // another merge of the table changed what a plan was made from: planned again at once
 
 export class MergeError extends Error {
   constructor(
@@ -36,5 +37,19 @@ export class RetriableMergeError extends MergeError {
     readonly statement?: string,
   ) {
     super(code, message);
+  }
+}
+
+/**
+ * A merge's transaction failed and what its plan was made from (the table's history, the registry's columns) has
+ * changed since: another merge of the table got there first. Planned again at once, not retried later.
+ */
+export class StalePlanError extends RetriableMergeError {
+  constructor(
+    message: string,
+    /** The failure the stale plan ran into. */
+    readonly failure: unknown,
+  ) {
+    super('PLAN_STALE', `${message}: ${(failure as Error)?.message ?? String(failure)}`);
   }
 }

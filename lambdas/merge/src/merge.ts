@@ -7,7 +7,7 @@ import { type ChangeEvent, isTableOp, keyValues } from '../../../shared/change-e
 import { groupByTable } from './batch';
 import type { MergeConfig } from './config';
 import { ident, literal } from './dialect';
-import { MergeError, PoisonBatchError, RetriableMergeError } from './errors';
+import { MergeError, PoisonBatchError, RetriableMergeError, StalePlanError } from './errors';
 import {
   type MergeOptions,
   planBatchRecord,
@@ -19,7 +19,7 @@ import {
 import { type NamingOptions, type TableNames, tableNames } from './naming';
 import { planKeylessRange, planRangeDelete } from './range-plan';
 import { META } from './replica-layout';
-import { ColumnRegistry, evolveSchema, knownTable } from './schema-evolution';
+import { ColumnRegistry, evolveSchema, knownTable, planRegistryCheck } from './schema-evolution';
 import { buildStageCsv, stageCsvChunks } from './stage-csv';
 import {
   type DroppedTablePolicy,
@@ -121,17 +121,67 @@ function historyUnchanged(names: TableNames, records: number): string {
 }
 
 /**
- * The same check for a table-level event, planned from the replica's registered columns read before the lock: they
- * change only by row merges creating the table or adding columns, so their count says whether the plan still holds.
- * Redshift: CAST returns an error on a problematic conversion
- * (https://docs.aws.amazon.com/redshift/latest/dg/r_CAST_function.html, "Return type"); a text that is no number is
- * reported as "Invalid digit, Value '…', Pos 0, Type: Integer" (error 1207; from public reports, not run here).
+ * What a plan was made from, read before the table's lock: the number of the table's state records (its history; they
+ * are only ever added) and the registry's column names. A transaction whose checks found either changed fails; so may
+ * a statement planned from them (an ADD COLUMN another merge added first).
  */
-function registryUnchanged(names: TableNames, db: string, table: string, columns: number): string {
-  return (
-    `SELECT CAST(CASE WHEN COUNT(*) <> ${columns} THEN 'replica columns changed: plan again' ELSE '0' END AS INTEGER) ` +
-    `FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`
-  );
+interface PlanBasis {
+  readonly records?: number;
+  readonly columns?: readonly string[];
+}
+
+/** Plans of one run of a table's changes, before its failure is reported (each lost race means another merge won). */
+const MAX_PLANS = 5;
+
+/**
+ * The failure of a merge planned from `basis`, as a StalePlanError when the basis has changed since (another merge of
+ * the table got there first: plan again at once), or as it was (a failure of its own, or the basis could not be read).
+ */
+async function staleOr(
+  err: unknown,
+  ctx: MergeContext,
+  at: { readonly db: string; readonly table: string; readonly names: TableNames },
+  basis: PlanBasis,
+): Promise<unknown> {
+  const { db, table, names } = at;
+  if (err instanceof PoisonBatchError) return err;
+  try {
+    const changed: string[] = [];
+    if (basis.records !== undefined) {
+      const rows = await ctx.warehouse.query(`SELECT COUNT(*) AS n FROM ${names.state}`);
+      const now = Number(rows[0]?.n ?? 0);
+      if (now !== basis.records) changed.push(`history ${basis.records} → ${now} record(s)`);
+    }
+    if (basis.columns !== undefined) {
+      const rows = await ctx.warehouse.query(
+        `SELECT column_name FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`,
+      );
+      const now = rows.map((r) => String(r.column_name)).sort();
+      const then = [...basis.columns].sort();
+      if (now.join('\u0000') !== then.join('\u0000')) changed.push('replica columns');
+    }
+    return changed.length > 0
+      ? new StalePlanError(`${db}.${table}: planned from ${changed.join(', ')} changed since`, err)
+      : err;
+  } catch {
+    return err;
+  }
+}
+
+/**
+ * Runs a merge step (a run of rows, or a table-level event), planning it again while another merge of the table keeps
+ * changing what it was planned from (at most MAX_PLANS plans, a short random pause between them).
+ */
+async function planAgainWhenStale<T>(ctx: MergeContext, key: string, run: () => Promise<T>): Promise<T> {
+  for (let plan = 1; ; plan++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!(err instanceof StalePlanError) || plan >= MAX_PLANS) throw err;
+      ctx.onRetry?.(key, plan, err);
+      await (ctx.sleep ?? defaultSleep)(20 * plan * (0.5 + Math.random()));
+    }
+  }
 }
 
 async function runWithRetries(ctx: MergeContext, key: string, run: () => Promise<void>): Promise<void> {
@@ -196,7 +246,9 @@ export async function mergeTable(
   let part = 0;
   const flush = async () => {
     if (segment.length === 0) return;
-    await mergeRows(segment, part === 0 ? batchId : `${batchId}#${part}`, ctx);
+    const rows = segment;
+    const id = part === 0 ? batchId : `${batchId}#${part}`;
+    await planAgainWhenStale(ctx, `${first.db}.${first.table}`, () => mergeRows(rows, id, ctx));
     part++;
     segment = [];
   };
@@ -206,7 +258,7 @@ export async function mergeTable(
       continue;
     }
     await flush();
-    await applyTableChange(e, ctx);
+    await planAgainWhenStale(ctx, `${e.db}.${e.table}`, () => applyTableChange(e, ctx));
   }
   await flush();
   return tableResult(events);
@@ -218,8 +270,10 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
   const key = `${e.db}.${e.table}`;
   const names = tableNames(e.db, e.table, ctx.naming);
   const history = ctx.historyTables.has(key);
+  let basis: PlanBasis | undefined;
   try {
     const existing = await registry.read(ctx.warehouse, e.db, e.table, names);
+    basis = { columns: existing.map((c) => c.name) };
     const known = knownTable(existing);
     let statements: string[];
     if (e.op === 'range' && (known ? known.pk.length === 0 : e.pk.length === 0)) {
@@ -251,11 +305,13 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
     }
     // Planned from the registry read before the lock: a row merge of the table from another shard may have created the
     // replica or added columns since (a RENAME planned as "no replica yet" would leave the rows it just wrote under the
-    // old name). The registry only changes under this lock, so its column count, checked after it, says whether the
-    // plan still holds; if not, the transaction fails and the event is planned again.
-    const steps = [sql(d.lock([names.state])), sql(registryUnchanged(names, e.db, e.table, existing.length))];
+    // old name). The registry only changes under this lock, so its columns, checked after it, say whether the plan
+    // still holds; if not, the transaction fails and the event is planned again.
+    const steps = [sql(d.lock([names.state])), sql(planRegistryCheck(names, e.db, e.table, existing))];
     steps.push(...statements.map(sql));
     await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
+  } catch (err) {
+    throw basis ? await staleOr(err, ctx, { db: e.db, table: e.table, names }, basis) : err;
   } finally {
     // The registry may have changed (or another merge changed it): read it again next time.
     registry.forget(e.db, e.table);
@@ -271,6 +327,8 @@ interface PreparedRows {
   readonly opts: MergeOptions;
   /** The merge's steps after the table's lock, each load carrying its own CSV and staging location. */
   readonly steps: readonly Step[];
+  /** The history its data transaction checks (the registry is only added to before it). */
+  readonly basis: PlanBasis;
 }
 
 /**
@@ -287,13 +345,16 @@ async function prepareRows(
   const key = `${raw[0]!.db}.${raw[0]!.table}`;
   const names = tableNames(raw[0]!.db, raw[0]!.table, ctx.naming);
   const history = ctx.historyTables.has(key);
+  let basis: PlanBasis | undefined;
   try {
     const known = await loadHistory(ctx, key, names);
     const guard = sql(historyUnchanged(names, known.records));
     const events = rewriteForHistory(raw, known.history);
     if (events.length === 0) return undefined;
     const batchModel = modelFromEvents(events, d.warehouse);
-    await evolveSchema(batchModel, names, {
+    const existing = await registry.read(ctx.warehouse, batchModel.db, batchModel.table, names);
+    basis = { records: known.records, columns: existing.map((c) => c.name) };
+    await evolveSchema(batchModel, names, existing, {
       warehouse: ctx.warehouse,
       registry,
       history,
@@ -326,10 +387,10 @@ async function prepareRows(
     const steps = planMerge(model, names, d, opts).map((st) => (st.kind === 'load' ? { ...st, ...load } : st));
     // planMerge's first step is the table's lock: a shared transaction takes every table's lock at once, first; then
     // each table checks that its history is still the one its plan was made from.
-    return { key, names, model, opts, steps: [guard, ...steps.slice(1)] };
+    return { key, names, model, opts, steps: [guard, ...steps.slice(1)], basis: { records: known.records } };
   } catch (err) {
     forgetTable(raw[0]!.db, raw[0]!.table);
-    throw err;
+    throw basis ? await staleOr(err, ctx, { db: raw[0]!.db, table: raw[0]!.table, names }, basis) : err;
   }
 }
 
@@ -357,7 +418,9 @@ async function runPrepared(prepared: readonly PreparedRows[], ctx: MergeContext,
     await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
   } catch (err) {
     for (const p of prepared) forgetTable(p.model.db, p.model.table);
-    throw err;
+    // A shared transaction's tables are merged again one by one (mergeTables), each finding its own cause.
+    const [one] = prepared;
+    throw prepared.length === 1 ? await staleOr(err, ctx, { ...one!.model, names: one!.names }, one!.basis) : err;
   }
   if (record) await recordBatches(prepared, ctx);
 }
@@ -494,13 +557,16 @@ export async function mergeTables(
   const perTransaction = opts.tablesPerTransaction ?? 1;
   const outcomes: TableOutcome[] = [];
   const shared: { table: string; events: ChangeEvent[]; prepared?: PreparedRows }[] = [];
+  const mergeAlone = async (table: string, group: readonly ChangeEvent[]): Promise<TableOutcome> => {
+    try {
+      return { table, events: group, result: await mergeTable(group, batchId, ctx) };
+    } catch (err) {
+      return { table, events: group, error: err as Error };
+    }
+  };
   for (const [table, group] of groupByTable(events)) {
     if (perTransaction === 1 || group.some((e) => isTableOp(e.op))) {
-      try {
-        outcomes.push({ table, events: group, result: await mergeTable(group, batchId, ctx) });
-      } catch (err) {
-        outcomes.push({ table, events: group, error: err as Error });
-      }
+      outcomes.push(await mergeAlone(table, group));
       continue;
     }
     try {
@@ -509,7 +575,9 @@ export async function mergeTables(
       const prepared = await prepareRows(group, batchId, ctx, `_${shared.length + 1}`);
       shared.push({ table, events: group, ...(prepared ? { prepared } : {}) });
     } catch (err) {
-      outcomes.push({ table, events: group, error: err as Error });
+      outcomes.push(
+        err instanceof StalePlanError ? await mergeAlone(table, group) : { table, events: group, error: err as Error },
+      );
     }
   }
   // Pack the prepared merges: at most `perTransaction` tables and MAX_STATEMENTS statements (one LOCK for all).
@@ -540,14 +608,12 @@ export async function mergeTables(
     }
     for (const t of p) {
       if (!error || !t.prepared) done.push(t);
-      else if (ready.length === 1) outcomes.push({ table: t.table, events: t.events, error });
-      else {
-        // The shared transaction failed (nothing of it committed): each table again on its own, to find the one.
-        try {
-          outcomes.push({ table: t.table, events: t.events, result: await mergeTable(t.events, batchId, ctx) });
-        } catch (err) {
-          outcomes.push({ table: t.table, events: t.events, error: err as Error });
-        }
+      else if (ready.length === 1 && !(error instanceof StalePlanError)) {
+        outcomes.push({ table: t.table, events: t.events, error });
+      } else {
+        // The shared transaction failed (nothing of it committed), or its one table's plan went stale: each table
+        // again on its own, planned afresh, to find the one that fails.
+        outcomes.push(await mergeAlone(t.table, t.events));
       }
     }
   }

@@ -8,7 +8,9 @@
  *   (split by where they can run), `planRegisterColumns` / `planForgetColumns` for the registry;
  * - the registry (I/O): `ColumnRegistry` reads `replica_columns` once per table and keeps what this process knows
  *   (a Lambda container lives long), and is told what a plan it ran left there;
- * - `evolveSchema` (I/O edge): read, decide, plan, run, record, for one batch of row changes.
+ * - `evolveSchema` (I/O edge): decide, plan, run, record, for one batch of row changes, from the registry's columns
+ *   as the caller read them; its transaction checks, after the table's lock, that the registry still holds them
+ *   (`planRegistryCheck`).
  *
  * Table-level ALTER events (table-change-plan.ts) rename, add and drop columns in place and record the result with
  * `planRegisterColumns` from here.
@@ -188,6 +190,35 @@ export function planRegisterColumns(model: TableModel, names: TableNames): strin
   ];
 }
 
+/**
+ * A check, run after the table's lock, that the registry still holds exactly the columns a plan was made from; if not,
+ * the transaction fails and the plan is made again (merge.ts). Plans are made from the registry read before the lock,
+ * and another merge of the table (another shard's batch, or the lake path's) may have changed it since: planned from
+ * the old columns, a CREATE would register the old names over a rename, and an ADD COLUMN would register "what it read
+ * plus its own column" over another merge's added column; the replica keeps that column, every later batch carrying
+ * it tries to add it again and fails, and the table is stuck for good. The names are compared, not the types: a type
+ * another merge widened in between is only widened again.
+ * Redshift: CAST returns an error on a problematic conversion
+ * (https://docs.aws.amazon.com/redshift/latest/dg/r_CAST_function.html, "Return type"); a text that is no number is
+ * reported as "Invalid digit, Value '…', Pos 0, Type: Integer" (error 1207; from public reports, not run here).
+ */
+export function planRegistryCheck(
+  names: TableNames,
+  db: string,
+  table: string,
+  columns: readonly Pick<ExistingColumn, 'name'>[],
+): string {
+  const n = columns.length;
+  const named =
+    n === 0
+      ? ''
+      : ` OR SUM(CASE WHEN column_name IN (${columns.map((c) => literal(c.name)).join(', ')}) THEN 1 ELSE 0 END) <> ${n}`;
+  return (
+    `SELECT CAST(CASE WHEN COUNT(*) <> ${n}${named} THEN 'replica columns changed: plan again' ELSE '0' END AS INTEGER) ` +
+    `FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`
+  );
+}
+
 /** Forgets a table's columns (its incarnation ended: a table created again under the name starts clean). */
 export function planForgetColumns(db: string, table: string, names: TableNames): string {
   return `DELETE FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`;
@@ -291,14 +322,17 @@ export class ColumnRegistry {
 }
 
 /**
- * Makes the replica hold a batch's columns before its rows are staged (the I/O edge of this module): creates the
- * table the first time, else runs the changes `decideSchemaChanges` asks for (widening outside a transaction, the
- * rest in one through `runInTransaction`, which takes the table's lock and retries conflicts), and records the
- * registry as the plan left it. Throws SCHEMA_INCOMPATIBLE (poison) for a change the replica cannot follow.
+ * Makes the replica hold a batch's columns before its rows are staged (the I/O edge of this module), planned from
+ * `existing`, the registry's columns as the caller read them: creates the table the first time, else runs the changes
+ * `decideSchemaChanges` asks for (widening outside a transaction, the rest in one through `runInTransaction`, which
+ * takes the table's lock and retries conflicts), and records the registry as the plan left it. Both transactions first
+ * check that the registry still holds `existing` (`planRegistryCheck`): if another merge changed it, they fail and the
+ * caller plans again. Throws SCHEMA_INCOMPATIBLE (poison) for a change the replica cannot follow.
  */
 export async function evolveSchema(
   batch: TableModel,
   names: TableNames,
+  existing: readonly ExistingColumn[],
   deps: {
     readonly warehouse: WarehouseClient;
     readonly registry: ColumnRegistry;
@@ -308,9 +342,11 @@ export async function evolveSchema(
 ): Promise<void> {
   const { warehouse, registry, history } = deps;
   const d = warehouse.dialect;
-  const existing = await registry.read(warehouse, batch.db, batch.table, names);
+  const check = planRegistryCheck(names, batch.db, batch.table, existing);
   if (existing.length === 0) {
-    await warehouse.executeAll(planCreate(batch, names, d, history));
+    // In the table's transaction, like any change: CREATE … IF NOT EXISTS alone would be a no-op on a replica another
+    // merge created (and maybe renamed columns of) meanwhile, while the registry was overwritten with this batch's names.
+    await deps.runInTransaction([check, ...planCreate(batch, names, d, history)]);
     registry.recorded(batch);
     return;
   }
@@ -323,6 +359,6 @@ export async function evolveSchema(
   };
   const ddl = planSchemaChangeDdl(full, changes, names, history);
   if (ddl.outside.length > 0) await warehouse.executeAll(ddl.outside);
-  if (ddl.inTransaction.length > 0) await deps.runInTransaction(ddl.inTransaction);
+  if (ddl.inTransaction.length > 0) await deps.runInTransaction([check, ...ddl.inTransaction]);
   registry.recorded(full);
 }
