@@ -16,6 +16,7 @@ export const UNIT_TEST_FILES: readonly string[] = [
   'test/cli/producer-state.test.ts',
   'test/infra/config.test.ts',
   'test/infra/construct-props.test.ts',
+  'test/local/dashboard-metrics.test.ts',
   'test/local/firehose-dead-letters.test.ts',
   'test/merge/stage-csv.test.ts',
   'test/merge/date-values.test.ts',

@@ -1,8 +1,9 @@
-// Entry for `npm test` (pretest) and `npm run local`: installs MariaDB/PostgreSQL from Debian packages when missing.
-import { ensureSystemPackages } from './services/system-packages';
+// Entry for `npm test` (pretest): installs MariaDB/PostgreSQL, and Chromium for the dashboard's browser test, from
+// Debian packages when missing (`npm run local` installs only what it runs).
+import { CHROMIUM, ensureSystemPackages } from './services/system-packages';
 
 try {
-  ensureSystemPackages();
+  ensureSystemPackages(undefined, [CHROMIUM]);
 } catch (err) {
   process.stderr.write(`${(err as Error).message}\n`);
   process.exit(1);

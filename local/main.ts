@@ -1,5 +1,7 @@
 /**
- * `npm run local [-- up|down|status] [--load <rows/s>] [--apply stream|lake|both]`: the whole pipeline on this machine.
+ * `npm run local [-- up|down|status] [--load <rows/s>] [--apply stream|lake|both] [--dashboard-port <port>]`: the whole
+ * pipeline on this machine, and its dashboard page on loopback (local/dashboard/; port 4300, or any free one when it
+ * is taken; `--dashboard-port 0`: any free one).
  *   (no verb)  foreground, live status line, Ctrl-C stops everything cleanly
  *   up         start in the background, return when ready (writes .local/endpoints.json)
  *   status     positions, lag and per-table counts of a running pipeline
@@ -15,12 +17,19 @@ import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { parseQuarantine } from '../containers/producer/src/table-quarantine';
+import { type LocalDashboard, startDashboard } from './dashboard/dashboard-server';
+import { LocalMetrics } from './dashboard/local-metrics';
 import { FIREHOSE_STATE_FILE_NAME, STREAM_APPLY_STATE_FILE_NAME } from './firehose-dead-letters';
 import { startLoad } from './load-generator';
 import { APPLY_SOURCES, type ApplySource, type Endpoints, producerDown, ROOT, startPipeline } from './pipeline';
 import { localAwsClientConfig } from './services/aws-config';
 import { waitFor } from './services/process';
 import { ensureSystemPackages } from './services/system-packages';
+
+// The AWS SDK warns on every client it makes under Node 20 that its releases after January 2027 need Node 22; the
+// README says once which Node versions this project runs on, so the commands and the processes they start (which
+// inherit this environment) do not repeat it in their output. An explicit setting in the environment wins.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const DIR = process.env.LOCAL_STATE_DIR ?? join(ROOT, '.local');
 const ENDPOINTS = join(DIR, 'endpoints.json');
@@ -30,7 +39,9 @@ const STATUS = join(DIR, 'status.json');
 
 function usage(msg?: string): never {
   if (msg) process.stderr.write(`${msg}\n`);
-  process.stderr.write('usage: npm run local [-- up|down|status] [--load <rows/s>] [--apply stream|lake|both]\n');
+  process.stderr.write(
+    'usage: npm run local [-- up|down|status] [--load <rows/s>] [--apply stream|lake|both] [--dashboard-port <port>]\n',
+  );
   process.exit(2);
 }
 
@@ -49,6 +60,13 @@ if (applyIdx >= 0) {
   if (!APPLY_SOURCES.includes(v as ApplySource))
     usage(`--apply needs one of ${APPLY_SOURCES.join(', ')}, got ${JSON.stringify(v ?? null)}`);
   applySource = v as ApplySource;
+}
+const portIdx = args.indexOf('--dashboard-port');
+let dashboardPort: number | undefined;
+if (portIdx >= 0) {
+  dashboardPort = Number(args[portIdx + 1]);
+  if (!Number.isInteger(dashboardPort) || dashboardPort < 0 || dashboardPort > 65535)
+    usage(`--dashboard-port needs a port number (0: any free port), got ${JSON.stringify(args[portIdx + 1] ?? null)}`);
 }
 const verb = args.find((a, i) => !a.startsWith('--') && !/^\d/.test(a) && args[i - 1] !== '--apply') ?? 'run';
 if (!['run', 'up', 'down', 'status', 'supervise'].includes(verb)) usage(`unknown verb ${JSON.stringify(verb)}`);
@@ -85,13 +103,32 @@ async function serve(): Promise<void> {
   mkdirSync(DIR, { recursive: true });
   // First, so that `down` can stop a pipeline that is still starting.
   writeFileSync(PID, String(process.pid));
+  // The dashboard reads the pipeline's own metrics from its processes' lines, from the first line on.
+  const metrics = new LocalMetrics();
   const p = await startPipeline({
     dir: DIR,
     applySource,
     log: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`),
+    onChildLine: (part, line, at) => metrics.ingest(part, line, at),
   });
+  let dashboard: LocalDashboard;
+  try {
+    dashboard = await startDashboard({
+      metrics,
+      parts: () => p.parts(),
+      endpoints: p.endpoints,
+      endpointsFile: ENDPOINTS,
+      stateDir: DIR,
+      // Firehose's raw changelog load is the stand-in's: locally the Redshift delivery graph is the one that applies.
+      shape: { streamApply: applySource !== 'lake', redshiftDelivery: true },
+      ...(dashboardPort !== undefined ? { port: dashboardPort } : {}),
+    });
+  } catch (err) {
+    await p.stop();
+    throw err;
+  }
   await p.startProducer();
-  const ep: Endpoints = p.endpoints;
+  const ep: Endpoints = { ...p.endpoints, dashboard: { url: dashboard.url } };
   const pool = mysql.createPool({ ...ep.mysql, connectionLimit: 4 });
   const gen = load > 0 ? startLoad(pool, ep.mysql.database, load) : undefined;
   // Rates over the last 5 s: deliveries come once a second, so a 1 s window would flicker between 0 and 2×.
@@ -121,7 +158,9 @@ async function serve(): Promise<void> {
   writeStatus();
   const status = setInterval(writeStatus, 1000);
   writeAtomically(ENDPOINTS, `${JSON.stringify(ep, null, 2)}\n`);
-  process.stderr.write(`${new Date().toISOString()} ready\n`);
+  // After the endpoints file: the dashboard reads the stores as `npx cdc status` does, from that file.
+  dashboard.startReadingStores();
+  process.stderr.write(`${new Date().toISOString()} ready; dashboard ${dashboard.url}\n`);
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
@@ -130,6 +169,7 @@ async function serve(): Promise<void> {
     process.stderr.write(`${new Date().toISOString()} stopping\n`);
     await gen?.stop();
     await pool.end();
+    await dashboard.close();
     await p.stop();
     rmSync(PID, { force: true });
     rmSync(ENDPOINTS, { force: true });
@@ -201,6 +241,7 @@ async function startBackground(): Promise<number> {
       '--apply',
       applySource,
       ...(load ? ['--load', String(load)] : []),
+      ...(dashboardPort !== undefined ? ['--dashboard-port', String(dashboardPort)] : []),
     ],
     { cwd: ROOT, detached: true, stdio: ['ignore', out, out], env: { ...process.env, LOCAL_STATE_DIR: DIR } },
   );
@@ -257,7 +298,7 @@ async function foreground(): Promise<void> {
   const pid = await startBackground();
   const ep = JSON.parse(readFileSync(ENDPOINTS, 'utf8')) as Endpoints;
   process.stderr.write(
-    `ready, applying from the ${applySource === 'both' ? 'stream and the lake' : applySource}${applySource === 'stream' ? ' (event source mapping stand-in; the Firehose stand-in keeps the lake)' : ''}: MySQL ${ep.mysql.host}:${ep.mysql.port} (user ${ep.mysql.user}, database ${ep.mysql.database}); replicas in ${ep.postgres.url} schema ${ep.replicaSchema}; endpoints in ${ENDPOINTS}\nCtrl-C stops everything\n`,
+    `ready, applying from the ${applySource === 'both' ? 'stream and the lake' : applySource}${applySource === 'stream' ? ' (event source mapping stand-in; the Firehose stand-in keeps the lake)' : ''}: MySQL ${ep.mysql.host}:${ep.mysql.port} (user ${ep.mysql.user}, database ${ep.mysql.database}); replicas in ${ep.postgres.url} schema ${ep.replicaSchema}; endpoints in ${ENDPOINTS}\ndashboard: ${ep.dashboard?.url ?? 'not served'}\nCtrl-C stops everything\n`,
   );
   let stopping = false;
   const tick = setInterval(() => {
@@ -303,6 +344,7 @@ async function printStatus(): Promise<void> {
     [ep.mysql.database],
   );
   process.stdout.write(`source binlog end:   ${m?.File}:${m?.Position}\n`);
+  if (ep.dashboard) process.stdout.write(`dashboard:           ${ep.dashboard.url}\n`);
   const dynamo = new DynamoDBClient(localAwsClientConfig(ep.aws.dynamodb));
   const cp = (
     await dynamo
@@ -380,7 +422,9 @@ if (verb === 'supervise') {
   if (running()) process.stdout.write('already running\n');
   else {
     await startBackground();
-    process.stdout.write(`ready; endpoints in ${ENDPOINTS}\n${readFileSync(ENDPOINTS, 'utf8')}`);
+    const text = readFileSync(ENDPOINTS, 'utf8');
+    const url = (JSON.parse(text) as Endpoints).dashboard?.url;
+    process.stdout.write(`ready; endpoints in ${ENDPOINTS}\n${text}${url ? `dashboard: ${url}\n` : ''}`);
   }
 } else if (verb === 'down') {
   const result = await stopBackground();

@@ -61,6 +61,27 @@ export interface PipelineOptions {
   readonly applySource?: ApplySource;
   /** The event source mapping stand-in's settings (stream apply). @default see each field */
   readonly streamApply?: StreamApplyOptions;
+  /**
+   * Every stdout line of the producer, the Firehose stand-in and the stream apply (their EMF metrics and JSON events),
+   * as it arrives: the local dashboard (local/dashboard/) reads the pipeline's own metrics from them.
+   * @default none
+   */
+  readonly onChildLine?: (part: PartName, line: string, at: number) => void;
+}
+
+/** The pipeline's own processes, each started again when it dies. */
+export const PART_NAMES = ['producer', 'firehose', 'stream-apply'] as const;
+export type PartName = (typeof PART_NAMES)[number];
+
+export interface PartState {
+  readonly name: PartName;
+  /**
+   * Whether it runs now: false between a kill or a crash and its restart (and, for the producer, until the new one
+   * reads the binlog: it may wait for its predecessor's lease first).
+   */
+  readonly up: boolean;
+  /** Times it was started. */
+  readonly starts: number;
 }
 
 export const APPLY_SOURCES = ['stream', 'lake', 'both'] as const;
@@ -110,6 +131,8 @@ export interface Endpoints {
   postgres: { url: string };
   replicaSchema: string;
   aws: { kinesis: string; dynamodb: string; s3: string; stream: string; bucket: string; checkpointTable: string };
+  /** The local dashboard page (local/dashboard/), when `npm run local` serves it. */
+  dashboard?: { url: string };
 }
 
 export interface Pipeline {
@@ -132,6 +155,8 @@ export interface Pipeline {
   killFirehose(signal?: NodeJS.Signals): Promise<void>;
   /** Kill the stream apply process (tests; not with applySource 'lake'); the pipeline starts a new one. */
   killApply(signal?: NodeJS.Signals): Promise<void>;
+  /** Which of the pipeline's processes run now (the stream apply only when it applies from the stream). */
+  parts(): PartState[];
   stop(): Promise<void>;
 }
 
@@ -349,7 +374,7 @@ async function assemble(
    * again 500 ms after it dies, until the pipeline stops.
    */
   function supervised(spec: {
-    name: string;
+    name: PartName;
     what: string;
     script: string;
     logFile: string;
@@ -372,6 +397,7 @@ async function assemble(
       });
       lines(child.stdout, (line) => {
         append(spec.logFile, `${line}\n`);
+        opts.onChildLine?.(spec.name, line, Date.now());
         let m: ChildLine;
         try {
           m = JSON.parse(line);
@@ -465,6 +491,7 @@ async function assemble(
     const logFile = join(opts.dir, 'producer.log');
     lines(child.stdout, (line) => {
       append(logFile, `${line}\n`);
+      opts.onChildLine?.('producer', line, Date.now());
       if (line.includes('"reading the binlog"')) readingChildren.add(child);
       if (line.includes('"health endpoint listening"')) {
         const port = /"port":(\d+)/.exec(line);
@@ -585,6 +612,20 @@ async function assemble(
     async killApply(signal: NodeJS.Signals = 'SIGKILL') {
       if (applySource === 'lake') throw new Error('killApply: no stream apply runs with applySource "lake"');
       await kill(streamApply.current, 'a running stream apply', signal);
+    },
+    parts() {
+      return [
+        // Up once it reads the binlog: a restarted producer waiting for its predecessor's lease captures nothing yet.
+        {
+          name: 'producer' as const,
+          up: alive(producer) && readingChildren.has(producer),
+          starts: stats.producerStarts,
+        },
+        { name: 'firehose' as const, up: alive(firehose.current()), starts: stats.firehoseStarts },
+        ...(applySource === 'lake'
+          ? []
+          : [{ name: 'stream-apply' as const, up: alive(streamApply.current()), starts: stats.applyStarts }]),
+      ];
     },
     async stop() {
       stopping = true;

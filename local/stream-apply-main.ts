@@ -10,7 +10,7 @@
  * then set aside under errors/merge/, as the lake path's SQS queue and dead-letter queue do in AWS); poison is set
  * aside at once under errors/merge/ with its reason; so `npx cdc status` and `npx cdc redrive` see both paths alike.
  *
- * stdout: one JSON line per event: `ready`, `applied` (a batch merged: rows, maxCommitMs, tables), `merged` (a
+ * stdout: one JSON line per event: `ready`, `applied` (a batch merged: rows, maxCommitMs, tables, durationMs), `merged` (a
  * handed-off object merged from the queue), `handed-off`, `set-aside` (poison, or a batch out of retries at the
  * on-failure destination), `error`, `value-nulled`, `fatal`; read by local/pipeline.ts.
  * SIGTERM: finish the batch in flight (no further retries), then the merges in flight, exit 0.
@@ -101,6 +101,7 @@ async function main(): Promise<void> {
   };
 
   const apply: LocalStreamHandler = async (event) => {
+    const started = Date.now();
     const records = recordsFromKinesisEvent(event);
     const outcome = await applyStreamBatch(records, s3, ctx, policy, {
       tablesPerTransaction: merge.TABLES_PER_TRANSACTION,
@@ -112,6 +113,8 @@ async function main(): Promise<void> {
         rows: outcome.events.length,
         maxCommitMs: Math.max(...outcome.results.map((r) => r.maxCommitMs)),
         tables: outcome.results.length,
+        // The invocation's duration (Lambda's Duration metric): the local dashboard charts its p99.
+        durationMs: Date.now() - started,
       });
     }
     if (outcome.retryFrom) return { ...batchResponse(outcome), reason: outcome.retryFrom.reason };

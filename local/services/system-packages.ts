@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { commandExists } from './process';
 
-interface Requirement {
+export interface Requirement {
   readonly what: string;
   readonly present: () => boolean;
   readonly packages: readonly string[];
@@ -28,11 +28,27 @@ const REQUIREMENTS: readonly Requirement[] = [
 ];
 
 /**
+ * Chromium, for the local dashboard's browser test (test/e2e/dashboard.test.ts, driven by playwright-core): Debian's
+ * package, since playwright's own browser downloads are not allowed here. Not needed by `npm run local`.
+ */
+export const CHROMIUM: Requirement = {
+  what: 'Chromium (headless browser for the dashboard test)',
+  present: () => existsSync(CHROMIUM_PATH),
+  packages: ['chromium'],
+};
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+
+/**
  * Makes sure the Debian packages the local run and the tests need are installed: installs the missing ones with
  * apt-get when running as root, otherwise fails with the command to run.
  */
-export function ensureSystemPackages(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): void {
-  const missing = REQUIREMENTS.filter((r) => !r.present());
+export function ensureSystemPackages(
+  log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+  /** Needed besides the local run's (CHROMIUM for the tests). @default none */
+  extra: readonly Requirement[] = [],
+): void {
+  const required = [...REQUIREMENTS, ...extra];
+  const missing = required.filter((r) => !r.present());
   if (missing.length === 0) return;
   const packages = [...new Set(missing.flatMap((r) => r.packages))];
   const command = `apt-get install -y ${packages.join(' ')}`;
@@ -49,6 +65,6 @@ export function ensureSystemPackages(log: (line: string) => void = (l) => proces
     if (res.status !== 0)
       throw new Error(`apt-get ${args.join(' ')} failed (exit ${res.status}); run \`${command}\` yourself`);
   }
-  const still = REQUIREMENTS.filter((r) => !r.present());
+  const still = required.filter((r) => !r.present());
   if (still.length > 0) throw new Error(`still missing after install: ${still.map((m) => m.what).join(', ')}`);
 }
