@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { type Pipeline, startPipeline } from '../../local/pipeline';
 import { waitFor } from '../../local/services/process';
 import { type CdcRun, runCdc } from '../cli/support/run-cdc';
@@ -40,10 +40,13 @@ beforeAll(async () => {
   const [[end]] = (await db.query('SHOW MASTER STATUS')) as unknown as [[{ File: string; Position: number }]];
   start = `${end.File}:${end.Position}`;
 });
+/** Set by a failed test: its processes' logs and the servers' data stay, for the failure to be read. */
+let keep = false;
 afterAll(async () => {
   await db?.end();
   await p?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (keep) process.stderr.write(`kept for the failure: ${dir} (producer.log, stream-apply.log, postgres/)\n`);
+  else rmSync(dir, { recursive: true, force: true });
 });
 
 /** The source's statements, case by case (issue 9's numbering). */
@@ -287,6 +290,9 @@ async function randomWorkload(seed: number, rounds: number): Promise<Record<stri
 
 describe('schema and key changes end to end', () => {
   it('every case leaves its replica equal to the source, and again after replaying the binlog from before them', async () => {
+    onTestFailed(() => {
+      keep = true;
+    });
     for (const [name, statements] of Object.entries(CASES)) {
       for (const s of statements) {
         await db.query(`USE shop; ${s}`).catch((err: Error) => {

@@ -400,6 +400,37 @@ describe('stream apply', () => {
     expect(await registeredColumns('c5')).toEqual(await replicaColumns('c5'));
   });
 
+  it('moves the older rows’ values to the new names when rows newer than a RENAME/CHANGE COLUMN were merged before it', async () => {
+    // The schema-changes e2e's t5 under table-pk, as it failed in CI: row 2's UPDATE (after the ALTERs, carrying the
+    // new names) goes by its key to one shard, the ALTERs by the table's name to another, and the UPDATE is merged
+    // first: it adds new_name and c3 as new columns. The RENAME then found its new name taken and did nothing, so row
+    // 1's values stayed under the old names, and the replica showed it as NULL, NULL.
+    const t = new TableEvents('shop', 'c6', { id: 'int(11)', old_name: 'varchar(10)', c2: 'int(11)' });
+    const inserts = [t.insert({ id: 1, old_name: 'kept', c2: 1 }), t.insert({ id: 2, old_name: 'x', c2: 2 })];
+    const rename = t.alter([{ kind: 'rename_column', from: 'old_name', to: 'new_name' }]);
+    t.retype('c2', 'bigint(20)');
+    const change = t.alter([{ kind: 'rename_column', from: 'c2', to: 'c3' }]);
+    const update = t.update({ id: 2, new_name: 'x', c3: 2 }, { id: 2, new_name: 'y', c3: 20 });
+    const insert3 = t.insert({ id: 3, new_name: 'z', c3: 3 });
+    const { policy, queued } = recordingPolicy();
+    await applyStreamBatch(records(inserts), s3, h.ctx(), policy);
+    await applyStreamBatch(records([update, insert3], 'shardId-000000000001'), s3, h.ctx(), policy);
+    await applyStreamBatch(records([rename, change], 'shardId-000000000002'), s3, h.ctx(), policy);
+    expect(queued.map((q) => q.reason)).toEqual([]);
+    const expected = [
+      { id: 1, new_name: 'kept', c3: '1' },
+      { id: 2, new_name: 'y', c3: '20' },
+      { id: 3, new_name: 'z', c3: '3' },
+    ];
+    expect(await h.rows('SELECT id, new_name, c3::text AS c3 FROM shop.c6 ORDER BY id')).toEqual(expected);
+    expect(await replicaColumns('c6')).toEqual(['c3', 'id', 'new_name']);
+    expect(await registeredColumns('c6')).toEqual(['c3', 'id', 'new_name']);
+    // Replayed from the start (a producer moved back), in the stream's order: the same replica.
+    await applyStreamBatch(records([...inserts, rename, change, update, insert3]), s3, h.ctx(), policy);
+    expect(await h.rows('SELECT id, new_name, c3::text AS c3 FROM shop.c6 ORDER BY id')).toEqual(expected);
+    expect(queued.map((q) => q.reason)).toEqual([]);
+  });
+
   it('keeps both columns in the registry when two shards add different columns from the same registry read', async () => {
     // Each batch read the registry before the other's ADD COLUMN committed, and registered "what it read plus its own
     // column": the later one dropped the other's column from the registry while the replica kept it, and every later

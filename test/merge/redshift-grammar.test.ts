@@ -13,6 +13,7 @@ import {
 import {
   decideSchemaChanges as decide,
   planCreate,
+  planRegistryCheck,
   planSchemaChangeDdl,
 } from '../../lambdas/merge/src/schema-evolution';
 import { planTableChange } from '../../lambdas/merge/src/table-change-plan';
@@ -444,5 +445,38 @@ describe('Redshift allow-list grammar: table-level events', () => {
         expect(redshiftTransactionProblems(statements)).toEqual([]);
       }
     }
+  });
+
+  it('accepts every statement of an ALTER plan, a RENAME onto a column newer rows brought included, and the registry check', () => {
+    const names = tableNames('shop', 'r', { stateSchema: 'cdc' });
+    const known = {
+      pk: ['id'],
+      columns: [
+        { name: 'id', mysqlType: 'int(11)', warehouseType: 'INTEGER', keyOrdinal: 0 },
+        { name: 'old_name', mysqlType: 'varchar(10)', warehouseType: 'VARCHAR(40)' },
+        { name: 'new_name', mysqlType: 'varchar(10)', warehouseType: 'VARCHAR(40)' },
+        { name: 'gone', mysqlType: 'int(11)', warehouseType: 'INTEGER' },
+      ],
+    };
+    const t = new TableEvents('shop', 'r', { id: 'int(11)', old_name: 'varchar(10)', gone: 'int(11)' });
+    for (const history of [false, true]) {
+      const { statements } = planTableChange(
+        t.alter([
+          { kind: 'rename_column', from: 'old_name', to: 'new_name' },
+          { kind: 'add_column', name: 'n', type: 'int(11)', default: '7' },
+          { kind: 'drop_column', name: 'gone' },
+        ]),
+        known,
+        names,
+        rs,
+        { history, droppedTablePolicy: 'drop', newerRows: false },
+      );
+      expect(
+        statements.some((s) => /^UPDATE "shop"\."r" SET "new_name" = CAST\("old_name" AS VARCHAR\(40\)\)/.test(s)),
+      ).toBe(true);
+      const check = planRegistryCheck(names, 'shop', 'r', known.columns);
+      expect(redshiftTransactionProblems([rs.lock([names.state]), check, ...statements])).toEqual([]);
+    }
+    expect(redshiftProblems(planRegistryCheck(names, 'shop', 'r', []))).toEqual([]);
   });
 });

@@ -160,7 +160,27 @@ function planAlter(
     switch (change.kind) {
       case 'rename_column': {
         const at = columns.findIndex((c) => c.name === change.from);
-        if (at < 0 || columns.some((c) => c.name === change.to)) break; // applied already, or unknown here
+        if (at < 0) break; // applied already, or unknown here
+        const target = columns.find((c) => c.name === change.to);
+        if (target) {
+          // Both names: rows newer than this RENAME were merged before it and brought the new name as a new column
+          // (another shard's batch, as the partition key table-pk spreads a table's rows over shards while this event
+          // goes by the table's name). A row whose last change is older than the RENAME holds its values under the
+          // old name (full row images: a newer change carries every column under the new one): they move over, then
+          // the old name goes as a DROP COLUMN would. Key columns are not merged so (the keys table is keyed on one
+          // name): left as they are, as before.
+          if (pk.includes(change.from) || pk.includes(change.to)) break;
+          for (const t of tables) {
+            ddl.push(
+              `UPDATE ${t} SET ${ident(change.to)} = CAST(${ident(change.from)} AS ${target.warehouseType}) ` +
+                `WHERE ${ident(META.position)} < ${literal(e.position)}`,
+            );
+          }
+          if (keyed) ddl.push(`ALTER TABLE ${names.replica} DROP COLUMN ${ident(change.from)}`);
+          columns = columns.filter((c) => c.name !== change.from);
+          changed = true;
+          break;
+        }
         const targets = [...tables, ...(keyed && pk.includes(change.from) ? [names.keys] : [])];
         for (const t of targets)
           ddl.push(`ALTER TABLE ${t} RENAME COLUMN ${ident(change.from)} TO ${ident(change.to)}`);
