@@ -76,8 +76,8 @@ export type PartName = (typeof PART_NAMES)[number];
 export interface PartState {
   readonly name: PartName;
   /**
-   * Whether it runs now: false between a kill or a crash and its restart (and, for the producer, until the new one
-   * reads the binlog: it may wait for its predecessor's lease first).
+   * Whether it runs now: false between a kill or a crash and its restart, and until the new process is ready (the
+   * producer: reads the binlog, which may wait for its predecessor's lease; the others: say `ready`).
    */
   readonly up: boolean;
   /** Times it was started. */
@@ -381,8 +381,10 @@ async function assemble(
     env: NodeJS.ProcessEnv;
     onStart: () => void;
     onLine: (m: ChildLine, line: string) => void;
-  }): { current: () => ChildProcess | undefined; start: () => Promise<ChildProcess> } {
+  }): { current: () => ChildProcess | undefined; start: () => Promise<ChildProcess>; up: () => boolean } {
     let current: ChildProcess | undefined;
+    /** Children that said `ready` (a restarted one applies nothing before). */
+    const readyChildren = new WeakSet<ChildProcess>();
     const start = async (): Promise<ChildProcess> => {
       const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, spec.script)], {
         cwd: ROOT,
@@ -404,8 +406,10 @@ async function assemble(
         } catch {
           return;
         }
-        if (m.event === 'ready') ready();
-        else spec.onLine(m, line);
+        if (m.event === 'ready') {
+          readyChildren.add(child);
+          ready();
+        } else spec.onLine(m, line);
       });
       child.stderr.on('data', (d: Buffer) => append(spec.logFile, d));
       const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -420,7 +424,7 @@ async function assemble(
       if (!alive(child)) throw new Error(`${spec.what} did not start; see ${spec.logFile}`);
       return child;
     };
-    return { current: () => current, start };
+    return { current: () => current, start, up: () => alive(current) && readyChildren.has(current) };
   }
 
   await firehose.start();
@@ -621,10 +625,10 @@ async function assemble(
           up: alive(producer) && readingChildren.has(producer),
           starts: stats.producerStarts,
         },
-        { name: 'firehose' as const, up: alive(firehose.current()), starts: stats.firehoseStarts },
+        { name: 'firehose' as const, up: firehose.up(), starts: stats.firehoseStarts },
         ...(applySource === 'lake'
           ? []
-          : [{ name: 'stream-apply' as const, up: alive(streamApply.current()), starts: stats.applyStarts }]),
+          : [{ name: 'stream-apply' as const, up: streamApply.up(), starts: stats.applyStarts }]),
       ];
     },
     async stop() {

@@ -183,6 +183,33 @@ describe('the local dashboard page in a real browser', () => {
     expect(await page.locator('#section-producer-rows .badge').count()).toBe(0);
   });
 
+  it('shows the merge (the stream apply) SIGKILLed as down, and back once its successor is ready', async () => {
+    const [pid] = childrenRunning('local/stream-apply-main.ts');
+    expect(pid).toBeDefined();
+    process.kill(pid!, 'SIGKILL');
+    const apply = page.locator('#parts-list li[data-part="stream-apply"]');
+    await apply.and(page.locator('[data-up="false"]')).waitFor({ timeout: 30_000 });
+    expect(await page.locator('#section-stream-apply-rows .badge').textContent()).toMatch(
+      /Stream apply \(merge\) down/,
+    );
+    await apply.and(page.locator('[data-up="true"]')).waitFor({ timeout: 60_000 });
+    expect(await apply.textContent()).toMatch(/restarted 1×; last down /);
+    // Applying again: rows applied reach the page after the restart.
+    const since = Date.now();
+    await waitFor(
+      'rows applied after the restart',
+      async () => {
+        const st = (await (await fetch(`${ep.dashboard!.url}api/state?minutes=1`)).json()) as {
+          sections: { id: string; t: number[]; series: { name: string; values: (number | null)[] }[] }[];
+        };
+        const s = st.sections.find((x) => x.id === 'stream-apply-rows')!;
+        const rows = s.series.find((x) => x.name === 'RowsApplied')!.values;
+        return s.t.some((t, i) => t > since && (rows[i] ?? 0) > 0);
+      },
+      60_000,
+    );
+  });
+
   it('shows a poison batch with its reason', async () => {
     const kinesis = new KinesisClient(localAwsClientConfig(ep.aws.kinesis));
     // An event of a contract version no merge understands: the stream apply sets its batch aside at once.
