@@ -241,4 +241,16 @@ describe('the local dashboard page in a real browser', () => {
     expect(cdc.code, cdc.out).toBe(0);
     expect(cdc.out).not.toMatch(SDK_WARNING);
   });
+
+  it('keeps what it drew and says since when it is stale once the pipeline (and its server) stopped', async () => {
+    const figures = await page.locator('#sections figure canvas').count();
+    const down = local('down');
+    expect(down.code, down.out).toBe(0);
+    await waitFor('the page to notice', async () =>
+      /unreachable/.test((await page.locator('#connection').textContent()) ?? ''),
+    );
+    expect(await page.locator('#connection').getAttribute('data-state')).toBe('down');
+    expect(await page.locator('#connection').textContent()).toMatch(/showing data as of \d/);
+    expect(await page.locator('#sections figure canvas').count()).toBe(figures);
+  });
 });
