@@ -3,7 +3,7 @@
  * (lib/constructs/monitoring.ts) builds its graph widgets from this list, and the local dashboard page
  * (local/dashboard/) draws its sections from it, so the two read alike: same titles, same metric names, same order.
  * test/local/dashboard-layout.test.ts holds the synthesized dashboard to this list.
- * No aws-cdk-lib import: the local page's server and the browser read it too.
+ * No aws-cdk-lib import: the local dashboard's server (which hands it to the page through /api/state) reads it too.
  */
 import { METRICS_NAMESPACE, MergeMetric, ProducerMetric } from './metrics';
 
