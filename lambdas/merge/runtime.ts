@@ -14,6 +14,7 @@ import { clientConfig } from '../../shared/aws-client-config';
 import { METRICS_NAMESPACE, MergeMetric, PIPELINE_DIMENSION } from '../../shared/metrics';
 import { loadConfig, type MergeConfig } from './src/config';
 import { configureDateValues } from './src/date-values';
+import { MergeError } from './src/errors';
 import { type MergeContext, mergeContextFromConfig, type TableResult } from './src/merge';
 import { RedshiftDataWarehouse } from './src/redshift-client';
 import { configureValueLimits } from './src/value-limits';
@@ -80,7 +81,14 @@ export function createMergeRuntime(serviceName: string, env: Record<string, stri
   const warehouse = warehouseFromConfig(config, { s3, ...(pool ? { pool } : {}) });
   const ctx = mergeContextFromConfig(config, warehouse, {
     onRetry: (table, attempt, err) => {
-      logger.warn('serialization conflict, retrying', { table, attempt, error: err.message });
+      // SERIALIZATION_CONFLICT (retried as it is) or PLAN_STALE (another merge of the table got there first: planned again).
+      const code = err instanceof MergeError ? err.code : undefined;
+      logger.warn(code === 'PLAN_STALE' ? 'plan went stale, planning again' : 'serialization conflict, retrying', {
+        table,
+        attempt,
+        code,
+        error: err.message,
+      });
       metrics.addMetric(MergeMetric.Retries, MetricUnit.Count, 1);
     },
   });
