@@ -34,7 +34,10 @@ export interface DashboardProps {
   readonly shape: DashboardShape;
   /** 0: any free port. @default DASHBOARD_DEFAULT_PORT, or any free port when it is taken */
   readonly port?: number;
-  /** How often the stores are read. @default 3000 */
+  /**
+   * How often the stores are read, at least: a reading that takes long (the raw changelog grows) waits four times its
+   * duration before the next, so the dashboard never takes more than a fifth of the warehouse's time. @default 3000
+   */
   readonly storePollMs?: number;
 }
 
@@ -114,9 +117,11 @@ export async function startDashboard(props: DashboardProps): Promise<LocalDashbo
   let previous: StoreReading | undefined;
   let storeError: { since: number; message: string } | undefined;
   let storeTimer: NodeJS.Timeout | undefined;
+  let readMs = 0;
   let closed = false;
   const kinesis = new KinesisClient(localAwsClientConfig(props.endpoints.aws.kinesis));
   const readStores = async () => {
+    const started = Date.now();
     try {
       reader ??= new StoreReader(
         props.endpoints,
@@ -147,7 +152,8 @@ export async function startDashboard(props: DashboardProps): Promise<LocalDashbo
       storeError ??= { since: Date.now(), message: (err as Error).message };
       storeError.message = (err as Error).message;
     } finally {
-      if (!closed) storeTimer = setTimeout(() => void readStores(), props.storePollMs ?? 3000);
+      readMs = Date.now() - started;
+      if (!closed) storeTimer = setTimeout(() => void readStores(), Math.max(props.storePollMs ?? 3000, 4 * readMs));
     }
   };
 
@@ -209,6 +215,7 @@ export async function startDashboard(props: DashboardProps): Promise<LocalDashbo
       stores: {
         up: !storeError && !!reading,
         readAt: reading?.at ?? null,
+        readMs,
         error: storeError ?? null,
       },
       producer: reading

@@ -127,7 +127,7 @@ function renderParts(st) {
     return `<li data-part="${esc(p.name)}" data-up="${p.up}">${esc(text)}</li>`;
   });
   const stores = st.stores.up
-    ? `Stores (MariaDB, PostgreSQL, emulators): read at ${time(st.stores.readAt)}`
+    ? `Stores (MariaDB, PostgreSQL, emulators): read at ${time(st.stores.readAt)} in ${st.stores.readMs} ms`
     : st.stores.error
       ? `Stores: DOWN since ${time(st.stores.error.since)}: ${st.stores.error.message}`
       : 'Stores: first reading…';
