@@ -431,6 +431,51 @@ describe('stream apply', () => {
     expect(queued.map((q) => q.reason)).toEqual([]);
   });
 
+  it('never narrows a VARCHAR another shard widened further after the registry was read, nor rounds a DECIMAL', async () => {
+    // MODIFY v VARCHAR(20), then MODIFY v VARCHAR(40) (and d DECIMAL(10,2) → (12,2) → (14,4)): the later rows go by key
+    // to one shard and are merged first; the earlier ones' batch read the registry before that. VARCHAR widening runs
+    // outside a transaction, so it would have narrowed the column back to 20 characters, and a numeric rebuild planned from the old
+    // type would have cast the 4-decimal values back to 2.
+    const t = new TableEvents('shop', 'n', { id: 'int(11)', v: 'varchar(10)', d: 'decimal(10,2)' });
+    const { policy, queued } = recordingPolicy();
+    await applyStreamBatch(records([t.insert({ id: 1, v: 'a', d: '1.25' })]), s3, h.ctx(), policy);
+    t.retype('v', 'varchar(20)');
+    t.retype('d', 'decimal(12,2)');
+    const earlier = t.insert({ id: 2, v: 'b'.repeat(20), d: '1234567890.12' });
+    t.retype('v', 'varchar(40)');
+    t.retype('d', 'decimal(14,4)');
+    const later = t.insert({ id: 3, v: 'c', d: '1234567890.1234' }); // short: a narrower column would still hold it
+    const { ctx, interleaved } = interleavedCtx(
+      (text) => text.includes('replica_columns') && text.includes("'n'"),
+      () => applyStreamBatch(records([later], 'shardId-000000000001'), s3, h.ctx(), policy),
+    );
+    resetSchemaCache();
+    await applyStreamBatch(records([earlier]), s3, ctx, policy);
+    expect(interleaved()).toBe(true);
+    await applyStreamBatch(records([t.insert({ id: 4, v: 'e'.repeat(40), d: '1.0001' })]), s3, h.ctx(), policy);
+    expect(queued.map((q) => q.reason)).toEqual([]);
+    const size = await h.rows(
+      "SELECT character_maximum_length AS n, numeric_scale AS s FROM information_schema.columns WHERE table_schema = 'shop' AND table_name = 'n' AND column_name IN ('v', 'd') ORDER BY column_name",
+    );
+    expect(size).toEqual([
+      { n: null, s: 4 },
+      { n: 40, s: null },
+    ]);
+    expect(await h.rows('SELECT id, length(v) AS v, d::text AS d FROM shop.n ORDER BY id')).toEqual([
+      { id: 1, v: 1, d: '1.2500' },
+      { id: 2, v: 20, d: '1234567890.1200' },
+      { id: 3, v: 1, d: '1234567890.1234' },
+      { id: 4, v: 40, d: '1.0001' },
+    ]);
+    const registry = await h.rows(
+      "SELECT column_name, warehouse_type FROM cdc.replica_columns WHERE source_db = 'shop' AND source_table = 'n' AND column_name IN ('v', 'd') ORDER BY column_name",
+    );
+    expect(registry).toEqual([
+      { column_name: 'd', warehouse_type: 'DECIMAL(14,4)' },
+      { column_name: 'v', warehouse_type: 'VARCHAR(40)' },
+    ]);
+  });
+
   it('keeps both columns in the registry when two shards add different columns from the same registry read', async () => {
     // Each batch read the registry before the other's ADD COLUMN committed, and registered "what it read plus its own
     // column": the later one dropped the other's column from the registry while the replica kept it, and every later

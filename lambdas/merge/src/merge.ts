@@ -19,7 +19,7 @@ import {
 import { type NamingOptions, type TableNames, tableNames } from './naming';
 import { planKeylessRange, planRangeDelete } from './range-plan';
 import { META } from './replica-layout';
-import { ColumnRegistry, evolveSchema, knownTable, planRegistryCheck } from './schema-evolution';
+import { ColumnRegistry, type ExistingColumn, evolveSchema, knownTable, planRegistryCheck } from './schema-evolution';
 import { buildStageCsv, stageCsvChunks } from './stage-csv';
 import {
   type DroppedTablePolicy,
@@ -120,9 +120,12 @@ function historyUnchanged(names: TableNames, records: number): string {
   return `SELECT CAST(CASE WHEN COUNT(*) <> ${records} THEN 'table history changed: plan again' ELSE '0' END AS INTEGER) FROM ${names.state}`;
 }
 
+/** A registered column as a plan's basis compares it: name and warehouse type. */
+const registered = (c: Pick<ExistingColumn, 'name' | 'warehouseType'>): string => `${c.name}|${c.warehouseType}`;
+
 /**
  * What a plan was made from, read before the table's lock: the number of the table's state records (its history; they
- * are only ever added) and the registry's column names. A transaction whose checks found either changed fails; so may
+ * are only ever added) and the registry's columns (`registered`). A transaction whose checks found either changed fails; so may
  * a statement planned from them (an ADD COLUMN another merge added first).
  */
 interface PlanBasis {
@@ -154,9 +157,10 @@ async function staleOr(
     }
     if (basis.columns !== undefined) {
       const rows = await ctx.warehouse.query(
-        `SELECT column_name FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`,
+        `SELECT column_name, warehouse_type FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`,
       );
-      const now = rows.map((r) => String(r.column_name)).sort();
+      const now = rows.map((r) => registered({ name: String(r.column_name), warehouseType: String(r.warehouse_type) }));
+      now.sort();
       const then = [...basis.columns].sort();
       if (now.join('\u0000') !== then.join('\u0000')) changed.push('replica columns');
     }
@@ -273,7 +277,7 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
   let basis: PlanBasis | undefined;
   try {
     const existing = await registry.read(ctx.warehouse, e.db, e.table, names);
-    basis = { columns: existing.map((c) => c.name) };
+    basis = { columns: existing.map(registered) };
     const known = knownTable(existing);
     let statements: string[];
     if (e.op === 'range' && (known ? known.pk.length === 0 : e.pk.length === 0)) {
@@ -353,7 +357,7 @@ async function prepareRows(
     if (events.length === 0) return undefined;
     const batchModel = modelFromEvents(events, d.warehouse);
     const existing = await registry.read(ctx.warehouse, batchModel.db, batchModel.table, names);
-    basis = { records: known.records, columns: existing.map((c) => c.name) };
+    basis = { records: known.records, columns: existing.map(registered) };
     await evolveSchema(batchModel, names, existing, {
       warehouse: ctx.warehouse,
       registry,

@@ -18,7 +18,7 @@
 import { POSITION_SQL_TYPE } from '../../../shared/change-event';
 import { planTypeChange, type Warehouse } from '../../../shared/type-mapping';
 import { type Dialect, ident, literal } from './dialect';
-import { PoisonBatchError } from './errors';
+import { PoisonBatchError, StalePlanError } from './errors';
 import type { TableNames } from './naming';
 import {
   columnDefs,
@@ -191,13 +191,14 @@ export function planRegisterColumns(model: TableModel, names: TableNames): strin
 }
 
 /**
- * A check, run after the table's lock, that the registry still holds exactly the columns a plan was made from; if not,
- * the transaction fails and the plan is made again (merge.ts). Plans are made from the registry read before the lock,
- * and another merge of the table (another shard's batch, or the lake path's) may have changed it since: planned from
- * the old columns, a CREATE would register the old names over a rename, and an ADD COLUMN would register "what it read
- * plus its own column" over another merge's added column; the replica keeps that column, every later batch carrying
- * it tries to add it again and fails, and the table is stuck for good. The names are compared, not the types: a type
- * another merge widened in between is only widened again.
+ * A check, run after the table's lock, that the registry still holds exactly the columns a plan was made from, by name
+ * and warehouse type; if not, the transaction fails and the plan is made again (merge.ts). Plans are made from the
+ * registry read before the lock, and another merge of the table (another shard's batch, or the lake path's) may have
+ * changed it since: planned from the old columns, a CREATE would register the old names over a rename, and an ADD
+ * COLUMN would register "what it read plus its own column" over another merge's added column (the replica keeps that
+ * column, every later batch carrying it tries to add it again and fails: stuck for good); and a numeric rebuild planned
+ * from an old type would cast the other merge's wider values back into it (DECIMAL(14,4) values rounded to
+ * DECIMAL(12,2)). A column is `name|type`: a name holding `|` could only ever match another such name.
  * Redshift: CAST returns an error on a problematic conversion
  * (https://docs.aws.amazon.com/redshift/latest/dg/r_CAST_function.html, "Return type"); a text that is no number is
  * reported as "Invalid digit, Value '…', Pos 0, Type: Integer" (error 1207; from public reports, not run here).
@@ -206,13 +207,12 @@ export function planRegistryCheck(
   names: TableNames,
   db: string,
   table: string,
-  columns: readonly Pick<ExistingColumn, 'name'>[],
+  columns: readonly Pick<ExistingColumn, 'name' | 'warehouseType'>[],
 ): string {
   const n = columns.length;
+  const listed = columns.map((c) => literal(`${c.name}|${c.warehouseType}`)).join(', ');
   const named =
-    n === 0
-      ? ''
-      : ` OR SUM(CASE WHEN column_name IN (${columns.map((c) => literal(c.name)).join(', ')}) THEN 1 ELSE 0 END) <> ${n}`;
+    n === 0 ? '' : ` OR SUM(CASE WHEN column_name || '|' || warehouse_type IN (${listed}) THEN 1 ELSE 0 END) <> ${n}`;
   return (
     `SELECT CAST(CASE WHEN COUNT(*) <> ${n}${named} THEN 'replica columns changed: plan again' ELSE '0' END AS INTEGER) ` +
     `FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`
@@ -358,7 +358,42 @@ export async function evolveSchema(
     ),
   };
   const ddl = planSchemaChangeDdl(full, changes, names, history);
+  if (changes.widen.length > 0 && batch.pk.length > 0) await refuseToNarrow(warehouse, names, batch, changes.widen);
   if (ddl.outside.length > 0) await warehouse.executeAll(ddl.outside);
   if (ddl.inTransaction.length > 0) await deps.runInTransaction([check, ...ddl.inTransaction]);
   registry.recorded(full);
+}
+
+/**
+ * VARCHAR widening runs outside a transaction (Redshift runs ALTER COLUMN TYPE only there), so the table's lock does not
+ * guard it. Planned from a registry read before another merge widened the column further, it would narrow the column
+ * again (both warehouses accept a narrower VARCHAR while the values fit), and the registry would then promise more room
+ * than the column has: every later longer value would fail for good. So the replica's own column sizes are read first
+ * (`information_schema.columns`, which Redshift has too; keyed replicas: a keyless table's events all travel on one
+ * shard): a column already at least as wide means the registry read is stale, and the plan is made again.
+ */
+async function refuseToNarrow(
+  warehouse: WarehouseClient,
+  names: TableNames,
+  batch: TableModel,
+  widen: readonly ReplicaColumn[],
+): Promise<void> {
+  const rows = await warehouse.query(
+    `SELECT column_name, data_type, character_maximum_length FROM information_schema.columns WHERE table_schema = ${literal(names.replicaSchema)} ` +
+      `AND table_name = ${literal(batch.table)} AND column_name IN (${widen.map((c) => literal(c.name)).join(', ')})`,
+  );
+  for (const c of widen) {
+    const r = rows.find((x) => String(x.column_name) === c.name);
+    if (!r) continue;
+    const isText = /^text$/i.test(String(r.data_type));
+    const size = Number(r.character_maximum_length);
+    const wanted = Number(/^VARCHAR\((\d+)\)$/i.exec(c.warehouseType)?.[1] ?? Number.POSITIVE_INFINITY);
+    if (isText || size >= wanted) {
+      const has = isText ? 'TEXT' : `VARCHAR(${size})`;
+      throw new StalePlanError(
+        `${batch.db}.${batch.table}: column ${JSON.stringify(c.name)} is ${has} in the replica, not narrower than ${c.warehouseType}`,
+        new Error('the registry read is older than the replica'),
+      );
+    }
+  }
 }
