@@ -74,7 +74,6 @@ const NOT_LOCAL: Record<string, string> = {
   'delivery:PartitionCount': 'the stand-in has no partition quota',
   'streamApply:DroppedEventCount': 'the stand-in never drops records (no maximum record age)',
   'merge:Duration': 'not timed locally',
-  'lake:ApproximateAgeOfOldestMessage': 'no SQS queue locally',
 };
 
 export async function startDashboard(props: DashboardProps): Promise<LocalDashboard> {
@@ -141,6 +140,7 @@ export async function startDashboard(props: DashboardProps): Promise<LocalDashbo
       metrics.record(metricKey('stream', 'GetRecords.IteratorAgeMilliseconds'), slowest, at);
       const setAside = next.status.tables.reduce((n, t) => n + (t.failing?.setAside ?? 0), 0);
       metrics.record(metricKey('lake', 'ApproximateNumberOfMessagesVisible'), setAside, at);
+      metrics.record(metricKey('lake', 'ApproximateAgeOfOldestMessage'), next.mergeBacklogAgeS, at);
       if (previous) {
         // Rows the stand-in loaded into the raw changelog since the last reading (what it delivered).
         const loaded = (r: StoreReading) => r.status.tables.reduce((n, t) => n + t.captured, 0);

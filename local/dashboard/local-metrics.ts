@@ -7,6 +7,7 @@
  */
 import type { DashboardMetric, MetricSource } from '../../shared/dashboard-layout';
 import { MergeMetric, ProducerMetric } from '../../shared/metrics';
+import type { PendingRetry } from '../merge-queue';
 import type { PartName } from '../pipeline';
 
 /** The series' resolution. CloudWatch's is a minute; locally a run is watched for minutes, so seconds. */
@@ -209,4 +210,13 @@ export function percentile(values: readonly number[], p: number): number | null 
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/**
+ * The age of the oldest object waiting in the local merge queues (saved as `<state file>.retrying`): since it was
+ * queued (`nextAt` of one not attempted yet) or first failed. 0 when none waits.
+ */
+export function mergeBacklogAgeS(queues: readonly (readonly PendingRetry[])[], now: number): number {
+  const since = queues.flat().map((r) => (r.attempts > 0 ? (r.firstFailedAt ?? r.nextAt) : r.nextAt));
+  return since.length ? Math.max(0, (now - Math.min(...since)) / 1000) : 0;
 }

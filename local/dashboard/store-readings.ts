@@ -17,8 +17,15 @@ import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { collectStatus, type StatusReport } from '../../cli/src/commands/status';
 import type { Target } from '../../cli/src/target';
-import { FIREHOSE_STATE_FILE_NAME, STREAM_APPLY_STATE_FILE_NAME } from '../firehose-dead-letters';
+import {
+  FIREHOSE_STATE_FILE_NAME,
+  MERGE_QUEUE_STATE_FILE_NAMES,
+  retryQueueFile,
+  STREAM_APPLY_STATE_FILE_NAME,
+} from '../firehose-dead-letters';
+import type { PendingRetry } from '../merge-queue';
 import type { Endpoints } from '../pipeline';
+import { mergeBacklogAgeS } from './local-metrics';
 
 export interface TableCounts {
   readonly table: string;
@@ -32,6 +39,8 @@ export interface StoreReading {
   readonly counts: readonly TableCounts[];
   /** Age (ms) of the oldest record each reader has not read; 0 when it has read everything. */
   readonly readerAgeMs: { readonly firehose: number | null; readonly streamApply: number | null };
+  /** Seconds the oldest object waiting in a local merge queue has waited (SQS' ApproximateAgeOfOldestMessage). */
+  readonly mergeBacklogAgeS: number;
 }
 
 /** Reads a reader's saved shard positions (`{shardId: sequenceNumber}`); none yet: an empty object. */
@@ -109,10 +118,19 @@ export class StoreReader {
     }
     const age = (file: string) =>
       oldestUnreadAgeMs(this.kinesis, this.ep.aws.stream, positions(join(this.stateDir, file)), now).catch(() => null);
+    const queues = MERGE_QUEUE_STATE_FILE_NAMES.map((name) => {
+      const file = retryQueueFile(join(this.stateDir, name));
+      try {
+        return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as PendingRetry[]) : [];
+      } catch {
+        return []; // being replaced: the next reading has it
+      }
+    });
     return {
       at: now,
       status,
       counts,
+      mergeBacklogAgeS: mergeBacklogAgeS(queues, now),
       readerAgeMs: {
         firehose: await age(FIREHOSE_STATE_FILE_NAME),
         streamApply: await age(STREAM_APPLY_STATE_FILE_NAME),

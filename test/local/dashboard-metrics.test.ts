@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { EmfMetrics } from '../../containers/producer/src/metrics';
-import { BUCKET_MS, LocalMetrics, percentile } from '../../local/dashboard/local-metrics';
+import { BUCKET_MS, LocalMetrics, mergeBacklogAgeS, percentile } from '../../local/dashboard/local-metrics';
 import { DASHBOARD_SECTIONS, type DashboardMetric } from '../../shared/dashboard-layout';
 import { MergeMetric, ProducerMetric } from '../../shared/metrics';
 
@@ -118,5 +118,21 @@ describe('local dashboard metrics', () => {
     m.record('producer:RowsCaptured', 1, T0);
     m.prune(T0 + 20_000);
     expect(m.series(metric('producer-rows', ProducerMetric.RowsCaptured), T0, T0).v).toEqual([0]);
+  });
+});
+
+describe('the local merge backlog age', () => {
+  it('is the wait of the oldest queued object: since queued, or since its first failure once attempted', () => {
+    const now = T0 + 60_000;
+    expect(mergeBacklogAgeS([[], []], now)).toBe(0);
+    expect(
+      mergeBacklogAgeS(
+        [
+          [{ key: 'a', attempts: 0, nextAt: T0 + 50_000, lastError: '' }],
+          [{ key: 'b', attempts: 2, nextAt: now + 5000, lastError: 'x', firstFailedAt: T0 + 30_000 }],
+        ],
+        now,
+      ),
+    ).toBe(30);
   });
 });
