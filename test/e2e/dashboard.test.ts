@@ -6,7 +6,7 @@
  * DASHBOARD_SCREENSHOT says (`DASHBOARD_SCREENSHOT=docs/dashboard.png` re-takes the README's picture; a plain test
  * run leaves the working tree alone).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -35,6 +35,25 @@ function run(command: string, args: string[]): { code: number | null; out: strin
   return { code: res.status, out: `${res.stdout}${res.stderr}` };
 }
 const local = (...args: string[]) => run('npm', ['run', '--silent', 'local', '--', ...args]);
+
+/** `run`, without blocking: two commands side by side. */
+function runAsync(command: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: ROOT,
+      env: { ...process.env, LOCAL_STATE_DIR: dir, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: undefined },
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      out += d;
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, out }));
+  });
+}
 
 /** The pids of the supervisor's children running a script (the producer, the stream apply). */
 function childrenRunning(script: string): number[] {
@@ -238,12 +257,14 @@ describe('the local dashboard page in a real browser', () => {
     expect(statSync(shot).size).toBeGreaterThan(50_000);
   });
 
-  it('npm run local -- status and npx cdc status print their own output, without the SDK Node notice', () => {
-    const status = local('status');
+  it('npm run local -- status and npx cdc status print their own output, without the SDK Node notice', async () => {
+    const [status, cdc] = await Promise.all([
+      runAsync('npm', ['run', '--silent', 'local', '--', 'status']),
+      runAsync('npx', ['cdc', 'status']),
+    ]);
     expect(status.code, status.out).toBe(0);
     expect(status.out).toContain(`dashboard:           ${ep.dashboard!.url}`);
     expect(status.out).not.toMatch(SDK_WARNING);
-    const cdc = run('npx', ['cdc', 'status']);
     expect(cdc.code, cdc.out).toBe(0);
     expect(cdc.out).not.toMatch(SDK_WARNING);
   });
