@@ -11,7 +11,7 @@
  * State lives in .local/ (or $LOCAL_STATE_DIR, which the CLI test uses to stay away from a developer's pipeline).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import mysql from 'mysql2/promise';
@@ -91,10 +91,24 @@ function exists(pid: number): boolean {
   }
 }
 
+/**
+ * Whether a process is one this state directory started: pids are reused (here pid_max is 32768, and a test run
+ * starts thousands of processes), so a pid file left by a supervisor that died may name anyone's process by now, a
+ * test's MariaDB server included. Ours carry LOCAL_STATE_DIR=<this directory> in their environment (the supervisor
+ * is spawned with it, and its children inherit it). Without /proc, trust the pid.
+ */
+function ours(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`LOCAL_STATE_DIR=${DIR}`);
+  } catch {
+    return !existsSync('/proc/self');
+  }
+}
+
 function running(): number | undefined {
   if (!existsSync(PID)) return undefined;
   const pid = Number(readFileSync(PID, 'utf8'));
-  return exists(pid) ? pid : undefined;
+  return exists(pid) && ours(pid) ? pid : undefined;
 }
 
 /** The supervisor (`supervise`, spawned detached by `up` and by the foreground mode): owns the whole pipeline. */
@@ -265,6 +279,26 @@ async function startBackground(): Promise<number> {
   return child.pid!;
 }
 
+/** The processes of a process group (/proc/<pid>/stat's fifth field); empty without /proc. */
+function groupMembers(pgid: number): number[] {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return [];
+  }
+  return pids
+    .filter((d) => {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 /** Stops the supervisor (and whatever it left behind); returns what it did. */
 async function stopBackground(): Promise<'stopped' | 'leftovers' | 'not running'> {
   const pid = running();
@@ -273,10 +307,11 @@ async function stopBackground(): Promise<'stopped' | 'leftovers' | 'not running'
   const groupAlive = (pgid: number) => {
     try {
       process.kill(-pgid, 0);
-      return true;
     } catch {
       return false;
     }
+    // The group is ours only while a member of it is (the pid, and so the group id, may have been reused).
+    return groupMembers(pgid).some(ours);
   };
   if (pid) {
     process.kill(pid, 'SIGTERM');

@@ -4,7 +4,7 @@
  * (LOCAL_STATE_DIR) so it never touches a developer's own .local/.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -54,6 +54,21 @@ describe('npm run local (CLI)', () => {
     const res = cli('status');
     expect(res.code).toBe(1);
     expect(res.stdout).toContain('not running');
+  });
+
+  it("down leaves alone a process whose pid a dead supervisor's pid file names (pids are reused)", async () => {
+    // Here pid_max is 32768: a stale pid file soon names someone else's process (a test's MariaDB server, say).
+    const stranger = spawn('sleep', ['60'], { stdio: 'ignore', detached: true });
+    try {
+      writeFileSync(join(dir, 'supervisor.pid'), String(stranger.pid));
+      expect(cli('status').stdout).toContain('not running');
+      const down = cli('down');
+      expect(down.stdout).toContain('not running');
+      expect(alive(stranger.pid!)).toBe(true);
+    } finally {
+      stranger.kill('SIGKILL');
+      rmSync(join(dir, 'supervisor.pid'), { force: true });
+    }
   });
 
   it('up returns once ready with endpoints.json; tables created right afterwards (keyed and keyless) are replicated; status shows it; down stops it all', async () => {
