@@ -134,14 +134,17 @@ describe('stream apply', () => {
     const tables = ['t1', 't2', 't3', 't4', 't5', 't6'].map(
       (n) => new TableEvents('shop', n, { id: 'int(11)', v: 'varchar(20)' }),
     );
+    const { policy, queued } = recordingPolicy();
+    // The tables exist already: a table's first batch also records the column list its rows carry (one statement more).
+    await applyStreamBatch(records(tables.map((t) => t.insert({ id: 9, v: 'z' }))), s3, h.ctx(), policy);
     const events = tables.flatMap((t) => [
       t.insert({ id: 1, v: 'a' }),
       t.insert({ id: 2, v: 'b' }),
       t.update({ id: 1, v: 'a' }, { id: 1, v: 'a2' }),
       t.delete({ id: 2, v: 'b' }),
+      t.delete({ id: 9, v: 'z' }),
     ]);
     const { ctx, transactions } = countingCtx();
-    const { policy, queued } = recordingPolicy();
     const out = await applyStreamBatch(records(events), s3, ctx, policy, { tablesPerTransaction: 4 });
     expect(out.retryFrom).toBeUndefined();
     expect(queued).toEqual([]);
@@ -150,10 +153,13 @@ describe('stream apply', () => {
     // Data transactions (those with a load): 4 tables, then 2; not one per table.
     const data = transactions.filter((steps) => steps.some((s) => s.kind === 'load'));
     expect(data.map((steps) => steps.filter((s) => s.kind === 'load').length)).toEqual([4, 2]);
-    // Each table's batch record, though the six share one batch id (npx cdc status reads them per table).
+    // Each table's batch record for each of the two batches, though the six share a batch id (npx cdc status reads
+    // them per table).
     expect(
-      await h.rows("SELECT source_table FROM cdc.merge_batches WHERE batch_id LIKE 'kinesis:%' ORDER BY source_table"),
-    ).toEqual(tables.map((t) => ({ source_table: t.table })));
+      await h.rows(
+        "SELECT source_table, COUNT(*)::int AS n FROM cdc.merge_batches WHERE batch_id LIKE 'kinesis:%' GROUP BY 1 ORDER BY 1",
+      ),
+    ).toEqual(tables.map((t) => ({ source_table: t.table, n: 2 })));
   });
 
   it('converges to the same replica whether a batch is applied once, replayed, split, reversed or also by the lake path', async () => {
@@ -318,6 +324,33 @@ describe('stream apply', () => {
     expect(interleaved()).toBe(true);
     expect(queued.map((q) => q.reason)).toEqual([]);
     expect(await h.rows('SELECT id, a FROM shop.d')).toEqual([{ id: 2, a: 2 }]);
+  });
+
+  it("leaves only the new table's columns when a DROP + CREATE with another shape is merged after the new rows", async () => {
+    // The schema-changes e2e's t3 under table-pk, as the fresh-clone CI found it: DROP TABLE t3; CREATE TABLE t3 (id,
+    // b); INSERT. The new row goes by its key to one shard and is merged before the DROP (on the table's shard): it
+    // added b to the old replica, and the DROP, finding a newer row, rightly deleted only the older ones, but the old
+    // column a stayed.
+    const old = new TableEvents('shop', 'd3', { id: 'int(11)', a: 'varchar(10)' });
+    const before = [old.insert({ id: 1, a: 'a1' }), old.insert({ id: 2, a: 'a2' })];
+    const drop = old.drop();
+    const reborn = new TableEvents('shop', 'd3', { id: 'int(11)', b: 'int(11)' });
+    for (let i = 0; i < 5; i++) reborn.insert({ id: 0, b: 0 }); // positions keep growing across incarnations
+    const newer = reborn.insert({ id: 1, b: 10 });
+    const { policy, queued } = recordingPolicy();
+    await applyStreamBatch(records(before), s3, h.ctx(), policy);
+    await applyStreamBatch(records([newer], 'shardId-000000000001'), s3, h.ctx(), policy);
+    resetSchemaCache(); // the DROP's invocation (another Lambda container)
+    await applyStreamBatch(records([drop]), s3, h.ctx(), policy);
+    expect(queued.map((q) => q.reason)).toEqual([]);
+    expect(await h.rows('SELECT id, b FROM shop.d3 ORDER BY id')).toEqual([{ id: 1, b: 10 }]);
+    expect(await replicaColumns('d3')).toEqual(['b', 'id']);
+    expect(await registeredColumns('d3')).toEqual(['b', 'id']);
+    // Replayed in the stream's order (a producer moved back): the same replica.
+    await applyStreamBatch(records([...before, drop, newer]), s3, h.ctx(), policy);
+    expect(await h.rows('SELECT id, b FROM shop.d3 ORDER BY id')).toEqual([{ id: 1, b: 10 }]);
+    expect(await replicaColumns('d3')).toEqual(['b', 'id']);
+    expect(queued.map((q) => q.reason)).toEqual([]);
   });
 
   it('keeps the values of a renamed column when the RENAME is merged from another shard while rows are being planned', async () => {

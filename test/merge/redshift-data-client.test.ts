@@ -129,26 +129,28 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
     resetSchemaCache();
     const tables = ['a', 'b', 'c', 'd', 'e'].map((n) => new TableEvents('shop', n, { id: 'int(11)', v: 'int(11)' }));
     await withWarehouse(everyStatementFinishes, async (w, calls) => {
-      const events = tables.map((t, i) => t.insert({ id: 1, v: i }));
-      const outcomes = await mergeTables(
-        events,
-        'kinesis:shard-0:1-5',
-        {
-          warehouse: w,
-          naming: { stateSchema: 'cdc' },
-          historyTables: new Set(),
-        },
+      const ctx = { warehouse: w, naming: { stateSchema: 'cdc' }, historyTables: new Set<string>() };
+      // The first batch creates the replicas, each in a transaction of its own (LOCK, the history and registry checks,
+      // replica, keys table, registry), and its data transactions also record each table's column list.
+      await mergeTables(
+        tables.map((t) => t.insert({ id: 0, v: 0 })),
+        'kinesis:shard-0:0',
+        ctx,
         { tablesPerTransaction: 4 },
       );
+      const creates = calls.filter((c) => c.action === 'BatchExecuteStatement').slice(0, 5);
+      expect(creates.map((c) => (c.body.Sqls as string[]).length)).toEqual([7, 7, 7, 7, 7]);
+      calls.length = 0;
+      const events = tables.map((t, i) => t.insert({ id: 1, v: i }));
+      const outcomes = await mergeTables(events, 'kinesis:shard-0:1-5', ctx, { tablesPerTransaction: 4 });
       expect(outcomes.map((o) => ('result' in o ? o.table : `failed ${o.table}`))).toEqual(
         ['a', 'b', 'c', 'd', 'e'].map((n) => `shop.${n}`),
       );
-      // Each replica created in a transaction of its own (LOCK, the history and registry checks, replica, keys table,
-      // registry); four tables' merges in one transaction (1 LOCK + 9 each: the history check and 8 merge steps), the
-      // fifth's in another, then all five batch records in a short one.
+      // Four tables' merges in one transaction (1 LOCK + 9 each: the history check and 8 merge steps), the fifth's in
+      // another, then all five batch records in a short one.
       const batch = calls.filter((c) => c.action === 'BatchExecuteStatement').map((c) => c.body.Sqls as string[]);
-      expect(batch.map((b) => b.length)).toEqual([7, 7, 7, 7, 7, 37, 10, 5]);
-      const shared = batch[5]!;
+      expect(batch.map((b) => b.length)).toEqual([37, 10, 5]);
+      const shared = batch[0]!;
       expect(shared[0]).toBe(
         'LOCK "cdc"."shop__a__state", "cdc"."shop__b__state", "cdc"."shop__c__state", "cdc"."shop__d__state"',
       );
@@ -156,7 +158,7 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
       expect(copies).toHaveLength(4);
       expect(new Set(copies.map((c) => /FROM '([^']+)'/.exec(c)![1])).size).toBe(4);
       expect(new Set(copies.map((c) => /^COPY (\S+)/.exec(c)![1])).size).toBe(4);
-      expect(batch[7]!.every((s) => s.startsWith('INSERT INTO "cdc"."merge_batches"'))).toBe(true);
+      expect(batch[2]!.every((s) => s.startsWith('INSERT INTO "cdc"."merge_batches"'))).toBe(true);
       const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
       expect(left.KeyCount ?? 0).toBe(0);
     });

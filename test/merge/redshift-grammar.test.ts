@@ -16,7 +16,7 @@ import {
   planRegistryCheck,
   planSchemaChangeDdl,
 } from '../../lambdas/merge/src/schema-evolution';
-import { planTableChange } from '../../lambdas/merge/src/table-change-plan';
+import { planShapeRecords, planTableChange } from '../../lambdas/merge/src/table-change-plan';
 import { modelFromEvents } from '../../lambdas/merge/src/table-model';
 import type { RowImage } from '../../shared/change-event';
 import { TableEvents } from './support/event-factory';
@@ -478,5 +478,32 @@ describe('Redshift allow-list grammar: table-level events', () => {
       expect(redshiftTransactionProblems([rs.lock([names.state]), check, ...statements])).toEqual([]);
     }
     expect(redshiftProblems(planRegistryCheck(names, 'shop', 'r', []))).toEqual([]);
+  });
+
+  it("accepts a DROP merged after the next incarnation's rows, dropping the old columns, and the column-list records", () => {
+    const names = tableNames('shop', 'd', { stateSchema: 'cdc' });
+    const known = {
+      pk: ['id'],
+      columns: [
+        { name: 'id', mysqlType: 'int(11)', warehouseType: 'INTEGER', keyOrdinal: 0 },
+        { name: 'a', mysqlType: 'varchar(10)', warehouseType: 'VARCHAR(40)' },
+        { name: 'b', mysqlType: 'int(11)', warehouseType: 'INTEGER' },
+      ],
+    };
+    const t = new TableEvents('shop', 'd', { id: 'int(11)', b: 'int(11)' });
+    for (const history of [false, true]) {
+      const { statements, after } = planTableChange(t.drop(), known, names, rs, {
+        history,
+        droppedTablePolicy: 'drop',
+        newerRows: true,
+        newerShapes: [['id', 'b']],
+      });
+      expect(statements).toContain('ALTER TABLE "shop"."d" DROP COLUMN "a"');
+      expect(after?.columns.map((c) => c.name)).toEqual(['id', 'b']);
+      expect(redshiftTransactionProblems([rs.lock([names.state]), ...statements])).toEqual([]);
+    }
+    const shapes = planShapeRecords([t.insert({ id: 1, b: 1 })], ['id', 'a'], names, rs);
+    expect(shapes).toHaveLength(1);
+    expect(redshiftTransactionProblems(shapes)).toEqual([]);
   });
 });

@@ -23,6 +23,7 @@ import { ColumnRegistry, type ExistingColumn, evolveSchema, knownTable, planRegi
 import { buildStageCsv, stageCsvChunks } from './stage-csv';
 import {
   type DroppedTablePolicy,
+  planShapeRecords,
   planTableChange,
   rewriteForHistory,
   type TableHistory,
@@ -275,6 +276,7 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
   const names = tableNames(e.db, e.table, ctx.naming);
   const history = ctx.historyTables.has(key);
   let basis: PlanBasis | undefined;
+  let records: number | undefined;
   try {
     const existing = await registry.read(ctx.warehouse, e.db, e.table, names);
     basis = { columns: existing.map(registered) };
@@ -293,17 +295,26 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
       statements = planRangeDelete(e, pkCols, names, d);
     } else {
       let newerRows = false;
+      let newerShapes: (readonly string[])[] | undefined;
       if (known && e.op !== 'truncate' && e.op !== 'alter') {
         const table = known.pk.length > 0 ? names.replica : names.deltas;
         const rows = await ctx.warehouse.query(
           `SELECT COUNT(*) AS n FROM ${table} WHERE ${ident(META.position)} > ${literal(e.position)}`,
         );
         newerRows = Number(rows[0]?.n ?? 0) > 0;
+        if (newerRows && known.pk.length > 0) {
+          // The next incarnation's rows, merged first (table-pk): the column lists they carried say which columns it has.
+          const h = await loadHistory(ctx, key, names);
+          newerShapes = h.history.shapes.filter((x) => x.position > e.position).map((x) => x.columns);
+          records = h.records;
+          basis = { ...basis, records };
+        }
       }
       const plan = planTableChange(e, known, names, d, {
         history,
         droppedTablePolicy: ctx.droppedTablePolicy ?? 'drop',
         newerRows,
+        ...(newerShapes ? { newerShapes } : {}),
       });
       statements = plan.statements;
     }
@@ -312,6 +323,7 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
     // old name). The registry only changes under this lock, so its columns, checked after it, say whether the plan
     // still holds; if not, the transaction fails and the event is planned again.
     const steps = [sql(d.lock([names.state])), sql(planRegistryCheck(names, e.db, e.table, existing))];
+    if (records !== undefined) steps.push(sql(historyUnchanged(names, records)));
     steps.push(...statements.map(sql));
     await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
   } catch (err) {
@@ -333,6 +345,8 @@ interface PreparedRows {
   readonly steps: readonly Step[];
   /** The history its data transaction checks (the registry is only added to before it). */
   readonly basis: PlanBasis;
+  /** Its transaction records column lists in the table's state (the cached history is then out of date). */
+  readonly addsRecords: boolean;
 }
 
 /**
@@ -389,9 +403,23 @@ async function prepareRows(
       ...(stageLocation ? { stageLocation } : {}),
     };
     const steps = planMerge(model, names, d, opts).map((st) => (st.kind === 'load' ? { ...st, ...load } : st));
+    const shapes = planShapeRecords(
+      events,
+      existing.map((c) => c.name),
+      names,
+      d,
+    ).map(sql);
     // planMerge's first step is the table's lock: a shared transaction takes every table's lock at once, first; then
     // each table checks that its history is still the one its plan was made from.
-    return { key, names, model, opts, steps: [guard, ...steps.slice(1)], basis: { records: known.records } };
+    return {
+      key,
+      names,
+      model,
+      opts,
+      steps: [guard, ...shapes, ...steps.slice(1)],
+      basis: { records: known.records },
+      addsRecords: shapes.length > 0,
+    };
   } catch (err) {
     forgetTable(raw[0]!.db, raw[0]!.table);
     throw basis ? await staleOr(err, ctx, { db: raw[0]!.db, table: raw[0]!.table, names }, basis) : err;
@@ -420,6 +448,7 @@ async function runPrepared(prepared: readonly PreparedRows[], ctx: MergeContext,
   const key = prepared.map((p) => p.key).join(',');
   try {
     await runWithRetries(ctx, key, () => ctx.warehouse.runTransaction(steps, ''));
+    for (const p of prepared) if (p.addsRecords) knownHistory.delete(p.key);
   } catch (err) {
     for (const p of prepared) forgetTable(p.model.db, p.model.table);
     // A shared transaction's tables are merged again one by one (mergeTables), each finding its own cause.

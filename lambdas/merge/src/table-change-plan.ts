@@ -29,6 +29,12 @@ export interface TableChangeOptions {
   readonly droppedTablePolicy: DroppedTablePolicy;
   /** True when the replica already holds rows newer than the event (batches merged out of order). */
   readonly newerRows: boolean;
+  /**
+   * The column lists the row changes newer than the event carried, where they differed from the registry's
+   * (`TableHistory.shapes` after the event's position): with newer rows of a table dropped and created again, its
+   * new columns. @default none
+   */
+  readonly newerShapes?: readonly (readonly string[])[];
 }
 
 export interface TableChangePlan {
@@ -77,7 +83,8 @@ export function planTableChange(
   if (e.op === 'truncate' || opts.newerRows) {
     if (keyed) out.push(`DELETE FROM ${names.replica} WHERE ${older}`, `DELETE FROM ${names.keys} WHERE ${older}`);
     else out.push(`DELETE FROM ${names.deltas} WHERE ${older}`);
-    return { statements: out, after: known };
+    if (e.op === 'truncate' || !keyed) return { statements: out, after: known };
+    return dropOldColumns(e, known, names, d, opts, out);
   }
 
   // drop, rename (the old name ends), resync (rebuilt from the events after it and a backfill).
@@ -120,6 +127,69 @@ export function planTableChange(
   }
   out.push(planForgetColumns(e.db, e.table, names));
   return { statements: out, after: undefined };
+}
+
+/**
+ * A DROP (RENAME, resync) merged after rows of the table's next incarnation (another shard's, under the partition key
+ * table-pk): those rows are kept and the older ones deleted, but the new rows also added their columns to the old
+ * replica, so the old incarnation's columns the new one lacks would stay (NULL, or an old row's value). The column
+ * lists the newer rows carried (`newerShapes`, recorded by their merges) say which columns the new incarnation has:
+ * the others go, as a DROP COLUMN would. With no such list, the newer rows carried exactly the registered columns.
+ */
+function dropOldColumns(
+  e: ChangeEvent,
+  known: KnownTable,
+  names: TableNames,
+  d: Dialect,
+  opts: TableChangeOptions,
+  out: string[],
+): TableChangePlan {
+  const shapes = opts.newerShapes ?? [];
+  if (shapes.length === 0) return { statements: out, after: known };
+  const kept = new Set(shapes.flat());
+  const gone = known.columns.filter((c) => !kept.has(c.name) && !known.pk.includes(c.name));
+  if (gone.length === 0) return { statements: out, after: known };
+  const after: KnownTable = { columns: known.columns.filter((c) => !gone.includes(c)), pk: known.pk };
+  const model = modelOf(e.db, e.table, after, d.warehouse);
+  return {
+    statements: [
+      ...out,
+      ...dropViews(model, names, opts.history),
+      ...gone.map((c) => `ALTER TABLE ${names.replica} DROP COLUMN ${ident(c.name)}`),
+      ...createViews(model, names, opts.history),
+      ...planRegisterColumns(model, names),
+    ],
+    after,
+  };
+}
+
+/**
+ * A run of row changes' column lists that differ from the registry's (a table created, changed, or dropped and created
+ * again with another shape), each recorded in the table's state at the newest position carrying it (`op` 'shape'),
+ * so that a DROP merged after rows of the next incarnation knows that incarnation's columns (`dropOldColumns`).
+ * Keyed tables only: a keyless table's events all travel by its name, on one shard, in order.
+ */
+export function planShapeRecords(
+  events: readonly ChangeEvent[],
+  registered: readonly string[],
+  names: TableNames,
+  d: Dialect,
+): string[] {
+  if (events.length === 0 || events[0]!.pk.length === 0) return [];
+  const same = [...registered].sort().join('\u0000');
+  const shapes = new Map<string, { position: string; columns: string[] }>();
+  for (const e of events) {
+    const columns = e.columns.map((c) => c.name);
+    const key = [...columns].sort().join('\u0000');
+    if (key === same) continue;
+    const seen = shapes.get(key);
+    if (!seen || e.position > seen.position) shapes.set(key, { position: e.position, columns });
+  }
+  return [...shapes.values()].map(
+    (s) =>
+      `INSERT INTO ${names.state} (${ident(META.position)}, op, detail, applied_at) SELECT ${literal(s.position)}, 'shape', ` +
+      `${literal(JSON.stringify(s.columns))}, ${d.now} WHERE NOT EXISTS (SELECT 1 FROM ${names.state} WHERE ${ident(META.position)} = ${literal(s.position)})`,
+  );
 }
 
 /** The event's record in the table's state table (once per position): the floor and the ALTER history read it. */
@@ -266,15 +336,24 @@ export interface TableHistory {
   /** Newest truncate/drop/rename/resync (or whole-table read of a keyless table): every change older than it is gone. */
   readonly floor: string | undefined;
   readonly alters: readonly { readonly position: string; readonly columns: readonly ColumnChange[] }[];
+  /** Column lists row changes carried that differed from the registry's (`planShapeRecords`), oldest first. */
+  readonly shapes: readonly { readonly position: string; readonly columns: readonly string[] }[];
 }
 
 export function tableHistory(rows: readonly Record<string, unknown>[]): TableHistory {
   let floor: string | undefined;
   const alters: { position: string; columns: ColumnChange[] }[] = [];
+  const shapes: { position: string; columns: string[] }[] = [];
   for (const r of rows) {
     const position = String(r[META.position]).trim();
     const op = String(r.op);
-    if (op === 'alter') {
+    if (op === 'shape') {
+      try {
+        shapes.push({ position, columns: JSON.parse(String(r.detail)) as string[] });
+      } catch {
+        // unreadable: a DROP merged after newer rows keeps every column, as before
+      }
+    } else if (op === 'alter') {
       try {
         alters.push({ position, columns: JSON.parse(String(r.detail)) as ColumnChange[] });
       } catch {
@@ -285,7 +364,8 @@ export function tableHistory(rows: readonly Record<string, unknown>[]): TableHis
     }
   }
   alters.sort((a, b) => (a.position < b.position ? -1 : 1));
-  return { floor, alters };
+  shapes.sort((a, b) => (a.position < b.position ? -1 : 1));
+  return { floor, alters, shapes };
 }
 
 /**
