@@ -116,10 +116,10 @@ const streamSchema = z.object({
     .max(8760)
     .default(168),
   /**
-   * `table` keeps a table on one shard (the default: its row merges never race its table-level events); `table-pk`
-   * spreads a table's rows over shards by key, order kept per row (docs/producer.md, "Writes to Kinesis").
+   * `table-pk` (the default) spreads a table's rows over shards by key, order kept per row; `table` keeps a table on
+   * one shard, at most 1,000 records/s and 1 MiB/s (docs/producer.md, "Writes to Kinesis").
    */
-  partitionKeyMode: z.enum(['table', 'table-pk']).default('table'),
+  partitionKeyMode: z.enum(['table', 'table-pk']).default('table-pk'),
 });
 
 const producerSchema = z.object({

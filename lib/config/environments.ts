@@ -101,9 +101,8 @@ export const environments: Readonly<Record<string, EnvironmentConfigInput>> = {
       hashColumns: ['shop.customers.email'],
       maskColumns: ['shop.customers.phone'],
     },
-    // `table` until table-pk's open race is closed (docs/merge.md, "One table on every shard"): a DROP TABLE and CREATE
-    // with another shape, whose new rows another shard merges first, leaves the old table's columns in the replica.
-    stream: { mode: 'provisioned', shards: 4, retentionHours: 168, partitionKeyMode: 'table' },
+    // table-pk: a busy table spreads over the four shards (docs/producer.md, "Writes to Kinesis").
+    stream: { mode: 'provisioned', shards: 4, retentionHours: 168, partitionKeyMode: 'table-pk' },
     producer: { cpu: 1024, memoryMiB: 2048, stopTimeoutSeconds: 120, leaseSeconds: 30, logRetentionDays: 90 },
     lake: { bufferingIntervalSeconds: 60, bufferingSizeMiB: 128, infrequentAccessAfterDays: 30, expireAfterDays: 0 },
     redshift: {

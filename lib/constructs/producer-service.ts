@@ -71,7 +71,7 @@ export interface ProducerCaptureProps {
   readonly snapshotKeylessMaxRows?: number;
   /** `db.table` of the signal table. @default 'cdc.cdc_signal' */
   readonly signalTable?: string;
-  /** `table-pk` spreads a table's rows over shards by key (order kept per row; see docs/producer.md). @default 'table' */
+  /** `table-pk` spreads a table's rows over shards by key (order kept per row; see docs/producer.md). @default 'table-pk' */
   readonly partitionKeyMode?: 'table' | 'table-pk';
 }
 
@@ -227,7 +227,7 @@ export class ProducerService extends Construct {
         SNAPSHOT_KEYLESS_MAX_ROWS: text(cap.snapshotKeylessMaxRows ?? 250_000),
         SIGNAL_TABLE: cap.signalTable ?? 'cdc.cdc_signal',
         STREAM_NAME: props.stream.streamName,
-        PARTITION_KEY_MODE: cap.partitionKeyMode ?? 'table',
+        PARTITION_KEY_MODE: cap.partitionKeyMode ?? 'table-pk',
         PUT_RECORDS_IN_FLIGHT: text(props.putRecordsInFlight ?? 8),
         CHECKPOINT_TABLE: props.checkpoints.table.tableName,
         LEASE_SECONDS: text((props.leaseDuration ?? Duration.seconds(30)).toSeconds()),

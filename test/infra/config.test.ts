@@ -34,7 +34,7 @@ describe('environment configuration', () => {
     expect(dev.source.port).toBe(3306);
     expect(dev.producer.stopTimeoutSeconds).toBe(120);
     expect(dev.producer.putRecordsInFlight).toBe(8);
-    expect(dev.stream.partitionKeyMode).toBe('table');
+    expect(dev.stream.partitionKeyMode).toBe('table-pk');
     expect(dev.merge.maxReceiveCount).toBe(5);
     expect(dev.redshift.changelogSchema).toBe('cdc');
   });

@@ -25,10 +25,10 @@ const fields = z.object({
   CAPTURE_MASK_COLUMNS: list,
   STREAM_NAME: z.string().regex(/^[a-zA-Z0-9_.-]{1,128}$/, 'must be a Kinesis stream name'),
   /**
-   * `table`: one shard per table (the default: a table's row merges never race its table-level events); `table-pk`:
-   * a table's rows spread over shards by key, order kept per row (docs/producer.md, "Writes to Kinesis", for its limit).
+   * `table-pk` (the default): a table's rows spread over shards by key, order kept per row, so a busy table is not held
+   * to one shard; `table`: one shard per table (docs/producer.md, "Writes to Kinesis").
    */
-  PARTITION_KEY_MODE: z.enum(['table', 'table-pk']).default('table'),
+  PARTITION_KEY_MODE: z.enum(['table', 'table-pk']).default('table-pk'),
   /** PutRecords calls in flight at once, for disjoint partition keys (never two for one key). */
   PUT_RECORDS_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(8),
   CHECKPOINT_TABLE: z.string().regex(/^[a-zA-Z0-9_.-]{3,255}$/, 'must be a DynamoDB table name'),
