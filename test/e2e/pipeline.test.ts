@@ -135,14 +135,16 @@ async function runWorkload(w: Workload): Promise<void> {
 
 /**
  * Waits until a process (its PostgreSQL application_name) holds an open transaction (so the kill lands in the middle
- * of a merge, or of the Firehose stand-in's changelog load, not between batches); gives up after 10 s and reports
- * whether it caught one.
+ * of a merge, or of the Firehose stand-in's changelog load, not between batches), or with `waiting`, one that waits for
+ * a lock the test holds; gives up after 10 s and reports whether it caught one.
  */
-async function inTransaction(applicationName: string): Promise<boolean> {
+async function inTransaction(applicationName: string, waiting?: 'waiting'): Promise<boolean> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     const res = await p.pool.query(
-      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL',
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL${
+        waiting ? " AND wait_event_type = 'Lock'" : ''
+      }`,
       [applicationName],
     );
     if (res.rows[0].n > 0) return true;
@@ -188,8 +190,19 @@ describe('the whole pipeline on one machine', () => {
     // writing for a merge to be in flight), one at a time.
     let merging: Promise<void> = Promise.resolve();
     const killApply = async () => {
-      if (await inTransaction(STREAM_APPLY_APPLICATION_NAME)) done.midTransaction++;
-      await p.killApply('SIGKILL'); // as a Lambda timeout or crash would; the pipeline starts a new one
+      // The orders replica held, the next merge of it stops inside its transaction (after its lock and the keys
+      // table's writes), and is killed there: catching a merge in flight by polling alone missed every one of three
+      // on a loaded CI machine.
+      const holder = await p.pool.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query(`LOCK TABLE "${p.endpoints.replicaSchema}".orders IN ACCESS EXCLUSIVE MODE`);
+        if (await inTransaction(STREAM_APPLY_APPLICATION_NAME, 'waiting')) done.midTransaction++;
+        await p.killApply('SIGKILL'); // as a Lambda timeout or crash would; the pipeline starts a new one
+      } finally {
+        await holder.query('ROLLBACK');
+        holder.release();
+      }
       done.apply++;
     };
     await runWorkload({
