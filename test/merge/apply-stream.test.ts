@@ -23,7 +23,9 @@ import {
 import { decodeBody } from '../../lambdas/merge/src/batch';
 import { type MergeContext, resetSchemaCache } from '../../lambdas/merge/src/merge';
 import type { Step } from '../../lambdas/merge/src/merge-plan';
+import { tableNames } from '../../lambdas/merge/src/naming';
 import { PostgresWarehouse } from '../../lambdas/merge/src/postgres-client';
+import { planRegistryCheck } from '../../lambdas/merge/src/schema-evolution';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import type { ChangeEvent } from '../../shared/change-event';
@@ -545,6 +547,33 @@ describe('stream apply', () => {
       { id: 4, v: 4, a: 4, b: 4 },
     ]);
     expect(await registeredColumns('w')).toEqual(await replicaColumns('w'));
+  });
+
+  it("checks a 1,600-column table's registry in one statement under the Data API's 100 KB, and still sees a change", async () => {
+    const { policy } = recordingPolicy();
+    const t = new TableEvents('shop', 'wide', { id: 'int(11)' });
+    await applyStreamBatch(records([t.insert({ id: 1 })]), s3, h.ctx(), policy); // the registry table exists
+    const names = tableNames('shop', 'wide', { stateSchema: 'cdc' });
+    // Redshift's widest table, with long names, some of them not ASCII.
+    const columns = Array.from({ length: 1600 }, (_, i) => ({
+      name: `${'é'.repeat(30)}_${'c'.repeat(60)}_${i}`,
+      warehouseType: i % 2 ? 'VARCHAR(65535)' : 'DECIMAL(38,10)',
+    }));
+    await h.rows("DELETE FROM cdc.replica_columns WHERE source_table = 'wide'");
+    for (let i = 0; i < columns.length; i += 400) {
+      const rows = columns
+        .slice(i, i + 400)
+        .map((c, j) => `('shop', 'wide', '${c.name}', ${i + j}, 'x', '${c.warehouseType}', NULL)`);
+      await h.rows(
+        `INSERT INTO cdc.replica_columns (source_db, source_table, column_name, ordinal, mysql_type, warehouse_type, key_ordinal) VALUES ${rows.join(', ')}`,
+      );
+    }
+    const check = planRegistryCheck(names, 'shop', 'wide', columns);
+    expect(Buffer.byteLength(check)).toBeLessThan(100 * 1024);
+    expect(check).toContain('MD5(');
+    await expect(h.rows(check)).resolves.toEqual([expect.anything()]);
+    await h.rows(`UPDATE cdc.replica_columns SET warehouse_type = 'TEXT' WHERE source_table = 'wide' AND ordinal = 7`);
+    await expect(h.rows(check)).rejects.toThrow(/replica columns changed: plan again/);
   });
 
   it('retries the batch in place, handing nothing off, when the warehouse does not answer', async () => {

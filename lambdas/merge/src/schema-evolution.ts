@@ -15,6 +15,7 @@
  * Table-level ALTER events (table-change-plan.ts) rename, add and drop columns in place and record the result with
  * `planRegisterColumns` from here.
  */
+import { createHash } from 'node:crypto';
 import { POSITION_SQL_TYPE } from '../../../shared/change-event';
 import { planTypeChange, type Warehouse } from '../../../shared/type-mapping';
 import { type Dialect, ident, literal } from './dialect';
@@ -210,14 +211,27 @@ export function planRegistryCheck(
   columns: readonly Pick<ExistingColumn, 'name' | 'warehouseType'>[],
 ): string {
   const n = columns.length;
-  const listed = columns.map((c) => literal(`${c.name}|${c.warehouseType}`)).join(', ');
-  const named =
-    n === 0 ? '' : ` OR SUM(CASE WHEN column_name || '|' || warehouse_type IN (${listed}) THEN 1 ELSE 0 END) <> ${n}`;
+  const column = "column_name || '|' || warehouse_type";
+  let listed = columns.map((c) => literal(`${c.name}|${c.warehouseType}`)).join(', ');
+  let compared = column;
+  if (listed.length > REGISTRY_CHECK_MAX_LIST) {
+    // The Data API takes statements up to 100 KB: a very wide table's list (Redshift allows 1,600 columns, of names up
+    // to 127 bytes) is compared by MD5 instead, 35 bytes a column. Redshift's MD5 and PostgreSQL's md5 both hash the
+    // text's UTF-8 bytes to lowercase hex (https://docs.aws.amazon.com/redshift/latest/dg/r_MD5.html).
+    listed = columns.map((c) => literal(md5(`${c.name}|${c.warehouseType}`))).join(', ');
+    compared = `MD5(${column})`;
+  }
+  const named = n === 0 ? '' : ` OR SUM(CASE WHEN ${compared} IN (${listed}) THEN 1 ELSE 0 END) <> ${n}`;
   return (
     `SELECT CAST(CASE WHEN COUNT(*) <> ${n}${named} THEN 'replica columns changed: plan again' ELSE '0' END AS INTEGER) ` +
     `FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`
   );
 }
+
+/** Above this many characters of listed columns, the registry check compares MD5s (Data API: 100 KB a statement). */
+export const REGISTRY_CHECK_MAX_LIST = 60_000;
+
+const md5 = (text: string): string => createHash('md5').update(text, 'utf8').digest('hex');
 
 /** Forgets a table's columns (its incarnation ended: a table created again under the name starts clean). */
 export function planForgetColumns(db: string, table: string, names: TableNames): string {
