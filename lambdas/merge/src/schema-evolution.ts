@@ -183,12 +183,23 @@ export function planRegisterColumns(model: TableModel, names: TableNames): strin
     const k = model.pk.indexOf(c.name);
     return `(${literal(model.db)}, ${literal(model.table)}, ${literal(c.name)}, ${i}, ${literal(c.mysqlType)}, ${literal(c.warehouseType)}, ${k < 0 ? 'NULL' : k})`;
   });
-  const del = planForgetColumns(model.db, model.table, names);
-  if (rows.length === 0) return [del];
-  return [
-    del,
-    `INSERT INTO ${names.columns} (source_db, source_table, column_name, ordinal, mysql_type, warehouse_type, key_ordinal) VALUES ${rows.join(', ')}`,
-  ];
+  const insert = `INSERT INTO ${names.columns} (source_db, source_table, column_name, ordinal, mysql_type, warehouse_type, key_ordinal) VALUES `;
+  // One INSERT per 60,000 characters of rows: the Data API takes statements up to 100 KB, and a wide table's rows
+  // (long ENUM definitions, up to 1,600 columns) pass that in one.
+  const out = [planForgetColumns(model.db, model.table, names)];
+  let chunk: string[] = [];
+  let size = 0;
+  for (const row of rows) {
+    if (chunk.length > 0 && size + row.length > REGISTRY_CHECK_MAX_LIST) {
+      out.push(insert + chunk.join(', '));
+      chunk = [];
+      size = 0;
+    }
+    chunk.push(row);
+    size += row.length + 2;
+  }
+  if (chunk.length > 0) out.push(insert + chunk.join(', '));
+  return out;
 }
 
 /**
