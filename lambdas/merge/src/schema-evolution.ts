@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { POSITION_SQL_TYPE } from '../../../shared/change-event';
 import { planTypeChange, type Warehouse } from '../../../shared/type-mapping';
 import { type Dialect, ident, literal } from './dialect';
-import { PoisonBatchError, StalePlanError } from './errors';
+import { RetriableMergeError, StalePlanError } from './errors';
 import type { TableNames } from './naming';
 import {
   columnDefs,
@@ -64,9 +64,13 @@ export interface SchemaChanges {
 /**
  * The schema-change policy (docs/merge.md, "Schema changes"): new columns are added; a type change is followed in
  * place where a warehouse type holds both the old and the new values (`planTypeChange`: text widened, numbers
- * rebuilt under a wider type, a narrower source type kept in the existing column); anything else makes the batch
- * poison (SCHEMA_INCOMPATIBLE), so that no value is ever stored under a column of the wrong type. The producer
- * resyncs a table whose type change is incompatible, so that case only reaches here without its resync.
+ * rebuilt under a wider type, a narrower source type kept in the existing column); anything else refuses the batch
+ * (SCHEMA_INCOMPATIBLE), so that no value is ever stored under a column of the wrong type. The producer resyncs a
+ * table whose type change is incompatible, so that case reaches here only ahead of its resync (the partition key
+ * table-pk sends the rows after the ALTER by key, the resync by the table's name, to another shard) or without one.
+ * So it is retriable, not poison: retried (handed off, then from the queue with backoff), the batch goes through once
+ * the resync is merged, and a row written after the backfill read its key keeps its value; without a resync it ends
+ * in the dead-letter queue after its retries, with this reason.
  */
 export function decideSchemaChanges(
   existing: readonly ExistingColumn[],
@@ -94,7 +98,7 @@ export function decideSchemaChanges(
     }
   }
   if (problems.length > 0) {
-    throw new PoisonBatchError(
+    throw new RetriableMergeError(
       'SCHEMA_INCOMPATIBLE',
       `${model.db}.${model.table}: ${problems.join('; ')}; the replica cannot follow this change in place: resync it (npx cdc resync ${model.db}.${model.table}; docs/merge.md, "Schema changes")`,
     );
