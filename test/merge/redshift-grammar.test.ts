@@ -240,6 +240,7 @@ describe('Redshift allow-list grammar: everything the Redshift dialect produces 
   it('accepts the statements the merge reads and controls transactions with', () => {
     for (const sql of [
       `SELECT column_name, mysql_type, warehouse_type FROM "cdc"."replica_columns" WHERE source_db = 'o''brien' AND source_table = 'x' ORDER BY ordinal`,
+      "SELECT column_name, data_type, character_maximum_length FROM svv_columns WHERE table_schema = 'shop' AND table_name = 'n' AND column_name IN ('v', 'w')",
       'BEGIN',
       'BEGIN TRANSACTION ISOLATION LEVEL SERIALIZABLE',
       'COMMIT',

@@ -187,9 +187,10 @@ export async function applyStreamBatch(
 
   let outcomes = await mergeTables(events, batchId, ctx, { tablesPerTransaction: opts.tablesPerTransaction ?? 4 });
   // A table that failed short of poison may have lost a race with another batch of the same table merging at the same
-  // time (another shard's, as the partition key table-pk spreads a table over shards, or the lake path's): both
-  // planned an ALTER … ADD COLUMN from the schema they read before taking the table's lock. Merged once more, alone
-  // and with the schema read afresh, it goes through; what fails again is handed off.
+  // time (another shard's, as the partition key table-pk spreads a table over shards, or the lake path's). The merge
+  // already plans again at once when what its plan was read from changed (PLAN_STALE); this catches what that does
+  // not see (rows of a next incarnation arriving under a DROP's check, a plan still losing after its re-plans): merged
+  // once more, alone and with every table's schema read afresh, it goes through; what fails again is handed off.
   const raced = outcomes.filter((o) => 'error' in o && !(o.error instanceof PoisonBatchError));
   if (raced.length > 0 && (await warehouseAnswers(ctx))) {
     resetSchemaCache();

@@ -37,3 +37,15 @@ export function ident(name: string): string {
 export function literal(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
+
+/**
+ * A statement that fails its transaction when `condition` (over the rows of `from`) holds, and does nothing else: the
+ * checks a merge runs after a table's lock, that what it planned from still holds. It casts `reason` to a number,
+ * which fails on Redshift and PostgreSQL alike; the CASE is evaluated per result row, after the aggregates, so no
+ * constant is folded early. Redshift: CAST returns an error on a problematic conversion
+ * (https://docs.aws.amazon.com/redshift/latest/dg/r_CAST_function.html, "Return type"); a text that is no number is
+ * reported as "Invalid digit, Value '…', Pos 0, Type: Integer" (error 1207; from public reports, not run here).
+ */
+export function failWhen(condition: string, reason: string, from: string): string {
+  return `SELECT CAST(CASE WHEN ${condition} THEN ${literal(reason)} ELSE '0' END AS INTEGER) FROM ${from}`;
+}

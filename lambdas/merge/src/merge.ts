@@ -6,7 +6,7 @@
 import { type ChangeEvent, isTableOp, keyValues } from '../../../shared/change-event';
 import { groupByTable } from './batch';
 import type { MergeConfig } from './config';
-import { ident, literal } from './dialect';
+import { failWhen, ident, literal } from './dialect';
 import { MergeError, PoisonBatchError, RetriableMergeError, StalePlanError } from './errors';
 import {
   type MergeOptions,
@@ -19,7 +19,7 @@ import {
 import { type NamingOptions, type TableNames, tableNames } from './naming';
 import { planKeylessRange, planRangeDelete } from './range-plan';
 import { META } from './replica-layout';
-import { ColumnRegistry, type ExistingColumn, evolveSchema, knownTable, planRegistryCheck } from './schema-evolution';
+import { ColumnRegistry, evolveSchema, knownTable, planRegistryCheck, registryEntry } from './schema-evolution';
 import { buildStageCsv, stageCsvChunks } from './stage-csv';
 import {
   type DroppedTablePolicy,
@@ -114,20 +114,16 @@ async function loadHistory(ctx: MergeContext, key: string, names: TableNames): P
  * in between (another shard's batch, as the partition key table-pk spreads a table's rows over shards while its
  * table-level events go by its name); planned from the old history, a RENAME COLUMN would come back as a new, empty
  * column. So the transaction checks, after the lock, that the table still has the state records the plan was made
- * from; if not, it fails (a cast of a text that is no number, which Redshift and PostgreSQL both refuse), the table's
- * cached knowledge is forgotten, and the merge is planned again.
+ * from; if not, it fails (`failWhen`), the table's cached knowledge is forgotten, and the merge is planned again.
  */
 function historyUnchanged(names: TableNames, records: number): string {
-  return `SELECT CAST(CASE WHEN COUNT(*) <> ${records} THEN 'table history changed: plan again' ELSE '0' END AS INTEGER) FROM ${names.state}`;
+  return failWhen(`COUNT(*) <> ${records}`, 'table history changed: plan again', names.state);
 }
-
-/** A registered column as a plan's basis compares it: name and warehouse type. */
-const registered = (c: Pick<ExistingColumn, 'name' | 'warehouseType'>): string => `${c.name}|${c.warehouseType}`;
 
 /**
  * What a plan was made from, read before the table's lock: the number of the table's state records (its history; they
- * are only ever added) and the registry's columns (`registered`). A transaction whose checks found either changed fails; so may
- * a statement planned from them (an ADD COLUMN another merge added first).
+ * are only ever added) and the registry's columns (`registryEntry`). A transaction whose checks found either changed
+ * fails; so may a statement planned from them (an ADD COLUMN another merge added first).
  */
 interface PlanBasis {
   readonly records?: number;
@@ -150,18 +146,15 @@ async function staleOr(
   const { db, table, names } = at;
   if (err instanceof PoisonBatchError) return err;
   try {
+    // Read afresh (and so cached afresh for the next plan).
+    forgetTable(db, table);
     const changed: string[] = [];
     if (basis.records !== undefined) {
-      const rows = await ctx.warehouse.query(`SELECT COUNT(*) AS n FROM ${names.state}`);
-      const now = Number(rows[0]?.n ?? 0);
+      const now = (await loadHistory(ctx, `${db}.${table}`, names)).records;
       if (now !== basis.records) changed.push(`history ${basis.records} → ${now} record(s)`);
     }
     if (basis.columns !== undefined) {
-      const rows = await ctx.warehouse.query(
-        `SELECT column_name, warehouse_type FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`,
-      );
-      const now = rows.map((r) => registered({ name: String(r.column_name), warehouseType: String(r.warehouse_type) }));
-      now.sort();
+      const now = (await registry.read(ctx.warehouse, db, table, names)).map(registryEntry).sort();
       const then = [...basis.columns].sort();
       if (now.join('\u0000') !== then.join('\u0000')) changed.push('replica columns');
     }
@@ -279,7 +272,7 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
   let records: number | undefined;
   try {
     const existing = await registry.read(ctx.warehouse, e.db, e.table, names);
-    basis = { columns: existing.map(registered) };
+    basis = { columns: existing.map(registryEntry) };
     const known = knownTable(existing);
     let statements: string[];
     if (e.op === 'range' && (known ? known.pk.length === 0 : e.pk.length === 0)) {
@@ -371,7 +364,7 @@ async function prepareRows(
     if (events.length === 0) return undefined;
     const batchModel = modelFromEvents(events, d.warehouse);
     const existing = await registry.read(ctx.warehouse, batchModel.db, batchModel.table, names);
-    basis = { records: known.records, columns: existing.map(registered) };
+    basis = { records: known.records, columns: existing.map(registryEntry) };
     await evolveSchema(batchModel, names, existing, {
       warehouse: ctx.warehouse,
       registry,

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { POSITION_SQL_TYPE } from '../../../shared/change-event';
 import { planTypeChange, type Warehouse } from '../../../shared/type-mapping';
-import { type Dialect, ident, literal } from './dialect';
+import { type Dialect, failWhen, ident, literal } from './dialect';
 import { RetriableMergeError, StalePlanError } from './errors';
 import type { TableNames } from './naming';
 import {
@@ -194,7 +194,7 @@ export function planRegisterColumns(model: TableModel, names: TableNames): strin
   let chunk: string[] = [];
   let size = 0;
   for (const row of rows) {
-    if (chunk.length > 0 && size + row.length > REGISTRY_CHECK_MAX_LIST) {
+    if (chunk.length > 0 && size + row.length > STATEMENT_LIST_MAX_CHARS) {
       out.push(insert + chunk.join(', '));
       chunk = [];
       size = 0;
@@ -214,10 +214,7 @@ export function planRegisterColumns(model: TableModel, names: TableNames): strin
  * COLUMN would register "what it read plus its own column" over another merge's added column (the replica keeps that
  * column, every later batch carrying it tries to add it again and fails: stuck for good); and a numeric rebuild planned
  * from an old type would cast the other merge's wider values back into it (DECIMAL(14,4) values rounded to
- * DECIMAL(12,2)). A column is `name|type`: a name holding `|` could only ever match another such name.
- * Redshift: CAST returns an error on a problematic conversion
- * (https://docs.aws.amazon.com/redshift/latest/dg/r_CAST_function.html, "Return type"); a text that is no number is
- * reported as "Invalid digit, Value '…', Pos 0, Type: Integer" (error 1207; from public reports, not run here).
+ * DECIMAL(12,2)). A column is compared as its `registryEntry`. The check fails its transaction with `failWhen`.
  */
 export function planRegistryCheck(
   names: TableNames,
@@ -226,25 +223,34 @@ export function planRegistryCheck(
   columns: readonly Pick<ExistingColumn, 'name' | 'warehouseType'>[],
 ): string {
   const n = columns.length;
-  const column = "column_name || '|' || warehouse_type";
-  let listed = columns.map((c) => literal(`${c.name}|${c.warehouseType}`)).join(', ');
+  const column = "column_name || '|' || warehouse_type"; // registryEntry, in SQL
+  let listed = columns.map((c) => literal(registryEntry(c))).join(', ');
   let compared = column;
-  if (listed.length > REGISTRY_CHECK_MAX_LIST) {
+  if (listed.length > STATEMENT_LIST_MAX_CHARS) {
     // The Data API takes statements up to 100 KB: a very wide table's list (Redshift allows 1,600 columns, of names up
     // to 127 bytes) is compared by MD5 instead, 35 bytes a column. Redshift's MD5 and PostgreSQL's md5 both hash the
     // text's UTF-8 bytes to lowercase hex (https://docs.aws.amazon.com/redshift/latest/dg/r_MD5.html).
-    listed = columns.map((c) => literal(md5(`${c.name}|${c.warehouseType}`))).join(', ');
+    listed = columns.map((c) => literal(md5(registryEntry(c)))).join(', ');
     compared = `MD5(${column})`;
   }
   const named = n === 0 ? '' : ` OR SUM(CASE WHEN ${compared} IN (${listed}) THEN 1 ELSE 0 END) <> ${n}`;
-  return (
-    `SELECT CAST(CASE WHEN COUNT(*) <> ${n}${named} THEN 'replica columns changed: plan again' ELSE '0' END AS INTEGER) ` +
-    `FROM ${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`
+  return failWhen(
+    `COUNT(*) <> ${n}${named}`,
+    'replica columns changed: plan again',
+    `${names.columns} WHERE source_db = ${literal(db)} AND source_table = ${literal(table)}`,
   );
 }
 
-/** Above this many characters of listed columns, the registry check compares MD5s (Data API: 100 KB a statement). */
-export const REGISTRY_CHECK_MAX_LIST = 60_000;
+/** A registered column as plans compare it: `name|warehouse type` (a name holding `|` only matches another such). */
+export function registryEntry(c: Pick<ExistingColumn, 'name' | 'warehouseType'>): string {
+  return `${c.name}|${c.warehouseType}`;
+}
+
+/**
+ * The most characters of a column list in one statement (the Data API takes statements up to 100 KB): above it the
+ * registry check compares MD5s and the registry's INSERT is split.
+ */
+export const STATEMENT_LIST_MAX_CHARS = 60_000;
 
 const md5 = (text: string): string => createHash('md5').update(text, 'utf8').digest('hex');
 
@@ -356,7 +362,8 @@ export class ColumnRegistry {
  * `decideSchemaChanges` asks for (widening outside a transaction, the rest in one through `runInTransaction`, which
  * takes the table's lock and retries conflicts), and records the registry as the plan left it. Both transactions first
  * check that the registry still holds `existing` (`planRegistryCheck`): if another merge changed it, they fail and the
- * caller plans again. Throws SCHEMA_INCOMPATIBLE (poison) for a change the replica cannot follow.
+ * caller plans again. Throws SCHEMA_INCOMPATIBLE (retriable: see `decideSchemaChanges`) for a change the replica
+ * cannot follow.
  */
 export async function evolveSchema(
   batch: TableModel,
@@ -407,18 +414,20 @@ async function refuseToNarrow(
   batch: TableModel,
   widen: readonly ReplicaColumn[],
 ): Promise<void> {
+  const d = warehouse.dialect;
+  // Redshift: SVV_COLUMNS (https://docs.aws.amazon.com/redshift/latest/dg/r_SVV_COLUMNS.html: table_schema,
+  // table_name, column_name, data_type, character_maximum_length); PostgreSQL: information_schema.columns, same names.
+  const catalog = d.warehouse === 'redshift' ? 'svv_columns' : 'information_schema.columns';
   const rows = await warehouse.query(
-    `SELECT column_name, data_type, character_maximum_length FROM information_schema.columns WHERE table_schema = ${literal(names.replicaSchema)} ` +
+    `SELECT column_name, data_type, character_maximum_length FROM ${catalog} WHERE table_schema = ${literal(names.replicaSchema)} ` +
       `AND table_name = ${literal(batch.table)} AND column_name IN (${widen.map((c) => literal(c.name)).join(', ')})`,
   );
   for (const c of widen) {
     const r = rows.find((x) => String(x.column_name) === c.name);
     if (!r) continue;
-    const isText = /^text$/i.test(String(r.data_type));
-    const size = Number(r.character_maximum_length);
-    const wanted = Number(/^VARCHAR\((\d+)\)$/i.exec(c.warehouseType)?.[1] ?? Number.POSITIVE_INFINITY);
-    if (isText || size >= wanted) {
-      const has = isText ? 'TEXT' : `VARCHAR(${size})`;
+    const has = /^text$/i.test(String(r.data_type)) ? 'TEXT' : `VARCHAR(${Number(r.character_maximum_length)})`;
+    // The same rule as the plan's: anything but "widen" means the column already holds the batch's values.
+    if (planTypeChange(has, c.warehouseType, d.warehouse).kind !== 'widen-varchar') {
       throw new StalePlanError(
         `${batch.db}.${batch.table}: column ${JSON.stringify(c.name)} is ${has} in the replica, not narrower than ${c.warehouseType}`,
         new Error('the registry read is older than the replica'),

@@ -12,7 +12,7 @@
  */
 import type { ChangeEvent, ColumnChange } from '../../../shared/change-event';
 import type { Warehouse } from '../../../shared/type-mapping';
-import { type Dialect, ident, literal } from './dialect';
+import { type Dialect, failWhen, ident, literal } from './dialect';
 import { PoisonBatchError } from './errors';
 import { FLOOR_OPS } from './merge-plan';
 import { archiveName, type TableNames } from './naming';
@@ -63,7 +63,7 @@ export function planTableChange(
   const record = planStateRecord(e, names, d);
   if (e.op === 'alter') {
     if (!known) return { statements: [record], after: undefined };
-    return planAlter(e, known, names, d, opts.history, record);
+    return planAlter(e, known, names, d, opts.history, [record]);
   }
   if (!known) return { statements: [record], after: undefined };
   const model = modelOf(e.db, e.table, known, d.warehouse);
@@ -90,13 +90,14 @@ export function planTableChange(
   // drop, rename (the old name ends), resync (rebuilt from the events after it and a backfill).
   // `newerRows` was read before the table's lock. Meanwhile another batch of the table may have merged rows of its next
   // incarnation (another shard's: the partition key table-pk spreads a table's rows over shards, while this event goes
-  // with the table's name). Checked again under the lock: any such row fails this transaction (a cast of a text that
-  // is no number; Redshift and PostgreSQL both refuse it), nothing is dropped, and the merge plans the event again,
-  // then seeing the newer rows. The CASE is evaluated per result row, after COUNT: no constant is folded early.
-  // Redshift's CAST errors on a problematic conversion (https://docs.aws.amazon.com/redshift/latest/dg/r_CAST_function.html);
-  // a text that is no number is reported as "Invalid digit … Type: Integer" (error 1207, from public reports).
+  // with the table's name). Checked again under the lock: any such row fails this transaction (`failWhen`), nothing is
+  // dropped, and the merge plans the event again, then seeing the newer rows.
   out.push(
-    `SELECT CAST(CASE WHEN COUNT(*) > 0 THEN 'newer rows arrived: plan again' ELSE '0' END AS INTEGER) FROM ${keyed ? names.replica : names.deltas} WHERE ${ident(META.position)} > ${literal(e.position)}`,
+    failWhen(
+      'COUNT(*) > 0',
+      'newer rows arrived: plan again',
+      `${keyed ? names.replica : names.deltas} WHERE ${ident(META.position)} > ${literal(e.position)}`,
+    ),
   );
   const policy: DroppedTablePolicy = e.op === 'resync' ? 'drop' : opts.droppedTablePolicy;
   out.push(...dropViews(model, names, opts.history));
@@ -147,20 +148,10 @@ function dropOldColumns(
   const shapes = opts.newerShapes ?? [];
   if (shapes.length === 0) return { statements: out, after: known };
   const kept = new Set(shapes.flat());
-  const gone = known.columns.filter((c) => !kept.has(c.name) && !known.pk.includes(c.name));
-  if (gone.length === 0) return { statements: out, after: known };
-  const after: KnownTable = { columns: known.columns.filter((c) => !gone.includes(c)), pk: known.pk };
-  const model = modelOf(e.db, e.table, after, d.warehouse);
-  return {
-    statements: [
-      ...out,
-      ...dropViews(model, names, opts.history),
-      ...gone.map((c) => `ALTER TABLE ${names.replica} DROP COLUMN ${ident(c.name)}`),
-      ...createViews(model, names, opts.history),
-      ...planRegisterColumns(model, names),
-    ],
-    after,
-  };
+  const gone: ColumnChange[] = known.columns
+    .filter((c) => !kept.has(c.name))
+    .map((c) => ({ kind: 'drop_column', name: c.name }));
+  return planAlter({ ...e, change: { columns: gone } }, known, names, d, opts.history, out);
 }
 
 /**
@@ -176,25 +167,28 @@ export function planShapeRecords(
   d: Dialect,
 ): string[] {
   if (events.length === 0 || events[0]!.pk.length === 0) return [];
-  const same = [...registered].sort().join('\u0000');
+  // On the merge's path for every event: the usual event (the registry's columns) costs a length and a set lookup per
+  // column, nothing allocated.
+  const known = new Set(registered);
   const shapes = new Map<string, { position: string; columns: string[] }>();
   for (const e of events) {
+    if (e.columns.length === known.size && e.columns.every((c) => known.has(c.name))) continue;
     const columns = e.columns.map((c) => c.name);
     const key = [...columns].sort().join('\u0000');
-    if (key === same) continue;
     const seen = shapes.get(key);
     if (!seen || e.position > seen.position) shapes.set(key, { position: e.position, columns });
   }
-  return [...shapes.values()].map(
-    (s) =>
-      `INSERT INTO ${names.state} (${ident(META.position)}, op, detail, applied_at) SELECT ${literal(s.position)}, 'shape', ` +
-      `${literal(JSON.stringify(s.columns))}, ${d.now} WHERE NOT EXISTS (SELECT 1 FROM ${names.state} WHERE ${ident(META.position)} = ${literal(s.position)})`,
-  );
+  return [...shapes.values()].map((s) => stateRecord(names, d, s.position, 'shape', JSON.stringify(s.columns)));
 }
 
 /** The event's record in the table's state table (once per position): the floor and the ALTER history read it. */
 export function planStateRecord(e: ChangeEvent, names: TableNames, d: Dialect): string {
-  return `INSERT INTO ${names.state} (${ident(META.position)}, op, detail, applied_at) SELECT ${literal(e.position)}, ${literal(e.op)}, ${literal(detail(e).slice(0, 60000))}, ${d.now} WHERE NOT EXISTS (SELECT 1 FROM ${names.state} WHERE ${ident(META.position)} = ${literal(e.position)})`;
+  return stateRecord(names, d, e.position, e.op, detail(e).slice(0, 60000));
+}
+
+/** A record in the table's state table, written once per position (a replayed event finds it there). */
+function stateRecord(names: TableNames, d: Dialect, position: string, op: string, text: string): string {
+  return `INSERT INTO ${names.state} (${ident(META.position)}, op, detail, applied_at) SELECT ${literal(position)}, ${literal(op)}, ${literal(text)}, ${d.now} WHERE NOT EXISTS (SELECT 1 FROM ${names.state} WHERE ${ident(META.position)} = ${literal(position)})`;
 }
 
 function detail(e: ChangeEvent): string {
@@ -217,7 +211,8 @@ function planAlter(
   names: TableNames,
   d: Dialect,
   history: boolean,
-  record: string,
+  /** What goes first: the event's state record (and, for a DROP's old columns, its deletes). */
+  before: readonly string[],
 ): TableChangePlan {
   let columns = [...known.columns];
   let pk = [...known.pk];
@@ -297,12 +292,12 @@ function planAlter(
       }
     }
   }
-  if (!changed && backfillDefaults.length === 0) return { statements: [record], after: known };
+  if (!changed && backfillDefaults.length === 0) return { statements: [...before], after: known };
   const after: KnownTable = { columns, pk };
   const model = modelOf(e.db, e.table, after, d.warehouse);
   return {
     statements: [
-      record,
+      ...before,
       ...dropViews(model, names, history),
       ...ddl,
       ...backfillDefaults,
