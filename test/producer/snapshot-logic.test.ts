@@ -1,7 +1,7 @@
 /** The pure parts of snapshots: key-order chunk SQL, the watermark window rule, progress bookkeeping, signals. */
 
 import { describe, expect, it } from 'vitest';
-import { buildChunkQuery, decodeKeyValue, encodeKeyValue } from '../../containers/producer/src/chunk-query';
+import { buildChunkQuery, decodeKeyValue, encodeKeyValue, sqlLiteral } from '../../containers/producer/src/chunk-query';
 import { buildEvent, serializeEvent } from '../../containers/producer/src/event-encoder';
 import { EmfMetrics } from '../../containers/producer/src/metrics';
 import type { CapturedTableChange } from '../../containers/producer/src/producer';
@@ -57,6 +57,27 @@ describe('snapshot logic', () => {
         '(`order_id` > ? OR (`order_id` = ? AND `line_no` > ?)) ORDER BY `order_id`, `line_no` LIMIT 500',
     );
     expect(q.params).toEqual(['42', '42', 3]);
+  });
+
+  it('writes key values into a text-protocol chunk query as literals no sql_mode reads differently', () => {
+    const q = buildChunkQuery({
+      db: 'shop',
+      table: 'k',
+      columns: ['s', 'b', 'n'],
+      pk: ['s', 'b', 'n'],
+      after: ["it's \\", { b64: Buffer.from([0x27, 0x5c]).toString('base64') }, 7],
+      limit: 10,
+      literals: true,
+    });
+    expect(q.sql).toBe(
+      "SELECT `s`, `b`, `n` FROM `shop`.`k` WHERE (`s` > _utf8mb4 X'69742773205c'" +
+        " OR (`s` = _utf8mb4 X'69742773205c' AND `b` > X'275c') OR (`s` = _utf8mb4 X'69742773205c' AND `b` = X'275c'" +
+        ' AND `n` > 7)) ORDER BY `s`, `b`, `n` LIMIT 10',
+    );
+    expect(q.params).toEqual([]);
+    expect(sqlLiteral('')).toBe("''");
+    expect(sqlLiteral(Buffer.alloc(0))).toBe("X''");
+    expect(() => sqlLiteral(1.5)).toThrow(/1\.5 \(number\) has no SQL literal form/);
   });
 
   it('keeps binary key values through the saved progress', () => {

@@ -82,6 +82,7 @@ async function snapshotOf(
   table: string,
   hook: (kind: WatermarkKind, phase: 'before' | 'after') => Promise<void>,
   extra: Pick<CaptureProps, 'keylessMaxRows' | 'keylessRetryMs'> = {},
+  spy: (reader: SnapshotReader) => void = () => undefined,
 ): Promise<SnapshotRun> {
   const signals = { db: 'cdc', table: 'cdc_signal' };
   const src = { host: maria.host, port: maria.port, user: maria.user, password: maria.password };
@@ -93,6 +94,7 @@ async function snapshotOf(
     maskColumns: [],
   });
   const reader = await SnapshotReader.connect(src);
+  spy(reader);
   await ensureSignalTable(reader.connection, signals);
   const [[end]] = (await db.query('SHOW MASTER STATUS')) as unknown as [[{ File: string; Position: number }]];
   const source = new BinlogSource({
@@ -191,6 +193,61 @@ describe('the watermark window', () => {
     const inWindow = events.find((e) => e.op === 'update' && e.after!.id === 3)!;
     expect(ranges[0]!.change!.range!.low_position < inWindow.position).toBe(true);
     expect(events.at(-1)).toBe(ranges[0]);
+  });
+});
+
+describe("a table's shape", () => {
+  /** Counts the reader's `describe` calls (the information_schema reads of the table's shape). */
+  const counting = (calls: string[]) => (reader: SnapshotReader) => {
+    const describe = reader.describe.bind(reader);
+    reader.describe = (d, t) => {
+      calls.push(`${d}.${t}`);
+      return describe(d, t);
+    };
+  };
+
+  it('is read once per job, not before every chunk', async () => {
+    await db.query(
+      "CREATE TABLE shop.s1 (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO shop.s1 SELECT seq, 'x' FROM shop.seq_1_to_350",
+    );
+    const calls: string[] = [];
+    const { events, job } = await snapshotOf('s1', async () => undefined, {}, counting(calls));
+    expect(job).toMatchObject({ status: 'done', rowsEmitted: 350 });
+    expect(events.filter((e) => e.op === 'range')).toHaveLength(5); // 4 chunks of 100 rows at most, then the whole table
+    expect(calls).toEqual(['shop.s1']);
+  });
+
+  it('is read again when the table changes after it was read, and the chunk read with the old one is read again', async () => {
+    await db.query(
+      "CREATE TABLE shop.s2 (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO shop.s2 SELECT seq, 'x' FROM shop.seq_1_to_300",
+    );
+    const calls: string[] = [];
+    let lows = 0;
+    const { events, job, logs } = await snapshotOf(
+      's2',
+      async (kind, phase) => {
+        // Before the second chunk's low watermark: its shape (taken before) no longer has every column, and the DDL
+        // is in the binlog before the window opens.
+        if (kind === 'low' && phase === 'before' && ++lows === 2) {
+          await db.query('ALTER TABLE shop.s2 ADD COLUMN extra INT NOT NULL DEFAULT 7');
+        }
+      },
+      {},
+      counting(calls),
+    );
+    expect(job).toMatchObject({ status: 'done' });
+    const reads = events.filter((e) => e.op === 'read');
+    // Each row's newest read (the merge keeps the newest position): after the DDL, every read has the new column.
+    const newest = new Map(reads.map((e) => [e.after!.id, e]));
+    expect([...newest.keys()].sort((a, b) => Number(a) - Number(b))).toEqual(
+      Array.from({ length: 300 }, (_, i) => i + 1),
+    );
+    for (const e of reads.filter((r) => Number(r.after!.id) > 100)) {
+      expect(e.after, `row ${String(e.after!.id)}`).toEqual({ id: e.after!.id, v: 'x', extra: 7 });
+      expect(e.columns.map((c) => c.name)).toEqual(['id', 'v', 'extra']);
+    }
+    expect(calls.length).toBeGreaterThanOrEqual(2);
+    expect(logs.some((l) => l.includes('reading it again'))).toBe(true);
   });
 });
 

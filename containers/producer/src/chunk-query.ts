@@ -19,6 +19,11 @@ export interface ChunkQueryInput {
   /** An operator's WHERE clause (backfill of a key range), ANDed in parentheses. */
   readonly where?: string | undefined;
   readonly limit: number;
+  /**
+   * Key values written into the SQL as literals (`sqlLiteral`) instead of `?` parameters, for reads through the text
+   * protocol (a plain query, which has no server-side parameters). @default false
+   */
+  readonly literals?: boolean;
 }
 
 /**
@@ -26,17 +31,36 @@ export interface ChunkQueryInput {
  * on the primary key.
  */
 export function keysetPredicate(pk: readonly string[]): { sql: string; params: (i: readonly unknown[]) => unknown[] } {
-  const parts: string[] = [];
   const order: number[] = [];
-  for (let i = 0; i < pk.length; i++) {
-    const eq = pk.slice(0, i).map((k, j) => {
-      order.push(j);
-      return `${ident(k)} = ?`;
-    });
+  const sql = keysetSql(pk, (i) => {
     order.push(i);
-    parts.push(eq.length > 0 ? `(${eq.join(' AND ')} AND ${ident(pk[i]!)} > ?)` : `${ident(pk[i]!)} > ?`);
+    return '?';
+  });
+  return { sql, params: (key) => order.map((i) => key[i]) };
+}
+
+/** The keyset predicate with each key value (by its index in the key) written by `value`. */
+function keysetSql(pk: readonly string[], value: (i: number) => string): string {
+  const parts: string[] = [];
+  for (let i = 0; i < pk.length; i++) {
+    const eq = pk.slice(0, i).map((k, j) => `${ident(k)} = ${value(j)}`);
+    const gt = `${ident(pk[i]!)} > ${value(i)}`;
+    parts.push(eq.length > 0 ? `(${eq.join(' AND ')} AND ${gt})` : gt);
   }
-  return { sql: `(${parts.join(' OR ')})`, params: (key) => order.map((i) => key[i]) };
+  return `(${parts.join(' OR ')})`;
+}
+
+/**
+ * A key value as an SQL literal that reads the same whatever the session's sql_mode (no backslash escapes, so
+ * NO_BACKSLASH_ESCAPES cannot change it): integers as digits, text as a utf8mb4 hex literal (the column's collation
+ * applies in the comparison, as with a `?` parameter), bytes as a hex literal.
+ * @throws for a value a key read never holds (a fraction, a non-finite number, an object)
+ */
+export function sqlLiteral(v: unknown): string {
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
+  if (typeof v === 'string') return v === '' ? "''" : `_utf8mb4 X'${Buffer.from(v, 'utf8').toString('hex')}'`;
+  if (Buffer.isBuffer(v)) return v.length === 0 ? "X''" : `X'${v.toString('hex')}'`;
+  throw new Error(`key value ${String(v)} (${typeof v}) has no SQL literal form for a chunk read`);
 }
 
 export function decodeKeyValue(v: KeyValue): unknown {
@@ -57,7 +81,10 @@ export function buildChunkQuery(input: ChunkQueryInput): { sql: string; params: 
   const conditions: string[] = [];
   let params: unknown[] = [];
   if (input.where) conditions.push(`(${input.where})`);
-  if (input.after) {
+  if (input.after && input.literals) {
+    const key = input.after.map(decodeKeyValue);
+    conditions.push(keysetSql(input.pk, (i) => sqlLiteral(key[i])));
+  } else if (input.after) {
     const k = keysetPredicate(input.pk);
     conditions.push(k.sql);
     params = k.params(input.after.map(decodeKeyValue));
