@@ -245,6 +245,47 @@ describe('resync requests in the snapshotter', () => {
     ]);
   });
 
+  it('emits none of a chunk whose table was quarantined inside its window, and stops the job with the reason', async () => {
+    let captured = true;
+    const marks: { kind: string; chunk: string }[] = [];
+    const rows: unknown[] = [];
+    const s = new Snapshotter({
+      reader: {
+        describe: async () => ({ db: 'shop', table: 'items', columns: [{ name: 'id', type: 'int' }], pk: ['id'] }),
+        estimate: async () => 2,
+        readChunk: async () => [{ id: 1 }, { id: 2 }],
+      } as unknown as SnapshotReader,
+      writeWatermark: async (kind, chunk) => {
+        marks.push({ kind, chunk });
+      },
+      captures: () => captured,
+      pipelineId: 'p1',
+      chunkRows: 100,
+      emit: (r) => rows.push(r),
+      emitTableChange: () => undefined,
+      congested: () => false,
+      metrics: new EmfMetrics('p1', 'test', () => undefined),
+      log: () => undefined,
+      initialState: EMPTY_STATE,
+      now: () => 1000,
+    });
+    s.enqueue('initial', [{ db: 'shop', table: 'items' }]);
+    s.start((err) => {
+      throw err;
+    });
+    await waitFor('the high watermark', async () => marks.some((m) => m.kind === 'high'), 5000);
+    const chunk = marks[0]!.chunk;
+    s.onSignal({ type: 'watermark', id: 'w', kind: 'low', chunk }, at);
+    captured = false; // the binlog reader set the table aside between the watermarks
+    s.onSignal({ type: 'watermark', id: 'w', kind: 'high', chunk }, { ...at, pos: 4800 });
+    await waitFor('the job to end', async () => s.state.jobs[0]?.status === 'failed', 5000);
+    await s.stop();
+    expect(rows).toEqual([]);
+    expect(s.state.jobs[0]!.error).toBe(
+      'shop.items is no longer captured (quarantined, or left out by the capture rules)',
+    );
+  });
+
   it('stops a queued or running job of a table no longer captured (quarantined) before its next chunk, with the reason', async () => {
     let captured = true;
     const { s } = snapshotter(() => captured);

@@ -369,6 +369,14 @@ export class Snapshotter {
       ch.closed(); // read after a discarded chunk: read again from the saved progress
       return;
     }
+    if (!this.props.captures(ch.shape.db, ch.shape.table)) {
+      // Set aside (quarantined) while the chunk was in flight: none of its rows goes out. The loop fails the job with
+      // the reason before its next chunk; chunks read ahead are discarded with this one.
+      this.props.log('warn', 'snapshot chunk dropped: its table is no longer captured', { job: ch.job.id });
+      this.generation++;
+      ch.closed();
+      return;
+    }
     if (!ch.open || ch.rows === undefined || ch.invalid || ch.schemaEpoch !== this.schemaChanges) {
       this.props.log('warn', 'snapshot chunk discarded, reading it again', {
         job: ch.job.id,
