@@ -322,6 +322,37 @@ describe('Kinesis sink', () => {
     expect(await delays(true)).toBe(5000);
   });
 
+  it('gives up only on consecutive failures: a hot key resent many times under sustained throttling gets through', async () => {
+    // One hot key (partition key `table`) with 30% of entries throttled in every call, for as long as it takes. Each
+    // failure resends the key's rest of the call, so a record far down a call is resent dozens of times and fails in
+    // about a third of them; only a record that fails `maxAttempts` times IN A ROW means Kinesis is not taking it.
+    let state = 7; // mulberry32: each entry throttled independently with probability 0.3
+    const draw = () => {
+      state = (state + 0x6d2b79f5) >>> 0;
+      let t = Math.imul(state ^ (state >>> 15), state | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+    const client = {
+      send: async (cmd: PutRecordsCommand) => {
+        const entries = cmd.input.Records ?? [];
+        const verdict = entries.map(() => draw() < 0.3);
+        return {
+          FailedRecordCount: verdict.filter(Boolean).length,
+          Records: verdict.map((v) =>
+            v
+              ? { ErrorCode: 'ProvisionedThroughputExceededException', ErrorMessage: 'Rate exceeded' }
+              : { SequenceNumber: '1', ShardId: 's' },
+          ),
+        };
+      },
+    } as unknown as KinesisClient;
+    const sink = new KinesisSink({ client, streamName: 's', sleep: async () => undefined });
+    for (let seq = 0; seq < 2000; seq++) sink.enqueue({ seq, partitionKey: 'shop.orders', data: Buffer.from('{}') });
+    await sink.drain();
+    expect(sink.pending).toBe(0);
+  });
+
   it('refuses a number of calls in flight outside 1 to 64, naming the value', () => {
     expect(() => new KinesisSink({ client: real, streamName: 'x', maxCallsInFlight: 0 })).toThrow(
       /CONFIG_INVALID: maxCallsInFlight=0: must be an integer from 1 to 64/,

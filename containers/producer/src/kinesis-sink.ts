@@ -49,8 +49,27 @@ export interface KinesisSinkProps {
   readonly maxThrottleDelayMs?: number;
   /** Called with the lowest sequence number not yet acknowledged (everything below is in Kinesis). */
   readonly onAcked?: (lowestUnacked: number) => void;
+  /** Called once, when the sink fails (it then takes nothing more; `failure` holds the error). */
+  readonly onFailed?: (err: Error) => void;
   readonly stats?: SinkStats;
   readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * What the producer core needs of a sink: this file's KinesisSink on the caller's thread, or the same sink on a thread
+ * of its own (threaded-kinesis-sink.ts).
+ */
+export interface Sink {
+  /** Records not yet acknowledged. */
+  readonly pending: number;
+  /** PutRecords calls in flight right now. */
+  readonly callsInFlight: number;
+  /** Set once the sink has failed: nothing more is sent, and the producer must stop without checkpointing. */
+  readonly failure: Error | undefined;
+  /** Takes a record (in sequence order); throws once the sink has failed. */
+  enqueue(rec: SinkRecord): void;
+  /** Resolves once everything enqueued so far is in Kinesis; rejects if the sink failed. */
+  drain(): Promise<void>;
 }
 
 export const MAX_RECORDS_PER_CALL = 500;
@@ -61,7 +80,10 @@ export const DEFAULT_CALLS_IN_FLIGHT = 8;
 const MAX_SCAN = 50_000;
 
 interface Queued extends SinkRecord {
-  /** Consecutive failed deliveries of this record (set at its first failure: the common record is never copied). */
+  /**
+   * Consecutive failed deliveries of this record (set at its first failure: the common record is never copied); back
+   * to 0 when a resend of it was written.
+   */
   attempts?: number;
 }
 
@@ -70,7 +92,7 @@ interface Out {
   readonly records: Queued[];
 }
 
-export class KinesisSink {
+export class KinesisSink implements Sink {
   /**
    * Records not yet handed to a call, in sequence order (resends are merged back in by sequence), from `head` on:
    * taking a call's records off the front moves `head` instead of copying the rest of the queue.
@@ -148,7 +170,10 @@ export class KinesisSink {
   }
 
   private fail(err: Error): void {
-    if (!this.failure) this.failure = err;
+    if (!this.failure) {
+      this.failure = err;
+      this.props.onFailed?.(err);
+    }
     this.settle();
   }
 
@@ -293,7 +318,9 @@ export class KinesisSink {
         const f = firstFail.get(r.partitionKey);
         if (f !== undefined && i >= f) {
           resend.push(r);
+          // Consecutive failures: a record written this time (resent only to keep its key in order) starts over.
           if (failed.has(i)) r.attempts = (r.attempts ?? 0) + 1;
+          else if (r.attempts) r.attempts = 0;
           attempts = Math.max(attempts, r.attempts ?? 0);
         } else this.queuedBytes -= r.data.length;
       });
