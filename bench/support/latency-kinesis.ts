@@ -3,7 +3,9 @@
  * (`X-Amz-Target: Kinesis_20131202.PutRecords`, `application/x-amz-json-1.1`) that answers each PutRecords after a
  * fixed delay, throttles a share of its entries and can fail whole calls. It exists to measure the producer under
  * AWS-like latency without an emulator's CPU cost: kinesalite stores and indexes every record on the same 2 cores the
- * producer runs on, this keeps only each accepted entry's partition key and `position`. Tests of the producer keep
+ * producer runs on; this one only counts a call's entries and keeps its body, unparsed, until the run is over. The
+ * checks (each written entry's partition key and `position`, calls overlapping on a key) parse the kept bodies when
+ * asked for, after the timed run: parsing them as they arrived took more CPU than the sender's own serialization. Tests of the producer keep
  * using the real emulator; this stores nothing readable and serves no other call.
  *
  * The client is the real AWS SDK v3 KinesisClient with the emulators' settings (shared/aws-client-config.ts), so
@@ -113,19 +115,45 @@ function reply(res: ServerResponse, status: number, body: string): void {
 }
 
 /** Starts the stand-in on 127.0.0.1 (a free port) in this thread. */
+/** A call as it arrived, kept for the checks made after the run (`deliveries`, `stats`). */
+interface Call {
+  /** The request body, unparsed: parsing 500 records' JSON and base64 during the run would take CPU from the sender. */
+  readonly body: Buffer;
+  /** Event counter at arrival and at the answer (the order in which calls overlapped). */
+  readonly arrived: number;
+  answered: number;
+  /** Per entry, whether it was throttled (not written); undefined for a call failed whole. */
+  readonly throttled: Uint8Array | undefined;
+}
+
+const PARTITION_KEY_FIELD = Buffer.from('"PartitionKey":"');
+const STREAM_NAME_FIELD = Buffer.from('"StreamName":"');
+
+/** Entries in a PutRecords body, counted without parsing it (a base64 string or an escaped key cannot hold `"PartitionKey":"`). */
+function countEntries(body: Buffer): number {
+  let n = 0;
+  for (let at = body.indexOf(PARTITION_KEY_FIELD); at >= 0; at = body.indexOf(PARTITION_KEY_FIELD, at + 1)) n++;
+  return n;
+}
+
+function streamNameOf(body: Buffer): string {
+  const at = body.lastIndexOf(STREAM_NAME_FIELD);
+  if (at < 0) return '';
+  const from = at + STREAM_NAME_FIELD.length;
+  return body.toString('utf8', from, body.indexOf(0x22, from));
+}
+
 export async function startLatencyKinesis(options: LatencyKinesisOptions = {}): Promise<LatencyKinesis> {
   const o = validate(options);
   const draw = random(o.seed);
-  const keys: string[] = [];
-  const positions: string[] = [];
-  const keysInFlight = new Map<string, number>();
-  let calls = 0;
+  const log: Call[] = [];
+  let clock = 0;
   let entries = 0;
+  let written = 0;
   let throttled = 0;
   let failedCalls = 0;
   let inFlight = 0;
   let maxCallsInFlight = 0;
-  let sameKeyOverlaps = 0;
   let sequence = 0;
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -143,56 +171,91 @@ export async function startLatencyKinesis(options: LatencyKinesisOptions = {}): 
       );
       return;
     }
-    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as PutRecordsBody;
-    const records = body.Records ?? [];
-    calls++;
-    entries += records.length;
+    const body = Buffer.concat(chunks);
+    const count = countEntries(body);
+    entries += count;
     inFlight++;
     maxCallsInFlight = Math.max(maxCallsInFlight, inFlight);
-    const callKeys = new Set<string>();
-    for (const r of records) callKeys.add(r.PartitionKey ?? '');
-    let overlapped = false;
-    for (const k of callKeys) {
-      const n = keysInFlight.get(k) ?? 0;
-      if (n > 0) overlapped = true;
-      keysInFlight.set(k, n + 1);
-    }
-    if (overlapped) sameKeyOverlaps++;
 
     let status = 200;
     let out: string;
+    let verdicts: Uint8Array | undefined;
     if (o.failCallShare > 0 && draw() < o.failCallShare) {
       failedCalls++;
       status = 500;
       out = JSON.stringify({ __type: 'InternalFailure', message: 'Internal Service Failure' });
     } else {
       // Entries are written (and their order fixed) when the call arrives, as a shard does; only the answer waits.
-      const parts: string[] = new Array(records.length);
+      verdicts = new Uint8Array(count);
+      const parts: string[] = new Array(count);
       let failed = 0;
-      for (let i = 0; i < records.length; i++) {
-        const r = records[i]!;
+      for (let i = 0; i < count; i++) {
         if (o.throttleShare > 0 && draw() < o.throttleShare) {
           failed++;
+          verdicts[i] = 1;
           parts[i] =
             '{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard shardId-000000000000 in stream ' +
-            `${body.StreamName ?? ''} under account 000000000000."}`;
+            `${streamNameOf(body)} under account 000000000000."}`;
           continue;
         }
-        keys.push(r.PartitionKey ?? '');
-        positions.push(positionOf(r.Data ?? ''));
         parts[i] = `{"SequenceNumber":"${++sequence}","ShardId":"shardId-000000000000"}`;
       }
       throttled += failed;
+      written += count - failed;
       out = `{"FailedRecordCount":${failed},"Records":[${parts.join(',')}]}`;
     }
+    const call: Call = { body, arrived: ++clock, answered: Number.POSITIVE_INFINITY, throttled: verdicts };
+    log.push(call);
     await new Promise((r) => setTimeout(r, o.delayMs));
     inFlight--;
-    for (const k of callKeys) {
-      const n = keysInFlight.get(k)! - 1;
-      if (n === 0) keysInFlight.delete(k);
-      else keysInFlight.set(k, n);
-    }
+    call.answered = ++clock;
     reply(res, status, out);
+  };
+
+  /** Each call's partition keys, parsed after the run. */
+  const parsed = new Map<Call, PutRecordsBody>();
+  const parse = (c: Call): PutRecordsBody => {
+    let b = parsed.get(c);
+    if (!b) {
+      b = JSON.parse(c.body.toString('utf8')) as PutRecordsBody;
+      parsed.set(c, b);
+    }
+    return b;
+  };
+  /** Calls that arrived while another call holding one of their partition keys was unanswered, replayed in order. */
+  const overlaps = (): number => {
+    const events: { at: number; call: Call; arrive: boolean }[] = [];
+    for (const call of log) {
+      events.push({ at: call.arrived, call, arrive: true });
+      if (Number.isFinite(call.answered)) events.push({ at: call.answered, call, arrive: false });
+    }
+    events.sort((x, y) => x.at - y.at);
+    const keysInFlight = new Map<string, number>();
+    let n = 0;
+    for (const e of events) {
+      const keys = new Set((parse(e.call).Records ?? []).map((r) => r.PartitionKey ?? ''));
+      let overlapped = false;
+      for (const k of keys) {
+        const held = keysInFlight.get(k) ?? 0;
+        if (e.arrive && held > 0) overlapped = true;
+        const next = held + (e.arrive ? 1 : -1);
+        if (next === 0) keysInFlight.delete(k);
+        else keysInFlight.set(k, next);
+      }
+      if (overlapped) n++;
+    }
+    return n;
+  };
+  const deliveries = (): Delivery[] => {
+    const out: Delivery[] = [];
+    for (const call of log) {
+      if (!call.throttled) continue;
+      const records = parse(call).Records ?? [];
+      records.forEach((r, i) => {
+        if (!call.throttled![i]) out.push({ partitionKey: r.PartitionKey ?? '', position: positionOf(r.Data ?? '') });
+      });
+    }
+    return out;
   };
 
   const server = createServer((req, res) => {
@@ -204,15 +267,15 @@ export async function startLatencyKinesis(options: LatencyKinesisOptions = {}): 
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    deliveries: async () => keys.map((partitionKey, i) => ({ partitionKey, position: positions[i]! })),
+    deliveries: async () => deliveries(),
     stats: async () => ({
-      calls,
+      calls: log.length,
       entries,
-      written: keys.length,
+      written,
       throttled,
       failedCalls,
       maxCallsInFlight,
-      sameKeyOverlaps,
+      sameKeyOverlaps: overlaps(),
     }),
     close: () =>
       new Promise<void>((r) => {
