@@ -8,7 +8,9 @@
  *    Reference: raw PutRecords of the same encoded events, as many calls in flight, same stand-in settings. Producer
  *    and reference alternate twice, the best of each kept (the machine is shared).
  * 3. producer_vs_raw_putrecords: the same without throttling at 30 ms per call (the low end of AWS's 30–60 ms, where
- *    the producer's own CPU shows most) ÷ raw PutRecords, same calls in flight. The stand-in runs on a worker thread
+ *    the producer's own CPU shows most) ÷ raw PutRecords, same calls in flight. Both 2 and 3 are also measured with
+ *    the sink on its own thread (KINESIS_SINK_THREAD=on: `…_sink_thread…`, context without a target), in the same
+ *    rounds, with each variant's main-thread CPU. The stand-in runs on a worker thread
  *    and costs little CPU, so on a 2-core machine this compares the producer with the pipe it fills, not with
  *    kinesalite's own CPU (which took a core and set both sides' pace before).
  * 4. producer_peak_rss_mb_1m_row_txn: peak RSS (VmHWM) of the producer process, bundled and started as its container
@@ -33,6 +35,7 @@ import { DEFAULT_CALLS_IN_FLIGHT, KinesisSink, MAX_RECORDS_PER_CALL } from '../c
 import { EmfMetrics } from '../containers/producer/src/metrics';
 import { ProducerCore } from '../containers/producer/src/producer';
 import { TableFilter } from '../containers/producer/src/table-filter';
+import { ThreadedKinesisSink } from '../containers/producer/src/threaded-kinesis-sink';
 import { localAwsClientConfig } from '../local/services/aws-config';
 import { createCheckpointTable } from '../local/services/checkpoint-table';
 import { startEmulator } from '../local/services/emulators';
@@ -61,7 +64,9 @@ async function capture(opts: {
   partitionKeyMode?: 'table' | 'table-pk';
   /** @default the sink's default */
   maxCallsInFlight?: number;
-}): Promise<{ seconds: number; readSeconds: number; pausedSeconds: number }> {
+  /** The sink on its own thread (KINESIS_SINK_THREAD=on), writing to this endpoint. @default the caller's thread */
+  sinkThreadEndpoint?: string;
+}): Promise<{ seconds: number; readSeconds: number; pausedSeconds: number; mainCpuS: number }> {
   const filter = new TableFilter({
     include: ['bench.*'],
     exclude: [],
@@ -75,12 +80,19 @@ async function capture(opts: {
     captures: (d, t) => filter.captures(d, t),
   });
   let core: ProducerCore;
-  const sink = new KinesisSink({
-    client: opts.client,
-    streamName: opts.stream,
-    maxCallsInFlight: opts.maxCallsInFlight,
-    onAcked: (low) => core.acked(low),
-  });
+  const sink = opts.sinkThreadEndpoint
+    ? new ThreadedKinesisSink({
+        endpoint: opts.sinkThreadEndpoint,
+        streamName: opts.stream,
+        ...(opts.maxCallsInFlight !== undefined ? { maxCallsInFlight: opts.maxCallsInFlight } : {}),
+        onAcked: (low) => core.acked(low),
+      })
+    : new KinesisSink({
+        client: opts.client,
+        streamName: opts.stream,
+        maxCallsInFlight: opts.maxCallsInFlight,
+        onAcked: (low) => core.acked(low),
+      });
   let seen = 0;
   let pausedAt: number | undefined;
   let pausedMs = 0;
@@ -101,6 +113,7 @@ async function capture(opts: {
       source.resume();
     },
   });
+  const cpu0 = mainThreadCpuS();
   const started = performance.now();
   const done = new Promise<void>((resolve, reject) => {
     source.on('row', (c) => {
@@ -116,8 +129,17 @@ async function capture(opts: {
   const readSeconds = (performance.now() - started) / 1000;
   await core.drain();
   const seconds = (performance.now() - started) / 1000;
+  const mainCpuS = mainThreadCpuS() - cpu0;
   source.stop();
-  return { seconds, readSeconds, pausedSeconds: pausedMs / 1000 };
+  if (sink instanceof ThreadedKinesisSink) await sink.close();
+  return { seconds, readSeconds, pausedSeconds: pausedMs / 1000, mainCpuS };
+}
+
+/** CPU seconds (user + system) of this process's main thread so far, from /proc (Node 20 has no per-thread API). */
+function mainThreadCpuS(): number {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** A Kinesis client that answers every PutRecords at once (the null sink); `keep` collects the entries sent. */
@@ -178,15 +200,23 @@ async function rawPutRecords(
 async function producerIntoStandIn(
   settings: LatencyKinesisOptions,
   opts: Parameters<typeof capture>[0],
-): Promise<{ seconds: number; readSeconds: number; pausedSeconds: number; stats: LatencyKinesisStats }> {
+  sinkThread: boolean,
+): Promise<{
+  seconds: number;
+  readSeconds: number;
+  pausedSeconds: number;
+  mainCpuS: number;
+  stats: LatencyKinesisStats;
+}> {
   const standIn = await startLatencyKinesisInWorker(settings);
   try {
-    const { seconds, readSeconds, pausedSeconds } = await capture({
+    const { seconds, readSeconds, pausedSeconds, mainCpuS } = await capture({
       ...opts,
       client: new KinesisClient(localAwsClientConfig(standIn.endpoint)),
       stream: 'hot',
       partitionKeyMode: 'table-pk',
       maxCallsInFlight: DEFAULT_CALLS_IN_FLIGHT,
+      ...(sinkThread ? { sinkThreadEndpoint: standIn.endpoint } : {}),
     });
     const stats = await standIn.stats();
     const order = checkPerKeyOrder(await standIn.deliveries());
@@ -197,7 +227,7 @@ async function producerIntoStandIn(
     ].filter(Boolean);
     if (problems.length > 0)
       throw new Error(`the producer's writes to the stand-in (${JSON.stringify(settings)}): ${problems.join('; ')}`);
-    return { seconds, readSeconds, pausedSeconds, stats };
+    return { seconds, readSeconds, pausedSeconds, mainCpuS, stats };
   } finally {
     await standIn.close();
   }
@@ -217,42 +247,50 @@ async function rawIntoStandIn(
   }
 }
 
+/** The producer's best round of one variant. */
+interface ProducerBest {
+  readonly producerS: number;
+  /** Seconds until the last row was read (the rest waited for acknowledgements). */
+  readonly readS: number;
+  /** Seconds reading was paused at `maxInFlight` unacknowledged events. */
+  readonly pausedS: number;
+  /** CPU seconds of the main thread (which decodes, encodes, and with the sink on it, serializes PutRecords). */
+  readonly mainCpuS: number;
+  readonly stats: LatencyKinesisStats;
+}
+
 /**
- * The producer and raw PutRecords of the same encoded events, alternated `rounds` times, the best of each kept: on a
- * shared 2-core machine a neighbour's burst otherwise lands on one side of the ratio only.
+ * The producer (its sink on the main thread, the default; then on its own thread, KINESIS_SINK_THREAD=on) and raw
+ * PutRecords of the same encoded events, alternated `rounds` times, the best of each kept: on a shared 2-core machine
+ * a neighbour's burst otherwise lands on one side of the ratio only.
  */
 async function againstStandIn(
   settings: LatencyKinesisOptions,
   opts: Parameters<typeof capture>[0],
   entries: readonly PutRecordsRequestEntry[],
   rounds: number,
-): Promise<{
-  producerS: number;
-  /** Of the producer's best round: seconds until the last row was read (the rest waited for acknowledgements). */
-  readS: number;
-  /** Of the producer's best round: seconds reading was paused at `maxInFlight` unacknowledged events. */
-  pausedS: number;
-  rawS: number;
-  stats: LatencyKinesisStats;
-  rawStats: LatencyKinesisStats;
-}> {
-  let best: Awaited<ReturnType<typeof againstStandIn>> | undefined;
+): Promise<{ producer: ProducerBest; thread: ProducerBest; rawS: number; rawStats: LatencyKinesisStats }> {
+  let producer: ProducerBest | undefined;
+  let thread: ProducerBest | undefined;
+  let raw: { seconds: number; stats: LatencyKinesisStats } | undefined;
+  const best = (b: ProducerBest | undefined, r: Awaited<ReturnType<typeof producerIntoStandIn>>): ProducerBest =>
+    b && b.producerS <= r.seconds
+      ? b
+      : { producerS: r.seconds, readS: r.readSeconds, pausedS: r.pausedSeconds, mainCpuS: r.mainCpuS, stats: r.stats };
   for (let i = 0; i < rounds; i++) {
-    const p = await producerIntoStandIn(settings, opts);
+    const p = await producerIntoStandIn(settings, opts, false);
+    const t = await producerIntoStandIn(settings, opts, true);
     const r = await rawIntoStandIn(settings, entries);
     step(
-      `  round ${i + 1}: producer ${Math.round(opts.rows / p.seconds)} rows/s, raw ${Math.round(opts.rows / r.seconds)} rows/s`,
+      `  round ${i + 1}: producer ${Math.round(opts.rows / p.seconds)} rows/s (main thread ${p.mainCpuS.toFixed(2)} s CPU), ` +
+        `sink thread ${Math.round(opts.rows / t.seconds)} rows/s (main thread ${t.mainCpuS.toFixed(2)} s), ` +
+        `raw ${Math.round(opts.rows / r.seconds)} rows/s`,
     );
-    best = {
-      producerS: Math.min(best?.producerS ?? Infinity, p.seconds),
-      readS: best && best.producerS < p.seconds ? best.readS : p.readSeconds,
-      pausedS: best && best.producerS < p.seconds ? best.pausedS : p.pausedSeconds,
-      rawS: Math.min(best?.rawS ?? Infinity, r.seconds),
-      stats: best && best.producerS < p.seconds ? best.stats : p.stats,
-      rawStats: best && best.rawS < r.seconds ? best.rawStats : r.stats,
-    };
+    producer = best(producer, p);
+    thread = best(thread, t);
+    if (!raw || r.seconds < raw.seconds) raw = r;
   }
-  return best!;
+  return { producer: producer!, thread: thread!, rawS: raw!.seconds, rawStats: raw!.stats };
 }
 
 /** One line per step on stderr: a run takes minutes, and a stuck step should say which it is. */
@@ -265,11 +303,11 @@ function describeStats(s: LatencyKinesisStats): string {
 }
 
 /** Where the producer's best round spent its time: reading and sending, then only waiting for the last records. */
-function describeRun(r: { producerS: number; readS: number; pausedS: number; stats: LatencyKinesisStats }): string {
+function describeRun(r: ProducerBest): string {
   return (
     `producer: all rows read after ${r.readS.toFixed(2)} s (reading paused ${r.pausedS.toFixed(2)} s at 20,000 ` +
-    `unacknowledged events), last acknowledged after ${r.producerS.toFixed(2)} s; ` +
-    describeStats(r.stats)
+    `unacknowledged events), last acknowledged after ${r.producerS.toFixed(2)} s, main thread ${r.mainCpuS.toFixed(2)} s ` +
+    `CPU; ${describeStats(r.stats)}`
   );
 }
 
@@ -333,7 +371,9 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
     // (under tsx the loader alone adds about 90 MB).
     const bundleDir = join(dir, 'producer-bundle');
     await build({
-      entryPoints: ['main', 'healthcheck', 'encode-worker'].map((f) => join(ROOT, `containers/producer/src/${f}.ts`)),
+      entryPoints: ['main', 'healthcheck', 'encode-worker', 'kinesis-sink-thread'].map((f) =>
+        join(ROOT, `containers/producer/src/${f}.ts`),
+      ),
       bundle: true,
       platform: 'node',
       target: `node${process.versions.node.split('.')[0]}`,
@@ -397,27 +437,43 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
         notes,
       },
       producer_hot_table_rows_per_s_at_50ms: {
-        value: rate(hot.producerS),
+        value: rate(hot.producer.producerS),
         unit: 'rows/s',
         reference: rate(hot.rawS),
         referenceName: `raw PutRecords of the same encoded events, 500 per call, ${calls}, failed entries resent at once`,
-        ratio: Number((hot.rawS / hot.producerS).toFixed(2)),
+        ratio: Number((hot.rawS / hot.producer.producerS).toFixed(2)),
         target: '≥ 40,000 rows/s',
         notes:
           `${notes}; one table, partition key table-pk, latency stand-in at 50 ms per call with 20% of entries ` +
-          `throttled; per-key order and every row verified on what it wrote; ${describeRun(hot)}; ` +
+          `throttled; per-key order and every row verified on what it wrote; ${describeRun(hot.producer)}; ` +
           `reference: ${describeStats(hot.rawStats)}`,
       },
+      producer_hot_table_sink_thread_rows_per_s_at_50ms: {
+        value: rate(hot.thread.producerS),
+        unit: 'rows/s',
+        reference: rate(hot.rawS),
+        referenceName: `raw PutRecords of the same encoded events, 500 per call, ${calls}, failed entries resent at once`,
+        ratio: Number((hot.rawS / hot.thread.producerS).toFixed(2)),
+        notes: `as producer_hot_table_rows_per_s_at_50ms, with KINESIS_SINK_THREAD=on; ${describeRun(hot.thread)}`,
+      },
       producer_vs_raw_putrecords: {
-        value: rate(pipe.producerS),
+        value: rate(pipe.producer.producerS),
         unit: 'rows/s',
         reference: rate(pipe.rawS),
         referenceName: `raw PutRecords of the same encoded events, 500 per call, ${calls}`,
-        ratio: Number((pipe.rawS / pipe.producerS).toFixed(2)),
+        ratio: Number((pipe.rawS / pipe.producer.producerS).toFixed(2)),
         target: '≥ 0.9',
         notes:
           `${notes}; partition key table-pk, latency stand-in at 30 ms per call, no throttling; ` +
-          `${describeRun(pipe)}; reference: ${describeStats(pipe.rawStats)}`,
+          `${describeRun(pipe.producer)}; reference: ${describeStats(pipe.rawStats)}`,
+      },
+      producer_vs_raw_putrecords_sink_thread: {
+        value: rate(pipe.thread.producerS),
+        unit: 'rows/s',
+        reference: rate(pipe.rawS),
+        referenceName: `raw PutRecords of the same encoded events, 500 per call, ${calls}`,
+        ratio: Number((pipe.rawS / pipe.thread.producerS).toFixed(2)),
+        notes: `as producer_vs_raw_putrecords, with KINESIS_SINK_THREAD=on; ${describeRun(pipe.thread)}`,
       },
       producer_peak_rss_mb_1m_row_txn: {
         value: Math.round(hwm),

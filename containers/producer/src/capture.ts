@@ -9,7 +9,7 @@ import type { KinesisClient } from '@aws-sdk/client-kinesis';
 import type { BinlogSource, DdlStatement } from './binlog-source';
 import { ddlActions } from './ddl-events';
 import type { TableShape } from './event-encoder';
-import { KinesisSink, type KinesisSinkProps } from './kinesis-sink';
+import { KinesisSink, type KinesisSinkProps, type Sink } from './kinesis-sink';
 import type { EmfMetrics } from './metrics';
 import { ProducerCore, type ProducerCoreProps } from './producer';
 import { parseSignal, type Signal, type SignalTableName, type WatermarkKind, writeWatermark } from './signal-table';
@@ -17,6 +17,7 @@ import type { SnapshotState } from './snapshot-progress';
 import type { SnapshotReader } from './snapshot-reader';
 import { Snapshotter, type SnapshotterProps } from './snapshotter';
 import type { TableFilter } from './table-filter';
+import { ThreadedKinesisSink } from './threaded-kinesis-sink';
 
 export interface CaptureProps {
   readonly source: BinlogSource;
@@ -38,6 +39,11 @@ export interface CaptureProps {
   readonly maxInFlight: number;
   /** PutRecords calls in flight at once. @default the sink's (8) */
   readonly putRecordsInFlight?: number;
+  /**
+   * Send from a thread of its own (threaded-kinesis-sink.ts), with a client of its own for this endpoint (the SDK's
+   * defaults, AWS, without one); `kinesis` is then not used for PutRecords. @default the caller's thread, with `kinesis`
+   */
+  readonly sinkThread?: { readonly endpoint?: string };
   readonly chunkRows: number;
   /** @default the snapshotter's (KEYLESS_MAX_ROWS) */
   readonly keylessMaxRows?: number;
@@ -57,20 +63,27 @@ export interface CaptureProps {
 }
 
 export interface Capture {
-  readonly sink: KinesisSink;
+  readonly sink: Sink;
   readonly core: ProducerCore;
   readonly snapshotter: Snapshotter;
 }
 
 /** Builds the sink, the core and the snapshotter and connects them to the source (not started). */
 export function createCapture(p: CaptureProps): Capture {
-  const sink: KinesisSink = new KinesisSink({
-    client: p.kinesis,
+  const common = {
     streamName: p.streamName,
-    onAcked: (low) => core.acked(low),
+    onAcked: (low: number) => core.acked(low),
     ...(p.sinkStats ? { stats: p.sinkStats } : {}),
     ...(p.putRecordsInFlight !== undefined ? { maxCallsInFlight: p.putRecordsInFlight } : {}),
-  });
+  };
+  const sink: Sink = p.sinkThread
+    ? new ThreadedKinesisSink({
+        ...common,
+        ...(p.sinkThread.endpoint !== undefined ? { endpoint: p.sinkThread.endpoint } : {}),
+        // Checked by main.ts's housekeeping too; told at once here, so reading stops with the sink.
+        onFailed: p.fail,
+      })
+    : new KinesisSink({ ...common, client: p.kinesis });
   const core: ProducerCore = new ProducerCore({
     serverId: p.serverId,
     filter: p.filter,

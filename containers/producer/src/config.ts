@@ -54,6 +54,8 @@ const fields = z.object({
   MAX_IN_FLIGHT_EVENTS: z.coerce.number().int().min(1).default(20_000),
   /** `on`: rows are encoded on a worker thread while the main thread reads the binlog; `off`: on the main thread. */
   ENCODE_WORKER: z.enum(['on', 'off']).default('off'),
+  /** `on`: PutRecords calls are serialized and sent from a thread of their own; `off`: from the main thread. */
+  KINESIS_SINK_THREAD: z.enum(['on', 'off']).default('off'),
   /** `initial`: snapshot every captured table when no checkpoint exists, and tables newly added to the capture rules. */
   SNAPSHOT_MODE: z.enum(['initial', 'never']).default('initial'),
   /** Rows per snapshot chunk (one low/high watermark pair each). */

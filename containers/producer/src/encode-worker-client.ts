@@ -3,17 +3,10 @@
  * their answers. Batches are answered in the order they were sent (one thread, one queue). A batch that fails, and a
  * worker that dies, fail every batch still waiting with a ProducerError: nothing is dropped silently.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
-// Not `{ createRequire }`: the container bundle's banner declares that name at the top of the same module.
-import nodeModule from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import type * as Esbuild from 'esbuild';
+import type { Worker } from 'node:worker_threads';
 import type { EncodeBatch, EncodedBatch, WorkerAnswer, WorkerInit } from './encode-worker-protocol';
 import { ProducerError } from './errors';
+import { startWorker as startThread } from './worker-thread';
 
 /**
  * A small young generation: the worker's garbage (a batch's strings) dies young, and V8's default (up to 48 MB of
@@ -21,37 +14,9 @@ import { ProducerError } from './errors';
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
 
-/** The worker bundled from its TypeScript sources, once per process (tests, benchmarks, `npm run local`). */
-let devBundle: string | undefined;
-
-/**
- * The worker: `encode-worker.js` beside this module in the bundled container (the Dockerfile builds it as its own
- * entry); from TypeScript sources, the same bundle made with esbuild into the temp directory (50–500 ms, once per
- * process). A worker started through tsx's loader instead took 1.2–1.5 s to load and carried the loader's memory.
- */
+/** The worker: `encode-worker.ts` (worker-thread.ts finds or bundles it). */
 function startWorker(init: WorkerInit): Worker {
-  const js = fileURLToPath(new URL('./encode-worker.js', import.meta.url));
-  if (existsSync(js)) return new Worker(js, { workerData: init, resourceLimits: WORKER_LIMITS });
-  if (!devBundle) {
-    const esbuild = nodeModule.createRequire(import.meta.url)('esbuild') as typeof Esbuild;
-    const built = esbuild.buildSync({
-      entryPoints: [fileURLToPath(new URL('./encode-worker.ts', import.meta.url))],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      write: false,
-      logLevel: 'silent',
-    });
-    const text = built.outputFiles[0]!.text;
-    const file = join(
-      tmpdir(),
-      `cdc-encode-worker-${createHash('sha256').update(text).digest('hex').slice(0, 16)}.mjs`,
-    );
-    if (!existsSync(file)) writeFileSync(file, text);
-    devBundle = file;
-  }
-  return new Worker(devBundle, { workerData: init, resourceLimits: WORKER_LIMITS });
+  return startThread('encode-worker', init, WORKER_LIMITS);
 }
 
 interface Waiting {

@@ -13,7 +13,8 @@ export type ProducerErrorCode =
   | 'SIGNAL_TABLE_UNAVAILABLE' // snapshots need to write watermarks to the signal table
   | 'UNSUPPORTED_EVENT'
   | 'ENCODE_FAILED' // a captured value could not be encoded (on the encode worker or the main thread)
-  | 'ENCODE_WORKER_FAILED'; // the encode worker thread died or answered out of order
+  | 'ENCODE_WORKER_FAILED' // the encode worker thread died or answered out of order
+  | 'KINESIS_SINK_THREAD_FAILED'; // the Kinesis sink's thread died
 
 export class ProducerError extends Error {
   constructor(

@@ -183,6 +183,9 @@ async function main(): Promise<void> {
       : {}),
     maxInFlight: config.MAX_IN_FLIGHT_EVENTS,
     encodeWorker: config.ENCODE_WORKER === 'on',
+    ...(config.KINESIS_SINK_THREAD === 'on'
+      ? { sinkThread: config.AWS_ENDPOINT_KINESIS ? { endpoint: config.AWS_ENDPOINT_KINESIS } : {} }
+      : {}),
     putRecordsInFlight: config.PUT_RECORDS_IN_FLIGHT,
     chunkRows: config.SNAPSHOT_CHUNK_ROWS,
     keylessMaxRows: config.SNAPSHOT_KEYLESS_MAX_ROWS,
@@ -334,7 +337,13 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
 
-  source.on('ready', () => log('info', 'reading the binlog', { from }));
+  source.on('ready', () =>
+    log('info', 'reading the binlog', {
+      from,
+      // Where the work runs: the encode worker and the sink's thread are each off unless turned on.
+      threads: { encode: config.ENCODE_WORKER, kinesisSink: config.KINESIS_SINK_THREAD },
+    }),
+  );
   source.start(from);
   snapshotter.start(fail);
 }

@@ -28,7 +28,7 @@ import { ProducerError } from './errors';
 import { type CapturedRow, type CapturedTableChange, EventAssembler, type ShapePlan } from './event-assembly';
 import { serializeEvent } from './event-encoder';
 import { InFlightCheckpoints } from './in-flight-checkpoints';
-import { type KinesisSink, MAX_RECORD_BYTES } from './kinesis-sink';
+import { MAX_RECORD_BYTES, type Sink } from './kinesis-sink';
 import { type EmfMetrics, log } from './metrics';
 import type { SnapshotState } from './snapshot-progress';
 import type { TableFilter } from './table-filter';
@@ -38,7 +38,7 @@ export type { CapturedRow, CapturedTableChange };
 export interface ProducerCoreProps {
   readonly serverId: number;
   readonly filter: TableFilter;
-  readonly sink: KinesisSink;
+  readonly sink: Sink;
   readonly partitionKeyMode: 'table' | 'table-pk';
   readonly metrics: EmfMetrics;
   /** Where oversized events are parked; without it an event over the Kinesis record limit is an error. */

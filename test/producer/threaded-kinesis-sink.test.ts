@@ -1,0 +1,233 @@
+/**
+ * The Kinesis sink on its own thread (KINESIS_SINK_THREAD=on): the same delivery as the in-thread sink, seen through
+ * the main thread's side. Real components: kinesalite for what lands in the stream, the latency Kinesis stand-in
+ * (bench/support/latency-kinesis.ts, through the real SDK) for throttled entries and failed calls on demand.
+ */
+
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  CreateStreamCommand,
+  DescribeStreamCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  KinesisClient,
+} from '@aws-sdk/client-kinesis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { checkPerKeyOrder, type LatencyKinesis, startLatencyKinesis } from '../../bench/support/latency-kinesis';
+import { loadConfig } from '../../containers/producer/src/config';
+import { ProducerError } from '../../containers/producer/src/errors';
+import { ThreadedKinesisSink } from '../../containers/producer/src/threaded-kinesis-sink';
+import { localAwsClientConfig } from '../../local/services/aws-config';
+import { type Emulator, startEmulator } from '../../local/services/emulators';
+import { waitFor } from '../../local/services/process';
+import { startProducerHarness, waitForLog } from './support/harness';
+
+let emu: Emulator;
+let real: KinesisClient;
+let sinks: ThreadedKinesisSink[] = [];
+let standIns: LatencyKinesis[] = [];
+beforeAll(async () => {
+  emu = await startEmulator('kinesis');
+  real = new KinesisClient(localAwsClientConfig(emu.endpoint));
+});
+afterEach(async () => {
+  await Promise.all(sinks.map((s) => s.close()));
+  await Promise.all(standIns.map((s) => s.close()));
+  sinks = [];
+  standIns = [];
+});
+afterAll(async () => {
+  await emu?.stop();
+});
+
+function sinkFor(props: ConstructorParameters<typeof ThreadedKinesisSink>[0]): ThreadedKinesisSink {
+  const s = new ThreadedKinesisSink(props);
+  sinks.push(s);
+  return s;
+}
+
+async function standIn(options: Parameters<typeof startLatencyKinesis>[0]): Promise<LatencyKinesis> {
+  const k = await startLatencyKinesis(options);
+  standIns.push(k);
+  return k;
+}
+
+async function createStream(name: string, shards: number): Promise<void> {
+  await real.send(new CreateStreamCommand({ StreamName: name, ShardCount: shards }));
+  for (;;) {
+    const d = await real.send(new DescribeStreamCommand({ StreamName: name }));
+    if (d.StreamDescription!.StreamStatus === 'ACTIVE') return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function readStream(name: string): Promise<{ key: string; seq: number }[]> {
+  const desc = await real.send(new DescribeStreamCommand({ StreamName: name }));
+  const out: { key: string; seq: number }[] = [];
+  for (const s of desc.StreamDescription!.Shards!) {
+    let it = (
+      await real.send(
+        new GetShardIteratorCommand({ StreamName: name, ShardId: s.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }),
+      )
+    ).ShardIterator;
+    for (;;) {
+      const r = await real.send(new GetRecordsCommand({ ShardIterator: it! }));
+      for (const rec of r.Records ?? [])
+        out.push(JSON.parse(Buffer.from(rec.Data!).toString()) as { key: string; seq: number });
+      if (!r.Records?.length) break;
+      it = r.NextShardIterator;
+    }
+  }
+  return out;
+}
+
+/** A record as the producer writes it: the latency stand-in reads `position` out of it. */
+function event(key: string, seq: number): Buffer {
+  return Buffer.from(`{"key":"${key}","seq":${seq},"position":"000001.${String(seq).padStart(12, '0')}.00000000"}\n`);
+}
+
+describe('Kinesis sink on its own thread', () => {
+  it('writes every record to the stream with its partition key, acknowledging up to the last', async () => {
+    await createStream('thread-all', 2);
+    const acks: number[] = [];
+    const sink = sinkFor({ endpoint: emu.endpoint, streamName: 'thread-all', onAcked: (low) => acks.push(low) });
+    for (let seq = 0; seq < 3000; seq++) {
+      const key = `shop.orders.${seq % 40}`;
+      sink.enqueue({ seq, partitionKey: key, data: Buffer.from(JSON.stringify({ key, seq })) });
+    }
+    expect(sink.pending).toBe(3000);
+    await sink.drain();
+    expect(sink.pending).toBe(0);
+    const got = await readStream('thread-all');
+    expect(got).toHaveLength(3000);
+    expect(new Set(got.map((r) => r.seq)).size).toBe(3000);
+    // kinesalite keeps each shard's order: within a key, records arrive in sequence order.
+    for (let k = 0; k < 40; k++) {
+      const seqs = got.filter((r) => r.key === `shop.orders.${k}`).map((r) => r.seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    }
+    expect(acks).toEqual([...acks].sort((a, b) => a - b));
+    expect(acks.at(-1)).toBe(3000);
+  });
+
+  it('keeps each key in order through throttled entries, with never two calls in flight for one key', async () => {
+    const k = await standIn({ delayMs: 5, throttleShare: 0.3, seed: 3 });
+    const retries: number[] = [];
+    const sink = sinkFor({
+      endpoint: k.endpoint,
+      streamName: 'hot',
+      maxThrottleDelayMs: 20,
+      stats: { onRetry: (failed) => retries.push(failed) },
+    });
+    for (let seq = 0; seq < 5000; seq++)
+      sink.enqueue({ seq, partitionKey: `k${seq % 25}`, data: event(`k${seq % 25}`, seq) });
+    await sink.drain();
+    const report = checkPerKeyOrder(await k.deliveries());
+    expect(report).toMatchObject({ records: 5000, violations: 0 });
+    expect(report.repeats).toBeGreaterThan(0); // resends happened, and repeated a suffix of their key
+    expect(retries.length).toBeGreaterThan(0);
+    const stats = await k.stats();
+    expect(stats.sameKeyOverlaps).toBe(0);
+    expect(stats.maxCallsInFlight).toBeGreaterThan(1);
+  });
+
+  it('fails drain, later enqueues and onFailed with the sink error when retries run out', async () => {
+    const k = await standIn({ delayMs: 0, throttleShare: 1 });
+    const failures: Error[] = [];
+    const sink = sinkFor({
+      endpoint: k.endpoint,
+      streamName: 'down',
+      maxAttempts: 2,
+      maxThrottleDelayMs: 1,
+      onFailed: (e) => failures.push(e),
+    });
+    sink.enqueue({ seq: 0, partitionKey: 'k', data: event('k', 0) });
+    const err = await sink.drain().catch((e: Error) => e);
+    expect(err).toBeInstanceOf(ProducerError);
+    expect((err as ProducerError).code).toBe('KINESIS_RETRIES_EXHAUSTED');
+    expect((err as Error).message).toMatch(/^KINESIS_RETRIES_EXHAUSTED: PutRecords to down failed 2 times in a row/);
+    expect(failures).toEqual([err]);
+    expect(sink.failure).toBe(err);
+    expect(sink.pending).toBe(1); // never acknowledged: the checkpoint cannot move past it
+    expect(() => sink.enqueue({ seq: 1, partitionKey: 'k', data: event('k', 1) })).toThrow(err as Error);
+  });
+
+  it('holds a key behind its pending claim-check write while other keys go, and fails when the write fails', async () => {
+    const k = await standIn({ delayMs: 0 });
+    const sink = sinkFor({ endpoint: k.endpoint, streamName: 'claims' });
+    let release!: () => void;
+    const parked = new Promise<void>((r) => {
+      release = r;
+    });
+    sink.enqueue({ seq: 0, partitionKey: 'a', data: event('a', 0), ready: parked });
+    sink.enqueue({ seq: 1, partitionKey: 'a', data: event('a', 1) });
+    sink.enqueue({ seq: 2, partitionKey: 'b', data: event('b', 2) });
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await k.deliveries()).map((d) => d.partitionKey)).toEqual(['b']);
+    expect(sink.pending).toBe(2);
+    release();
+    await sink.drain();
+    expect((await k.deliveries()).map((d) => d.partitionKey)).toEqual(['b', 'a', 'a']);
+    expect(checkPerKeyOrder(await k.deliveries()).violations).toBe(0);
+
+    const failing = sinkFor({ endpoint: k.endpoint, streamName: 'claims' });
+    failing.enqueue({ seq: 0, partitionKey: 'c', data: event('c', 0), ready: Promise.reject(new Error('S3 said no')) });
+    await expect(failing.drain()).rejects.toThrow(
+      /^CLAIM_CHECK_FAILED: could not park an oversized event in S3 .*S3 said no/,
+    );
+  });
+
+  it('fails with KINESIS_SINK_THREAD_FAILED when the thread dies, never reporting its records as sent', async () => {
+    const k = await standIn({ delayMs: 200 });
+    const failures: Error[] = [];
+    const sink = sinkFor({ endpoint: k.endpoint, streamName: 's', onFailed: (e) => failures.push(e) });
+    sink.enqueue({ seq: 0, partitionKey: 'k', data: event('k', 0) });
+    const drained = sink.drain().catch((e: Error) => e);
+    // A fault the thread cannot produce on demand: its death, by a message it cannot read.
+    (sink as unknown as { worker: { postMessage(m: unknown): void } }).worker.postMessage({ t: 'put' });
+    const err = await drained;
+    expect(err).toBeInstanceOf(ProducerError);
+    expect((err as ProducerError).code).toBe('KINESIS_SINK_THREAD_FAILED');
+    expect(failures).toEqual([err]);
+    expect(sink.pending).toBe(1);
+  });
+});
+
+describe('the producer with KINESIS_SINK_THREAD=on', () => {
+  it('captures every row in order, drains on SIGTERM and checkpoints, its sink on a thread of its own', async () => {
+    const h = await startProducerHarness();
+    try {
+      await h.db.query('CREATE DATABASE shop; CREATE TABLE shop.seq (id INT PRIMARY KEY, n INT)');
+      const p = h.startProducer({ KINESIS_SINK_THREAD: 'on', PARTITION_KEY_MODE: 'table' });
+      await waitForLog(p, /reading the binlog.*"kinesisSink":"on"/);
+      for (let i = 1; i <= 300; i++) await h.db.query('INSERT INTO shop.seq VALUES (?, 0)', [i]);
+      await h.db.query('UPDATE shop.seq SET n = n + 1 WHERE id <= 100');
+      const events = await waitFor('400 events of shop.seq', async () => {
+        const all = (await h.readAll()).filter((e) => e.table === 'seq');
+        return all.length >= 400 ? all : undefined;
+      });
+      // One key (the table), one shard: the stream holds the binlog's order.
+      const positions = events.map((e) => e.position);
+      expect(positions).toEqual([...positions].sort());
+      expect(new Set(events.filter((e) => e.op === 'insert').map((e) => e.after!.id)).size).toBe(300);
+      p.child.kill('SIGTERM');
+      expect(await p.exited).toBe(0);
+      expect(p.output()).toMatch(/stopped cleanly/);
+      const item = await h.dynamo.send(
+        new GetItemCommand({ TableName: 'cdc-checkpoints', Key: { pk: { S: 'test' }, sk: { S: 'producer' } } }),
+      );
+      expect(item.Item?.file?.S).toMatch(/^mysql-bin\.\d{6}$/);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('KINESIS_SINK_THREAD', () => {
+  const env = { SOURCE_HOST: 'h', SOURCE_USER: 'u', STREAM_NAME: 's', CHECKPOINT_TABLE: 'cps', PIPELINE_ID: 'p' };
+  it('is off unless turned on, and refuses anything but on and off, naming the value', () => {
+    expect(loadConfig(env).KINESIS_SINK_THREAD).toBe('off');
+    expect(loadConfig({ ...env, KINESIS_SINK_THREAD: 'on' }).KINESIS_SINK_THREAD).toBe('on');
+    expect(() => loadConfig({ ...env, KINESIS_SINK_THREAD: 'yes' })).toThrow(/KINESIS_SINK_THREAD="yes": /);
+  });
+});
