@@ -7,10 +7,11 @@
  * paths. Plain consistent reads: no locks, no global read lock.
  *
  * Chunks are read through the text protocol (a plain query) unless the table has a FLOAT, DOUBLE or spatial column,
- * which take the binary protocol (a prepared statement): the server's text of a FLOAT has 6 significant digits and of
- * a DOUBLE 15 (not exact), and a spatial value needs a typeCast. Every other type's text is the exact value, with the
- * fractional seconds already at the column's precision; and the text rows cost less to parse (profiled: mysql2's
- * binary date-time formatting and the fraction padding were a fifth of a chunk read).
+ * which take the binary protocol (a prepared statement): the server's text of a FLOAT or DOUBLE is rounded (a FLOAT's
+ * to 6 significant digits; the exact-values snapshot test fails with it), and a spatial value needs a typeCast. Every
+ * other type's text is the exact value, with the fractional seconds already at the column's precision, and text rows
+ * cost a third of the CPU of binary ones (measured: mysql2 builds each binary DATETIME's text from its parts, and the
+ * reader then padded its fraction, more than a third of a binary chunk read).
  */
 import mysql from 'mysql2/promise';
 import { buildChunkQuery, type KeyValue } from './chunk-query';
