@@ -249,6 +249,16 @@ describe("a table's shape", () => {
     expect(calls.length).toBeGreaterThanOrEqual(2);
     expect(logs.some((l) => l.includes('reading it again'))).toBe(true);
   });
+
+  it('fails its job, not the producer, when the table is dropped between two chunks', async () => {
+    await db.query('CREATE TABLE shop.s3 (id INT PRIMARY KEY); INSERT INTO shop.s3 SELECT seq FROM shop.seq_1_to_300');
+    let lows = 0;
+    // Before the second chunk's low watermark: the chunk is read with the shape of a table that no longer exists.
+    const { job } = await snapshotOf('s3', async (kind, phase) => {
+      if (kind === 'low' && phase === 'before' && ++lows === 2) await db.query('DROP TABLE shop.s3');
+    });
+    expect(job).toMatchObject({ status: 'failed', error: 'shop.s3 does not exist' });
+  });
 });
 
 /** A keyless table's rows as the merge keeps them: +1/−1 per image, everything before a whole-table range dropped. */
