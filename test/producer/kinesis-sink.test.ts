@@ -280,7 +280,7 @@ describe('Kinesis sink', () => {
     expect(sink.recordsScanned).toBeLessThan(1_000_000);
   });
 
-  it('backs off at most 500 ms after throttled entries, up to 5 s after failed calls', async () => {
+  it('backs off at most 250 ms after throttled entries, up to 5 s after failed calls', async () => {
     // Fault injection: the first entry of the first 16 calls is throttled; or, instead, the first 16 calls fail whole.
     const delays = async (wholeCallFails: boolean) => {
       let call = 0;
@@ -318,7 +318,7 @@ describe('Kinesis sink', () => {
       }
       return Math.round(Math.max(...asked));
     };
-    expect(await delays(false)).toBe(500);
+    expect(await delays(false)).toBe(250);
     expect(await delays(true)).toBe(5000);
   });
 
@@ -351,6 +351,47 @@ describe('Kinesis sink', () => {
     for (let seq = 0; seq < 2000; seq++) sink.enqueue({ seq, partitionKey: 'shop.orders', data: Buffer.from('{}') });
     await sink.drain();
     expect(sink.pending).toBe(0);
+  });
+
+  it('never gives up on a throttled record (the stream is too small, not broken), but does on repeated errors', async () => {
+    // Fault injection: record 0's entry is throttled in its first 40 deliveries (a shard over its limit for a while),
+    // then written; in the second sink every delivery fails with InternalFailure.
+    const throttledFor = (times: number, code: string) => {
+      let deliveries = 0;
+      return {
+        send: async (cmd: PutRecordsCommand) => {
+          const entries = cmd.input.Records ?? [];
+          const fail = (i: number) => entries[i]!.PartitionKey === 'hot' && ++deliveries <= times;
+          const verdict = entries.map((_, i) => fail(i));
+          return {
+            FailedRecordCount: verdict.filter(Boolean).length,
+            Records: verdict.map((v) =>
+              v ? { ErrorCode: code, ErrorMessage: 'x' } : { SequenceNumber: '1', ShardId: 's' },
+            ),
+          };
+        },
+      } as unknown as KinesisClient;
+    };
+    const throttles: number[] = [];
+    const patient = new KinesisSink({
+      client: throttledFor(40, 'ProvisionedThroughputExceededException'),
+      streamName: 's',
+      sleep: async () => undefined,
+      stats: { onRetry: (_, throttled) => throttles.push(throttled) },
+    });
+    patient.enqueue({ seq: 0, partitionKey: 'hot', data: Buffer.from('{}') });
+    patient.enqueue({ seq: 1, partitionKey: 'cold', data: Buffer.from('{}') });
+    await patient.drain();
+    expect(throttles).toHaveLength(40);
+    expect(patient.pending).toBe(0);
+
+    const broken = new KinesisSink({
+      client: throttledFor(40, 'InternalFailure'),
+      streamName: 's',
+      sleep: async () => undefined,
+    });
+    broken.enqueue({ seq: 0, partitionKey: 'hot', data: Buffer.from('{}') });
+    await expect(broken.drain()).rejects.toThrow(/KINESIS_RETRIES_EXHAUSTED: PutRecords to s failed 12 times in a row/);
   });
 
   it('refuses a number of calls in flight outside 1 to 64, naming the value', () => {

@@ -132,13 +132,13 @@ describe('Kinesis sink on its own thread', () => {
   });
 
   it('fails drain, later enqueues and onFailed with the sink error when retries run out', async () => {
-    const k = await standIn({ delayMs: 0, throttleShare: 1 });
+    const k = await standIn({ delayMs: 0, failCallShare: 1 });
     const failures: Error[] = [];
     const sink = sinkFor({
       endpoint: k.endpoint,
       streamName: 'down',
       maxAttempts: 2,
-      maxThrottleDelayMs: 1,
+      maxDelayMs: 1,
       onFailed: (e) => failures.push(e),
     });
     sink.enqueue({ seq: 0, partitionKey: 'k', data: event('k', 0) });

@@ -14,6 +14,7 @@ export interface SinkThreadInit {
   readonly maxAttempts?: number;
   readonly baseDelayMs?: number;
   readonly maxDelayMs?: number;
+  readonly baseThrottleDelayMs?: number;
   readonly maxThrottleDelayMs?: number;
 }
 

@@ -25,6 +25,7 @@ const sink: KinesisSink = new KinesisSink({
   ...(init.maxAttempts !== undefined ? { maxAttempts: init.maxAttempts } : {}),
   ...(init.baseDelayMs !== undefined ? { baseDelayMs: init.baseDelayMs } : {}),
   ...(init.maxDelayMs !== undefined ? { maxDelayMs: init.maxDelayMs } : {}),
+  ...(init.baseThrottleDelayMs !== undefined ? { baseThrottleDelayMs: init.baseThrottleDelayMs } : {}),
   ...(init.maxThrottleDelayMs !== undefined ? { maxThrottleDelayMs: init.maxThrottleDelayMs } : {}),
   onAcked: (low) => post({ t: 'acked', low, received, pending: sink.pending, calls: sink.callsInFlight }),
   onFailed: (err) =>

@@ -7,7 +7,8 @@
  * when some entries fail, so after a partial failure the sink resends, for every partition key that had a failure, all
  * of that key's records of the call from its first failed one on (including later ones that succeeded): the last
  * delivery of each key's records is in order, and duplicates carry the same position, which the merge discards.
- * Nothing is ever dropped: when a record's retries run out the sink fails, and the producer stops without
+ * Nothing is ever dropped: a throttled record is resent until it is written (the stream's limit slows the producer
+ * down); when a record fails otherwise `maxAttempts` times in a row the sink fails, and the producer stops without
  * checkpointing. The lowest sequence number not yet acknowledged (across the queue, the calls in flight and the
  * records waiting to be resent) is what the checkpoint may move past (`onAcked`).
  */
@@ -35,16 +36,27 @@ export interface KinesisSinkProps {
    * one call at a time caps a producer near 500 records per round trip. @default 8
    */
   readonly maxCallsInFlight?: number;
-  /** Consecutive failed attempts of one record before giving up. @default 12 */
+  /**
+   * Consecutive failures of one record before giving up: a failed call, or its entry failed otherwise than throttled
+   * (`InternalFailure`). Throttling never gives up (below). @default 12
+   */
   readonly maxAttempts?: number;
-  /** Backoff before a resend: full jitter over `baseDelayMs × 2^attempts`, capped. @default 100 */
+  /** Backoff before resending failed records: full jitter over `baseDelayMs × 2^attempts`, capped. @default 100 */
   readonly baseDelayMs?: number;
-  /** Cap of the backoff after a failed call or entries failed otherwise than throttled (InternalFailure). @default 5000 */
+  /** Cap of the backoff after a failed call or entries failed otherwise than throttled. @default 5000 */
   readonly maxDelayMs?: number;
   /**
-   * Cap of the backoff when every failed entry was throttled (`ProvisionedThroughputExceededException`): their shards
-   * were over their per-second limit, which frees up within the second, so a longer wait would only hold those keys
-   * (and the checkpoint) back. @default 500
+   * Backoff when every failed entry was throttled (`ProvisionedThroughputExceededException`): full jitter over
+   * `baseThrottleDelayMs × 2^(throttles − 1)`, where throttles counts the record's consecutive throttled deliveries.
+   * @default 50
+   */
+  readonly baseThrottleDelayMs?: number;
+  /**
+   * Cap of that backoff. A throttled shard is over its per-second limit, which frees up within the second: waits
+   * spread over a quarter of it retry soon without all landing at once, where a longer wait would only hold the keys
+   * (and the checkpoint) back. Throttled records are never given up: a stream too small for the load slows the
+   * producer down (reading pauses, `SecondsBehindSource` and `PutThrottles` rise) instead of stopping it, since a
+   * restart would meet the same limit. @default 250
    */
   readonly maxThrottleDelayMs?: number;
   /** Called with the lowest sequence number not yet acknowledged (everything below is in Kinesis). */
@@ -85,6 +97,8 @@ interface Queued extends SinkRecord {
    * to 0 when a resend of it was written.
    */
   attempts?: number;
+  /** Consecutive throttled deliveries of this record (the throttle backoff's exponent); back to 0 when written. */
+  throttles?: number;
 }
 
 /** Records out of the queue: in a PutRecords call, or waiting out the backoff before their resend. */
@@ -281,6 +295,7 @@ export class KinesisSink implements Sink {
     const started = Date.now();
     let failedIdx: number[] = [];
     let throttled = 0;
+    let throttledIdx: Set<number> | undefined;
     try {
       const res = await this.props.client.send(
         new PutRecordsCommand({
@@ -294,7 +309,11 @@ export class KinesisSink implements Sink {
         results.forEach((r, i) => {
           if (r.ErrorCode) {
             failedIdx.push(i);
-            if (r.ErrorCode === 'ProvisionedThroughputExceededException') throttled++;
+            if (r.ErrorCode === 'ProvisionedThroughputExceededException') {
+              throttled++;
+              throttledIdx ??= new Set();
+              throttledIdx.add(i);
+            }
           }
         });
     } catch {
@@ -314,14 +333,20 @@ export class KinesisSink implements Sink {
       for (const i of failedIdx) if (!firstFail.has(batch[i]!.partitionKey)) firstFail.set(batch[i]!.partitionKey, i);
       const resend: Queued[] = [];
       let attempts = 0;
+      let throttles = 0;
       batch.forEach((r, i) => {
         const f = firstFail.get(r.partitionKey);
         if (f !== undefined && i >= f) {
           resend.push(r);
           // Consecutive failures: a record written this time (resent only to keep its key in order) starts over.
-          if (failed.has(i)) r.attempts = (r.attempts ?? 0) + 1;
-          else if (r.attempts) r.attempts = 0;
+          if (throttledIdx?.has(i)) r.throttles = (r.throttles ?? 0) + 1;
+          else if (failed.has(i)) r.attempts = (r.attempts ?? 0) + 1;
+          else {
+            if (r.attempts) r.attempts = 0;
+            if (r.throttles) r.throttles = 0;
+          }
           attempts = Math.max(attempts, r.attempts ?? 0);
+          throttles = Math.max(throttles, r.throttles ?? 0);
         } else this.queuedBytes -= r.data.length;
       });
       // The acknowledged records leave; the keys to resend stay busy through the backoff.
@@ -341,10 +366,9 @@ export class KinesisSink implements Sink {
       this.reportAcked(true);
       this.pump();
       const onlyThrottled = throttled === failedIdx.length;
-      const cap = Math.min(
-        onlyThrottled ? (this.props.maxThrottleDelayMs ?? 500) : (this.props.maxDelayMs ?? 5000),
-        (this.props.baseDelayMs ?? 100) * 2 ** attempts,
-      );
+      const cap = onlyThrottled
+        ? Math.min(this.props.maxThrottleDelayMs ?? 250, (this.props.baseThrottleDelayMs ?? 50) * 2 ** (throttles - 1))
+        : Math.min(this.props.maxDelayMs ?? 5000, (this.props.baseDelayMs ?? 100) * 2 ** attempts);
       await sleep(Math.random() * cap);
       this.release(waiting);
       this.queue = mergeBySeq(resend, this.queue.slice(this.head));

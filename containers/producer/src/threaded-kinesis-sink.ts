@@ -48,6 +48,7 @@ export class ThreadedKinesisSink implements Sink {
       ...(props.maxAttempts !== undefined ? { maxAttempts: props.maxAttempts } : {}),
       ...(props.baseDelayMs !== undefined ? { baseDelayMs: props.baseDelayMs } : {}),
       ...(props.maxDelayMs !== undefined ? { maxDelayMs: props.maxDelayMs } : {}),
+      ...(props.baseThrottleDelayMs !== undefined ? { baseThrottleDelayMs: props.baseThrottleDelayMs } : {}),
       ...(props.maxThrottleDelayMs !== undefined ? { maxThrottleDelayMs: props.maxThrottleDelayMs } : {}),
     };
     this.worker = startWorker('kinesis-sink-thread', init);
