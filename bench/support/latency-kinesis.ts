@@ -60,6 +60,8 @@ export interface LatencyKinesis {
   readonly endpoint: string;
   deliveries(): Promise<Delivery[]>;
   stats(): Promise<LatencyKinesisStats>;
+  /** Forgets every call so far (after a warm-up), as if just started; the throttling draws go on. */
+  reset(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -146,7 +148,7 @@ function streamNameOf(body: Buffer): string {
 export async function startLatencyKinesis(options: LatencyKinesisOptions = {}): Promise<LatencyKinesis> {
   const o = validate(options);
   const draw = random(o.seed);
-  const log: Call[] = [];
+  let log: Call[] = [];
   let clock = 0;
   let entries = 0;
   let written = 0;
@@ -277,6 +279,16 @@ export async function startLatencyKinesis(options: LatencyKinesisOptions = {}): 
       maxCallsInFlight,
       sameKeyOverlaps: overlaps(),
     }),
+    reset: async () => {
+      if (inFlight > 0) throw new Error('the latency Kinesis stand-in cannot reset with calls in flight');
+      log = [];
+      parsed.clear();
+      entries = 0;
+      written = 0;
+      throttled = 0;
+      failedCalls = 0;
+      maxCallsInFlight = 0;
+    },
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
@@ -285,7 +297,7 @@ export async function startLatencyKinesis(options: LatencyKinesisOptions = {}): 
   };
 }
 
-type Request = { id: number; op: 'deliveries' | 'stats' | 'close' };
+type Request = { id: number; op: 'deliveries' | 'stats' | 'reset' | 'close' };
 type Answer = { id: number; value: unknown };
 
 /**
@@ -329,6 +341,7 @@ export async function startLatencyKinesisInWorker(options: LatencyKinesisOptions
       return keys.map((partitionKey, i) => ({ partitionKey, position: positions[i]! }));
     },
     stats: () => ask<LatencyKinesisStats>('stats'),
+    reset: () => ask<void>('reset'),
     close: async () => {
       await ask('close');
       await worker.terminate();
@@ -347,7 +360,10 @@ if (!isMainThread && parentPort && (workerData as { latencyKinesis?: LatencyKine
         value: { keys: ds.map((d) => d.partitionKey), positions: ds.map((d) => d.position) },
       } satisfies Answer);
     } else if (op === 'stats') port.postMessage({ id, value: await kinesis.stats() } satisfies Answer);
-    else {
+    else if (op === 'reset') {
+      await kinesis.reset();
+      port.postMessage({ id, value: null } satisfies Answer);
+    } else {
       await kinesis.close();
       port.postMessage({ id, value: null } satisfies Answer);
     }

@@ -93,6 +93,26 @@ describe('the latency Kinesis stand-in', () => {
     expect(await k.deliveries()).toEqual([]);
   });
 
+  it('forgets every call on reset (after a warm-up) and counts from there', async () => {
+    const k = await startLatencyKinesisInWorker({ delayMs: 0 });
+    open.push(k);
+    const client = new KinesisClient(localAwsClientConfig(k.endpoint));
+    const put = (from: number) =>
+      client.send(
+        new PutRecordsCommand({
+          StreamName: 's',
+          Records: [0, 1, 2].map((i) => ({ PartitionKey: `k${from + i}`, Data: event(from + i) })),
+        }),
+      );
+    await put(0);
+    await k.reset();
+    expect(await k.deliveries()).toEqual([]);
+    expect(await k.stats()).toMatchObject({ calls: 0, entries: 0, written: 0 });
+    await put(10);
+    expect((await k.deliveries()).map((d) => d.partitionKey)).toEqual(['k10', 'k11', 'k12']);
+    expect(await k.stats()).toMatchObject({ calls: 1, entries: 3, written: 3 });
+  });
+
   it('refuses a setting out of range, naming the field and the value', async () => {
     await expect(startLatencyKinesis({ throttleShare: 1.5 })).rejects.toThrow(
       'throttleShare must be between 0 and 1, got 1.5',
