@@ -5,6 +5,7 @@
  */
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import Ajv2020 from 'ajv/dist/2020';
+import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeImage } from '../../containers/producer/src/event-encoder';
 import { requestBackfill, requestResync } from '../../containers/producer/src/signal-table';
@@ -175,6 +176,38 @@ describe('snapshots and backfills in the producer', () => {
       b: Buffer.from([0x27]).toString('base64'),
     });
     await stopped(p);
+  });
+
+  it('snapshots and backfills when the server reads backslashes literally (sql_mode NO_BACKSLASH_ESCAPES)', async () => {
+    // Watermarks and requests are JSON sent escaped (`{\"kind\":…}`): read literally they would not parse, and the
+    // snapshot would wait for its high watermark forever.
+    await h.db.query(
+      "SET SESSION sql_log_bin = 0; CREATE TABLE shop.nbe (id INT PRIMARY KEY, s VARCHAR(20)); INSERT INTO shop.nbe VALUES (1, 'it''s'), (2, 'a\\\\b'), (3, 'c'); SET SESSION sql_log_bin = 1",
+    );
+    await h.db.query("SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',NO_BACKSLASH_ESCAPES')");
+    try {
+      const p = h.startProducer({ PIPELINE_ID: 'nbe', CAPTURE_INCLUDE: 'shop.nbe', SNAPSHOT_CHUNK_ROWS: '2' });
+      const reads = await events('nbe', 'read', 3, 30_000);
+      expect(reads.map((e) => e.after).sort((a, b) => (a!.id as number) - (b!.id as number))).toEqual([
+        { id: 1, s: "it's" },
+        { id: 2, s: 'a\\b' },
+        { id: 3, s: 'c' },
+      ]);
+      // A backfill request from the CLI's function, through a session that has the mode too.
+      const cli = await mysql.createConnection({ ...h.maria });
+      try {
+        expect((await cli.query('SELECT @@SESSION.sql_mode AS m'))[0]).toMatchObject([
+          { m: expect.stringContaining('NO_BACKSLASH_ESCAPES') },
+        ]);
+        await requestBackfill(cli, SIGNALS, { table: 'shop.nbe', pipeline: 'nbe' });
+      } finally {
+        await cli.end();
+      }
+      await events('nbe', 'read', 6, 30_000);
+      await stopped(p);
+    } finally {
+      await h.db.query("SET GLOBAL sql_mode = REPLACE(@@GLOBAL.sql_mode, ',NO_BACKSLASH_ESCAPES', '')");
+    }
   });
 
   it('snapshots and streams UUID, INET4, INET6 and every spatial type as identical events: the server text and bytes', async () => {

@@ -18,6 +18,7 @@
 import { EventEmitter } from 'node:events';
 import ZongJi from '@vlasky/zongji';
 import mysql from 'mysql2/promise';
+import { useBackslashEscapes } from '../../../shared/mysql-session';
 import { MARIADB_BINARY_TEXT_TYPES } from '../../../shared/type-mapping';
 import type { StartFrom } from './config';
 import { ProducerError } from './errors';
@@ -406,12 +407,17 @@ export class BinlogSource extends EventEmitter<SourceEvents> {
     if (!tm.columnSchemas.some((c) => BINARY_WIDTH.test(c.COLUMN_TYPE))) return;
     this.lookups++;
     this.z?.connection?.pause();
-    this.lookupConn ??= mysql.createConnection({
-      host: this.props.host,
-      port: this.props.port,
-      user: this.props.user,
-      password: this.props.password,
-    });
+    this.lookupConn ??= mysql
+      .createConnection({
+        host: this.props.host,
+        port: this.props.port,
+        user: this.props.user,
+        password: this.props.password,
+      })
+      .then(async (conn) => {
+        await useBackslashEscapes(conn); // the lookup sends the table's name escaped
+        return conn;
+      });
     this.lookupConn
       .then((conn) =>
         conn.query(

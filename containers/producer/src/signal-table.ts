@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type mysql from 'mysql2/promise';
+import { useBackslashEscapes } from '../../../shared/mysql-session';
 
 export interface SignalTableName {
   readonly db: string;
@@ -105,7 +106,8 @@ export async function ensureSignalTable(conn: mysql.Connection, t: SignalTableNa
 
 /**
  * Writes one watermark. The row is upserted (one per pipeline), so the table does not grow with every chunk; the
- * binlog still carries every write, each with its own chunk id.
+ * binlog still carries every write, each with its own chunk id. `conn` is the snapshot reader's, whose session reads
+ * backslash escapes whatever the server's sql_mode (shared/mysql-session.ts): the JSON is sent escaped.
  */
 export async function writeWatermark(
   conn: mysql.Connection,
@@ -128,6 +130,7 @@ export async function requestBackfill(
   request: { table: string; where?: string | undefined; pipeline?: string | undefined },
 ): Promise<string> {
   const id = `backfill-${randomUUID()}`;
+  await useBackslashEscapes(conn); // the request's JSON is sent escaped
   await conn.query(`INSERT INTO ${qualified(t)} (id, type, data) VALUES (?, 'backfill', ?)`, [
     id,
     JSON.stringify({ table: request.table, where: request.where ?? null, pipeline: request.pipeline ?? null }),
@@ -142,6 +145,7 @@ export async function requestResync(
   request: { table: string; pipeline?: string | undefined },
 ): Promise<string> {
   const id = `resync-${randomUUID()}`;
+  await useBackslashEscapes(conn); // the request's JSON is sent escaped
   await conn.query(`INSERT INTO ${qualified(t)} (id, type, data) VALUES (?, 'resync', ?)`, [
     id,
     JSON.stringify({ table: request.table, pipeline: request.pipeline ?? null }),

@@ -14,6 +14,7 @@
  * reader then padded its fraction, more than a third of a binary chunk read).
  */
 import mysql from 'mysql2/promise';
+import { useBackslashEscapes } from '../../../shared/mysql-session';
 import { buildChunkQuery, type KeyValue } from './chunk-query';
 import type { TableShape } from './event-encoder';
 
@@ -90,6 +91,8 @@ export class SnapshotReader {
     });
     // TIMESTAMP values rendered in UTC, as the binlog reader renders them.
     await conn.query("SET time_zone = '+00:00'");
+    // The watermarks and chunk lookups send escaped values (shared/mysql-session.ts).
+    await useBackslashEscapes(conn);
     return new SnapshotReader(conn);
   }
 
