@@ -130,6 +130,11 @@ const producerSchema = z.object({
   leaseSeconds: z.number().int().min(2).max(600).default(30),
   /** PutRecords calls in flight at once, for disjoint partition keys (never two for one key). */
   putRecordsInFlight: z.number().int().min(1).max(64).default(8),
+  /**
+   * Send PutRecords from a thread of its own (KINESIS_SINK_THREAD, docs/producer.md "The sink on its own thread"). It
+   * pays only with a second vCPU. @default true when `cpu` is 2048 or more
+   */
+  kinesisSinkThread: z.boolean().optional(),
   logRetentionDays,
 });
 
@@ -334,7 +339,7 @@ export const environmentConfigSchema = z
       .optional(),
     vpc: vpcSchema,
     source: sourceSchema,
-    stream: streamSchema.default({ mode: 'on-demand', retentionHours: 168, partitionKeyMode: 'table' }),
+    stream: streamSchema.default({ mode: 'on-demand', retentionHours: 168, partitionKeyMode: 'table-pk' }),
     producer: producerSchema.default({
       cpu: 512,
       memoryMiB: 1024,

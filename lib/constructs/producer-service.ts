@@ -99,6 +99,11 @@ export interface ProducerServiceProps {
   readonly leaseDuration?: Duration;
   /** PutRecords calls in flight at once, for disjoint partition keys. @default 8 */
   readonly putRecordsInFlight?: number;
+  /**
+   * Send PutRecords from a thread of its own (KINESIS_SINK_THREAD): the AWS SDK's work per call runs beside the
+   * binlog decoding instead of after it. It needs a second vCPU to pay. @default true when `cpu` is 2048 or more
+   */
+  readonly kinesisSinkThread?: boolean;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
   /** Of the log group. @default RemovalPolicy.RETAIN */
@@ -229,6 +234,7 @@ export class ProducerService extends Construct {
         STREAM_NAME: props.stream.streamName,
         PARTITION_KEY_MODE: cap.partitionKeyMode ?? 'table-pk',
         PUT_RECORDS_IN_FLIGHT: text(props.putRecordsInFlight ?? 8),
+        KINESIS_SINK_THREAD: (props.kinesisSinkThread ?? cpu >= 2048) ? 'on' : 'off',
         CHECKPOINT_TABLE: props.checkpoints.table.tableName,
         LEASE_SECONDS: text((props.leaseDuration ?? Duration.seconds(30)).toSeconds()),
         CLAIM_CHECK_BUCKET: props.lake.bucketName,

@@ -53,6 +53,7 @@ export class CaptureStack extends Stack {
       stopTimeout: Duration.seconds(c.producer.stopTimeoutSeconds),
       leaseDuration: Duration.seconds(c.producer.leaseSeconds),
       putRecordsInFlight: c.producer.putRecordsInFlight,
+      ...(c.producer.kinesisSinkThread !== undefined ? { kinesisSinkThread: c.producer.kinesisSinkThread } : {}),
       logRetention: c.producer.logRetentionDays as RetentionDays,
       removalPolicy: c.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
       ...(props.producerImage ? { image: props.producerImage } : {}),

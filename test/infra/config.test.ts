@@ -35,6 +35,10 @@ describe('environment configuration', () => {
     expect(dev.producer.stopTimeoutSeconds).toBe(120);
     expect(dev.producer.putRecordsInFlight).toBe(8);
     expect(dev.stream.partitionKeyMode).toBe('table-pk');
+    // Also for a stage that leaves the whole stream block out.
+    const { stream: _stream, ...noStream } = environments.dev!;
+    expect(validateEnvironmentConfig(noStream).stream.partitionKeyMode).toBe('table-pk');
+    expect(dev.producer.kinesisSinkThread).toBeUndefined();
     expect(dev.merge.maxReceiveCount).toBe(5);
     expect(dev.redshift.changelogSchema).toBe('cdc');
   });

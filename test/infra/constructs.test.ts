@@ -152,6 +152,28 @@ describe('ProducerService props', () => {
   });
 });
 
+describe('ProducerService KINESIS_SINK_THREAD', () => {
+  /** The value the producer container gets, for a task of this size and setting. */
+  const sinkThread = (change: Partial<ProducerServiceProps>): string | undefined => {
+    const p = devPipeline();
+    new ProducerService(p.capture, 'SizedProducer', producerProps(change, p));
+    const defs = Template.fromStack(p.capture).findResources('AWS::ECS::TaskDefinition');
+    const env = Object.values(defs)
+      .map((d) => d.Properties as { ContainerDefinitions: { Environment: { Name: string; Value: string }[] }[] })
+      .map((props) => props.ContainerDefinitions[0]!.Environment)
+      .find((e) => e.some((v) => v.Name === 'SOURCE_HOST' && v.Value === 'db.example.com'));
+    return env?.find((v) => v.Name === 'KINESIS_SINK_THREAD')?.Value;
+  };
+
+  it('is on from 2 vCPU (a second core to send from) and off below, unless set', () => {
+    expect(sinkThread({})).toBe('off');
+    expect(sinkThread({ cpu: 1024, memoryLimitMiB: 2048 })).toBe('off');
+    expect(sinkThread({ cpu: 2048, memoryLimitMiB: 4096 })).toBe('on');
+    expect(sinkThread({ cpu: 2048, memoryLimitMiB: 4096, kinesisSinkThread: false })).toBe('off');
+    expect(sinkThread({ cpu: 512, kinesisSinkThread: true })).toBe('on');
+  });
+});
+
 function streamApplyProps(change: Partial<StreamApplyFunctionProps> = {}, p = stacks): StreamApplyFunctionProps {
   const s = p.stateful;
   return {
