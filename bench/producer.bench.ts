@@ -10,7 +10,8 @@
  * 3. producer_vs_raw_putrecords: the same without throttling at 30 ms per call (the low end of AWS's 30–60 ms, where
  *    the producer's own CPU shows most) ÷ raw PutRecords, same calls in flight. Both 2 and 3 are also measured with
  *    the sink on its own thread (KINESIS_SINK_THREAD=on: `…_sink_thread…`, context without a target), in the same
- *    rounds, with each variant's main-thread CPU. The stand-in runs on a worker thread
+ *    rounds, with each variant's main-thread CPU. Producer and reference use the producer's client (`sinkClient`:
+ *    the SDK without its logger middleware), so the reference stays the fastest sender the SDK makes. The stand-in runs on a worker thread
  *    and costs little CPU, so on a 2-core machine this compares the producer with the pipe it fills, not with
  *    kinesalite's own CPU (which took a core and set both sides' pace before).
  * 4. producer_peak_rss_mb_1m_row_txn: peak RSS (VmHWM) of the producer process, bundled and started as its container
@@ -31,7 +32,12 @@ import {
 import { build } from 'esbuild';
 import mysql from 'mysql2/promise';
 import { BinlogSource } from '../containers/producer/src/binlog-source';
-import { DEFAULT_CALLS_IN_FLIGHT, KinesisSink, MAX_RECORDS_PER_CALL } from '../containers/producer/src/kinesis-sink';
+import {
+  DEFAULT_CALLS_IN_FLIGHT,
+  KinesisSink,
+  MAX_RECORDS_PER_CALL,
+  sinkClient,
+} from '../containers/producer/src/kinesis-sink';
 import { EmfMetrics } from '../containers/producer/src/metrics';
 import { ProducerCore } from '../containers/producer/src/producer';
 import { TableFilter } from '../containers/producer/src/table-filter';
@@ -229,7 +235,7 @@ async function producerIntoStandIn(
     }
     const { seconds, readSeconds, pausedSeconds, mainCpuS } = await capture({
       ...opts,
-      client: new KinesisClient(localAwsClientConfig(standIn.endpoint)),
+      client: sinkClient(standIn.endpoint),
       stream: 'hot',
       partitionKeyMode: 'table-pk',
       maxCallsInFlight: DEFAULT_CALLS_IN_FLIGHT,
@@ -266,7 +272,7 @@ async function rawIntoStandIn(
 ): Promise<{ seconds: number; stats: LatencyKinesisStats }> {
   const standIn = await startLatencyKinesisInWorker(settings);
   try {
-    const client = new KinesisClient(localAwsClientConfig(standIn.endpoint));
+    const client = sinkClient(standIn.endpoint);
     const seconds = await rawPutRecords(client, entries, DEFAULT_CALLS_IN_FLIGHT);
     return { seconds, stats: await standIn.stats() };
   } finally {

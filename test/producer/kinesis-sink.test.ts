@@ -7,7 +7,7 @@ import {
   PutRecordsCommand,
 } from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KinesisSink } from '../../containers/producer/src/kinesis-sink';
+import { KinesisSink, sinkClient } from '../../containers/producer/src/kinesis-sink';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 
@@ -76,6 +76,21 @@ async function waitActive(name: string): Promise<void> {
 }
 
 describe('Kinesis sink', () => {
+  it("writes through the producer's client, which has no logger middleware (no masked copy of each call)", async () => {
+    await real.send(new CreateStreamCommand({ StreamName: 'lean', ShardCount: 1 }));
+    await waitActive('lean');
+    const client = sinkClient(emu.endpoint);
+    expect(client.middlewareStack.identify().filter((m) => /logger/i.test(m))).toEqual([]);
+    expect(
+      new KinesisClient(localAwsClientConfig(emu.endpoint)).middlewareStack.identify().some((m) => /logger/i.test(m)),
+    ).toBe(true);
+    const sink = new KinesisSink({ client, streamName: 'lean' });
+    for (let seq = 0; seq < 10; seq++)
+      sink.enqueue({ seq, partitionKey: 'k', data: Buffer.from(JSON.stringify({ key: 'k', seq })) });
+    await sink.drain();
+    expect((await readStream('lean')).map((r) => r.seq)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
   it('keeps per-key order through partial failures and throttling, losing nothing', async () => {
     await real.send(new CreateStreamCommand({ StreamName: 'order', ShardCount: 3 }));
     const acks: number[] = [];

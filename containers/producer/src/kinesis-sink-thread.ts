@@ -6,10 +6,8 @@
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { KinesisClient } from '@aws-sdk/client-kinesis';
-import { clientConfig } from '../../../shared/aws-client-config';
 import { ProducerError } from './errors';
-import { KinesisSink } from './kinesis-sink';
+import { KinesisSink, sinkClient } from './kinesis-sink';
 import type { FromSinkThread, SinkThreadInit, ToSinkThread } from './kinesis-sink-thread-protocol';
 
 const init = workerData as SinkThreadInit;
@@ -19,7 +17,7 @@ if (!port) throw new Error('kinesis-sink-thread.ts runs as a worker thread (thre
 const post = (m: FromSinkThread): void => port.postMessage(m);
 let received = 0;
 const sink: KinesisSink = new KinesisSink({
-  client: new KinesisClient(clientConfig(init.endpoint)),
+  client: sinkClient(init.endpoint),
   streamName: init.streamName,
   ...(init.maxCallsInFlight !== undefined ? { maxCallsInFlight: init.maxCallsInFlight } : {}),
   ...(init.maxAttempts !== undefined ? { maxAttempts: init.maxAttempts } : {}),

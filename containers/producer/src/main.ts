@@ -6,7 +6,6 @@
  */
 import { hostname } from 'node:os';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { S3Client } from '@aws-sdk/client-s3';
 import mysql from 'mysql2/promise';
 import { clientConfig } from '../../../shared/aws-client-config';
@@ -18,6 +17,7 @@ import { Checkpointer } from './checkpointer';
 import { loadConfig, parseStartFrom } from './config';
 import { failureMetrics, ProducerError } from './errors';
 import { startHealthServer } from './health';
+import { sinkClient } from './kinesis-sink';
 import { EmfMetrics, log, setLogLevel } from './metrics';
 import { checkServer } from './server-check';
 import { DRAIN_TIMEOUT_MS, drainAndRelease } from './shutdown';
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const metrics = new EmfMetrics(config.PIPELINE_ID, config.METRICS_NAMESPACE);
   startupMetrics = metrics;
   metrics.add(ProducerMetric.Starts, 'Count', 1);
-  const kinesis = new KinesisClient(clientConfig(config.AWS_ENDPOINT_KINESIS));
+  const kinesis = sinkClient(config.AWS_ENDPOINT_KINESIS);
   const dynamo = new DynamoDBClient(clientConfig(config.AWS_ENDPOINT_DYNAMODB));
   const s3 = new S3Client(clientConfig(config.AWS_ENDPOINT_S3));
   const owner = `${process.env.ECS_CONTAINER_METADATA_URI_V4?.split('/').pop() ?? hostname()}:${process.pid}`;
