@@ -1,15 +1,9 @@
-import {
-  CreateStreamCommand,
-  DescribeStreamCommand,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  KinesisClient,
-  PutRecordsCommand,
-} from '@aws-sdk/client-kinesis';
+import { CreateStreamCommand, KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KinesisSink, sinkClient } from '../../containers/producer/src/kinesis-sink';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
+import { readStream as readStreamOf, waitActive as waitActiveOf } from './support/kinesis-stream';
 
 let emu: Emulator;
 let real: KinesisClient;
@@ -47,33 +41,8 @@ function faulty(
   } as unknown as KinesisClient;
 }
 
-async function readStream(name: string): Promise<{ key: string; seq: number }[]> {
-  const desc = await real.send(new DescribeStreamCommand({ StreamName: name }));
-  const out: { key: string; seq: number }[] = [];
-  for (const s of desc.StreamDescription!.Shards!) {
-    let it = (
-      await real.send(
-        new GetShardIteratorCommand({ StreamName: name, ShardId: s.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }),
-      )
-    ).ShardIterator;
-    for (;;) {
-      const r = await real.send(new GetRecordsCommand({ ShardIterator: it! }));
-      for (const rec of r.Records ?? [])
-        out.push(JSON.parse(Buffer.from(rec.Data!).toString()) as { key: string; seq: number });
-      if (!r.Records?.length) break;
-      it = r.NextShardIterator;
-    }
-  }
-  return out;
-}
-
-async function waitActive(name: string): Promise<void> {
-  for (;;) {
-    const d = await real.send(new DescribeStreamCommand({ StreamName: name }));
-    if (d.StreamDescription!.StreamStatus === 'ACTIVE') return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const readStream = (name: string) => readStreamOf(real, name);
+const waitActive = (name: string) => waitActiveOf(real, name);
 
 describe('Kinesis sink', () => {
   it("writes through the producer's client, which has no logger middleware (no masked copy of each call)", async () => {

@@ -5,13 +5,7 @@
  */
 
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
-import {
-  CreateStreamCommand,
-  DescribeStreamCommand,
-  GetRecordsCommand,
-  GetShardIteratorCommand,
-  KinesisClient,
-} from '@aws-sdk/client-kinesis';
+import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { checkPerKeyOrder, type LatencyKinesis, startLatencyKinesis } from '../../bench/support/latency-kinesis';
 import { loadConfig } from '../../containers/producer/src/config';
@@ -21,6 +15,7 @@ import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import { waitFor } from '../../local/services/process';
 import { startProducerHarness, waitForLog } from './support/harness';
+import { createActiveStream, readStream as readStreamOf } from './support/kinesis-stream';
 
 let emu: Emulator;
 let real: KinesisClient;
@@ -52,34 +47,8 @@ async function standIn(options: Parameters<typeof startLatencyKinesis>[0]): Prom
   return k;
 }
 
-async function createStream(name: string, shards: number): Promise<void> {
-  await real.send(new CreateStreamCommand({ StreamName: name, ShardCount: shards }));
-  for (;;) {
-    const d = await real.send(new DescribeStreamCommand({ StreamName: name }));
-    if (d.StreamDescription!.StreamStatus === 'ACTIVE') return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function readStream(name: string): Promise<{ key: string; seq: number }[]> {
-  const desc = await real.send(new DescribeStreamCommand({ StreamName: name }));
-  const out: { key: string; seq: number }[] = [];
-  for (const s of desc.StreamDescription!.Shards!) {
-    let it = (
-      await real.send(
-        new GetShardIteratorCommand({ StreamName: name, ShardId: s.ShardId!, ShardIteratorType: 'TRIM_HORIZON' }),
-      )
-    ).ShardIterator;
-    for (;;) {
-      const r = await real.send(new GetRecordsCommand({ ShardIterator: it! }));
-      for (const rec of r.Records ?? [])
-        out.push(JSON.parse(Buffer.from(rec.Data!).toString()) as { key: string; seq: number });
-      if (!r.Records?.length) break;
-      it = r.NextShardIterator;
-    }
-  }
-  return out;
-}
+const createStream = (name: string, shards: number) => createActiveStream(real, name, shards);
+const readStream = (name: string) => readStreamOf(real, name);
 
 /** A record as the producer writes it: the latency stand-in reads `position` out of it. */
 function event(key: string, seq: number): Buffer {

@@ -17,14 +17,8 @@ if (!port) throw new Error('kinesis-sink-thread.ts runs as a worker thread (thre
 const post = (m: FromSinkThread): void => port.postMessage(m);
 let received = 0;
 const sink: KinesisSink = new KinesisSink({
+  ...init, // the sink's settings (endpoint is the client's)
   client: sinkClient(init.endpoint),
-  streamName: init.streamName,
-  ...(init.maxCallsInFlight !== undefined ? { maxCallsInFlight: init.maxCallsInFlight } : {}),
-  ...(init.maxAttempts !== undefined ? { maxAttempts: init.maxAttempts } : {}),
-  ...(init.baseDelayMs !== undefined ? { baseDelayMs: init.baseDelayMs } : {}),
-  ...(init.maxDelayMs !== undefined ? { maxDelayMs: init.maxDelayMs } : {}),
-  ...(init.baseThrottleDelayMs !== undefined ? { baseThrottleDelayMs: init.baseThrottleDelayMs } : {}),
-  ...(init.maxThrottleDelayMs !== undefined ? { maxThrottleDelayMs: init.maxThrottleDelayMs } : {}),
   onAcked: (low) => post({ t: 'acked', low, received, pending: sink.pending, calls: sink.callsInFlight }),
   onFailed: (err) =>
     post(

@@ -41,17 +41,9 @@ export class ThreadedKinesisSink implements Sink {
   failure: Error | undefined;
 
   constructor(private readonly props: ThreadedKinesisSinkProps) {
-    const init: SinkThreadInit = {
-      streamName: props.streamName,
-      ...(props.endpoint !== undefined ? { endpoint: props.endpoint } : {}),
-      ...(props.maxCallsInFlight !== undefined ? { maxCallsInFlight: props.maxCallsInFlight } : {}),
-      ...(props.maxAttempts !== undefined ? { maxAttempts: props.maxAttempts } : {}),
-      ...(props.baseDelayMs !== undefined ? { baseDelayMs: props.baseDelayMs } : {}),
-      ...(props.maxDelayMs !== undefined ? { maxDelayMs: props.maxDelayMs } : {}),
-      ...(props.baseThrottleDelayMs !== undefined ? { baseThrottleDelayMs: props.baseThrottleDelayMs } : {}),
-      ...(props.maxThrottleDelayMs !== undefined ? { maxThrottleDelayMs: props.maxThrottleDelayMs } : {}),
-    };
-    this.worker = startWorker('kinesis-sink-thread', init);
+    // Everything but the callbacks goes to the thread, which builds the sink from it.
+    const { onAcked: _acked, onFailed: _failed, stats: _stats, ...init } = props;
+    this.worker = startWorker('kinesis-sink-thread', init satisfies SinkThreadInit);
     // The thread keeps the process alive only while it holds records (a producer that stops reading exits).
     this.worker.unref();
     this.worker.on('message', (m: FromSinkThread) => this.answer(m));
