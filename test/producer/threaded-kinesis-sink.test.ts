@@ -131,9 +131,12 @@ describe('Kinesis sink on its own thread', () => {
     sink.enqueue({ seq: 0, partitionKey: 'a', data: event('a', 0), ready: parked });
     sink.enqueue({ seq: 1, partitionKey: 'a', data: event('a', 1) });
     sink.enqueue({ seq: 2, partitionKey: 'b', data: event('b', 2) });
-    await new Promise((r) => setTimeout(r, 300));
+    // Key b goes as soon as the thread is up (its start takes longer on a loaded machine); key a stays held.
+    await waitFor('key b delivered', async () => (await k.deliveries()).length > 0);
     expect((await k.deliveries()).map((d) => d.partitionKey)).toEqual(['b']);
-    expect(sink.pending).toBe(2);
+    await waitFor('the thread to report b acknowledged', async () => sink.pending === 2);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await k.deliveries()).map((d) => d.partitionKey)).toEqual(['b']);
     release();
     await sink.drain();
     expect((await k.deliveries()).map((d) => d.partitionKey)).toEqual(['b', 'a', 'a']);
