@@ -7,6 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateStreamCommand, KinesisClient, ListStreamsCommand } from '@aws-sdk/client-kinesis';
@@ -489,6 +490,9 @@ async function assemble(
         AWS_ENDPOINT_KINESIS: kinesisEmu.endpoint,
         AWS_ENDPOINT_DYNAMODB: dynamoEmu.endpoint,
         AWS_ENDPOINT_S3: s3Emu.endpoint,
+        // As the CDK sets it for a task of 2 vCPU or more (docs/producer.md, "The sink on its own thread"): on a
+        // machine with a second core the producer sends from its own thread. The environment may say otherwise.
+        KINESIS_SINK_THREAD: process.env.KINESIS_SINK_THREAD ?? (availableParallelism() >= 2 ? 'on' : 'off'),
       },
     });
     stats.producerStarts++;

@@ -4,8 +4,8 @@
  * pipeline: the first runs it undisturbed, the second kills the producer and the Firehose stand-in + merge process.
  * Equality is checked row by row with the canonical value text of test/e2e/support/compare.ts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,6 +156,13 @@ async function inTransaction(applicationName: string, waiting?: 'waiting'): Prom
 const SAMPLE_TABLES = ['warehouses', 'couriers', 'items', 'orders', 'order_items', 'shipments'];
 
 describe('the whole pipeline on one machine', () => {
+  it('runs the producer with its sink on a thread of its own where the machine has a second core, as the CDK does from 2 vCPU', () => {
+    const expected = availableParallelism() >= 2 ? 'on' : 'off';
+    expect(readFileSync(join(dir, 'producer.log'), 'utf8')).toMatch(
+      new RegExp(`"reading the binlog".*"kinesisSink":"${expected}"`),
+    );
+  });
+
   it('makes every replica equal its source after a random workload with rollbacks, ADD COLUMN and a new table', async () => {
     await runWorkload({
       seed: 7,
