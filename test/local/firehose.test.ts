@@ -7,7 +7,12 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { CreateStreamCommand, KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
+import {
+  CreateStreamCommand,
+  DescribeStreamSummaryCommand,
+  KinesisClient,
+  PutRecordsCommand,
+} from '@aws-sdk/client-kinesis';
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +62,11 @@ async function setup(): Promise<{ stream: string; bucket: string; db: string; pr
   const bucket = `lake-${n}`;
   const db = `shop${n}`;
   await kinesis.send(new CreateStreamCommand({ StreamName: stream, ShardCount: 2 }));
+  // A new stream takes writes once ACTIVE: a PutRecords before that failed a CI run with "Stream … not found".
+  await waitFor(`stream ${stream} active`, async () => {
+    const d = await kinesis.send(new DescribeStreamSummaryCommand({ StreamName: stream })).catch(() => undefined);
+    return d?.StreamDescriptionSummary?.StreamStatus === 'ACTIVE';
+  });
   await s3.send(new CreateBucketCommand({ Bucket: bucket }));
   const props: LocalFirehoseProps = {
     kinesis,
