@@ -191,13 +191,15 @@ export async function startLatencyKinesis(options: LatencyKinesisOptions = {}): 
       verdicts = new Uint8Array(count);
       const parts: string[] = new Array(count);
       let failed = 0;
+      let throttledEntry: string | undefined;
       for (let i = 0; i < count; i++) {
         if (o.throttleShare > 0 && draw() < o.throttleShare) {
           failed++;
           verdicts[i] = 1;
-          parts[i] =
+          throttledEntry ??=
             '{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard shardId-000000000000 in stream ' +
             `${streamNameOf(body)} under account 000000000000."}`;
+          parts[i] = throttledEntry;
           continue;
         }
         parts[i] = `{"SequenceNumber":"${++sequence}","ShardId":"shardId-000000000000"}`;

@@ -6,18 +6,13 @@
 import type { Worker } from 'node:worker_threads';
 import type { EncodeBatch, EncodedBatch, WorkerAnswer, WorkerInit } from './encode-worker-protocol';
 import { ProducerError } from './errors';
-import { startWorker as startThread } from './worker-thread';
+import { startWorker } from './worker-thread';
 
 /**
  * A small young generation: the worker's garbage (a batch's strings) dies young, and V8's default (up to 48 MB of
  * semi-spaces) showed as resident memory. The old generation keeps V8's default, so one huge row cannot run it out.
  */
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 8 };
-
-/** The worker: `encode-worker.ts` (worker-thread.ts finds or bundles it). */
-function startWorker(init: WorkerInit): Worker {
-  return startThread('encode-worker', init, WORKER_LIMITS);
-}
 
 interface Waiting {
   readonly id: number;
@@ -50,7 +45,7 @@ export class EncodeWorkerClient {
     this.loaded = new Promise((resolve) => {
       this.onLoaded = resolve;
     });
-    this.worker = startWorker(init);
+    this.worker = startWorker('encode-worker', init, WORKER_LIMITS);
     // An idle worker must not keep the process alive (a producer that stops reading exits). Once more when it is
     // online and when it has loaded: an unref() before the thread runs did not hold (a process whose rows were all
     // encoded on its own thread before the worker loaded never exited).

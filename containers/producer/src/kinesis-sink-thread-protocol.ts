@@ -5,18 +5,22 @@
  * what the sink sees.
  */
 import type { ProducerErrorCode } from './errors';
+import type { KinesisSinkProps } from './kinesis-sink';
 
-export interface SinkThreadInit {
-  readonly streamName: string;
+/** The sink's settings (its callbacks and client stay behind), and the endpoint the thread builds its client for. */
+export type SinkThreadInit = Pick<
+  KinesisSinkProps,
+  | 'streamName'
+  | 'maxCallsInFlight'
+  | 'maxAttempts'
+  | 'baseDelayMs'
+  | 'maxDelayMs'
+  | 'baseThrottleDelayMs'
+  | 'maxThrottleDelayMs'
+> & {
   /** `AWS_ENDPOINT_KINESIS` (an emulator or another compatible endpoint); the SDK's defaults (AWS) without it. */
   readonly endpoint?: string;
-  readonly maxCallsInFlight?: number;
-  readonly maxAttempts?: number;
-  readonly baseDelayMs?: number;
-  readonly maxDelayMs?: number;
-  readonly baseThrottleDelayMs?: number;
-  readonly maxThrottleDelayMs?: number;
-}
+};
 
 /** Main thread → sink thread. */
 export type ToSinkThread =

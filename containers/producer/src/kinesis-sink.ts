@@ -66,9 +66,10 @@ export interface KinesisSinkProps {
    */
   readonly baseThrottleDelayMs?: number;
   /**
-   * Cap of that backoff. A throttled shard is over its per-second limit, which frees up within the second: waits
-   * spread over a quarter of it retry soon without all landing at once, where a longer wait would only hold the keys
-   * (and the checkpoint) back. Throttled records are never given up: a stream too small for the load slows the
+   * Cap of that backoff. A throttled shard is over its per-second limit (1,000 records/s and 1 MiB/s a shard: Kinesis
+   * API reference, PutRecords, https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html), which
+   * frees up within the second: waits spread over a quarter of it retry soon without all landing at once, where a
+   * longer wait would only hold the keys (and the checkpoint) back. Throttled records are never given up: a stream too small for the load slows the
    * producer down (reading pauses, `SecondsBehindSource` and `PutThrottles` rise) instead of stopping it, since a
    * restart would meet the same limit. @default 250
    */
@@ -308,8 +309,8 @@ export class KinesisSink implements Sink {
     this.calls++;
     const started = Date.now();
     let failedIdx: number[] = [];
-    let throttled = 0;
-    let throttledIdx: Set<number> | undefined;
+    /** Entries answered ProvisionedThroughputExceededException: their shard is over its limit, not failing. */
+    const throttledIdx = new Set<number>();
     try {
       const res = await this.props.client.send(
         new PutRecordsCommand({
@@ -323,11 +324,9 @@ export class KinesisSink implements Sink {
         results.forEach((r, i) => {
           if (r.ErrorCode) {
             failedIdx.push(i);
-            if (r.ErrorCode === 'ProvisionedThroughputExceededException') {
-              throttled++;
-              throttledIdx ??= new Set();
-              throttledIdx.add(i);
-            }
+            // An entry's ErrorCode is ProvisionedThroughputExceededException or InternalFailure (Kinesis API
+            // reference, PutRecordsResultEntry: https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecordsResultEntry.html).
+            if (r.ErrorCode === 'ProvisionedThroughputExceededException') throttledIdx.add(i);
           }
         });
     } catch {
@@ -353,7 +352,7 @@ export class KinesisSink implements Sink {
         if (f !== undefined && i >= f) {
           resend.push(r);
           // Consecutive failures: a record written this time (resent only to keep its key in order) starts over.
-          if (throttledIdx?.has(i)) r.throttles = (r.throttles ?? 0) + 1;
+          if (throttledIdx.has(i)) r.throttles = (r.throttles ?? 0) + 1;
           else if (failed.has(i)) r.attempts = (r.attempts ?? 0) + 1;
           else {
             if (r.attempts) r.attempts = 0;
@@ -366,7 +365,7 @@ export class KinesisSink implements Sink {
       // The acknowledged records leave; the keys to resend stay busy through the backoff.
       this.release(o);
       const waiting = this.hold(resend);
-      this.props.stats?.onRetry?.(failedIdx.length, throttled);
+      this.props.stats?.onRetry?.(failedIdx.length, throttledIdx.size);
       if (attempts >= (this.props.maxAttempts ?? 12)) {
         this.fail(
           new ProducerError(
@@ -379,7 +378,7 @@ export class KinesisSink implements Sink {
       const sleep = this.props.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
       this.reportAcked(true);
       this.pump();
-      const onlyThrottled = throttled === failedIdx.length;
+      const onlyThrottled = throttledIdx.size === failedIdx.length;
       const cap = onlyThrottled
         ? Math.min(this.props.maxThrottleDelayMs ?? 250, (this.props.baseThrottleDelayMs ?? 50) * 2 ** (throttles - 1))
         : Math.min(this.props.maxDelayMs ?? 5000, (this.props.baseDelayMs ?? 100) * 2 ** attempts);

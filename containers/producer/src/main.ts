@@ -27,6 +27,7 @@ import { SnapshotReader } from './snapshot-reader';
 import { checkStartPosition, chooseStart } from './start-position';
 import { TableFilter } from './table-filter';
 import { resyncedTable, TableQuarantine } from './table-quarantine';
+import { ThreadedKinesisSink } from './threaded-kinesis-sink';
 
 /** Set once the configuration is read, so a failure during startup still reaches CloudWatch (see the catch below). */
 let startupMetrics: EmfMetrics | undefined;
@@ -340,8 +341,8 @@ async function main(): Promise<void> {
   source.on('ready', () =>
     log('info', 'reading the binlog', {
       from,
-      // Where the work runs: the encode worker and the sink's thread are each off unless turned on.
-      threads: { encode: config.ENCODE_WORKER, kinesisSink: config.KINESIS_SINK_THREAD },
+      // Where the work runs, from what was built (the encode worker and the sink's thread are off unless turned on).
+      threads: { encode: config.ENCODE_WORKER, kinesisSink: sink instanceof ThreadedKinesisSink ? 'on' : 'off' },
     }),
   );
   source.start(from);

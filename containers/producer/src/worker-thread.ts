@@ -20,28 +20,32 @@ export type WorkerEntry = 'encode-worker' | 'kinesis-sink-thread';
 const devBundles = new Map<WorkerEntry, string>();
 
 export function startWorker(entry: WorkerEntry, workerData: unknown, resourceLimits?: ResourceLimits): Worker {
-  const js = fileURLToPath(new URL(`./${entry}.js`, import.meta.url));
-  if (existsSync(js)) return new Worker(js, { workerData, ...(resourceLimits ? { resourceLimits } : {}) });
-  let file = devBundles.get(entry);
-  if (!file) {
-    const esbuild = nodeModule.createRequire(import.meta.url)('esbuild') as typeof Esbuild;
-    const built = esbuild.buildSync({
-      entryPoints: [fileURLToPath(new URL(`./${entry}.ts`, import.meta.url))],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      write: false,
-      logLevel: 'silent',
-      // The AWS SDK's CommonJS modules call require(); an ES module bundle has none of its own.
-      banner: {
-        js: "import { createRequire as __cdcRequire } from 'module'; const require = __cdcRequire(import.meta.url);",
-      },
-    });
-    const text = built.outputFiles[0]!.text;
-    file = join(tmpdir(), `cdc-${entry}-${createHash('sha256').update(text).digest('hex').slice(0, 16)}.mjs`);
-    if (!existsSync(file)) writeFileSync(file, text);
-    devBundles.set(entry, file);
-  }
+  const bundled = fileURLToPath(new URL(`./${entry}.js`, import.meta.url));
+  const file = existsSync(bundled) ? bundled : devBundle(entry);
   return new Worker(file, { workerData, ...(resourceLimits ? { resourceLimits } : {}) });
+}
+
+/** The entry bundled from its TypeScript sources into the temp directory, once per process. */
+function devBundle(entry: WorkerEntry): string {
+  let file = devBundles.get(entry);
+  if (file) return file;
+  const esbuild = nodeModule.createRequire(import.meta.url)('esbuild') as typeof Esbuild;
+  const built = esbuild.buildSync({
+    entryPoints: [fileURLToPath(new URL(`./${entry}.ts`, import.meta.url))],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    write: false,
+    logLevel: 'silent',
+    // The AWS SDK's CommonJS modules call require(); an ES module bundle has none of its own.
+    banner: {
+      js: "import { createRequire as __cdcRequire } from 'module'; const require = __cdcRequire(import.meta.url);",
+    },
+  });
+  const text = built.outputFiles[0]!.text;
+  file = join(tmpdir(), `cdc-${entry}-${createHash('sha256').update(text).digest('hex').slice(0, 16)}.mjs`);
+  if (!existsSync(file)) writeFileSync(file, text);
+  devBundles.set(entry, file);
+  return file;
 }

@@ -405,8 +405,8 @@ export async function evolveSchema(
  * guard it. Planned from a registry read before another merge widened the column further, it would narrow the column
  * again (both warehouses accept a narrower VARCHAR while the values fit), and the registry would then promise more room
  * than the column has: every later longer value would fail for good. So the replica's own column sizes are read first
- * (`information_schema.columns`, which Redshift has too; keyed replicas: a keyless table's events all travel on one
- * shard): a column already at least as wide means the registry read is stale, and the plan is made again.
+ * (SVV_COLUMNS on Redshift, `information_schema.columns` on PostgreSQL; keyed replicas: a keyless table's events all
+ * travel on one shard): a column already at least as wide means the registry read is stale, and the plan is made again.
  */
 async function refuseToNarrow(
   warehouse: WarehouseClient,

@@ -233,7 +233,8 @@ function planAlter(
           // goes by the table's name). A row whose last change is older than the RENAME holds its values under the
           // old name (full row images: a newer change carries every column under the new one): they move over, then
           // the old name goes as a DROP COLUMN would. Key columns are not merged so (the keys table is keyed on one
-          // name): left as they are, as before.
+          // name): left as they are, as before. Redshift: `UPDATE table SET column = expression WHERE condition`
+          // (https://docs.aws.amazon.com/redshift/latest/dg/r_UPDATE.html), no alias and no qualified target column.
           if (pk.includes(change.from) || pk.includes(change.to)) break;
           for (const t of tables) {
             ddl.push(
