@@ -8,7 +8,7 @@
 import type { KinesisClient, PutRecordsCommand, PutRecordsCommandOutput } from '@aws-sdk/client-kinesis';
 import { describe, expect, it } from 'vitest';
 import type { Boundary } from '../../containers/producer/src/binlog-source';
-import { loadConfig } from '../../containers/producer/src/config';
+import { loadConfig, snapshotEncodeWorkerOn } from '../../containers/producer/src/config';
 import { partitionKeyOf } from '../../containers/producer/src/encode-worker-protocol';
 import { type CapturedRow, EventAssembler } from '../../containers/producer/src/event-assembly';
 import { serializeEvent, type TableShape } from '../../containers/producer/src/event-encoder';
@@ -113,9 +113,13 @@ function inThread(filter: TableFilter, mode: 'table' | 'table-pk', rows: Capture
 async function pipeline(
   opts: {
     worker?: boolean;
+    /** `snapshotEncodeWorker`. @default false */
+    snapshotWorker?: boolean;
     filter?: TableFilter;
     mode?: 'table' | 'table-pk';
     maxInFlight?: number;
+    /** The sink's `maxCallsInFlight`: with 1, the calls carry the records in the order the sink got them. @default 8 */
+    callsInFlight?: number;
     fail?: (e: Error) => void;
   } = {},
 ) {
@@ -127,6 +131,7 @@ async function pipeline(
     streamName: 'changes',
     sleep: async () => undefined,
     onAcked: (low) => core?.acked(low),
+    ...(opts.callsInFlight !== undefined ? { maxCallsInFlight: opts.callsInFlight } : {}),
   });
   core = new ProducerCore({
     serverId: 42,
@@ -138,11 +143,12 @@ async function pipeline(
     pause: () => flow.push('pause'),
     resume: () => flow.push('resume'),
     encodeWorker: opts.worker ?? true,
+    snapshotEncodeWorker: opts.snapshotWorker ?? false,
     ...(opts.fail ? { fail: opts.fail } : {}),
   });
   // Loaded before the first row: rows before that would be encoded on this thread.
   await core.startEncodeWorker();
-  return { core, kinesis, flow };
+  return { core, kinesis, flow, sink };
 }
 
 describe('the encode worker', () => {
@@ -259,6 +265,66 @@ describe('the encode worker', () => {
     expect(flow.at(-1)).toBe('resume');
     expect(core.safe).toEqual(boundary(100));
     await core.close();
+  });
+});
+
+describe('the encode worker for snapshot rows only (snapshotEncodeWorker)', () => {
+  const shape: TableShape = { db: 'shop', table: 'orders', columns: [{ name: 'id', type: 'int' }], pk: ['id'] };
+  const at = { file: 'mysql-bin.000007', commitMs: 1, gtid: null, before: null };
+  const read = (id: number): CapturedRow => ({ shape, ...at, op: 'read', after: { id }, pos: 50, row: id });
+  const insert = (id: number): CapturedRow => ({ shape, ...at, op: 'insert', after: { id }, pos: 100 + id, row: 0 });
+
+  it('encodes snapshot rows on the worker and binlog rows on this thread', async () => {
+    const { core, kinesis, sink } = await pipeline({ worker: false, snapshotWorker: true });
+    kinesis.auto = true;
+    // A binlog row with nothing at the worker goes to the sink at once: encoded here.
+    core.onRow(insert(1));
+    expect(sink.pending).toBe(1);
+    // Snapshot rows are at the worker until its answer: pending for the core, not yet in the sink.
+    for (let id = 1; id <= 3; id++) core.onRow(read(id));
+    expect(sink.pending).toBe(1);
+    expect(core.pending).toBe(4);
+    await core.drain();
+    expect(kinesis.sent).toHaveLength(4);
+    await core.close();
+  });
+
+  it('keeps sequence order and the bytes of the main thread when binlog rows arrive behind snapshot rows at the worker', async () => {
+    const filter = new TableFilter(NO_RULES);
+    const rows = [read(1), read(2), insert(3), read(4), insert(5), ...rowsOf(SHAPE, VALUES, OTHER)];
+    for (const mode of ['table', 'table-pk'] as const) {
+      const { core, kinesis } = await pipeline({ filter, mode, worker: false, snapshotWorker: true, callsInFlight: 1 });
+      kinesis.auto = true;
+      for (const c of rows) core.onRow(c);
+      core.onCommit(boundary(1000));
+      await core.drain();
+      await core.close();
+      expect(kinesis.sent.map((r) => ({ key: r.key, data: noEmitted(r.data) }))).toEqual(inThread(filter, mode, rows));
+      expect(core.safe).toEqual(boundary(1000));
+    }
+  });
+
+  it('leaves every row on this thread when off (the default)', async () => {
+    const { core, kinesis, sink } = await pipeline({ worker: false });
+    kinesis.auto = true;
+    for (let id = 1; id <= 3; id++) core.onRow(read(id));
+    expect(sink.pending).toBe(3);
+    await core.drain();
+    await core.close();
+  });
+});
+
+describe('SNAPSHOT_ENCODE_WORKER', () => {
+  const env = { SOURCE_HOST: 'h', SOURCE_USER: 'u', STREAM_NAME: 's', CHECKPOINT_TABLE: 'cps', PIPELINE_ID: 'p' };
+  it('follows KINESIS_SINK_THREAD by default (auto), can be turned on or off, and refuses anything else naming the variable and the value', () => {
+    expect(loadConfig(env).SNAPSHOT_ENCODE_WORKER).toBe('auto');
+    expect(snapshotEncodeWorkerOn(loadConfig(env))).toBe(false);
+    expect(snapshotEncodeWorkerOn(loadConfig({ ...env, KINESIS_SINK_THREAD: 'on' }))).toBe(true);
+    expect(snapshotEncodeWorkerOn(loadConfig({ ...env, SNAPSHOT_ENCODE_WORKER: 'on' }))).toBe(true);
+    expect(
+      snapshotEncodeWorkerOn(loadConfig({ ...env, KINESIS_SINK_THREAD: 'on', SNAPSHOT_ENCODE_WORKER: 'off' })),
+    ).toBe(false);
+    expect(() => loadConfig({ ...env, SNAPSHOT_ENCODE_WORKER: 'yes' })).toThrow(/SNAPSHOT_ENCODE_WORKER="yes": /);
   });
 });
 

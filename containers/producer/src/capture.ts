@@ -54,6 +54,8 @@ export interface CaptureProps {
   readonly initialSnapshotState: SnapshotState;
   /** Encode rows on a worker thread (ProducerCore `encodeWorker`). @default false */
   readonly encodeWorker?: boolean;
+  /** Encode snapshot rows on a worker thread (ProducerCore `snapshotEncodeWorker`). @default false */
+  readonly snapshotEncodeWorker?: boolean;
   /** Gets every error the capture cannot recover from. */
   readonly fail: (err: Error) => void;
   /** Sees each signal before the snapshotter acts on it. */
@@ -96,6 +98,7 @@ export function createCapture(p: CaptureProps): Capture {
     resume: () => p.source.resume(),
     snapshotState: () => snapshotter.state,
     ...(p.encodeWorker !== undefined ? { encodeWorker: p.encodeWorker } : {}),
+    ...(p.snapshotEncodeWorker !== undefined ? { snapshotEncodeWorker: p.snapshotEncodeWorker } : {}),
     fail: p.fail,
   });
   const snapshotter: Snapshotter = new Snapshotter({

@@ -56,6 +56,12 @@ const fields = z.object({
   ENCODE_WORKER: z.enum(['on', 'off']).default('off'),
   /** `on`: PutRecords calls are serialized and sent from a thread of their own; `off`: from the main thread. */
   KINESIS_SINK_THREAD: z.enum(['on', 'off']).default('off'),
+  /**
+   * `on`: snapshot rows are encoded on the encode worker (binlog rows as ENCODE_WORKER says); `off`: as ENCODE_WORKER
+   * says; `auto`: `on` where the producer sends from its own thread (KINESIS_SINK_THREAD=on, which the CDK sets on
+   * tasks of 2 vCPU or more: the sign that a second core is there).
+   */
+  SNAPSHOT_ENCODE_WORKER: z.enum(['auto', 'on', 'off']).default('auto'),
   /** `initial`: snapshot every captured table when no checkpoint exists, and tables newly added to the capture rules. */
   SNAPSHOT_MODE: z.enum(['initial', 'never']).default('initial'),
   /** Rows per snapshot chunk (one low/high watermark pair each). */
@@ -96,6 +102,13 @@ export function parseStartFrom(text: string): StartFrom {
   const f = /^file:([^:]+):(\d+)$/.exec(text);
   if (f) return { kind: 'file', file: f[1]!, pos: Number(f[2]) };
   return { kind: 'gtid', gtidSet: text.slice('gtid:'.length) };
+}
+
+/** Whether snapshot rows are encoded on the encode worker: SNAPSHOT_ENCODE_WORKER, `auto` following KINESIS_SINK_THREAD. */
+export function snapshotEncodeWorkerOn(
+  c: Pick<ProducerConfig, 'SNAPSHOT_ENCODE_WORKER' | 'KINESIS_SINK_THREAD'>,
+): boolean {
+  return c.SNAPSHOT_ENCODE_WORKER === 'auto' ? c.KINESIS_SINK_THREAD === 'on' : c.SNAPSHOT_ENCODE_WORKER === 'on';
 }
 
 /** Parses the environment once; every problem is named with its variable and value. */

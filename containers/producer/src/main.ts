@@ -14,7 +14,7 @@ import { BinlogSource } from './binlog-source';
 import { createCapture } from './capture';
 import { CheckpointStore, failureOf, type PositionRequest } from './checkpoint-store';
 import { Checkpointer } from './checkpointer';
-import { loadConfig, parseStartFrom } from './config';
+import { loadConfig, parseStartFrom, snapshotEncodeWorkerOn } from './config';
 import { failureMetrics, ProducerError } from './errors';
 import { startHealthServer } from './health';
 import { sinkClient } from './kinesis-sink';
@@ -184,6 +184,7 @@ async function main(): Promise<void> {
       : {}),
     maxInFlight: config.MAX_IN_FLIGHT_EVENTS,
     encodeWorker: config.ENCODE_WORKER === 'on',
+    snapshotEncodeWorker: snapshotEncodeWorkerOn(config),
     ...(config.KINESIS_SINK_THREAD === 'on'
       ? { sinkThread: config.AWS_ENDPOINT_KINESIS ? { endpoint: config.AWS_ENDPOINT_KINESIS } : {} }
       : {}),
@@ -342,7 +343,11 @@ async function main(): Promise<void> {
     log('info', 'reading the binlog', {
       from,
       // Where the work runs, from what was built (the encode worker and the sink's thread are off unless turned on).
-      threads: { encode: config.ENCODE_WORKER, kinesisSink: sink instanceof ThreadedKinesisSink ? 'on' : 'off' },
+      threads: {
+        encode: config.ENCODE_WORKER,
+        snapshotEncode: snapshotEncodeWorkerOn(config) ? 'on' : 'off',
+        kinesisSink: sink instanceof ThreadedKinesisSink ? 'on' : 'off',
+      },
     }),
   );
   source.start(from);

@@ -56,6 +56,14 @@ export interface ProducerCoreProps {
    */
   readonly encodeWorker?: boolean;
   /**
+   * Encode snapshot rows (op `read`) on the encode worker even when `encodeWorker` is off; binlog rows stay on this
+   * thread. A snapshot chunk arrives as one burst of rows that this thread only reads (mysql2's text rows, no binlog
+   * decoding), so the encoding is most of its work and moving it pays where the producer has a second core; the
+   * binlog's rows, whose decoding keeps this thread busy, did not gain (docs/benchmarks.md, "Snapshot" and "Decode
+   * and encode"). The worker starts with the first snapshot row. @default false
+   */
+  readonly snapshotEncodeWorker?: boolean;
+  /**
    * Rows per batch handed to the worker; a smaller batch leaves at the end of the event loop's turn, so a quiet stream
    * waits for no batch to fill. @default 512
    */
@@ -143,9 +151,11 @@ export class ProducerCore {
   onRow(c: CapturedRow): void {
     if (this.failure) throw this.failure;
     const plan = this.assembler.plan(c.shape);
-    if (this.props.encodeWorker === true) this.startWorker();
-    // Until the worker has loaded, rows are encoded here (emit queues them behind any batch still out).
-    if (this.worker?.ready) this.batchRow(c, plan);
+    if (this.props.encodeWorker === true || (c.op === 'read' && this.props.snapshotEncodeWorker === true))
+      this.startWorker();
+    // Until the worker has loaded, rows are encoded here (emit queues them behind any batch still out). With only
+    // snapshot rows going to the worker, a binlog row is encoded here and waits behind the batches still out.
+    if (this.worker?.ready && (this.props.encodeWorker === true || c.op === 'read')) this.batchRow(c, plan);
     else this.emitRow(c, plan);
     if (plan.unknown.length > 0) this.countUnknownTypes(c, plan.unknown);
   }
@@ -207,11 +217,11 @@ export class ProducerCore {
   }
 
   /**
-   * Starts the encode worker (when `encodeWorker` is true) and resolves once it takes rows; rows captured before
-   * are encoded on this thread. Optional: the first row starts it too.
+   * Starts the encode worker (when `encodeWorker` or `snapshotEncodeWorker` is true) and resolves once it takes rows;
+   * rows captured before are encoded on this thread. Optional: the first row (snapshot row) starts it too.
    */
   async startEncodeWorker(): Promise<void> {
-    if (this.props.encodeWorker !== true) return;
+    if (this.props.encodeWorker !== true && this.props.snapshotEncodeWorker !== true) return;
     await this.startWorker().whenReady();
   }
 
