@@ -405,6 +405,28 @@ describe('stream apply', () => {
     expect(columns.map((c) => (c as { column_name: string }).column_name)).toEqual(['id', 'new_name', 'c2']);
   });
 
+  it('merges no row older than a TRUNCATE another shard merged while a shared transaction was being planned', async () => {
+    const a = new TableEvents('shop', 'ta', { id: 'int(11)', v: 'int(11)' });
+    const b = new TableEvents('shop', 'tb', { id: 'int(11)', v: 'int(11)' });
+    const { policy, queued } = recordingPolicy();
+    await applyStreamBatch(records([a.insert({ id: 1, v: 1 }), b.insert({ id: 1, v: 1 })]), s3, h.ctx(), policy);
+    const late = [a.update({ id: 1, v: 1 }, { id: 1, v: 2 }), b.update({ id: 1, v: 1 }, { id: 1, v: 2 })];
+    const truncate = b.truncate();
+    // Both tables' rows share one transaction; the TRUNCATE of tb (newer than its row) merges from another shard after
+    // tb's history was read for the plan, before the transaction: one check of both histories fails it, and each
+    // table is planned again on its own, tb's row then below its floor.
+    const { ctx, interleaved } = interleavedCtx(
+      (text) => text.includes('op, detail FROM') && text.includes('shop__tb__state'),
+      () => applyStreamBatch(records([truncate], 'shardId-000000000001'), s3, h.ctx(), policy),
+    );
+    resetSchemaCache();
+    await applyStreamBatch(records(late), s3, ctx, policy);
+    expect(interleaved()).toBe(true);
+    expect(queued.map((q) => q.reason)).toEqual([]);
+    expect(await h.rows('SELECT id, v FROM shop.ta')).toEqual([{ id: 1, v: 2 }]);
+    expect(await h.rows('SELECT id, v FROM shop.tb')).toEqual([]);
+  });
+
   it("renames the column of rows another shard's batch wrote while the RENAME was being planned for a table not yet created", async () => {
     const t = new TableEvents('shop', 'r2', { id: 'int(11)', old_name: 'varchar(10)' });
     const { policy, queued } = recordingPolicy();

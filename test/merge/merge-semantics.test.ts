@@ -122,6 +122,75 @@ describe('merge semantics on PostgreSQL', () => {
     ]);
   });
 
+  it('keeps tombstones only: the keys table holds the deleted keys, and every batch order and replay converges', async () => {
+    const t = orders();
+    const row = (id: number, status: string, total: string) => ({ id, status, total });
+    // Key 1 is deleted and inserted again, key 2 deleted for good, key 3 only updated.
+    const b1 = [t.insert(row(1, 'new', '1.00')), t.insert(row(2, 'new', '2.00')), t.insert(row(3, 'new', '3.00'))];
+    const b2 = [t.update(row(1, 'new', '1.00'), row(1, 'paid', '1.00'))];
+    const b3 = [t.delete(row(1, 'paid', '1.00')), t.update(row(3, 'new', '3.00'), row(3, 'paid', '3.00'))];
+    const b4 = [t.insert(row(1, 'new', '11.00')), t.delete(row(2, 'new', '2.00'))];
+    const b5 = [t.update(row(1, 'new', '11.00'), row(1, 'shipped', '11.00'))];
+    const gone = b4[1]!.position;
+    const batches = [b1, b2, b3, b4, b5];
+    const expected = [row(1, 'shipped', '11.00'), row(3, 'paid', '3.00')];
+    // Every order of the five batches would be 120 merges of five: these 12 include in order, reversed, each delete
+    // before and after the changes it ends, and the reinsertion before its delete.
+    const orders_ = [
+      [0, 1, 2, 3, 4],
+      [4, 3, 2, 1, 0],
+      [2, 0, 1, 4, 3],
+      [3, 4, 0, 2, 1],
+      [1, 3, 0, 2, 4],
+      [4, 2, 0, 3, 1],
+      [2, 3, 4, 1, 0],
+      [0, 3, 2, 4, 1],
+      [3, 2, 1, 0, 4],
+      [1, 4, 2, 0, 3],
+      [4, 0, 3, 1, 2],
+      [2, 1, 3, 0, 4],
+    ];
+    for (const order of orders_) {
+      await h.reset();
+      for (const i of order) await apply(batches[i]!, `batch-${i}`);
+      expect(await replica(), `order ${order}`).toEqual(expected);
+      // Only key 2's tombstone, at its delete: key 1's ended when it was inserted again; live keys have none.
+      const keys = 'SELECT id, "_cdc_position" AS p, "_cdc_deleted" AS d FROM cdc.shop__orders__keys ORDER BY id';
+      expect(await h.rows(keys), `order ${order}`).toEqual([{ id: 2, p: gone, d: true }]);
+      // A replay of everything, oldest first, changes nothing.
+      const before = await h.rows('SELECT id, _cdc_position, _cdc_loaded_at FROM shop.orders ORDER BY id');
+      for (const [i, b] of batches.entries()) await apply(b, `replay-${i}`);
+      expect(await h.rows('SELECT id, _cdc_position, _cdc_loaded_at FROM shop.orders ORDER BY id')).toEqual(before);
+      expect(await h.rows(keys)).toEqual([{ id: 2, p: gone, d: true }]);
+    }
+  });
+
+  it('merges into a keys table that still holds live keys (written before tombstones only) without losing order', async () => {
+    const t = orders();
+    const row = (id: number, status: string, total: string) => ({ id, status, total });
+    const first = [t.insert(row(1, 'new', '1.00')), t.insert(row(2, 'new', '2.00')), t.insert(row(3, 'new', '3.00'))];
+    const older = t.update(row(1, 'new', '1.00'), row(1, 'paid', '1.00'));
+    const newer = t.update(row(2, 'new', '2.00'), row(2, 'paid', '2.00'));
+    const del = t.delete(row(3, 'new', '3.00'));
+    await apply(first, 'b1');
+    // What the merge before tombstones only left: a row per live key, at the replica row's position.
+    await h.rows(
+      'INSERT INTO cdc.shop__orders__keys (id, "_cdc_position", "_cdc_deleted") SELECT id, "_cdc_position", FALSE FROM shop.orders',
+    );
+    // Key 1's row (and its live key row) at a newer position than the late change `older`, as a later change leaves it.
+    await h.rows(`UPDATE shop.orders SET "_cdc_position" = '${newer.position}' WHERE id = 1`);
+    await h.rows(`UPDATE cdc.shop__orders__keys SET "_cdc_position" = '${newer.position}' WHERE id = 1`);
+    await apply([older, newer, del], 'b2');
+    expect(await replica()).toEqual([row(1, 'new', '1.00'), row(2, 'paid', '2.00')]);
+    // The keys a batch touched lost their live rows; key 3 has its tombstone; key 1 kept its (newer) live row.
+    expect(
+      await h.rows('SELECT id, "_cdc_position" AS p, "_cdc_deleted" AS d FROM cdc.shop__orders__keys ORDER BY id'),
+    ).toEqual([
+      { id: 1, p: newer.position, d: false },
+      { id: 3, p: del.position, d: true },
+    ]);
+  });
+
   it('adds a column that appears mid-stream and keeps earlier rows under their columns', async () => {
     const t = orders();
     await apply([t.insert({ id: 1, status: 'new', total: '1.00' })], 'b1');

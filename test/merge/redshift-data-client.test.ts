@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetriableMergeError } from '../../lambdas/merge/src/errors';
 import { mergeEvents, mergeTables, resetSchemaCache } from '../../lambdas/merge/src/merge';
 import { classifyStatementError, RedshiftDataWarehouse } from '../../lambdas/merge/src/redshift-client';
+import { redshiftProblems } from '../../lambdas/merge/src/redshift-grammar';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import { type Script, startDataApiEndpoint } from './support/data-api-endpoint';
@@ -119,7 +120,8 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
       expect(sqls.find((s) => s.startsWith('COPY'))).toMatch(
         /FROM 's3:\/\/lake\/staging\/[0-9a-f]{32}\.csv\.gz' IAM_ROLE 'arn:aws:iam::123456789012:role\/copy'/,
       );
-      expect(sqls.filter((s) => s.startsWith('MERGE'))).toHaveLength(2);
+      // The replica's MERGE only: the keys table holds tombstones, written by a DELETE and an INSERT of the deleted keys.
+      expect(sqls.filter((s) => s.startsWith('MERGE'))).toHaveLength(1);
       const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
       expect(left.KeyCount ?? 0).toBe(0);
     });
@@ -146,14 +148,19 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
       expect(outcomes.map((o) => ('result' in o ? o.table : `failed ${o.table}`))).toEqual(
         ['a', 'b', 'c', 'd', 'e'].map((n) => `shop.${n}`),
       );
-      // Four tables' merges in one transaction (1 LOCK + 9 each: the history check and 8 merge steps), the fifth's in
-      // another, then all five batch records in a short one.
+      // Four tables' merges in one transaction (1 LOCK, 1 check of the four histories, 9 merge steps each), the
+      // fifth's in another, then all five batch records in a short one.
       const batch = calls.filter((c) => c.action === 'BatchExecuteStatement').map((c) => c.body.Sqls as string[]);
-      expect(batch.map((b) => b.length)).toEqual([37, 10, 5]);
+      expect(batch.map((b) => b.length)).toEqual([38, 11, 5]);
       const shared = batch[0]!;
       expect(shared[0]).toBe(
         'LOCK "cdc"."shop__a__state", "cdc"."shop__b__state", "cdc"."shop__c__state", "cdc"."shop__d__state"',
       );
+      expect(shared[1]!.split(' UNION ALL ')).toEqual(
+        ['a', 'b', 'c', 'd'].map((n) => expect.stringContaining(`FROM "cdc"."shop__${n}__state"`)),
+      );
+      expect(shared.filter((s) => s.includes('table history changed'))).toHaveLength(1);
+      for (const sql of shared) expect({ sql, problems: redshiftProblems(sql) }).toMatchObject({ problems: [] });
       const copies = shared.filter((s) => s.startsWith('COPY'));
       expect(copies).toHaveLength(4);
       expect(new Set(copies.map((c) => /FROM '([^']+)'/.exec(c)![1])).size).toBe(4);

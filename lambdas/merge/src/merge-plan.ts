@@ -4,9 +4,11 @@
 The replica's schema (created, following each batch's columns, its registry) is planned in schema-evolution.ts; the
 tables, metadata columns and views a replica is made of are in replica-layout.ts.
  *
- * Order-insensitivity (docs/merge.md): the keys table remembers, per primary key, the position of the last change
- * applied, deletes included. A staged change whose position is not newer is discarded before anything is written,
- * so replays change nothing and a late, older change neither overwrites a newer row nor resurrects a deleted one.
+ * Order-insensitivity (docs/merge.md): every key's last applied position is kept, in the replica's `_cdc_position`
+ * for a live row and in the keys table for a deleted one (its tombstone). A staged change whose position is not newer
+ * is discarded before anything is written, so replays change nothing and a late, older change neither overwrites a
+ * newer row nor resurrects a deleted one. Live keys are not written twice (replica and keys table): the keys table
+ * holds tombstones only, and a key's tombstone ends when a newer change of the key is merged.
  */
 import { POSITION_SQL_TYPE } from '../../../shared/change-event';
 import { type Dialect, ident, literal } from './dialect';
@@ -72,11 +74,6 @@ export function planStateTable(names: TableNames, d: Dialect): string {
  */
 export const FLOOR_OPS = ['truncate', 'drop', 'rename', 'resync', 'range'] as const;
 
-/** The floor: the newest truncate/drop/rename/resync/keyless range applied; a change older than it is gone. */
-export function floorSelect(names: TableNames): string {
-  return `SELECT MAX(${ident(META.position)}) FROM ${names.state} WHERE op IN (${FLOOR_OPS.map((o) => literal(o)).join(', ')})`;
-}
-
 export interface MergeOptions {
   readonly batchId: string;
   readonly events: number;
@@ -114,7 +111,11 @@ export function planBatchRecord(model: TableModel, names: TableNames, d: Dialect
   );
 }
 
-/** The steps of one merge, all in one transaction. */
+/**
+ * The steps of one merge, all in one transaction. The events staged are past the table's floor (its newest truncate,
+ * drop, rename, resync or keyless whole-table read): `rewriteForHistory` drops the older ones from the history the
+ * transaction checks after its lock is still the table's (merge.ts), so no statement filters the staged rows by it.
+ */
 export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts: MergeOptions): Step[] {
   const STAGE_ALL = `${STAGE_ALL_NAME}${opts.stageSuffix ?? ''}`;
   const STAGE = `${STAGE_NAME}${opts.stageSuffix ?? ''}`;
@@ -150,8 +151,6 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
       ]
     : [];
 
-  // Changes older than the table's last truncate/drop/resync are gone, whenever they arrive.
-  const belowFloor = sql(`DELETE FROM ${ident(STAGE_ALL)} WHERE ${ident(META.position)} < (${floorSelect(names)})`);
   // Only the table's own state table is locked: Redshift's LOCK would block analysts reading the replica.
   const lock = sql(d.lock([names.state]));
   if (model.pk.length === 0) {
@@ -159,7 +158,6 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
       lock,
       sql(d.createTemp(STAGE_ALL, stageDefs.join(', '))),
       load,
-      belowFloor,
       sql(
         `INSERT INTO ${names.deltas} (${[...replicaCols, ...metaNames(), ident(META.delta)].join(', ')}) ` +
           `SELECT ${[
@@ -197,12 +195,10 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
       ? [
           sql(d.createTemp(STAGE, stageDefs.join(', '))),
           loadInto(STAGE),
-          sql(`DELETE FROM ${ident(STAGE)} WHERE ${ident(META.position)} < (${floorSelect(names)})`),
         ]
       : [
           sql(d.createTemp(STAGE_ALL, stageDefs.join(', '))),
           load,
-          belowFloor,
           sql(
             d.createTempAs(
               STAGE,
@@ -214,23 +210,27 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
   return [
     lock,
     ...dedupe,
-    // Drop changes that are not newer than what the replica already reflects (replays, late arrivals).
+    // Drop changes that are not newer than what the replica already reflects (replays, late arrivals): a live key's
+    // last applied position is its replica row's, a deleted key's is its tombstone's in the keys table.
+    sql(
+      `DELETE FROM ${ident(STAGE)} USING ${names.replica} WHERE ${on(ident(STAGE), ident(replicaName))} ` +
+        `AND ${ident(STAGE)}.${ident(META.position)} <= ${ident(replicaName)}.${ident(META.position)}`,
+    ),
     sql(
       `DELETE FROM ${ident(STAGE)} USING ${names.keys} WHERE ${on(ident(STAGE), ident(keysName))} ` +
         `AND ${ident(STAGE)}.${ident(META.position)} <= ${ident(keysName)}.${ident(META.position)}`,
-    ),
-    sql(
-      `MERGE INTO ${names.keys} USING ${ident(STAGE)} AS s ON ${on(names.keys, 's')} ` +
-        `WHEN MATCHED THEN UPDATE SET ${ident(META.position)} = s.${ident(META.position)}, ` +
-        `${ident(META.deleted)} = (s.${ident(META.op)} = 'delete') ` +
-        `WHEN NOT MATCHED THEN INSERT (${[...pk, ident(META.position), ident(META.deleted)].join(', ')}) ` +
-        `VALUES (${[...pk.map((k) => `s.${k}`), `s.${ident(META.position)}`, `(s.${ident(META.op)} = 'delete')`].join(', ')})`,
     ),
     // Deletes first, then only the other changes go through the MERGE (one WHEN MATCHED only, so a delete there
     // would be an upsert of its before image, written and then removed): a deleted row is touched once.
     sql(
       `DELETE FROM ${names.replica} USING ${ident(STAGE)} WHERE ${on(ident(replicaName), ident(STAGE))} ` +
         `AND ${ident(STAGE)}.${ident(META.op)} = 'delete'`,
+    ),
+    // Tombstones: every staged key's is over (its change is newer), and each deleted key gets one at its delete.
+    sql(`DELETE FROM ${names.keys} USING ${ident(STAGE)} WHERE ${on(ident(keysName), ident(STAGE))}`),
+    sql(
+      `INSERT INTO ${names.keys} (${[...pk, ident(META.position), ident(META.deleted)].join(', ')}) ` +
+        `SELECT ${[...pk, ident(META.position)].join(', ')}, TRUE FROM ${ident(STAGE)} WHERE ${ident(META.op)} = 'delete'`,
     ),
     sql(`DELETE FROM ${ident(STAGE)} WHERE ${ident(META.op)} = 'delete'`),
     sql(

@@ -4,7 +4,7 @@
  * order-insensitive the same way row changes are:
  * - truncate / drop / rename / resync record their position in the table's state table; every replica row older
  *   than it is removed now, and every change older than it that arrives later is discarded by the row merge
- *   (`floorSelect`), so a replayed or late batch cannot bring rows back;
+ *   (`rewriteForHistory`, before staging), so a replayed or late batch cannot bring rows back;
  * - drop / rename / resync also end the table's incarnation: the replica is dropped (or archived, by policy) and
  *   the registry forgotten, so a table created again under the name starts clean with its own columns. If rows
  *   newer than the event are already in the replica (batches merged out of order), only the older rows go;

@@ -22,13 +22,15 @@ CREATE TEMP TABLE "_cdc_stage" ("id" DECIMAL(20,0), "status" VARCHAR(4), "total"
 
 COPY "_cdc_stage" ("id", "status", "total", "meta", "photo", "created_at", "_cdc_position", "_cdc_op", "_cdc_commit_ts") FROM 's3://lake/staging/batch.csv.gz' IAM_ROLE 'arn:aws:iam::123456789012:role/cdc-copy' FORMAT AS CSV GZIP NULL AS '\\N' TIMEFORMAT 'auto' DATEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF;
 
-DELETE FROM "_cdc_stage" WHERE "_cdc_position" < (SELECT MAX("_cdc_position") FROM "cdc"."shop__orders__state" WHERE op IN ('truncate', 'drop', 'rename', 'resync', 'range'));
+DELETE FROM "_cdc_stage" USING "shop"."orders" WHERE "_cdc_stage"."id" = "orders"."id" AND "_cdc_stage"."_cdc_position" <= "orders"."_cdc_position";
 
 DELETE FROM "_cdc_stage" USING "cdc"."shop__orders__keys" WHERE "_cdc_stage"."id" = "shop__orders__keys"."id" AND "_cdc_stage"."_cdc_position" <= "shop__orders__keys"."_cdc_position";
 
-MERGE INTO "cdc"."shop__orders__keys" USING "_cdc_stage" AS s ON "cdc"."shop__orders__keys"."id" = s."id" WHEN MATCHED THEN UPDATE SET "_cdc_position" = s."_cdc_position", "_cdc_deleted" = (s."_cdc_op" = 'delete') WHEN NOT MATCHED THEN INSERT ("id", "_cdc_position", "_cdc_deleted") VALUES (s."id", s."_cdc_position", (s."_cdc_op" = 'delete'));
-
 DELETE FROM "shop"."orders" USING "_cdc_stage" WHERE "orders"."id" = "_cdc_stage"."id" AND "_cdc_stage"."_cdc_op" = 'delete';
+
+DELETE FROM "cdc"."shop__orders__keys" USING "_cdc_stage" WHERE "shop__orders__keys"."id" = "_cdc_stage"."id";
+
+INSERT INTO "cdc"."shop__orders__keys" ("id", "_cdc_position", "_cdc_deleted") SELECT "id", "_cdc_position", TRUE FROM "_cdc_stage" WHERE "_cdc_op" = 'delete';
 
 DELETE FROM "_cdc_stage" WHERE "_cdc_op" = 'delete';
 

@@ -22,6 +22,4 @@ CREATE TEMP TABLE "_cdc_stage_all" ("who" VARCHAR(80), "at" TIMESTAMPTZ, "_cdc_p
 
 COPY "_cdc_stage_all" ("who", "at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", "_cdc_delta") FROM 's3://lake/staging/batch.csv.gz' IAM_ROLE 'arn:aws:iam::123456789012:role/cdc-copy' FORMAT AS CSV GZIP NULL AS '\\N' TIMEFORMAT 'auto' DATEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF;
 
-DELETE FROM "_cdc_stage_all" WHERE "_cdc_position" < (SELECT MAX("_cdc_position") FROM "cdc"."shop__audit__state" WHERE op IN ('truncate', 'drop', 'rename', 'resync', 'range'));
-
 INSERT INTO "cdc"."shop__audit__deltas" ("who", "at", "_cdc_position", "_cdc_op", "_cdc_commit_ts", "_cdc_loaded_at", "_cdc_delta") SELECT a."who", a."at", a."_cdc_position", a."_cdc_op", a."_cdc_commit_ts", SYSDATE, a."_cdc_delta" FROM "_cdc_stage_all" a WHERE NOT EXISTS (SELECT 1 FROM "cdc"."shop__audit__deltas" x WHERE x."_cdc_position" = a."_cdc_position" AND x."_cdc_delta" = a."_cdc_delta");
