@@ -192,10 +192,7 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
   // Latest change per key inside the batch, by position: staged so already, or picked by a window over every change.
   const dedupe: Step[] =
     opts.stagedLatest && !opts.history
-      ? [
-          sql(d.createTemp(STAGE, stageDefs.join(', '))),
-          loadInto(STAGE),
-        ]
+      ? [sql(d.createTemp(STAGE, stageDefs.join(', '))), loadInto(STAGE)]
       : [
           sql(d.createTemp(STAGE_ALL, stageDefs.join(', '))),
           load,
