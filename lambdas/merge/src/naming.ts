@@ -1,7 +1,8 @@
 /**
  * Where the merge keeps things (docs/merge.md, "Warehouse layout"):
  * - replica `<replicaSchema or source db>.<table>`: the source's live rows + _cdc_* metadata columns;
- * - `<stateSchema>."<db>__<table>__keys"`: per primary key, the position of the last change applied (deletes too);
+ * - `<stateSchema>."<db>__<table>__keys"`: tombstones, per deleted primary key the position of its delete (a live key's
+ *   last applied position is its replica row's `_cdc_position`);
  * - `<stateSchema>."<db>__<table>__state"`: the table's table-level events (truncate, drop, rename, resync) and the lock
  *   that serialises its merges (never a table analysts read: Redshift's LOCK blocks readers);
  * - `<stateSchema>.merge_batches`, `<stateSchema>.replica_columns`: bookkeeping;

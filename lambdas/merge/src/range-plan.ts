@@ -123,9 +123,9 @@ export function rangeCondition(
 
 /**
  * The statements that apply one `range` event to a keyed table's replica, in this order:
- *   1. keys of the range the keys table knows, last changed before the low watermark: deleted at the low watermark;
- *   2. replica rows of the range older than the low watermark that the keys table lacks (a replica written to by
- *      hand): recorded as deleted at the low watermark too;
+ *   1. tombstones of the range older than the low watermark (keys deleted before it; and, in a keys table written
+ *      before it held tombstones only, live keys' rows): moved to the low watermark;
+ *   2. replica rows of the range older than the low watermark without a tombstone: one at the low watermark;
  *   3. replica rows of the range older than the low watermark: deleted.
  * Empty when the range cannot be evaluated in the warehouse (see the module comment). Plain UPDATE/INSERT … SELECT/
  * DELETE without aliases on their targets (r_UPDATE, r_INSERT_30, r_DELETE), valid on Redshift and PostgreSQL.
