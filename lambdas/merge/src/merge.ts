@@ -539,13 +539,13 @@ function inPositionOrder(events: readonly ChangeEvent[]): readonly ChangeEvent[]
 
 /** A key's identity in a Map: its one value with its JSON type (as JSON.stringify tells "1" from 1), or the JSON. */
 function keyIdentity(e: ChangeEvent): string {
-  const values = keyValues(e);
-  if (values.length === 1) {
-    const v = values[0];
+  if (e.pk.length === 1) {
+    // keyValues without the array: on the path of every event of the batch.
+    const v = (e.op === 'delete' ? e.before : e.after)?.[e.pk[0]!];
     if (typeof v === 'string') return `s${v}`;
     if (typeof v === 'number') return `n${v}`;
   }
-  return `j${JSON.stringify(values)}`;
+  return `j${JSON.stringify(keyValues(e))}`;
 }
 
 function countLatestOps(events: readonly ChangeEvent[]): Record<string, number> {

@@ -372,8 +372,15 @@ export function tableHistory(rows: readonly Record<string, unknown>[]): TableHis
  */
 export function rewriteForHistory(events: readonly ChangeEvent[], history: TableHistory): ChangeEvent[] {
   const out: ChangeEvent[] = [];
+  // Events after the newest ALTER (nearly all) are taken as they are, without looking for the ALTERs after them.
+  let newestAlter = '';
+  for (const a of history.alters) if (a.position > newestAlter) newestAlter = a.position;
   for (const e of events) {
     if (history.floor !== undefined && e.position < history.floor) continue;
+    if (e.position >= newestAlter) {
+      out.push(e);
+      continue;
+    }
     const later = history.alters.filter((a) => a.position > e.position);
     if (later.length === 0) {
       out.push(e);
