@@ -147,6 +147,43 @@ describe('snapshots and backfills in the producer', () => {
     await stopped(p);
   });
 
+  it('sends the binlog events exactly when snapshot rows are encoded on the encode worker (SNAPSHOT_ENCODE_WORKER=on)', async () => {
+    await h.db.query(`CREATE TABLE shop.edge_worker (
+      id BIGINT UNSIGNED PRIMARY KEY, d DECIMAL(65,30), dt DATETIME(6), ts TIMESTAMP(6) NULL, tm TIME(6),
+      e ENUM('a','b'), b BLOB, bi BIT(10), v VARCHAR(20), j JSON, y YEAR, u UUID, f FLOAT)`);
+    const [[m]] = (await h.db.query('SHOW MASTER STATUS')) as unknown as [[{ File: string; Position: number }]];
+    await h.db.query(
+      `INSERT INTO shop.edge_worker VALUES
+        (18446744073709551615, -1234567890.123456789, '2026-11-23 23:59:59.123456', '2026-11-23 01:02:03.654321',
+         '-838:59:59.5', 'b', x'00ff10', b'1000000001', 'Grüße 🚚 "q"', '{"a":[1,2.5]}', 2024,
+         '123e4567-e89b-12d3-a456-426614174000', 0.1),
+        (9007199254740993, NULL, '0000-00-00 00:00:00.000000', NULL, '00:00:00', NULL, NULL, b'0', 'it''s \\\\', NULL, 0, NULL,
+         3.4028234e38),
+        (2, 0, '2026-01-01 00:00:00.100000', '1970-01-01 00:00:01', '838:59:59', 'a', x'', NULL, '', '[]', 1901, NULL, NULL)`,
+    );
+    const p = h.startProducer({
+      PIPELINE_ID: 'worker',
+      CAPTURE_INCLUDE: 'shop.edge_worker',
+      START_FROM: `file:${m.File}:${m.Position}`,
+      SNAPSHOT_MODE: 'never',
+      SNAPSHOT_CHUNK_ROWS: '2',
+      SNAPSHOT_ENCODE_WORKER: 'on',
+    });
+    await waitForLog(p, /reading the binlog.*"snapshotEncode":"on"/);
+    const inserts = await events('edge_worker', 'insert', 3);
+    await requestBackfill(h.db, SIGNALS, { table: 'shop.edge_worker' });
+    const reads = await events('edge_worker', 'read', 3);
+    for (const e of reads) expect(validate(e), JSON.stringify(validate.errors)).toBe(true);
+    for (const ins of inserts) {
+      const read = reads.find((r) => r.after!.id === ins.after!.id)!;
+      expect(read.after, `row ${String(ins.after!.id)}`).toEqual(ins.after);
+      expect(read.columns).toEqual(ins.columns);
+      expect(read.before).toBeNull();
+      expect(read.position > ins.position).toBe(true);
+    }
+    await stopped(p);
+  });
+
   it('reads every row once in chunks after text and binary keys with quotes, backslashes, newlines and emoji', async () => {
     await h.db.query(
       'SET SESSION sql_log_bin = 0; CREATE TABLE shop.tkeys (k VARCHAR(20), b VARBINARY(4), n INT, PRIMARY KEY (k, b)); ' +
