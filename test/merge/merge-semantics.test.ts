@@ -165,6 +165,24 @@ describe('merge semantics on PostgreSQL', () => {
     }
   });
 
+  it('keeps the tombstone of a key the next incarnation deleted when its DROP TABLE is merged after the delete', async () => {
+    const t = orders();
+    const old = t.insert({ id: 1, status: 'new', total: '1.00' });
+    const drop = t.drop();
+    // The table created again with the same columns: key 1 inserted, then deleted.
+    const again = t.insert({ id: 1, status: 'paid', total: '2.00' });
+    const gone = t.delete({ id: 1, status: 'paid', total: '2.00' });
+    // table-pk sends the DROP by the table's name and the rows by their keys: the delete merges first, the insert late.
+    await apply([old], 'b1');
+    await apply([gone], 'b4');
+    await apply([drop], 'b2');
+    await apply([again], 'b3');
+    expect(await replica()).toEqual([]);
+    expect(await h.rows('SELECT id, "_cdc_position" AS p FROM cdc.shop__orders__keys')).toEqual([
+      { id: 1, p: gone.position },
+    ]);
+  });
+
   it('merges into a keys table that still holds live keys (written before tombstones only) without losing order', async () => {
     const t = orders();
     const row = (id: number, status: string, total: string) => ({ id, status, total });

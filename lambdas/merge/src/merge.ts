@@ -298,11 +298,13 @@ async function applyTableChange(e: ChangeEvent, ctx: MergeContext): Promise<void
       let newerRows = false;
       let newerShapes: (readonly string[])[] | undefined;
       if (known && e.op !== 'truncate' && e.op !== 'alter') {
-        const table = known.pk.length > 0 ? names.replica : names.deltas;
-        const rows = await ctx.warehouse.query(
-          `SELECT COUNT(*) AS n FROM ${table} WHERE ${ident(META.position)} > ${literal(e.position)}`,
-        );
-        newerRows = Number(rows[0]?.n ?? 0) > 0;
+        // A keyed table's tombstones count as rows: a key of the next incarnation whose delete was merged first.
+        for (const table of known.pk.length > 0 ? [names.replica, names.keys] : [names.deltas]) {
+          const rows = await ctx.warehouse.query(
+            `SELECT COUNT(*) AS n FROM ${table} WHERE ${ident(META.position)} > ${literal(e.position)}`,
+          );
+          newerRows ||= Number(rows[0]?.n ?? 0) > 0;
+        }
         if (newerRows && known.pk.length > 0) {
           // The next incarnation's rows, merged first (table-pk): the column lists they carried say which columns it has.
           const h = await loadHistory(ctx, key, names);

@@ -92,13 +92,17 @@ export function planTableChange(
   // incarnation (another shard's: the partition key table-pk spreads a table's rows over shards, while this event goes
   // with the table's name). Checked again under the lock: any such row fails this transaction (`failWhen`), nothing is
   // dropped, and the merge plans the event again, then seeing the newer rows.
-  out.push(
-    failWhen(
-      'COUNT(*) > 0',
-      'newer rows arrived: plan again',
-      `${keyed ? names.replica : names.deltas} WHERE ${ident(META.position)} > ${literal(e.position)}`,
-    ),
-  );
+  // A keyed table's tombstones count as its rows: a key of the next incarnation deleted (its delete merged first)
+  // keeps its tombstone, or a late insert of it would come back.
+  for (const table of keyed ? [names.replica, names.keys] : [names.deltas]) {
+    out.push(
+      failWhen(
+        'COUNT(*) > 0',
+        'newer rows arrived: plan again',
+        `${table} WHERE ${ident(META.position)} > ${literal(e.position)}`,
+      ),
+    );
+  }
   const policy: DroppedTablePolicy = e.op === 'resync' ? 'drop' : opts.droppedTablePolicy;
   out.push(...dropViews(model, names, opts.history));
   if (keyed) {
