@@ -125,15 +125,26 @@ describe('merge semantics on PostgreSQL', () => {
   it('keeps tombstones only: the keys table holds the deleted keys, and every batch order and replay converges', async () => {
     const t = orders();
     const row = (id: number, status: string, total: string) => ({ id, status, total });
-    // Key 1 is deleted and inserted again, key 2 deleted for good, key 3 only updated.
-    const b1 = [t.insert(row(1, 'new', '1.00')), t.insert(row(2, 'new', '2.00')), t.insert(row(3, 'new', '3.00'))];
+    // Key 1 is deleted and inserted again (then updated), key 4 deleted and inserted again last, key 2 deleted for
+    // good, key 3 only updated.
+    const b1 = [
+      t.insert(row(1, 'new', '1.00')),
+      t.insert(row(2, 'new', '2.00')),
+      t.insert(row(3, 'new', '3.00')),
+      t.insert(row(4, 'new', '4.00')),
+    ];
     const b2 = [t.update(row(1, 'new', '1.00'), row(1, 'paid', '1.00'))];
-    const b3 = [t.delete(row(1, 'paid', '1.00')), t.update(row(3, 'new', '3.00'), row(3, 'paid', '3.00'))];
-    const b4 = [t.insert(row(1, 'new', '11.00')), t.delete(row(2, 'new', '2.00'))];
-    const b5 = [t.update(row(1, 'new', '11.00'), row(1, 'shipped', '11.00'))];
-    const gone = b4[1]!.position;
+    const b3 = [
+      t.delete(row(1, 'paid', '1.00')),
+      t.update(row(3, 'new', '3.00'), row(3, 'paid', '3.00')),
+      t.delete(row(4, 'new', '4.00')),
+    ];
+    // b4 has no delete (its plan leaves the statements of deletes out) and still ends keys 1 and 4's tombstones.
+    const b4 = [t.insert(row(1, 'new', '11.00')), t.insert(row(4, 'paid', '44.00'))];
+    const b5 = [t.update(row(1, 'new', '11.00'), row(1, 'shipped', '11.00')), t.delete(row(2, 'new', '2.00'))];
+    const gone = b5[1]!.position;
     const batches = [b1, b2, b3, b4, b5];
-    const expected = [row(1, 'shipped', '11.00'), row(3, 'paid', '3.00')];
+    const expected = [row(1, 'shipped', '11.00'), row(3, 'paid', '3.00'), row(4, 'paid', '44.00')];
     // Every order of the five batches would be 120 merges of five: these 12 include in order, reversed, each delete
     // before and after the changes it ends, and the reinsertion before its delete.
     const orders_ = [
@@ -154,7 +165,7 @@ describe('merge semantics on PostgreSQL', () => {
       await h.reset();
       for (const i of order) await apply(batches[i]!, `batch-${i}`);
       expect(await replica(), `order ${order}`).toEqual(expected);
-      // Only key 2's tombstone, at its delete: key 1's ended when it was inserted again; live keys have none.
+      // Only key 2's tombstone, at its delete: keys 1 and 4's ended when they were inserted again; live keys have none.
       const keys = 'SELECT id, "_cdc_position" AS p, "_cdc_deleted" AS d FROM cdc.shop__orders__keys ORDER BY id';
       expect(await h.rows(keys), `order ${order}`).toEqual([{ id: 2, p: gone, d: true }]);
       // A replay of everything, oldest first, changes nothing.

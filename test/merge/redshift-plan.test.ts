@@ -27,7 +27,7 @@ function orders() {
 }
 
 /** The plans as the merge makes them: without history, only each key's newest change is staged (`stagedLatest`). */
-function plans(history: boolean, keyless = false, stagedLatest = !history) {
+function plans(history: boolean, keyless = false, stagedLatest = !history, noDeletes = false) {
   const t = keyless ? new TableEvents('shop', 'audit', { who: 'varchar(20)', at: 'timestamp' }, []) : orders();
   const row: RowImage = keyless
     ? { who: 'a', at: '2026-01-01T00:00:00Z' }
@@ -41,6 +41,7 @@ function plans(history: boolean, keyless = false, stagedLatest = !history) {
     maxCommitMs: 1_700_000_000_000,
     history,
     stagedLatest,
+    noDeletes,
     stageLocation: 's3://lake/staging/batch.csv.gz',
   });
   const txn = steps.map((s) => (s.kind === 'sql' ? s.sql : s.sql!));
@@ -111,6 +112,20 @@ describe('Redshift plan', () => {
     expect(staged.some((s) => s.includes('SELECT MAX'))).toBe(false);
     // History needs every change for its versions table: the window stays whatever the option says.
     expect(plans(true, false, true).txn.some((s) => s.includes('ROW_NUMBER()'))).toBe(true);
+  });
+
+  it('leaves out the statements of deletes for a batch without one, and still ends the tombstones of its keys', () => {
+    const all = plans(false).txn;
+    const none = plans(false, false, true, true).txn;
+    const ofDeletes = (txn: string[]) => txn.filter((s) => s.includes(`"_cdc_op" = 'delete'`));
+    expect(ofDeletes(all)).toHaveLength(3);
+    expect(ofDeletes(none)).toEqual([]);
+    expect(none).toEqual(all.filter((s) => !ofDeletes(all).includes(s)));
+    // A key inserted again after its delete loses its tombstone whether or not the batch deletes anything.
+    expect(none).toContain(
+      'DELETE FROM "cdc"."shop__orders__keys" USING "_cdc_stage" WHERE "shop__orders__keys"."id" = "_cdc_stage"."id"',
+    );
+    expect(redshiftTransactionProblems(none)).toEqual([]);
   });
 
   it('flags what Redshift rejects (so the checker itself can fail)', () => {

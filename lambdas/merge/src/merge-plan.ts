@@ -93,6 +93,12 @@ export interface MergeOptions {
    * whose versions table takes every change. @default false
    */
   readonly stagedLatest?: boolean;
+  /**
+   * The batch holds no delete (nor an update that changes its row's key, staged as a delete of the old key): the
+   * statements that only act on staged deletes are left out (three of a keyed table's; on Redshift each statement of a
+   * transaction costs its own compilation and queueing). @default false
+   */
+  readonly noDeletes?: boolean;
 }
 
 /**
@@ -219,17 +225,25 @@ export function planMerge(model: TableModel, names: TableNames, d: Dialect, opts
     ),
     // Deletes first, then only the other changes go through the MERGE (one WHEN MATCHED only, so a delete there
     // would be an upsert of its before image, written and then removed): a deleted row is touched once.
-    sql(
-      `DELETE FROM ${names.replica} USING ${ident(STAGE)} WHERE ${on(ident(replicaName), ident(STAGE))} ` +
-        `AND ${ident(STAGE)}.${ident(META.op)} = 'delete'`,
-    ),
+    ...(opts.noDeletes
+      ? []
+      : [
+          sql(
+            `DELETE FROM ${names.replica} USING ${ident(STAGE)} WHERE ${on(ident(replicaName), ident(STAGE))} ` +
+              `AND ${ident(STAGE)}.${ident(META.op)} = 'delete'`,
+          ),
+        ]),
     // Tombstones: every staged key's is over (its change is newer), and each deleted key gets one at its delete.
     sql(`DELETE FROM ${names.keys} USING ${ident(STAGE)} WHERE ${on(ident(keysName), ident(STAGE))}`),
-    sql(
-      `INSERT INTO ${names.keys} (${[...pk, ident(META.position), ident(META.deleted)].join(', ')}) ` +
-        `SELECT ${[...pk, ident(META.position)].join(', ')}, TRUE FROM ${ident(STAGE)} WHERE ${ident(META.op)} = 'delete'`,
-    ),
-    sql(`DELETE FROM ${ident(STAGE)} WHERE ${ident(META.op)} = 'delete'`),
+    ...(opts.noDeletes
+      ? []
+      : [
+          sql(
+            `INSERT INTO ${names.keys} (${[...pk, ident(META.position), ident(META.deleted)].join(', ')}) ` +
+              `SELECT ${[...pk, ident(META.position)].join(', ')}, TRUE FROM ${ident(STAGE)} WHERE ${ident(META.op)} = 'delete'`,
+          ),
+          sql(`DELETE FROM ${ident(STAGE)} WHERE ${ident(META.op)} = 'delete'`),
+        ]),
     sql(
       `MERGE INTO ${names.replica} USING ${ident(STAGE)} AS s ON ${on(names.replica, 's')} ` +
         `WHEN MATCHED THEN UPDATE SET ${setCols.join(', ')} ` +
