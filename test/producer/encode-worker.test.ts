@@ -304,6 +304,27 @@ describe('the encode worker for snapshot rows only (snapshotEncodeWorker)', () =
     }
   });
 
+  it('wakes whenPendingBelow at the acknowledgement that takes pending under the limit, not before', async () => {
+    const { core, kinesis } = await pipeline({ worker: false, callsInFlight: 1 });
+    for (let id = 1; id <= 4; id++) core.onRow(insert(id)); // one key: a call of 1 record, then one of 3
+    let woke = false;
+    const below = core.whenPendingBelow(2).then(() => {
+      woke = true;
+    });
+    const tick = () => new Promise((r) => setImmediate(r));
+    await tick();
+    expect(woke).toBe(false);
+    kinesis.calls[0]!.answer(true);
+    await tick();
+    expect(core.pending).toBe(3);
+    expect(woke).toBe(false);
+    kinesis.calls[1]!.answer(true);
+    await below;
+    expect(core.pending).toBe(0);
+    await core.whenPendingBelow(1); // already below: at once
+    await core.close();
+  });
+
   it('leaves every row on this thread when off (the default)', async () => {
     const { core, kinesis, sink } = await pipeline({ worker: false });
     kinesis.auto = true;

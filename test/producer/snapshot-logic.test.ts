@@ -1,6 +1,6 @@
 /** The pure parts of snapshots: key-order chunk SQL, the watermark window rule, progress bookkeeping, signals. */
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { buildChunkQuery, decodeKeyValue, encodeKeyValue, sqlLiteral } from '../../containers/producer/src/chunk-query';
 import { buildEvent, serializeEvent } from '../../containers/producer/src/event-encoder';
 import { EmfMetrics } from '../../containers/producer/src/metrics';
@@ -284,6 +284,62 @@ describe('resync requests in the snapshotter', () => {
     expect(s.state.jobs[0]!.error).toBe(
       'shop.items is no longer captured (quarantined, or left out by the capture rules)',
     );
+  });
+
+  it('reads the next chunk when the core says it is no longer congested, without waiting for the next poll', async () => {
+    // Only setTimeout is faked: the 20 ms poll never fires, so only `decongested` can let the loop on.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const marks: string[] = [];
+    let congested = true;
+    let release: (() => void) | undefined;
+    const s = new Snapshotter({
+      reader: {
+        describe: async () => ({ db: 'shop', table: 'items', columns: [{ name: 'id', type: 'int' }], pk: ['id'] }),
+        estimate: async () => 2,
+        readChunk: async () => [{ id: 1 }, { id: 2 }],
+      } as unknown as SnapshotReader,
+      writeWatermark: async (kind) => {
+        marks.push(kind);
+      },
+      captures: () => true,
+      pipelineId: 'p1',
+      chunkRows: 100,
+      emit: () => undefined,
+      emitTableChange: () => undefined,
+      congested: () => congested,
+      decongested: () =>
+        new Promise<void>((r) => {
+          release = () => {
+            congested = false;
+            r();
+          };
+        }),
+      metrics: new EmfMetrics('p1', 'test', () => undefined),
+      log: () => undefined,
+      initialState: EMPTY_STATE,
+      now: () => 1000,
+    });
+    const turns = async (until: () => boolean) => {
+      for (let i = 0; i < 50 && !until(); i++) await new Promise((r) => setImmediate(r));
+    };
+    try {
+      s.enqueue('initial', [{ db: 'shop', table: 'items' }]);
+      s.start((err) => {
+        throw err;
+      });
+      await turns(() => release !== undefined);
+      expect(release).toBeDefined();
+      expect(marks).toEqual([]); // waiting for the core, nothing read
+      release!();
+      await turns(() => marks.includes('high'));
+      expect(marks).toEqual(['low', 'high']);
+    } finally {
+      // Lets a loop still in its poll go on (a failure above must not leave it waiting for a timer that never fires).
+      congested = false;
+      vi.runOnlyPendingTimers();
+      vi.useRealTimers();
+      await s.stop();
+    }
   });
 
   it('stops a queued or running job of a table no longer captured (quarantined) before its next chunk, with the reason', async () => {

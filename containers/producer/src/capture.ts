@@ -116,6 +116,7 @@ export function createCapture(p: CaptureProps): Capture {
     emitTableChange: (change) => core.onTableChange(change),
     // Rows still at the encode worker count: they are as unacknowledged as those in the sink.
     congested: () => core.pending >= p.maxInFlight / 2,
+    decongested: () => core.whenPendingBelow(p.maxInFlight / 2),
     metrics: p.metrics,
     log: p.log,
     initialState: p.initialSnapshotState,

@@ -108,6 +108,8 @@ export class ProducerCore {
   private readonly shapeIds = new WeakMap<object, number>();
   private readonly shapeIdsByContent = new Map<string, number>();
   private readonly outWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** `whenPendingBelow` callers, woken by the acknowledgement that takes `pending` under their limit. */
+  private belowWaiters: { readonly limit: number; readonly resolve: () => void }[] = [];
   private failure: Error | undefined;
   private readonly compiledPlans = new WeakMap<ShapePlan, CompiledShape>();
   private readonly scratch: [JsonValue[], JsonValue[]] = [[], []];
@@ -141,7 +143,27 @@ export class ProducerCore {
   /** Lowest unacknowledged sequence number reported by the sink. */
   acked(lowestUnacked: number): void {
     this.inFlight.acknowledgedBelow(lowestUnacked);
-    if (this.pending < this.props.maxInFlight / 2) this.props.resume();
+    const pending = this.pending;
+    if (pending < this.props.maxInFlight / 2) this.props.resume();
+    if (this.belowWaiters.length > 0) this.wakeBelow(pending);
+  }
+
+  /**
+   * Resolves once fewer than `limit` events are pending (checked at each acknowledgement, and at once): the snapshot
+   * reads its next chunk then, instead of polling. Never rejects; after a failure it may never resolve.
+   */
+  whenPendingBelow(limit: number): Promise<void> {
+    if (this.pending < limit) return Promise.resolve();
+    return new Promise((resolve) => this.belowWaiters.push({ limit, resolve }));
+  }
+
+  private wakeBelow(pending: number): void {
+    const waiting = this.belowWaiters;
+    this.belowWaiters = [];
+    for (const w of waiting) {
+      if (pending < w.limit) w.resolve();
+      else this.belowWaiters.push(w);
+    }
   }
 
   private partitionKey(e: ChangeEvent): string {
