@@ -30,18 +30,29 @@ export interface WorkerShape {
 export const HAS_BEFORE = 1;
 export const HAS_AFTER = 2;
 
+/**
+ * A batch of rows. The per-row fields are typed arrays, and the texts they share (ops, binlog file names, GTIDs) are
+ * sent once per batch in `strings` and referred to by index: a structured clone writes every element of a plain array
+ * one by one, and every string again each time it occurs (measured with v8.serialize and deserialize, 512 snapshot
+ * rows: 1.2 µs a row as plain arrays, 0.6 µs as typed arrays and indexes, of which 0.5 µs are the values).
+ */
 export interface EncodeBatch {
   readonly id: number;
   /** Shapes first used in this batch (the worker keeps them for later batches). */
   readonly shapes: WorkerShape[];
-  readonly op: ChangeOp[];
-  readonly shape: number[];
-  readonly flags: number[];
-  readonly file: string[];
-  readonly pos: number[];
-  readonly row: number[];
-  readonly gtid: (string | null)[];
-  readonly commitMs: number[];
+  /** The batch's distinct ops, binlog file names and GTIDs. */
+  readonly strings: string[];
+  /** Per row, its op: an index into `strings`. */
+  readonly op: Uint32Array;
+  readonly shape: Uint32Array;
+  readonly flags: Uint8Array;
+  /** Per row, its binlog file: an index into `strings`. */
+  readonly file: Uint32Array;
+  readonly pos: Float64Array;
+  readonly row: Float64Array;
+  /** Per row, its GTID: an index into `strings`, or -1 for none. */
+  readonly gtid: Int32Array;
+  readonly commitMs: Float64Array;
   /** Each row's before image's values then its after image's, in its plan's column order. */
   readonly values: unknown[];
 }
@@ -303,10 +314,11 @@ export function encodeBatch(
     const s = cs.s;
     const width = s.plan.columns.length;
     const flags = b.flags[i]!;
-    const op = b.op[i]!;
-    const file = b.file[i]!;
+    const op = b.strings[b.op[i]!] as ChangeOp;
+    const file = b.strings[b.file[i]!]!;
     const pos = b.pos[i]!;
-    const gtid = b.gtid[i]!;
+    const g = b.gtid[i]!;
+    const gtid = g < 0 ? null : b.strings[g]!;
     const images = (flags & HAS_BEFORE ? 1 : 0) + (flags & HAS_AFTER ? 1 : 0);
     /** The shape's head, already bytes, when `text` is only what follows it (the template path). */
     let head: Buffer | undefined;

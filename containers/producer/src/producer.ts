@@ -23,6 +23,7 @@ import {
   HAS_BEFORE,
   partitionKeyOf,
   type WorkerInit,
+  type WorkerShape,
 } from './encode-worker-protocol';
 import { ProducerError } from './errors';
 import { type CapturedRow, type CapturedTableChange, EventAssembler, type ShapePlan } from './event-assembly';
@@ -76,12 +77,39 @@ export interface ProducerCoreProps {
   readonly fail?: (err: Error) => void;
 }
 
-/** Rows numbered and waiting to go to the worker (as the flat columns the worker takes), or gone and waiting for it. */
-interface RowBatch extends Omit<EncodeBatch, 'id'> {
+/**
+ * Rows numbered and waiting to go to the worker (as the flat columns the worker takes, made typed arrays when the batch
+ * leaves), or gone and waiting for it.
+ */
+interface RowBatch {
   readonly kind: 'rows';
   readonly firstSeq: number;
   readonly rows: CapturedRow[];
+  readonly shapes: WorkerShape[];
+  readonly strings: string[];
+  /** Where each of `strings` is. */
+  readonly stringIds: Map<string, number>;
+  readonly op: number[];
+  readonly shape: number[];
+  readonly flags: number[];
+  readonly file: number[];
+  readonly pos: number[];
+  readonly row: number[];
+  readonly gtid: number[];
+  readonly commitMs: number[];
+  readonly values: unknown[];
   result?: EncodedBatch;
+}
+
+/** The index of `text` in the batch's strings (added on first use). */
+function stringId(b: RowBatch, text: string): number {
+  let id = b.stringIds.get(text);
+  if (id === undefined) {
+    id = b.strings.length;
+    b.strings.push(text);
+    b.stringIds.set(text, id);
+  }
+  return id;
 }
 
 /** An event encoded on this thread (a table-level event) waiting for the rows numbered before it. */
@@ -254,6 +282,8 @@ export class ProducerCore {
       firstSeq: this.seq,
       rows: [],
       shapes: [],
+      strings: [],
+      stringIds: new Map(),
       op: [],
       shape: [],
       flags: [],
@@ -266,13 +296,13 @@ export class ProducerCore {
     };
     const b = this.open;
     b.rows.push(c);
-    b.op.push(c.op);
+    b.op.push(stringId(b, c.op));
     b.shape.push(this.shapeId(c, plan, b));
     b.flags.push((c.before ? HAS_BEFORE : 0) | (c.after ? HAS_AFTER : 0));
-    b.file.push(c.file);
+    b.file.push(stringId(b, c.file));
     b.pos.push(c.pos);
     b.row.push(c.row);
-    b.gtid.push(c.gtid);
+    b.gtid.push(c.gtid === null ? -1 : stringId(b, c.gtid));
     b.commitMs.push(c.commitMs);
     for (const image of [c.before, c.after]) {
       if (!image) continue;
@@ -319,7 +349,19 @@ export class ProducerCore {
     if (!b || this.failure) return;
     this.open = undefined;
     this.out.push(b);
-    const { kind: _k, firstSeq: _f, rows: _r, result: _res, ...batch } = b;
+    const batch: Omit<EncodeBatch, 'id'> = {
+      shapes: b.shapes,
+      strings: b.strings,
+      op: Uint32Array.from(b.op),
+      shape: Uint32Array.from(b.shape),
+      flags: Uint8Array.from(b.flags),
+      file: Uint32Array.from(b.file),
+      pos: Float64Array.from(b.pos),
+      row: Float64Array.from(b.row),
+      gtid: Int32Array.from(b.gtid),
+      commitMs: Float64Array.from(b.commitMs),
+      values: b.values,
+    };
     this.worker!.encode(batch).then(
       (result) => {
         b.result = result;
