@@ -1,13 +1,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { RedshiftDataClient } from '@aws-sdk/client-redshift-data';
-import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RetriableMergeError } from '../../lambdas/merge/src/errors';
+import { PoisonBatchError, RetriableMergeError } from '../../lambdas/merge/src/errors';
 import { mergeEvents, mergeTables, resetSchemaCache } from '../../lambdas/merge/src/merge';
 import { classifyStatementError, RedshiftDataWarehouse } from '../../lambdas/merge/src/redshift-client';
 import { redshiftProblems } from '../../lambdas/merge/src/redshift-grammar';
+import { buildStageCsv } from '../../lambdas/merge/src/stage-csv';
+import { modelFromEvents } from '../../lambdas/merge/src/table-model';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import { type Script, startDataApiEndpoint } from './support/data-api-endpoint';
@@ -122,6 +125,71 @@ describe('Redshift Data API client (local endpoint speaking the Data API protoco
       );
       // The replica's MERGE only: the keys table holds tombstones, written by a DELETE and an INSERT of the deleted keys.
       expect(sqls.filter((s) => s.startsWith('MERGE'))).toHaveLength(1);
+      const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
+      expect(left.KeyCount ?? 0).toBe(0);
+    });
+  });
+
+  it('uploads the staging CSV gzip-compressed as it is built: the object COPY reads is the CSV, byte for byte', async () => {
+    resetSchemaCache();
+    const t = new TableEvents('shop', 'big', { id: 'int(11)', note: 'varchar(40)', at: 'datetime(6)' });
+    // Over 1 MiB of CSV: several chunks, each compressed while the next is built.
+    const events = Array.from({ length: 30_000 }, (_, i) =>
+      t.insert({ id: i, note: `note "${i}", ünï`, at: '2026-12-01 10:11:12.123456' }),
+    );
+    let release = false;
+    const script: Script = (call, n) => {
+      if (call.action === 'ExecuteStatement') return { Id: 'ddl' };
+      if (call.action === 'BatchExecuteStatement')
+        return { Id: (call.body.Sqls as string[]).some((q) => q.startsWith('COPY')) ? 'copy' : `b${n}` };
+      if (call.action === 'DescribeStatement')
+        return call.body.Id === 'copy' && !release
+          ? { Id: 'copy', Status: 'STARTED' }
+          : { Id: String(call.body.Id), Status: 'FINISHED', HasResultSet: false };
+      return { Records: [] };
+    };
+    await withWarehouse(
+      script,
+      async (w, calls) => {
+        const merged = mergeEvents(events, 's3://lake/changelog/big.gz', {
+          warehouse: w,
+          naming: { stateSchema: 'cdc' },
+          historyTables: new Set(),
+        });
+        let copy: string | undefined;
+        for (let i = 0; i < 500 && !copy; i++) {
+          copy = calls
+            .filter((c) => c.action === 'BatchExecuteStatement')
+            .flatMap((c) => c.body.Sqls as string[])
+            .find((q) => q.startsWith('COPY'));
+          if (!copy) await new Promise((r) => setTimeout(r, 10));
+        }
+        const key = /FROM 's3:\/\/lake\/([^']+)'/.exec(copy!)![1]!;
+        const object = await s3.send(new GetObjectCommand({ Bucket: 'lake', Key: key }));
+        const staged = gunzipSync(Buffer.from(await object.Body!.transformToByteArray())).toString('utf8');
+        const model = modelFromEvents(events, 'redshift');
+        expect(staged).toBe(buildStageCsv(events, model, w.dialect, { latestPerKey: true }));
+        expect(staged.split('\n')).toHaveLength(30_001);
+        release = true;
+        await merged;
+      },
+      20_000,
+    );
+  });
+
+  it('fails a batch whose value the CSV cannot hold as poison before sending its transaction, uploading nothing', async () => {
+    resetSchemaCache();
+    const t = new TableEvents('shop', 'bad', { id: 'int(11)', n: 'int(11)' });
+    await withWarehouse(everyStatementFinishes, async (w, calls) => {
+      const ctx = { warehouse: w, naming: { stateSchema: 'cdc' }, historyTables: new Set<string>() };
+      const bad = t.insert({ id: 2, n: 'not a number' as unknown as number });
+      const err = await mergeEvents([t.insert({ id: 1, n: 1 }), bad], 's3://lake/changelog/bad.gz', ctx).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(PoisonBatchError);
+      expect((err as PoisonBatchError).code).toBe('SCHEMA_INCOMPATIBLE');
+      const sent = calls.filter((c) => c.action === 'BatchExecuteStatement').flatMap((c) => c.body.Sqls as string[]);
+      expect(sent.some((q) => q.startsWith('COPY'))).toBe(false);
       const left = await s3.send(new ListObjectsV2Command({ Bucket: 'lake', Prefix: 'staging/' }));
       expect(left.KeyCount ?? 0).toBe(0);
     });

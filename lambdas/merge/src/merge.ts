@@ -20,7 +20,7 @@ import { type NamingOptions, type TableNames, tableNames } from './naming';
 import { planKeylessRange, planRangeDelete } from './range-plan';
 import { META } from './replica-layout';
 import { ColumnRegistry, evolveSchema, knownTable, planRegistryCheck, registryEntry } from './schema-evolution';
-import { buildStageCsv, keyChanged, stageCsvChunks } from './stage-csv';
+import { keyChanged, stageCsvChunks } from './stage-csv';
 import {
   type DroppedTablePolicy,
   planShapeRecords,
@@ -393,11 +393,10 @@ async function prepareRows(
     const stageLocation = ctx.warehouse.stageLocation(`${batchId}/${model.db}.${model.table}`);
     // Without history, only each key's newest change is staged: the warehouse skips its de-duplication window.
     const csvOpts = { latestPerKey: !history };
-    // A warehouse that COPYs from S3 gets the CSV as one text to upload; one that streams it gets chunks, built
-    // while the warehouse parses the previous ones.
-    const load = stageLocation
-      ? { csv: buildStageCsv(events, model, d, csvOpts), stageLocation }
-      : { csvChunks: replayable(() => stageCsvChunks(events, model, d, csvOpts)) };
+    // The CSV as chunks, built when the load reads them: PostgreSQL's COPY parses one while the next is built; the
+    // Redshift client compresses one while the next is built, then uploads the object its COPY reads.
+    const csvChunks = replayable(() => stageCsvChunks(events, model, d, csvOpts));
+    const load = stageLocation ? { csvChunks, stageLocation } : { csvChunks };
     const opts: MergeOptions = {
       batchId,
       events: events.length,
