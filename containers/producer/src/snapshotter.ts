@@ -72,7 +72,7 @@ export interface SnapshotterProps {
   /**
    * Resolves once `congested` may have turned false (the core's acknowledgements): the next chunk is read then, not
    * at the next poll. Rows encoded on the encode worker keep the core congested for a few milliseconds at a time,
-   * and waiting out 20 ms polls left both threads idle (12–31 waits of up to 20 ms per 200k rows of the benchmark).
+   * and waiting out 20 ms polls left both threads idle (3–31 waits of up to 20 ms per 200k rows of the benchmark).
    * @default polling every 20 ms
    */
   readonly decongested?: () => Promise<void>;
