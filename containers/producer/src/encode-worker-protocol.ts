@@ -284,6 +284,9 @@ function directParts(
   return { rest, key };
 }
 
+/** Bytes per record of the last batch encoded here: what the next batch's buffer is sized by. */
+let bytesPerRow = 1024;
+
 /**
  * Encodes a batch: byte for byte what the main thread's path (`serializeEvent` of `EventAssembler.rowEvent`) writes.
  * @throws an `EncodeError` naming the row whose value could not be encoded
@@ -298,7 +301,9 @@ export function encodeBatch(
   const ends = new Uint32Array(n);
   const byKey = init.partitionKeyMode !== 'table';
   const keys = byKey ? new Array<string>(n) : undefined;
-  let buf = Buffer.allocUnsafeSlow(Math.max(64 * 1024, n * 1024));
+  // Sized from the previous batch's records (a quarter more, and room for a long record at the end), so that it is
+  // rarely grown and can be sent whole.
+  let buf = Buffer.allocUnsafeSlow(Math.ceil(n * bytesPerRow * 1.25) + 64 * 1024);
   let used = 0;
   let at = 0;
   const scratch: [JsonValue[], JsonValue[]] = [[], []];
@@ -378,8 +383,11 @@ export function encodeBatch(
     ends[i] = used;
     if (keys) keys[i] = key ?? `${s.shape.db}.${s.shape.table}`;
   }
-  // The exact bytes in a buffer of their own, so the whole buffer can be transferred.
-  const data = buf.buffer.slice(buf.byteOffset, buf.byteOffset + used);
+  if (n > 0) bytesPerRow = used / n;
+  // Transferred whole, slack included: copying the records into a buffer of their own (ArrayBuffer.slice) cost a sixth
+  // of the encoding (200k rows of the benchmark alone: 0.28 against 0.23 s of CPU). `allocUnsafeSlow` gives each
+  // buffer an ArrayBuffer of its own, at offset 0.
+  const data = buf.buffer as ArrayBuffer;
   return { id: b.id, data, ends, ...(keys ? { keys } : {}) };
 }
 
