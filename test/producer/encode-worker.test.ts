@@ -9,8 +9,14 @@ import type { KinesisClient, PutRecordsCommand, PutRecordsCommandOutput } from '
 import { describe, expect, it } from 'vitest';
 import type { Boundary } from '../../containers/producer/src/binlog-source';
 import { loadConfig, snapshotEncodeWorkerOn } from '../../containers/producer/src/config';
-import { partitionKeyOf } from '../../containers/producer/src/encode-worker-protocol';
-import { type CapturedRow, EventAssembler } from '../../containers/producer/src/event-assembly';
+import {
+  type EncodeBatch,
+  type EncodedBatch,
+  encodeBatch,
+  HAS_AFTER,
+  partitionKeyOf,
+} from '../../containers/producer/src/encode-worker-protocol';
+import { type CapturedRow, compileShapePlan, EventAssembler } from '../../containers/producer/src/event-assembly';
 import { serializeEvent, type TableShape } from '../../containers/producer/src/event-encoder';
 import { KinesisSink } from '../../containers/producer/src/kinesis-sink';
 import { EmfMetrics } from '../../containers/producer/src/metrics';
@@ -355,5 +361,56 @@ describe('ENCODE_WORKER', () => {
     expect(loadConfig(env).ENCODE_WORKER).toBe('off');
     expect(loadConfig({ ...env, ENCODE_WORKER: 'on' }).ENCODE_WORKER).toBe('on');
     expect(() => loadConfig({ ...env, ENCODE_WORKER: 'yes' })).toThrow(/ENCODE_WORKER="yes": /);
+  });
+});
+
+describe('encodeBatch buffers', () => {
+  const shape: TableShape = {
+    db: 'shop',
+    table: 'notes',
+    columns: [
+      { name: 'id', type: 'int' },
+      { name: 'body', type: 'longtext' },
+    ],
+    pk: ['id'],
+  };
+  const plan = compileShapePlan(shape, new TableFilter(NO_RULES));
+  const shapes = new Map([[1, { id: 1, shape, plan }]]);
+  const init = { serverId: 42, partitionKeyMode: 'table' as const };
+  const batch = (id: number, bodies: string[]): EncodeBatch => {
+    const n = bodies.length;
+    return {
+      id,
+      shapes: [],
+      strings: ['insert', 'mysql-bin.000001'],
+      op: new Uint32Array(n),
+      shape: new Uint32Array(n).fill(1),
+      flags: new Uint8Array(n).fill(HAS_AFTER),
+      file: new Uint32Array(n).fill(1),
+      pos: new Float64Array(n).fill(4),
+      row: Float64Array.from(bodies, (_, i) => i),
+      gtid: new Int32Array(n).fill(-1),
+      commitMs: new Float64Array(n).fill(1_700_000_000_000),
+      values: bodies.flatMap((body, i) => [i, body]),
+    };
+  };
+  const records = (r: EncodedBatch) =>
+    [...r.ends].map((end, i) => Buffer.from(r.data, i === 0 ? 0 : r.ends[i - 1], end - (i === 0 ? 0 : r.ends[i - 1]!)));
+
+  it('holds every record end to end, and a batch after one of large rows is neither sized by them nor sent with their slack', () => {
+    const big = encodeBatch(init, shapes, batch(1, ['x'.repeat(4 * 1024 * 1024)]));
+    expect(big.ends.length).toBe(1);
+    // 512 short rows after a 4 MiB one: sized by the previous batch's bytes per row, it would reserve 2.5 GiB.
+    const bodies = Array.from({ length: 512 }, (_, i) => `note ${i}`);
+    const small = encodeBatch(init, shapes, batch(2, bodies));
+    const texts = records(small).map((b) => JSON.parse(b.toString('utf8')) as { after: { body: string } });
+    expect(texts.map((e) => e.after.body)).toEqual(bodies);
+    expect(small.data.byteLength).toBe(small.ends.at(-1));
+    // A batch like the one before it is sent whole: its buffer was sized by the previous batch's bytes per row.
+    const again = encodeBatch(init, shapes, batch(3, bodies));
+    expect(again.data.byteLength).toBeGreaterThan(again.ends.at(-1)!);
+    expect(records(again).map((b) => noEmitted(b.toString('utf8')))).toEqual(
+      records(small).map((b) => noEmitted(b.toString('utf8'))),
+    );
   });
 });

@@ -286,6 +286,8 @@ function directParts(
 
 /** Bytes per record of the last batch encoded here: what the next batch's buffer is sized by. */
 let bytesPerRow = 1024;
+/** The most a batch's buffer is sized ahead; a batch of larger records grows it as it goes. */
+const MAX_PRESIZE = 8 * 1024 * 1024;
 
 /**
  * Encodes a batch: byte for byte what the main thread's path (`serializeEvent` of `EventAssembler.rowEvent`) writes.
@@ -302,8 +304,8 @@ export function encodeBatch(
   const byKey = init.partitionKeyMode !== 'table';
   const keys = byKey ? new Array<string>(n) : undefined;
   // Sized from the previous batch's records (a quarter more, and room for a long record at the end), so that it is
-  // rarely grown and can be sent whole.
-  let buf = Buffer.allocUnsafeSlow(Math.ceil(n * bytesPerRow * 1.25) + 64 * 1024);
+  // rarely grown and can be sent whole; capped, so that one batch of large rows does not size every next one by them.
+  let buf = Buffer.allocUnsafeSlow(Math.min(Math.ceil(n * bytesPerRow * 1.25), MAX_PRESIZE) + 64 * 1024);
   let used = 0;
   let at = 0;
   const scratch: [JsonValue[], JsonValue[]] = [[], []];
@@ -386,8 +388,10 @@ export function encodeBatch(
   if (n > 0) bytesPerRow = used / n;
   // Transferred whole, slack included: copying the records into a buffer of their own (ArrayBuffer.slice) cost a sixth
   // of the encoding (200k rows of the benchmark alone: 0.28 against 0.23 s of CPU). `allocUnsafeSlow` gives each
-  // buffer an ArrayBuffer of its own, at offset 0.
-  const data = buf.buffer as ArrayBuffer;
+  // buffer an ArrayBuffer of its own, at offset 0. The slack lives as long as the batch's last record does, so a buffer
+  // with more than 1 MiB of slack and more than half its records' bytes (after a batch of larger rows) is copied tight.
+  const whole = buf.buffer as ArrayBuffer;
+  const data = buf.length - used <= Math.max(used / 2, 1024 * 1024) ? whole : whole.slice(0, used);
   return { id: b.id, data, ends, ...(keys ? { keys } : {}) };
 }
 
