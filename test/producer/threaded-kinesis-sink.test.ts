@@ -9,13 +9,19 @@ import { KinesisClient } from '@aws-sdk/client-kinesis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { checkPerKeyOrder, type LatencyKinesis, startLatencyKinesis } from '../../bench/support/latency-kinesis';
 import { loadConfig } from '../../containers/producer/src/config';
+import { partitionKeyOf } from '../../containers/producer/src/encode-worker-protocol';
 import { ProducerError } from '../../containers/producer/src/errors';
+import { type CapturedRow, EventAssembler } from '../../containers/producer/src/event-assembly';
+import { serializeEvent, type TableShape } from '../../containers/producer/src/event-encoder';
+import { EmfMetrics } from '../../containers/producer/src/metrics';
+import { ProducerCore } from '../../containers/producer/src/producer';
+import { TableFilter } from '../../containers/producer/src/table-filter';
 import { ThreadedKinesisSink } from '../../containers/producer/src/threaded-kinesis-sink';
 import { localAwsClientConfig } from '../../local/services/aws-config';
 import { type Emulator, startEmulator } from '../../local/services/emulators';
 import { waitFor } from '../../local/services/process';
 import { startProducerHarness, waitForLog } from './support/harness';
-import { createActiveStream, readStream as readStreamOf } from './support/kinesis-stream';
+import { createActiveStream, readStream as readStreamOf, readStreamRaw } from './support/kinesis-stream';
 
 let emu: Emulator;
 let real: KinesisClient;
@@ -50,6 +56,8 @@ async function standIn(options: Parameters<typeof startLatencyKinesis>[0]): Prom
 const createStream = (name: string, shards: number) => createActiveStream(real, name, shards);
 const readStream = (name: string) => readStreamOf(real, name);
 
+const noEmitted = (text: string) => text.replace(/"emitted_ms":\d+/, '"emitted_ms":0');
+
 /** A record as the producer writes it: the latency stand-in reads `position` out of it. */
 function event(key: string, seq: number): Buffer {
   return Buffer.from(`{"key":"${key}","seq":${seq},"position":"000001.${String(seq).padStart(12, '0')}.00000000"}\n`);
@@ -77,6 +85,27 @@ describe('Kinesis sink on its own thread', () => {
     }
     expect(acks).toEqual([...acks].sort((a, b) => a - b));
     expect(acks.at(-1)).toBe(3000);
+  });
+
+  it('takes records as bytes and the text after them (enqueueParts) byte for byte, in order with whole records', async () => {
+    await createStream('thread-parts', 1);
+    const sink = sinkFor({ endpoint: emu.endpoint, streamName: 'thread-parts' });
+    const head = Buffer.from('{"key":"k","seq":');
+    const expected: { key: string; seq: number; text: string }[] = [];
+    for (let seq = 0; seq < 1200; seq++) {
+      // Multi-byte text, and now and then a record far larger than the batch buffer's first 64 KiB.
+      const text = `é€${seq}`.repeat(seq % 400 === 7 ? 60_000 : 3);
+      expected.push({ key: 'k', seq, text });
+      if (seq % 3 === 0) {
+        sink.enqueue({ seq, partitionKey: 'k', data: Buffer.from(JSON.stringify({ key: 'k', seq, text })) });
+        continue;
+      }
+      const rest = `${seq},"text":${JSON.stringify(text)}}`;
+      expect(sink.enqueueParts(seq, 'k', head, rest)).toBe(head.length + Buffer.byteLength(rest));
+    }
+    await sink.drain();
+    // One key, one shard: the stream holds them in sequence order.
+    expect(await readStream('thread-parts')).toEqual(expected);
   });
 
   it('keeps each key in order through throttled entries, with never two calls in flight for one key', async () => {
@@ -192,6 +221,62 @@ describe('the producer with KINESIS_SINK_THREAD=on', () => {
     } finally {
       await h.close();
     }
+  });
+});
+
+describe('the producer core into the sink thread', () => {
+  it("writes each row's template (the shape's head as bytes, the rest as text) byte for byte the object path's event", async () => {
+    await createStream('thread-template', 2);
+    const filter = new TableFilter({ include: [], exclude: [], excludeColumns: [], hashColumns: [], maskColumns: [] });
+    const shape: TableShape = {
+      db: 'shop',
+      table: 'orders',
+      columns: [
+        { name: 'id', type: 'bigint' },
+        { name: 'total', type: 'decimal(12,2)' },
+        { name: 'at', type: 'datetime(6)' },
+        { name: 'note', type: 'varchar(64)' },
+        { name: 'doc', type: 'json' },
+      ],
+      pk: ['id'],
+    };
+    const at = { file: 'mysql-bin.000003', commitMs: 1_700_000_000_000, gtid: null };
+    const rows: CapturedRow[] = [];
+    for (let i = 1; i <= 700; i++) {
+      const after = {
+        id: String(i),
+        total: `${i}.25`,
+        at: '2026-12-01 08:00:00.123456',
+        note: `ünïcødé €${i}`,
+        doc: { i },
+      };
+      rows.push({ shape, op: 'insert', before: null, after, pos: 100 + i, row: 0, ...at });
+      if (i % 7 === 0) rows.push({ shape, op: 'delete', before: after, after: null, pos: 100_000 + i, row: 0, ...at });
+    }
+    const sink = sinkFor({ endpoint: emu.endpoint, streamName: 'thread-template' });
+    const core = new ProducerCore({
+      serverId: 42,
+      filter,
+      sink,
+      partitionKeyMode: 'table-pk',
+      metrics: new EmfMetrics('test', 'Test', () => undefined),
+      maxInFlight: 10_000,
+      pause: () => undefined,
+      resume: () => undefined,
+    });
+    for (const c of rows) core.onRow(c);
+    core.onCommit({ ...at, pos: 200_000 });
+    await core.drain();
+    const assembler = new EventAssembler({ serverId: 42, filter });
+    const expected = rows.map((c) => {
+      const e = assembler.rowEvent(c);
+      return { partitionKey: partitionKeyOf(e, 'table-pk'), data: noEmitted(`${serializeEvent(e)}\n`) };
+    });
+    const got = (await readStreamRaw(real, 'thread-template')).map((r) => ({ ...r, data: noEmitted(r.data) }));
+    const byPosition = (r: { data: string }) => (JSON.parse(r.data) as { position: string }).position;
+    const sorted = <T extends { data: string }>(a: T[]) =>
+      [...a].sort((x, y) => byPosition(x).localeCompare(byPosition(y)));
+    expect(sorted(got)).toEqual(sorted(expected));
   });
 });
 

@@ -136,7 +136,7 @@ export function compileShape(s: WorkerShape): CompiledShape {
   };
 }
 
-function headBytesOf(cs: CompiledShape, op: string): Buffer {
+export function headBytesOf(cs: CompiledShape, op: string): Buffer {
   let bytes = cs.headBytes.get(op);
   if (bytes === undefined) {
     bytes = Buffer.from(headOf(cs, op));
@@ -145,7 +145,7 @@ function headBytesOf(cs: CompiledShape, op: string): Buffer {
   return bytes;
 }
 
-function headOf(cs: CompiledShape, op: string): string {
+export function headOf(cs: CompiledShape, op: string): string {
   let head = cs.head.get(op);
   if (head === undefined) {
     const { db, table, pk } = cs.s.shape;
@@ -235,30 +235,14 @@ export interface RowFields {
 }
 
 /**
- * A row's record text (the event's JSON and a newline) and, in `table-pk` mode, its partition key, written from the
- * shape's template: `values` holds the before image's values at `beforeAt` and the after image's at `afterAt` (-1:
- * no such image), in the plan's column order. Undefined when the row must take the object path (a value with no JSON).
- * Used by the worker and by the main thread's own encoding.
+ * A row's record, written from the shape's template, less the shape's head (`headOf`, `headBytesOf`): the text that
+ * follows the head in the record (the event's JSON and a newline) and, in `table-pk` mode, its partition key. `values`
+ * holds the before image's values at `beforeAt` and the after image's at `afterAt` (-1: no such image), in the plan's
+ * column order. Undefined when the row must take the object path (a value with no JSON). Used by the worker and by the
+ * main thread's own encoding, which copy the head's bytes and transcode only this part (about half of a record of the
+ * benchmark's table).
  */
-export function directRecord(
-  init: WorkerInit,
-  cs: CompiledShape,
-  r: RowFields,
-  values: readonly unknown[],
-  beforeAt: number,
-  afterAt: number,
-  now: number,
-  scratch: [JsonValue[], JsonValue[]],
-): { text: string; key: string | undefined } | undefined {
-  const parts = directParts(init, cs, r, values, beforeAt, afterAt, now, scratch);
-  return parts && { text: headOf(cs, r.op) + parts.rest, key: parts.key };
-}
-
-/**
- * `directRecord` without the shape's head (`headOf`): what follows it in the record. The worker copies the head's
- * bytes and transcodes only this part (about half of a record of the benchmark's table).
- */
-function directParts(
+export function directParts(
   init: WorkerInit,
   cs: CompiledShape,
   r: RowFields,

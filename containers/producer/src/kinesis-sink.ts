@@ -95,6 +95,12 @@ export interface Sink {
   readonly failure: Error | undefined;
   /** Takes a record (in sequence order); throws once the sink has failed. */
   enqueue(rec: SinkRecord): void;
+  /**
+   * Takes a record given as UTF-8 bytes and the text that follows them, as `enqueue` does, and returns its size in
+   * bytes; for a sink that writes them into a buffer of its own (threaded-kinesis-sink.ts) without a Buffer per record.
+   * Optional: without it the caller builds the record's bytes and calls `enqueue`.
+   */
+  enqueueParts?(seq: number, partitionKey: string, head: Uint8Array, rest: string): number;
   /** Resolves once everything enqueued so far is in Kinesis; rejects if the sink failed. */
   drain(): Promise<void>;
 }

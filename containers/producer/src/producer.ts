@@ -16,11 +16,13 @@ import { EncodeFailed, EncodeWorkerClient } from './encode-worker-client';
 import {
   type CompiledShape,
   compileShape,
-  directRecord,
+  directParts,
   type EncodeBatch,
   type EncodedBatch,
   HAS_AFTER,
   HAS_BEFORE,
+  headBytesOf,
+  headOf,
   partitionKeyOf,
   type WorkerInit,
   type WorkerShape,
@@ -211,9 +213,11 @@ export class ProducerCore {
   }
 
   /**
-   * Encodes a row on this thread from its shape's template (encode-worker-protocol.ts `directRecord`, the worker's
-   * code): no image or event object is built, the same bytes as `serializeEvent(rowEvent(c))`. The object path for a
-   * shape or value the template cannot write, and for an oversized event (the claim check needs the event).
+   * Encodes a row on this thread from its shape's template (encode-worker-protocol.ts `directParts` after the shape's
+   * head, the worker's code): no image or event object is built, the same bytes as `serializeEvent(rowEvent(c))`. A
+   * sink that takes parts (the sink thread's) gets the head's bytes and the rest's text, written into its outgoing
+   * buffer with no Buffer per record. The object path for a shape or value the template cannot write, and for an
+   * oversized event (the claim check needs the event).
    */
   private emitRow(c: CapturedRow, plan: ShapePlan): void {
     let cs = this.compiledPlans.get(plan);
@@ -237,13 +241,25 @@ export class ProducerCore {
       afterAt = values.length;
       for (const col of plan.columns) values.push(c.after[col.name]);
     }
-    const r = directRecord(this.init, cs, c, values, beforeAt, afterAt, Date.now(), this.scratch);
+    const r = directParts(this.init, cs, c, values, beforeAt, afterAt, Date.now(), this.scratch);
     if (!r) {
       this.emit(this.assembler.rowEvent(c));
       return;
     }
     const key = r.key ?? `${c.shape.db}.${c.shape.table}`;
-    const data = Buffer.from(r.text);
+    const sink = this.props.sink;
+    if (sink.enqueueParts && !this.open && this.out.length === 0) {
+      const head = headBytesOf(cs, c.op);
+      // Under Kinesis' limit even at 3 bytes per UTF-16 unit: the sink writes it without measuring it first.
+      if (head.length + (r.rest.length + key.length) * 3 <= MAX_RECORD_BYTES) {
+        const bytes = sink.enqueueParts(this.seq++, key, head, r.rest);
+        this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
+        this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', bytes);
+        if (this.pending >= this.props.maxInFlight) this.props.pause();
+        return;
+      }
+    }
+    const data = Buffer.from(headOf(cs, c.op) + r.rest);
     if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES) {
       this.emit(this.assembler.rowEvent(c));
       return;

@@ -2,8 +2,9 @@
  * The Kinesis sink on a thread of its own (kinesis-sink-thread.ts), seen from the main thread: the same ordered,
  * lossless delivery as KinesisSink (kinesis-sink.ts, which runs there unchanged), so the AWS SDK's work per call
  * (base64 of every record, signing, the socket: most of the sink's CPU) leaves the thread that decodes and encodes
- * the binlog. Records are handed over in batches at the end of each turn of the event loop (or every 500 records),
- * copied once into one buffer that is transferred, not cloned.
+ * the binlog. Records are handed over in batches at the end of each turn of the event loop (or every 500 records):
+ * each record is written into the batch's buffer as it comes (a row of the producer's template straight from its text,
+ * `enqueueParts`, with no Buffer of its own), and the buffer is transferred, not cloned.
  *
  * What the main thread sees stays exact: `pending` counts every record not yet acknowledged (still here, in transit,
  * or in the sink), acknowledgements arrive as the sink's lowest unacknowledged sequence number, and a failure of the
@@ -23,11 +24,19 @@ export interface ThreadedKinesisSinkProps extends SinkThreadInit {
 
 /** Records handed over per message at most: a PutRecords call's worth. */
 const BATCH_RECORDS = 500;
+/** The smallest and the largest a batch's buffer is sized ahead (a batch of larger records grows it). */
+const MIN_BUFFER = 64 * 1024;
+const MAX_PRESIZE = 8 * 1024 * 1024;
 
 export class ThreadedKinesisSink implements Sink {
   private readonly worker: Worker;
-  private buffered: SinkRecord[] = [];
-  private bufferedBytes = 0;
+  /** The batch being filled: its records' bytes end to end in `buf` up to `used`, and per record its fields. */
+  private buf = Buffer.allocUnsafeSlow(MIN_BUFFER);
+  private used = 0;
+  private seqs: number[] = [];
+  private keys: string[] = [];
+  private ends: number[] = [];
+  private waiting: number[] = [];
   private flushScheduled = false;
   /** Records handed to this object so far. */
   private enqueued = 0;
@@ -71,16 +80,51 @@ export class ThreadedKinesisSink implements Sink {
 
   enqueue(rec: SinkRecord): void {
     if (this.failure) throw this.failure;
+    this.room(rec.data.length);
+    this.buf.set(rec.data, this.used);
+    this.used += rec.data.length;
+    if (rec.ready) {
+      this.waiting.push(rec.seq);
+      this.watch(rec);
+    }
+    this.added(rec.seq, rec.partitionKey);
+  }
+
+  /**
+   * A record given as UTF-8 bytes and the text that follows them (the producer's template: the shape's head, then the
+   * row), written straight into the batch's buffer: no Buffer per record, no copy at the hand-over, and the head is
+   * copied rather than transcoded. Returns the record's size in bytes. The caller keeps records under Kinesis' 1 MiB.
+   */
+  enqueueParts(seq: number, partitionKey: string, head: Uint8Array, rest: string): number {
+    if (this.failure) throw this.failure;
+    // At most 3 bytes per UTF-16 unit: room for the worst case rather than measuring the text first.
+    this.room(head.length + rest.length * 3);
+    this.buf.set(head, this.used);
+    const bytes = head.length + this.buf.write(rest, this.used + head.length);
+    this.used += bytes;
+    this.added(seq, partitionKey);
+    return bytes;
+  }
+
+  private added(seq: number, partitionKey: string): void {
     if (this.pending === 0) this.worker.ref();
     this.enqueued++;
-    this.buffered.push(rec);
-    this.bufferedBytes += rec.data.length;
-    if (rec.ready) this.watch(rec);
-    if (this.buffered.length >= BATCH_RECORDS) this.flush();
+    this.seqs.push(seq);
+    this.keys.push(partitionKey);
+    this.ends.push(this.used);
+    if (this.seqs.length >= BATCH_RECORDS) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
+  }
+
+  /** Grows the batch's buffer (if needed) so that `bytes` more fit. */
+  private room(bytes: number): void {
+    if (this.used + bytes <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.used + bytes));
+    this.buf.copy(bigger, 0, 0, this.used);
+    this.buf = bigger;
   }
 
   drain(): Promise<void> {
@@ -105,31 +149,25 @@ export class ThreadedKinesisSink implements Sink {
 
   private flush(): void {
     this.flushScheduled = false;
-    if (this.buffered.length === 0 || this.failure) return;
-    const recs = this.buffered;
-    const n = recs.length;
-    const seqs = new Float64Array(n);
-    const ends = new Uint32Array(n);
-    const data = new Uint8Array(this.bufferedBytes);
-    const keys: string[] = new Array(n);
-    const waiting: number[] = [];
-    let at = 0;
-    for (let i = 0; i < n; i++) {
-      const r = recs[i]!;
-      seqs[i] = r.seq;
-      keys[i] = r.partitionKey;
-      data.set(r.data, at);
-      at += r.data.length;
-      ends[i] = at;
-      if (r.ready) waiting.push(r.seq);
-    }
-    this.buffered = [];
-    this.bufferedBytes = 0;
-    this.post({ t: 'put', seqs, keys, data, ends, waiting }, [
-      seqs.buffer as ArrayBuffer,
-      ends.buffer as ArrayBuffer,
-      data.buffer as ArrayBuffer,
-    ]);
+    const n = this.seqs.length;
+    if (n === 0 || this.failure) return;
+    const { buf, used } = this;
+    // Transferred whole (`allocUnsafeSlow` gives the buffer an ArrayBuffer of its own), unless its slack passes 1 MiB
+    // and half the records' bytes: the thread keeps it until the batch's last record is acknowledged.
+    const whole = buf.buffer as ArrayBuffer;
+    const own = buf.length - used <= Math.max(used / 2, 1024 * 1024) ? whole : whole.slice(0, used);
+    const data = new Uint8Array(own, 0, used);
+    const seqs = Float64Array.from(this.seqs);
+    const ends = Uint32Array.from(this.ends);
+    const m: ToSinkThread = { t: 'put', seqs, keys: this.keys, data, ends, waiting: this.waiting };
+    // The next batch's buffer, sized by this one (a quarter more), so that it rarely grows.
+    this.buf = Buffer.allocUnsafeSlow(Math.min(Math.max(Math.ceil(used * 1.25), MIN_BUFFER), MAX_PRESIZE));
+    this.used = 0;
+    this.seqs = [];
+    this.keys = [];
+    this.ends = [];
+    this.waiting = [];
+    this.post(m, [seqs.buffer as ArrayBuffer, ends.buffer as ArrayBuffer, own]);
   }
 
   /** A claim-check record: the thread holds it (and its key) until its object is written, or fails with it. */

@@ -20,10 +20,13 @@ export async function waitActive(client: KinesisClient, name: string): Promise<v
   }
 }
 
-/** Every record of every shard of a stream written by the sink tests (`{key, seq}` JSON), shard by shard. */
-export async function readStream(client: KinesisClient, name: string): Promise<{ key: string; seq: number }[]> {
+/** Every record of every shard of a stream, as written (partition key and data as text), shard by shard. */
+export async function readStreamRaw(
+  client: KinesisClient,
+  name: string,
+): Promise<{ partitionKey: string; data: string }[]> {
   const desc = await client.send(new DescribeStreamCommand({ StreamName: name }));
-  const out: { key: string; seq: number }[] = [];
+  const out: { partitionKey: string; data: string }[] = [];
   for (const s of desc.StreamDescription!.Shards!) {
     let it = (
       await client.send(
@@ -33,10 +36,15 @@ export async function readStream(client: KinesisClient, name: string): Promise<{
     for (;;) {
       const r = await client.send(new GetRecordsCommand({ ShardIterator: it! }));
       for (const rec of r.Records ?? [])
-        out.push(JSON.parse(Buffer.from(rec.Data!).toString()) as { key: string; seq: number });
+        out.push({ partitionKey: rec.PartitionKey!, data: Buffer.from(rec.Data!).toString('utf8') });
       if (!r.Records?.length) break;
       it = r.NextShardIterator;
     }
   }
   return out;
+}
+
+/** Every record of every shard of a stream written by the sink tests (`{key, seq}` JSON), shard by shard. */
+export async function readStream(client: KinesisClient, name: string): Promise<{ key: string; seq: number }[]> {
+  return (await readStreamRaw(client, name)).map((r) => JSON.parse(r.data) as { key: string; seq: number });
 }
