@@ -137,7 +137,8 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
   const dir = mkdtempSync(join(tmpdir(), 'cdc-bench-snapshot-'));
   const maria = await startMariaDb({ dir: join(dir, 'mariadb') });
   try {
-    const db = await mysql.createConnection({ ...maria, multipleStatements: true });
+    const src = { host: maria.host, port: maria.port, user: maria.user, password: maria.password };
+    const db = await mysql.createConnection({ ...src, multipleStatements: true });
     await db.query(
       "CREATE DATABASE bench; CREATE TABLE bench.orders (id BIGINT PRIMARY KEY, customer INT, status ENUM('new','paid','shipped'), total DECIMAL(12,2), created DATETIME(6), note VARCHAR(64)); CREATE TABLE bench.warmup LIKE bench.orders",
     );
@@ -145,7 +146,6 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
       `SET SESSION sql_log_bin = 0; INSERT INTO bench.orders SELECT seq, seq % 5000, ELT(1 + seq % 3, 'new','paid','shipped'), (seq % 1000) + 0.25, '2026-11-23 10:00:00.123456', CONCAT('order ', seq) FROM bench.seq_1_to_${rows}; INSERT INTO bench.warmup SELECT * FROM bench.orders WHERE id <= ${WARM_UP_ROWS}`,
     );
     await db.end();
-    const src = { host: maria.host, port: maria.port, user: maria.user, password: maria.password };
     // Warm both the buffer pool and the OS cache before either side is timed.
     await snapshot(src, 4096, false);
     const timed = async (chunkRows: number, encodeWorker: boolean): Promise<number> => {
