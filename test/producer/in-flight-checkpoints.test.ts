@@ -48,6 +48,15 @@ class HeldKinesis {
 const settle = () => new Promise<void>((r) => setImmediate(r));
 
 const SHAPE: TableShape = { db: 'shop', table: 'orders', columns: [{ name: 'id', type: 'int(11)' }], pk: ['id'] };
+const NOTES: TableShape = {
+  db: 'shop',
+  table: 'notes',
+  columns: [
+    { name: 'id', type: 'int(11)' },
+    { name: 'note', type: 'longtext' },
+  ],
+  pk: ['id'],
+};
 const boundary = (pos: number): Boundary => ({
   file: 'mysql-bin.000001',
   pos,
@@ -55,7 +64,9 @@ const boundary = (pos: number): Boundary => ({
   commitMs: 1_700_000_000_000,
 });
 
-function pipeline(opts: { maxInFlight?: number; maxAttempts?: number; snapshot?: () => SnapshotState } = {}) {
+function pipeline(
+  opts: { maxInFlight?: number; maxInFlightBytes?: number; maxAttempts?: number; snapshot?: () => SnapshotState } = {},
+) {
   const kinesis = new HeldKinesis();
   const flow: string[] = [];
   let core: ProducerCore | undefined;
@@ -73,6 +84,7 @@ function pipeline(opts: { maxInFlight?: number; maxAttempts?: number; snapshot?:
     partitionKeyMode: 'table',
     metrics: new EmfMetrics('test', 'Test', () => undefined),
     maxInFlight: opts.maxInFlight ?? 1000,
+    ...(opts.maxInFlightBytes !== undefined ? { maxInFlightBytes: opts.maxInFlightBytes } : {}),
     pause: () => flow.push('pause'),
     resume: () => flow.push('resume'),
     ...(opts.snapshot ? { snapshotState: opts.snapshot } : {}),
@@ -80,12 +92,13 @@ function pipeline(opts: { maxInFlight?: number; maxAttempts?: number; snapshot?:
     encodeWorker: false,
   });
   let pos = 100;
-  const row = (id: number) =>
+  /** An insert; with `note`, into a table of a text column too. */
+  const row = (id: number, note?: string) =>
     core!.onRow({
-      shape: SHAPE,
+      shape: note === undefined ? SHAPE : NOTES,
       op: 'insert',
       before: null,
-      after: { id },
+      after: note === undefined ? { id } : { id, note },
       file: 'mysql-bin.000001',
       pos: pos++,
       row: 0,
@@ -177,6 +190,33 @@ describe('the in-flight checkpoint list', () => {
     expect(flow).toEqual(['pause']);
     await kinesis.answer(); // events 2 to 4
     expect(flow.at(-1)).toBe('resume');
+    expect(core.safe).toEqual(boundary(200));
+  });
+
+  it('pauses reading at maxInFlightBytes of records not yet acknowledged, far below maxInFlight events, and resumes below half of both', async () => {
+    const { core, sink, kinesis, flow, row } = pipeline({ maxInFlight: 1000, maxInFlightBytes: 1024 * 1024 });
+    const note = 'n'.repeat(100 * 1024);
+    let rows = 0;
+    // The first goes out at once, alone; the others wait behind its key.
+    while (flow.length === 0 && rows < 1000) row(++rows, note);
+    core.onCommit(boundary(200));
+    // 100 KiB rows: paused at the eleventh (1 MiB and a few hundred bytes of headers), 989 events short of maxInFlight.
+    expect(rows).toBe(11);
+    expect(flow).toEqual(['pause']);
+    expect(sink.pendingBytes).toBeGreaterThanOrEqual(1024 * 1024);
+    expect(core.halfFull).toBe(true);
+    let belowHalf = false;
+    void core.whenBelowHalf().then(() => {
+      belowHalf = true;
+    });
+    expect(await kinesis.answer()).toBe(1); // ten rows, about 1 MB, still pending: above half
+    expect(flow).toEqual(['pause']);
+    expect(belowHalf).toBe(false);
+    expect(await kinesis.answer()).toBe(10);
+    expect(flow.at(-1)).toBe('resume');
+    expect(sink.pendingBytes).toBe(0);
+    expect(belowHalf).toBe(true);
+    expect(core.halfFull).toBe(false);
     expect(core.safe).toEqual(boundary(200));
   });
 

@@ -103,7 +103,10 @@ describe('Kinesis sink on its own thread', () => {
       const rest = `${seq},"text":${JSON.stringify(text)}}`;
       expect(sink.enqueueParts(seq, 'k', head, rest)).toBe(head.length + Buffer.byteLength(rest));
     }
+    const bytes = expected.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0);
+    expect(sink.pendingBytes).toBe(bytes);
     await sink.drain();
+    expect(sink.pendingBytes).toBe(0);
     // One key, one shard: the stream holds them in sequence order.
     expect(await readStream('thread-parts')).toEqual(expected);
   });

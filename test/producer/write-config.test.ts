@@ -1,6 +1,7 @@
 /**
  * The producer's Kinesis write settings: a table spread over shards by key by default (`table-pk`; `table` on
- * request), several PutRecords calls go out at once, and a bad value fails at startup naming the variable and the value.
+ * request), several PutRecords calls go out at once, unacknowledged records are bounded in number and in bytes, and a
+ * bad value fails at startup naming the variable and the value.
  */
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../containers/producer/src/config';
@@ -22,5 +23,12 @@ describe('producer write settings', () => {
     expect(() => loadConfig({ ...env, PUT_RECORDS_IN_FLIGHT: '0' })).toThrow(/PUT_RECORDS_IN_FLIGHT="0": /);
     expect(() => loadConfig({ ...env, PUT_RECORDS_IN_FLIGHT: '65' })).toThrow(/PUT_RECORDS_IN_FLIGHT="65": /);
     expect(() => loadConfig({ ...env, PARTITION_KEY_MODE: 'row' })).toThrow(/PARTITION_KEY_MODE="row": /);
+  });
+
+  it('bounds unacknowledged records at 64 MiB by default besides 20,000 events, and refuses less than 1 MiB naming variable and value', () => {
+    expect(loadConfig(env)).toMatchObject({ MAX_IN_FLIGHT_EVENTS: 20_000, MAX_IN_FLIGHT_BYTES: 64 * 1024 * 1024 });
+    expect(loadConfig({ ...env, MAX_IN_FLIGHT_BYTES: '8388608' }).MAX_IN_FLIGHT_BYTES).toBe(8 * 1024 * 1024);
+    expect(() => loadConfig({ ...env, MAX_IN_FLIGHT_BYTES: '1000' })).toThrow(/MAX_IN_FLIGHT_BYTES="1000": /);
+    expect(() => loadConfig({ ...env, MAX_IN_FLIGHT_BYTES: '64MB' })).toThrow(/MAX_IN_FLIGHT_BYTES="64MB": /);
   });
 });

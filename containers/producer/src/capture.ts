@@ -37,6 +37,8 @@ export interface CaptureProps {
   readonly claimCheck?: ProducerCoreProps['claimCheck'];
   /** Reading pauses above this many unacknowledged events; snapshot chunks wait above half of it. */
   readonly maxInFlight: number;
+  /** The same for bytes of unacknowledged records. @default the core's (DEFAULT_MAX_IN_FLIGHT_BYTES) */
+  readonly maxInFlightBytes?: number;
   /** PutRecords calls in flight at once. @default the sink's (8) */
   readonly putRecordsInFlight?: number;
   /**
@@ -94,6 +96,7 @@ export function createCapture(p: CaptureProps): Capture {
     metrics: p.metrics,
     ...(p.claimCheck ? { claimCheck: p.claimCheck } : {}),
     maxInFlight: p.maxInFlight,
+    ...(p.maxInFlightBytes !== undefined ? { maxInFlightBytes: p.maxInFlightBytes } : {}),
     pause: () => p.source.pause(),
     resume: () => p.source.resume(),
     snapshotState: () => snapshotter.state,
@@ -115,8 +118,8 @@ export function createCapture(p: CaptureProps): Capture {
     emit: (row) => core.onRow(row),
     emitTableChange: (change) => core.onTableChange(change),
     // Rows still at the encode worker count: they are as unacknowledged as those in the sink.
-    congested: () => core.pending >= p.maxInFlight / 2,
-    decongested: () => core.whenPendingBelow(p.maxInFlight / 2),
+    congested: () => core.halfFull,
+    decongested: () => core.whenBelowHalf(),
     metrics: p.metrics,
     log: p.log,
     initialState: p.initialSnapshotState,

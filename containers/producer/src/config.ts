@@ -52,6 +52,15 @@ const fields = z.object({
   /** How long a lease outlives its last renewal (renewed every second). A killed producer's successor waits this long. */
   LEASE_SECONDS: z.coerce.number().int().min(2).max(600).default(30),
   MAX_IN_FLIGHT_EVENTS: z.coerce.number().int().min(1).default(20_000),
+  /**
+   * Reading also pauses above this many bytes of unacknowledged records (rows of 100 KB reach MAX_IN_FLIGHT_EVENTS at
+   * 2 GB). At least 1 MiB, Kinesis' largest record.
+   */
+  MAX_IN_FLIGHT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .default(64 * 1024 * 1024),
   /** `on`: rows are encoded on a worker thread while the main thread reads the binlog; `off`: on the main thread. */
   ENCODE_WORKER: z.enum(['on', 'off']).default('off'),
   /** `on`: PutRecords calls are serialized and sent from a thread of their own; `off`: from the main thread. */

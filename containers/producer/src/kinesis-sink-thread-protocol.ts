@@ -45,6 +45,10 @@ export interface SinkCounts {
   readonly received: number;
   /** Of those, not yet acknowledged. */
   readonly pending: number;
+  /** Bytes of the records received so far. */
+  readonly receivedBytes: number;
+  /** Bytes of the records not yet acknowledged. */
+  readonly pendingBytes: number;
   readonly calls: number;
 }
 

@@ -16,10 +16,20 @@ if (!port) throw new Error('kinesis-sink-thread.ts runs as a worker thread (thre
 
 const post = (m: FromSinkThread): void => port.postMessage(m);
 let received = 0;
+let receivedBytes = 0;
 const sink: KinesisSink = new KinesisSink({
   ...init, // the sink's settings (endpoint is the client's)
   client: sinkClient(init.endpoint),
-  onAcked: (low) => post({ t: 'acked', low, received, pending: sink.pending, calls: sink.callsInFlight }),
+  onAcked: (low) =>
+    post({
+      t: 'acked',
+      low,
+      received,
+      pending: sink.pending,
+      receivedBytes,
+      pendingBytes: sink.pendingBytes,
+      calls: sink.callsInFlight,
+    }),
   onFailed: (err) =>
     post(
       err instanceof ProducerError
@@ -46,6 +56,7 @@ port.on('message', (m: ToSinkThread) => {
           ? new Promise<void>((resolve, reject) => gates.set(seq, { resolve, reject }))
           : undefined;
         received++;
+        receivedBytes += end - start;
         // After a failure the sink takes nothing more; the main thread has been told (onFailed).
         if (!sink.failure) sink.enqueue({ seq, partitionKey: m.keys[i]!, data: m.data.subarray(start, end), ready });
         start = end;

@@ -89,6 +89,8 @@ export interface KinesisSinkProps {
 export interface Sink {
   /** Records not yet acknowledged. */
   readonly pending: number;
+  /** Bytes of the records not yet acknowledged (their data). */
+  readonly pendingBytes: number;
   /** PutRecords calls in flight right now. */
   readonly callsInFlight: number;
   /** Set once the sink has failed: nothing more is sent, and the producer must stop without checkpointing. */
@@ -136,6 +138,7 @@ export class KinesisSink implements Sink {
   private head = 0;
   /** Records out (in calls, or waiting to be resent). */
   private outRecords = 0;
+  /** Bytes of the records not yet acknowledged: queued, in a call, or waiting to be resent. */
   private queuedBytes = 0;
   /** Per partition key, how many of its records are out (in a call or waiting to be resent). */
   private readonly busy = new Map<string, number>();

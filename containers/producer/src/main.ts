@@ -183,6 +183,7 @@ async function main(): Promise<void> {
       ? { claimCheck: { s3, bucket: config.CLAIM_CHECK_BUCKET, prefix: config.CLAIM_CHECK_PREFIX } }
       : {}),
     maxInFlight: config.MAX_IN_FLIGHT_EVENTS,
+    maxInFlightBytes: config.MAX_IN_FLIGHT_BYTES,
     encodeWorker: config.ENCODE_WORKER === 'on',
     snapshotEncodeWorker: snapshotEncodeWorkerOn(config),
     ...(config.KINESIS_SINK_THREAD === 'on'

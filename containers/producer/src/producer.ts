@@ -48,6 +48,11 @@ export interface ProducerCoreProps {
   readonly claimCheck?: ClaimCheckProps;
   /** Pause reading above this many events not yet acknowledged. */
   readonly maxInFlight: number;
+  /**
+   * Pause reading above this many bytes of records in the sink not yet acknowledged, whatever their number: a table of
+   * 100 KB rows reaches 20,000 events at 2 GB. Resumes below half, as `maxInFlight`. @default DEFAULT_MAX_IN_FLIGHT_BYTES
+   */
+  readonly maxInFlightBytes?: number;
   readonly pause: () => void;
   readonly resume: () => void;
   /** The snapshot progress current at this point of the stream; saved with the boundary it is attached to. */
@@ -124,6 +129,8 @@ interface ReadyRecord {
 }
 
 export const DEFAULT_ENCODE_BATCH_ROWS = 512;
+/** 64 MiB: a dozen full PutRecords calls (5 MiB each), so the bound never starves the sink's 8 calls in flight. */
+export const DEFAULT_MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 
 export class ProducerCore {
   private seq = 0;
@@ -139,7 +146,7 @@ export class ProducerCore {
   private readonly shapeIdsByContent = new Map<string, number>();
   private readonly outWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   /** `whenPendingBelow` callers, woken by the acknowledgement that takes `pending` under their limit. */
-  private belowWaiters: { readonly limit: number; readonly resolve: () => void }[] = [];
+  private belowWaiters: { readonly limit: number; readonly bytesLimit: number; readonly resolve: () => void }[] = [];
   private failure: Error | undefined;
   private readonly compiledPlans = new WeakMap<ShapePlan, CompiledShape>();
   private readonly scratch: [JsonValue[], JsonValue[]] = [[], []];
@@ -170,28 +177,54 @@ export class ProducerCore {
     return this.props.sink.pending + this.encoding;
   }
 
+  /** Bytes of records in the sink not yet acknowledged. */
+  get pendingBytes(): number {
+    return this.props.sink.pendingBytes;
+  }
+
+  private get maxInFlightBytes(): number {
+    return this.props.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES;
+  }
+
+  /** At either limit, reading pauses; below half of both it resumes. */
+  private get full(): boolean {
+    return this.pending >= this.props.maxInFlight || this.pendingBytes >= this.maxInFlightBytes;
+  }
+
+  /** Half of both limits, where reading resumes and a snapshot reads its next chunk: events, then bytes. */
+  get halfFull(): boolean {
+    return this.pending >= this.props.maxInFlight / 2 || this.pendingBytes >= this.maxInFlightBytes / 2;
+  }
+
   /** Lowest unacknowledged sequence number reported by the sink. */
   acked(lowestUnacked: number): void {
     this.inFlight.acknowledgedBelow(lowestUnacked);
     const pending = this.pending;
-    if (pending < this.props.maxInFlight / 2) this.props.resume();
-    if (this.belowWaiters.length > 0) this.wakeBelow(pending);
+    const bytes = this.pendingBytes;
+    if (pending < this.props.maxInFlight / 2 && bytes < this.maxInFlightBytes / 2) this.props.resume();
+    if (this.belowWaiters.length > 0) this.wakeBelow(pending, bytes);
   }
 
   /**
-   * Resolves once fewer than `limit` events are pending (checked at each acknowledgement, and at once): the snapshot
-   * reads its next chunk then, instead of polling. Never rejects; after a failure it may never resolve.
+   * Resolves once fewer than `limit` events are pending, and fewer than `bytesLimit` bytes (checked at each
+   * acknowledgement, and at once): the snapshot reads its next chunk then, instead of polling. Never rejects; after a
+   * failure it may never resolve.
    */
-  whenPendingBelow(limit: number): Promise<void> {
-    if (this.pending < limit) return Promise.resolve();
-    return new Promise((resolve) => this.belowWaiters.push({ limit, resolve }));
+  whenPendingBelow(limit: number, bytesLimit = Number.POSITIVE_INFINITY): Promise<void> {
+    if (this.pending < limit && this.pendingBytes < bytesLimit) return Promise.resolve();
+    return new Promise((resolve) => this.belowWaiters.push({ limit, bytesLimit, resolve }));
   }
 
-  private wakeBelow(pending: number): void {
+  /** Resolves once the core is under half of both limits (`halfFull` false). */
+  whenBelowHalf(): Promise<void> {
+    return this.whenPendingBelow(this.props.maxInFlight / 2, this.maxInFlightBytes / 2);
+  }
+
+  private wakeBelow(pending: number, bytes: number): void {
     const waiting = this.belowWaiters;
     this.belowWaiters = [];
     for (const w of waiting) {
-      if (pending < w.limit) w.resolve();
+      if (pending < w.limit && bytes < w.bytesLimit) w.resolve();
       else this.belowWaiters.push(w);
     }
   }
@@ -255,7 +288,7 @@ export class ProducerCore {
         const bytes = sink.enqueueParts(this.seq++, key, head, r.rest);
         this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
         this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', bytes);
-        if (this.pending >= this.props.maxInFlight) this.props.pause();
+        if (this.full) this.props.pause();
         return;
       }
     }
@@ -271,7 +304,7 @@ export class ProducerCore {
     } else this.props.sink.enqueue({ seq: this.seq++, partitionKey: key, data, ready: undefined });
     this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
     this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', data.length);
-    if (this.pending >= this.props.maxInFlight) this.props.pause();
+    if (this.full) this.props.pause();
   }
 
   private startWorker(): EncodeWorkerClient {
@@ -339,7 +372,7 @@ export class ProducerCore {
         this.flush();
       });
     }
-    if (this.pending >= this.props.maxInFlight) this.props.pause();
+    if (this.full) this.props.pause();
   }
 
   /** The worker's number for a table shape: one per distinct content (the binlog reader makes a shape per event). */
@@ -493,7 +526,7 @@ export class ProducerCore {
     } else this.props.sink.enqueue({ seq: this.seq++, partitionKey: key, data, ready });
     if (row) this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
     this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', data.length);
-    if (this.pending >= this.props.maxInFlight) this.props.pause();
+    if (this.full) this.props.pause();
   }
 
   onCommit(b: Boundary): void {

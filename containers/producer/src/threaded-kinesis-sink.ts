@@ -40,9 +40,13 @@ export class ThreadedKinesisSink implements Sink {
   private flushScheduled = false;
   /** Records handed to this object so far. */
   private enqueued = 0;
+  /** Bytes of the records handed to this object so far. */
+  private enqueuedBytes = 0;
   /** The sink thread's counts at its last answer. */
   private received = 0;
   private threadPending = 0;
+  private receivedBytes = 0;
+  private threadPendingBytes = 0;
   private calls = 0;
   private nextDrain = 0;
   private readonly drains = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
@@ -72,6 +76,10 @@ export class ThreadedKinesisSink implements Sink {
 
   get pending(): number {
     return this.enqueued - this.received + this.threadPending;
+  }
+
+  get pendingBytes(): number {
+    return this.enqueuedBytes - this.receivedBytes + this.threadPendingBytes;
   }
 
   get callsInFlight(): number {
@@ -111,6 +119,7 @@ export class ThreadedKinesisSink implements Sink {
     this.enqueued++;
     this.seqs.push(seq);
     this.keys.push(partitionKey);
+    this.enqueuedBytes += this.used - (this.ends.at(-1) ?? 0);
     this.ends.push(this.used);
     if (this.seqs.length >= BATCH_RECORDS) this.flush();
     else if (!this.flushScheduled) {
@@ -189,6 +198,8 @@ export class ThreadedKinesisSink implements Sink {
       case 'acked':
         this.received = m.received;
         this.threadPending = m.pending;
+        this.receivedBytes = m.receivedBytes;
+        this.threadPendingBytes = m.pendingBytes;
         this.calls = m.calls;
         if (this.pending === 0) this.worker.unref();
         this.props.onAcked?.(m.low);
