@@ -95,6 +95,13 @@ const sourceSchema = z.object({
   snapshotMode: z.enum(['initial', 'never']).default('initial'),
   /** Rows per snapshot chunk (one low/high watermark pair each). */
   snapshotChunkRows: z.number().int().min(1).max(1_000_000).default(4096),
+  /** Bytes of rows a snapshot chunk aims at (fewer rows than `snapshotChunkRows` where rows are large). */
+  snapshotChunkBytes: z
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .max(1024 * 1024 * 1024)
+    .default(16 * 1024 * 1024),
   /** Most rows of a table without a primary key (read whole, in the producer's memory). */
   snapshotKeylessMaxRows: z.number().int().min(1).max(50_000_000).default(250_000),
   /** Signal table in the source (snapshot watermarks, backfill requests); the producer creates it when missing. */

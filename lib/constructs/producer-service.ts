@@ -67,6 +67,8 @@ export interface ProducerCaptureProps {
   readonly snapshotMode?: 'initial' | 'never';
   /** Rows per snapshot chunk. @default 4096 */
   readonly snapshotChunkRows?: number;
+  /** Bytes of rows a snapshot chunk aims at (fewer rows where rows are large). @default 16 MiB */
+  readonly snapshotChunkBytes?: number;
   /** Most rows of a table without a primary key (read whole, in memory). @default 250000 */
   readonly snapshotKeylessMaxRows?: number;
   /** `db.table` of the signal table. @default 'cdc.cdc_signal' */
@@ -170,6 +172,11 @@ function validate(scope: Construct, props: ProducerServiceProps, cpu: number, me
   check.require(props.capture.include.length > 0, 'capture.include', '[]', 'must name at least one db.table pattern');
   check.number('putRecordsInFlight', props.putRecordsInFlight, { min: 1, max: 64, integer: true });
   check.number('capture.snapshotChunkRows', props.capture.snapshotChunkRows, { min: 1, integer: true });
+  check.number('capture.snapshotChunkBytes', props.capture.snapshotChunkBytes, {
+    min: 1024 * 1024,
+    max: 1024 * 1024 * 1024,
+    integer: true,
+  });
   check.number('capture.snapshotKeylessMaxRows', props.capture.snapshotKeylessMaxRows, { min: 1, integer: true });
   check.matches('capture.signalTable', props.capture.signalTable, /^[^.\s]+\.[^.\s]+$/, 'must be db.table');
   check.throwIfAny();
@@ -229,6 +236,7 @@ export class ProducerService extends Construct {
         CAPTURE_MASK_COLUMNS: (cap.maskColumns ?? []).join(','),
         SNAPSHOT_MODE: cap.snapshotMode ?? 'initial',
         SNAPSHOT_CHUNK_ROWS: text(cap.snapshotChunkRows ?? 4096),
+        SNAPSHOT_CHUNK_BYTES: text(cap.snapshotChunkBytes ?? 16 * 1024 * 1024),
         SNAPSHOT_KEYLESS_MAX_ROWS: text(cap.snapshotKeylessMaxRows ?? 250_000),
         SIGNAL_TABLE: cap.signalTable ?? 'cdc.cdc_signal',
         STREAM_NAME: props.stream.streamName,

@@ -40,6 +40,7 @@ export class CaptureStack extends Stack {
         maskColumns: src.maskColumns,
         snapshotMode: src.snapshotMode,
         snapshotChunkRows: src.snapshotChunkRows,
+        snapshotChunkBytes: src.snapshotChunkBytes,
         snapshotKeylessMaxRows: src.snapshotKeylessMaxRows,
         signalTable: src.signalTable,
         partitionKeyMode: c.stream.partitionKeyMode,

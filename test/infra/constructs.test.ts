@@ -95,7 +95,7 @@ describe('ProducerService props', () => {
               credentials: stacks.stateful.sourceSecret,
               securityGroupId: 'db-sg',
             },
-            capture: { include: [], snapshotChunkRows: 0, signalTable: 'cdc_signal' },
+            capture: { include: [], snapshotChunkRows: 0, snapshotChunkBytes: 1000, signalTable: 'cdc_signal' },
           }),
         ),
     );
@@ -112,6 +112,7 @@ describe('ProducerService props', () => {
         '  - capture.include = "[]": must name at least one db.table pattern',
         '  - putRecordsInFlight = 100: must be between 1 and 64',
         '  - capture.snapshotChunkRows = 0: must be at least 1',
+        '  - capture.snapshotChunkBytes = 1000: must be between 1048576 and 1073741824',
         '  - capture.signalTable = "cdc_signal": must be db.table',
       ].join('\n'),
     );

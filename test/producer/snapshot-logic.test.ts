@@ -2,6 +2,13 @@
 
 import { describe, expect, it, vi } from 'vitest';
 import { buildChunkQuery, decodeKeyValue, encodeKeyValue, sqlLiteral } from '../../containers/producer/src/chunk-query';
+import {
+  chunkLimit,
+  MIN_CHUNK_ROWS,
+  maxRowBytes,
+  maxValueBytes,
+  rowsBytes,
+} from '../../containers/producer/src/chunk-size';
 import { buildEvent, serializeEvent } from '../../containers/producer/src/event-encoder';
 import { EmfMetrics } from '../../containers/producer/src/metrics';
 import type { CapturedTableChange } from '../../containers/producer/src/producer';
@@ -355,5 +362,110 @@ describe('resync requests in the snapshotter', () => {
     expect(s.state.jobs[0]!.error).toBe(
       'shop.items is no longer captured (quarantined, or left out by the capture rules)',
     );
+  });
+});
+
+describe('snapshot chunk sizes', () => {
+  it('bounds a row by its column types: short types, text by its length in UTF-8, large objects by their prefix', () => {
+    expect(maxValueBytes('bigint(20) unsigned')).toBe(48);
+    expect(maxValueBytes('datetime(6)')).toBe(48);
+    expect(maxValueBytes('varchar(64)')).toBe(256);
+    expect(maxValueBytes('varbinary(16)')).toBe(16);
+    expect(maxValueBytes("enum('new','shipped')")).toBe(28);
+    expect(maxValueBytes('text')).toBe(65_535);
+    expect(maxValueBytes('longblob')).toBe(4_294_967_295);
+    expect(maxValueBytes('geometry')).toBe(Number.POSITIVE_INFINITY);
+    expect(maxRowBytes(shape)).toBe(3 * 48);
+    // What fits, from MIN_CHUNK_ROWS to SNAPSHOT_CHUNK_ROWS.
+    expect(chunkLimit(4096, 16 * 1024 * 1024, 340)).toBe(4096);
+    expect(chunkLimit(4096, 16 * 1024 * 1024, 100_000)).toBe(167);
+    expect(chunkLimit(4096, 16 * 1024 * 1024, Number.POSITIVE_INFINITY)).toBe(MIN_CHUNK_ROWS);
+    expect(chunkLimit(8, 16 * 1024 * 1024, Number.POSITIVE_INFINITY)).toBe(8);
+    expect(rowsBytes([{ id: 1, body: 'abc', raw: Buffer.alloc(5), none: null }])).toBe(8 + 3 + 5 + 8);
+  });
+
+  /** A snapshot of a keyed table of `count` rows made by `row`, with watermarks answered as the binlog reader would. */
+  async function snapshotOf(
+    columns: { name: string; type: string }[],
+    count: number,
+    row: (id: number) => Record<string, unknown>,
+    chunkBytes: number,
+  ) {
+    const limits: number[] = [];
+    const emitted: number[] = [];
+    const ranges: { after: unknown; upto: unknown }[] = [];
+    let pos = 1000;
+    let s!: Snapshotter;
+    s = new Snapshotter({
+      reader: {
+        describe: async () => ({ db: 'shop', table: 'docs', columns, pk: ['id'] }),
+        estimate: async () => count,
+        readChunk: async (_shape: unknown, after: unknown[] | undefined, _where: unknown, limit: number) => {
+          limits.push(limit);
+          const from = after ? Number(after[0]) + 1 : 1;
+          const rows: Record<string, unknown>[] = [];
+          for (let id = from; id <= count && rows.length < limit; id++) rows.push(row(id));
+          return rows;
+        },
+      } as unknown as SnapshotReader,
+      // The binlog reader reads each watermark after its commit, in the order they were written.
+      writeWatermark: async (kind, chunk) => {
+        const at = { row: {}, file: 'mysql-bin.000002', pos: pos++, gtid: null, commitMs: 99 };
+        setImmediate(() => s.onSignal({ type: 'watermark', id: `w${at.pos}`, kind, chunk }, at));
+      },
+      captures: () => true,
+      pipelineId: 'p1',
+      chunkRows: 100,
+      chunkBytes,
+      emit: (r) => emitted.push(Number(r.after!.id)),
+      emitTableChange: (c) => {
+        const { after, upto } = (c.change as { range: { after: unknown; upto: unknown } }).range;
+        ranges.push({ after, upto });
+      },
+      congested: () => false,
+      metrics: new EmfMetrics('p1', 'test', () => undefined),
+      log: () => undefined,
+      initialState: EMPTY_STATE,
+      now: () => 1000,
+    });
+    s.enqueue('initial', [{ db: 'shop', table: 'docs' }]);
+    s.start((err) => {
+      throw err;
+    });
+    await waitFor('the job to end', async () => s.state.jobs[0]?.status === 'done', 10_000);
+    await s.stop();
+    return { limits, emitted, ranges };
+  }
+
+  it('reads a table of large rows in chunks that fit the bytes, first by the types and then by the rows read, and misses none', async () => {
+    const bytes = 1024 * 1024;
+    const columns = [
+      { name: 'id', type: 'int' },
+      { name: 'body', type: 'longtext' },
+    ];
+    const { limits, emitted, ranges } = await snapshotOf(
+      columns,
+      200,
+      (id) => ({ id, body: 'x'.repeat(20_000) }),
+      bytes,
+    );
+    // LONGTEXT has no useful bound: the first chunk reads the fewest rows; then 20,008 bytes a row size the others.
+    const fit = Math.floor(bytes / 20_008);
+    expect(limits).toEqual([MIN_CHUNK_ROWS, fit, fit, fit, fit]);
+    expect(emitted).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    // A chunk shorter than SNAPSHOT_CHUNK_ROWS (100) but as long as it asked for is not the table's end: only the
+    // last chunk's range runs to the end (upto null), then the whole table once more.
+    expect(ranges.map((r) => r.upto === null)).toEqual([false, false, false, false, true, true]);
+    expect(ranges.at(-1)).toEqual({ after: null, upto: null });
+  });
+
+  it('reads a table of short columns in full chunks from the first', async () => {
+    const columns = [
+      { name: 'id', type: 'int' },
+      { name: 'note', type: 'varchar(64)' },
+    ];
+    const { limits, emitted } = await snapshotOf(columns, 250, (id) => ({ id, note: `n${id}` }), 1024 * 1024);
+    expect(limits).toEqual([100, 100, 100]);
+    expect(emitted).toHaveLength(250);
   });
 });

@@ -377,6 +377,33 @@ describe('snapshots and backfills in the producer', () => {
     await stopped(p);
   });
 
+  it('reads a table of large rows in chunks of SNAPSHOT_CHUNK_BYTES rather than SNAPSHOT_CHUNK_ROWS, every row once', async () => {
+    await h.db.query(
+      'SET SESSION sql_log_bin = 0; CREATE TABLE shop.docs (id INT PRIMARY KEY, body LONGTEXT); ' +
+        "INSERT INTO shop.docs SELECT seq, REPEAT(CONCAT('doc ', seq, ' '), 10000) FROM shop.seq_1_to_40; " +
+        'SET SESSION sql_log_bin = 1',
+    );
+    // 4096 rows a chunk by count; 60-70 KB a row, so 1 MiB of rows is 16: the first chunk reads 16 (LONGTEXT has no
+    // useful bound), and so do the next ones (by the rows read).
+    // A pipeline of its own, with no checkpoint: its initial snapshot reads the table.
+    const p = h.startProducer({
+      PIPELINE_ID: 'docs',
+      CAPTURE_INCLUDE: 'shop.docs',
+      SNAPSHOT_CHUNK_BYTES: String(1024 * 1024),
+    });
+    const reads = await events('docs', 'read', 40);
+    const ranges = await events('docs', 'range', 4);
+    expect(reads.map((e) => Number(e.after!.id))).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(reads.every((e) => e.after!.body === `doc ${e.after!.id} `.repeat(10_000))).toBe(true);
+    expect(ranges.map((e) => [e.change!.range!.after, e.change!.range!.upto])).toEqual([
+      [null, { id: 16 }],
+      [{ id: 16 }, { id: 32 }],
+      [{ id: 32 }, null],
+      [null, null],
+    ]);
+    await stopped(p);
+  });
+
   it('acts on a resync request once: a resync event at the request, then the whole table read after it', async () => {
     await h.db.query(
       'SET SESSION sql_log_bin = 0; CREATE TABLE shop.resynced (a INT, b BIGINT UNSIGNED, v INT, PRIMARY KEY (a, b)); ' +

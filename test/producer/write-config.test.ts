@@ -31,4 +31,12 @@ describe('producer write settings', () => {
     expect(() => loadConfig({ ...env, MAX_IN_FLIGHT_BYTES: '1000' })).toThrow(/MAX_IN_FLIGHT_BYTES="1000": /);
     expect(() => loadConfig({ ...env, MAX_IN_FLIGHT_BYTES: '64MB' })).toThrow(/MAX_IN_FLIGHT_BYTES="64MB": /);
   });
+
+  it('aims snapshot chunks at 16 MiB of rows by default, from 1 MiB to 1 GiB, naming variable and value otherwise', () => {
+    expect(loadConfig(env)).toMatchObject({ SNAPSHOT_CHUNK_ROWS: 4096, SNAPSHOT_CHUNK_BYTES: 16 * 1024 * 1024 });
+    expect(() => loadConfig({ ...env, SNAPSHOT_CHUNK_BYTES: '1000' })).toThrow(/SNAPSHOT_CHUNK_BYTES="1000": /);
+    expect(() => loadConfig({ ...env, SNAPSHOT_CHUNK_BYTES: String(2 ** 31) })).toThrow(
+      /SNAPSHOT_CHUNK_BYTES="2147483648": /,
+    );
+  });
 });

@@ -47,6 +47,8 @@ export interface CaptureProps {
    */
   readonly sinkThread?: { readonly endpoint?: string };
   readonly chunkRows: number;
+  /** Bytes of rows a snapshot chunk aims at. @default the snapshotter's (16 MiB) */
+  readonly chunkBytes?: number;
   /** @default the snapshotter's (KEYLESS_MAX_ROWS) */
   readonly keylessMaxRows?: number;
   /** @default the snapshotter's */
@@ -113,6 +115,7 @@ export function createCapture(p: CaptureProps): Capture {
     captures: p.captures,
     pipelineId: p.pipelineId,
     chunkRows: p.chunkRows,
+    ...(p.chunkBytes !== undefined ? { chunkBytes: p.chunkBytes } : {}),
     ...(p.keylessMaxRows !== undefined ? { keylessMaxRows: p.keylessMaxRows } : {}),
     ...(p.keylessRetryMs !== undefined ? { keylessRetryMs: p.keylessRetryMs } : {}),
     emit: (row) => core.onRow(row),

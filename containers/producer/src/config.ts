@@ -75,6 +75,16 @@ const fields = z.object({
   SNAPSHOT_MODE: z.enum(['initial', 'never']).default('initial'),
   /** Rows per snapshot chunk (one low/high watermark pair each). */
   SNAPSHOT_CHUNK_ROWS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
+  /**
+   * Bytes of rows a snapshot chunk aims at: a table of large rows reads fewer than SNAPSHOT_CHUNK_ROWS at a time
+   * (docs/snapshot.md). From 1 MiB to 1 GiB.
+   */
+  SNAPSHOT_CHUNK_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .max(1024 * 1024 * 1024)
+    .default(16 * 1024 * 1024),
   /** Most rows of a table without a primary key: it is read whole, in memory (docs/snapshot.md). */
   SNAPSHOT_KEYLESS_MAX_ROWS: z.coerce.number().int().min(1).max(50_000_000).default(250_000),
   /** The signal table in the source (watermarks, backfill requests); created when missing. */

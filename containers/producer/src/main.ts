@@ -191,6 +191,7 @@ async function main(): Promise<void> {
       : {}),
     putRecordsInFlight: config.PUT_RECORDS_IN_FLIGHT,
     chunkRows: config.SNAPSHOT_CHUNK_ROWS,
+    chunkBytes: config.SNAPSHOT_CHUNK_BYTES,
     keylessMaxRows: config.SNAPSHOT_KEYLESS_MAX_ROWS,
     metrics,
     log,

@@ -31,6 +31,7 @@ import { type ChangeOp, formatPosition, type RowImage } from '../../../shared/ch
 import { ProducerMetric } from '../../../shared/metrics';
 import type { RowChange, SignalRow } from './binlog-source';
 import { decodeKeyValue, encodeKeyValue, type KeyValue } from './chunk-query';
+import { chunkLimit, DEFAULT_CHUNK_BYTES, maxRowBytes, rowsBytes } from './chunk-size';
 import type { CapturedRow, CapturedTableChange } from './event-assembly';
 import { encodeValue, type TableShape } from './event-encoder';
 import type { EmfMetrics } from './metrics';
@@ -55,7 +56,13 @@ export interface SnapshotterProps {
   readonly writeWatermark: (kind: WatermarkKind, chunk: string) => Promise<void>;
   readonly captures: (db: string, table: string) => boolean;
   readonly pipelineId: string;
+  /** Most rows a chunk reads. */
   readonly chunkRows: number;
+  /**
+   * Bytes of rows a chunk aims at: fewer rows than `chunkRows` where the table's rows are large (chunk-size.ts).
+   * @default DEFAULT_CHUNK_BYTES (16 MiB)
+   */
+  readonly chunkBytes?: number;
   /**
    * Most rows of a table without a primary key (read whole, in memory); a larger one fails its job with the reason.
    * @default 250000
@@ -136,6 +143,8 @@ interface OpenChunk {
   readonly shape: TableShape;
   /** The key the chunk was read after (undefined: from the start). */
   readonly after: readonly KeyValue[] | undefined;
+  /** Rows the chunk asked for: fewer came back only at the end of the table (or of the job's WHERE). */
+  readonly limit: number;
   rows?: Record<string, unknown>[];
   /** The low watermark was read from the binlog. */
   open: boolean;
@@ -170,6 +179,8 @@ interface ReadCursor {
   readonly generation: number;
   lastKey: SnapshotJob['lastKey'];
   exhausted: boolean;
+  /** Rows the next chunk reads (chunk-size.ts); undefined until the table's shape sizes the first one. */
+  limit?: number;
 }
 
 const sameTable = (a: { db: string; table: string }, db: string, table: string) => a.db === db && a.table === table;
@@ -419,7 +430,7 @@ export class Snapshotter {
       });
     }
     const lastRow = ch.rows.at(-1);
-    const last = ch.rows.length < this.props.chunkRows;
+    const last = ch.rows.length < ch.limit;
     if (ch.job.where === undefined && ch.low !== undefined) {
       // After the reads (row indexes 0..n-1) at the high watermark: the chunk's key range replaces the replica's.
       const range = (after: RowImage | null, upto: RowImage | null, low: string, row: number) =>
@@ -662,20 +673,24 @@ export class Snapshotter {
     const done = new Promise<void>((r) => {
       closed = r;
     });
+    const keyless = shape.pk.length === 0;
+    const maxRows = this.props.keylessMaxRows ?? KEYLESS_MAX_ROWS;
+    const chunkBytes = this.props.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    cursor.limit ??= chunkLimit(this.props.chunkRows, chunkBytes, maxRowBytes(shape));
+    const limit = keyless ? maxRows + 1 : cursor.limit;
     const ch: OpenChunk = {
       id,
       generation: cursor.generation,
       job,
       shape,
       after: cursor.lastKey,
+      limit,
       open: false,
       changed: new Set(),
       schemaEpoch: described.epoch,
       closed,
       done,
     };
-    const keyless = shape.pk.length === 0;
-    const maxRows = this.props.keylessMaxRows ?? KEYLESS_MAX_ROWS;
     if (keyless) {
       const attempts = this.keylessAttempts.get(job.id) ?? 0;
       if (attempts > 0) await new Promise((r) => setTimeout(r, attempts * (this.props.keylessRetryMs ?? 200)));
@@ -684,12 +699,7 @@ export class Snapshotter {
     await this.props.writeWatermark('low', id);
     let rows: Record<string, unknown>[];
     try {
-      rows = await this.props.reader.readChunk(
-        shape,
-        cursor.lastKey,
-        job.where,
-        keyless ? maxRows + 1 : this.props.chunkRows,
-      );
+      rows = await this.props.reader.readChunk(shape, cursor.lastKey, job.where, limit);
     } catch (err) {
       // A cached shape older than a DROP or a column change the binlog reader has not reached yet: describe the
       // table again (the job fails there if it is gone) and read the same chunk; the chunk in flight never opens.
@@ -717,6 +727,8 @@ export class Snapshotter {
     await this.props.writeWatermark('high', id);
     const last = rows.at(-1);
     if (last && !keyless) cursor.lastKey = shape.pk.map((k) => encodeKeyValue(last[k]));
-    cursor.exhausted = keyless || rows.length < this.props.chunkRows;
+    cursor.exhausted = keyless || rows.length < limit;
+    // The next chunk is sized by what these rows weighed.
+    if (rows.length > 0) cursor.limit = chunkLimit(this.props.chunkRows, chunkBytes, rowsBytes(rows) / rows.length);
   }
 }
