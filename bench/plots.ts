@@ -67,12 +67,25 @@ export interface Measure {
   readonly axis: string;
 }
 
-export function measureOf(name: string, f: Pick<Figure, 'value' | 'unit' | 'ratio' | 'target'>): Measure | undefined {
+export function measureOf(
+  name: string,
+  f: Pick<Figure, 'value' | 'unit' | 'reference' | 'ratio' | 'target'>,
+): Measure | undefined {
   const target = f.target !== undefined ? parseTarget(name, f.target) : undefined;
   if (target && (target.unit !== '' || f.ratio === undefined))
     return { kind: 'value', measure: f.value, target, unit: f.unit, axis: f.unit };
+  const ratio = exactRatio(f);
+  if (ratio === undefined) return undefined;
+  return { kind: 'ratio', measure: ratio, ...(target ? { target } : {}), unit: '×', axis: 'ratio (×)' };
+}
+
+/**
+ * A figure's ratio from its value and reference, not the recorded `ratio`: that one is rounded to two decimals, which
+ * can round a miss onto its target (0.8985 is recorded as 0.9, and 0.9 ≥ 0.9).
+ */
+function exactRatio(f: Pick<Figure, 'value' | 'reference' | 'ratio'>): number | undefined {
   if (f.ratio === undefined) return undefined;
-  return { kind: 'ratio', measure: f.ratio, ...(target ? { target } : {}), unit: '×', axis: 'ratio (×)' };
+  return f.reference !== undefined && f.reference > 0 ? f.value / f.reference : f.ratio;
 }
 
 /**
@@ -87,7 +100,9 @@ export function groupOf(figure: string, benches: readonly string[]): string {
 }
 
 const fmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 });
-const shown = (m: Measure, n: number) => (m.kind === 'ratio' ? `${fmt.format(n)}×` : `${fmt.format(n)} ${m.unit}`);
+/** Ratios to three decimals: two would show 0.8985 as 0.9 beside a 0.9 target it misses. */
+const fmtRatio = new Intl.NumberFormat('en-US', { maximumFractionDigits: 3 });
+const shown = (m: Measure, n: number) => (m.kind === 'ratio' ? `${fmtRatio.format(n)}×` : `${fmt.format(n)} ${m.unit}`);
 const targetText = (m: Measure) => (m.target ? `${m.target.op} ${shown(m, m.target.bound)}` : '');
 const met = (m: Measure) =>
   !m.target ? undefined : m.target.op === '≥' ? m.measure >= m.target.bound : m.measure <= m.target.bound;
@@ -196,7 +211,7 @@ export function historyChart(group: string, entries: readonly HistoryEntry[]): C
       const points = sorted
         .map((e) => ({
           time: Date.parse(e.time),
-          measure: last.kind === 'ratio' ? e.ratio : e.value,
+          measure: last.kind === 'ratio' ? exactRatio(e) : e.value,
           commit: e.commit,
         }))
         .filter((p): p is { time: number; measure: number; commit: string } => p.measure !== undefined)

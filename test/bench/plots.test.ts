@@ -180,6 +180,14 @@ describe('what a chart plots for a figure', () => {
     expect(measureOf('e', { value: 58777, unit: 'rows/s' })).toBeUndefined();
   });
 
+  it('takes a ratio from the value and the reference, so a miss recorded rounded onto its target stays a miss', () => {
+    const f = { value: 102_931, unit: 'rows/s', reference: 114_557, ratio: 0.9, target: '≥ 0.9' };
+    expect(measureOf('producer_vs_raw_putrecords', f)!.measure).toBeCloseTo(0.8985, 4);
+    expect(latestChart('producer', [['producer_vs_raw_putrecords', f]])!.description).toBe(
+      'producer_vs_raw_putrecords 0.899× (target ≥ 0.9×: missed)',
+    );
+  });
+
   it('groups figures by the longest benchmark name they start with', () => {
     const benches = ['freshness', 'merge', 'producer', 'stream-apply'];
     expect(groupOf('stream_apply_20_tables_batches_per_s', benches)).toBe('stream-apply');
@@ -206,11 +214,11 @@ describe('the charts', () => {
     expect(svg).toContain(
       '<desc id="history-producer-desc">producer: figures over time, 2026-11-23 to 2026-11-30: ' +
         'producer_peak_rss_mb_1m_row_txn 1 run, 224 MB (target ≤ 256 MB); ' +
-        'producer_vs_raw_putrecords 2 runs, 0.56× → 0.7× (target ≥ 0.8×)</desc>',
+        'producer_vs_raw_putrecords 2 runs, 0.558× → 0.701× (target ≥ 0.8×)</desc>',
     );
     // Three runs in all: 224 MB once, the raw PutRecords ratio twice.
     expect(marks(svg, 'point')).toBe(3);
-    expect(svg).toContain('aria-label="producer_vs_raw_putrecords 0.7×, run of 2026-11-30 19:05 UTC on ccccccc"');
+    expect(svg).toContain('aria-label="producer_vs_raw_putrecords 0.701×, run of 2026-11-30 19:05 UTC on ccccccc"');
     // One dashed target rule per panel, at the target.
     expect(marks(svg, 'rule mark container')).toBe(2);
     expect(svg.match(/stroke-dasharray="5,4"/g)).toHaveLength(2);
@@ -230,7 +238,7 @@ describe('the charts', () => {
     expect(svg).toContain('<title id="latest-freshness-title">freshness: latest figures against their targets</title>');
     expect(chart.description).toBe(
       'freshness_p50_s 0.63 s (target ≤ 1.5 s: met); freshness_p99_s 3.1 s (target ≤ 3 s: missed); ' +
-        'freshness_stream_prod_window_p50_s 1.63×',
+        'freshness_stream_prod_window_p50_s 1.622×',
     );
     expect(marks(svg, 'bar')).toBe(3);
     expect(marks(svg, 'tick')).toBe(2);
