@@ -142,6 +142,15 @@ const producerSchema = z.object({
    * pays only with a second vCPU. @default true when `cpu` is 2048 or more
    */
   kinesisSinkThread: z.boolean().optional(),
+  /**
+   * Reading pauses above this many bytes of unacknowledged records (MAX_IN_FLIGHT_BYTES, docs/producer.md "Memory"),
+   * besides 20,000 events. At most half of `memoryMiB`. @default 64 MiB
+   */
+  maxInFlightBytes: z
+    .number()
+    .int()
+    .min(1024 * 1024)
+    .optional(),
   logRetentionDays,
 });
 

@@ -106,6 +106,11 @@ export interface ProducerServiceProps {
    * binlog decoding instead of after it. It needs a second vCPU to pay. @default true when `cpu` is 2048 or more
    */
   readonly kinesisSinkThread?: boolean;
+  /**
+   * Reading pauses above this many bytes of unacknowledged records (MAX_IN_FLIGHT_BYTES), besides 20,000 events; at
+   * most half the task's memory. @default 64 MiB
+   */
+  readonly maxInFlightBytes?: number;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: RetentionDays;
   /** Of the log group. @default RemovalPolicy.RETAIN */
@@ -171,6 +176,12 @@ function validate(scope: Construct, props: ProducerServiceProps, cpu: number, me
   );
   check.require(props.capture.include.length > 0, 'capture.include', '[]', 'must name at least one db.table pattern');
   check.number('putRecordsInFlight', props.putRecordsInFlight, { min: 1, max: 64, integer: true });
+  if (!Token.isUnresolved(memory))
+    check.number('maxInFlightBytes', props.maxInFlightBytes, {
+      min: 1024 * 1024,
+      max: (memory * 1024 * 1024) / 2,
+      integer: true,
+    });
   check.number('capture.snapshotChunkRows', props.capture.snapshotChunkRows, { min: 1, integer: true });
   check.number('capture.snapshotChunkBytes', props.capture.snapshotChunkBytes, {
     min: 1024 * 1024,
@@ -242,6 +253,7 @@ export class ProducerService extends Construct {
         STREAM_NAME: props.stream.streamName,
         PARTITION_KEY_MODE: cap.partitionKeyMode ?? 'table-pk',
         PUT_RECORDS_IN_FLIGHT: text(props.putRecordsInFlight ?? 8),
+        MAX_IN_FLIGHT_BYTES: text(props.maxInFlightBytes ?? 64 * 1024 * 1024),
         KINESIS_SINK_THREAD: (props.kinesisSinkThread ?? cpu >= 2048) ? 'on' : 'off',
         CHECKPOINT_TABLE: props.checkpoints.table.tableName,
         LEASE_SECONDS: text((props.leaseDuration ?? Duration.seconds(30)).toSeconds()),

@@ -55,6 +55,7 @@ export class CaptureStack extends Stack {
       leaseDuration: Duration.seconds(c.producer.leaseSeconds),
       putRecordsInFlight: c.producer.putRecordsInFlight,
       ...(c.producer.kinesisSinkThread !== undefined ? { kinesisSinkThread: c.producer.kinesisSinkThread } : {}),
+      ...(c.producer.maxInFlightBytes !== undefined ? { maxInFlightBytes: c.producer.maxInFlightBytes } : {}),
       logRetention: c.producer.logRetentionDays as RetentionDays,
       removalPolicy: c.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
       ...(props.producerImage ? { image: props.producerImage } : {}),

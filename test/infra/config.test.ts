@@ -39,6 +39,7 @@ describe('environment configuration', () => {
     const { stream: _stream, ...noStream } = environments.dev!;
     expect(validateEnvironmentConfig(noStream).stream.partitionKeyMode).toBe('table-pk');
     expect(dev.producer.kinesisSinkThread).toBeUndefined();
+    expect(dev.producer.maxInFlightBytes).toBeUndefined();
     expect(dev.merge.maxReceiveCount).toBe(5);
     expect(dev.redshift.changelogSchema).toBe('cdc');
   });

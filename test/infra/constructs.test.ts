@@ -88,6 +88,7 @@ describe('ProducerService props', () => {
             stopTimeout: Duration.minutes(3),
             leaseDuration: Duration.millis(1500),
             putRecordsInFlight: 100,
+            maxInFlightBytes: 1024 * 1024 * 1024,
             source: {
               host: 'db.example.com',
               port: 70000,
@@ -111,6 +112,7 @@ describe('ProducerService props', () => {
         '  - source.securityGroupId = "db-sg": must be a security group id (sg-…)',
         '  - capture.include = "[]": must name at least one db.table pattern',
         '  - putRecordsInFlight = 100: must be between 1 and 64',
+        '  - maxInFlightBytes = 1073741824: must be between 1048576 and 524288000',
         '  - capture.snapshotChunkRows = 0: must be at least 1',
         '  - capture.snapshotChunkBytes = 1000: must be between 1048576 and 1073741824',
         '  - capture.signalTable = "cdc_signal": must be db.table',
@@ -153,9 +155,9 @@ describe('ProducerService props', () => {
   });
 });
 
-describe('ProducerService KINESIS_SINK_THREAD', () => {
-  /** The value the producer container gets, for a task of this size and setting. */
-  const sinkThread = (change: Partial<ProducerServiceProps>): string | undefined => {
+describe('ProducerService KINESIS_SINK_THREAD and MAX_IN_FLIGHT_BYTES', () => {
+  /** The value of `name` the producer container gets, for a task of this size and setting. */
+  const envOf = (change: Partial<ProducerServiceProps>, name: string): string | undefined => {
     const p = devPipeline();
     new ProducerService(p.capture, 'SizedProducer', producerProps(change, p));
     const defs = Template.fromStack(p.capture).findResources('AWS::ECS::TaskDefinition');
@@ -163,8 +165,16 @@ describe('ProducerService KINESIS_SINK_THREAD', () => {
       .map((d) => d.Properties as { ContainerDefinitions: { Environment: { Name: string; Value: string }[] }[] })
       .map((props) => props.ContainerDefinitions[0]!.Environment)
       .find((e) => e.some((v) => v.Name === 'SOURCE_HOST' && v.Value === 'db.example.com'));
-    return env?.find((v) => v.Name === 'KINESIS_SINK_THREAD')?.Value;
+    return env?.find((v) => v.Name === name)?.Value;
   };
+  const sinkThread = (change: Partial<ProducerServiceProps>) => envOf(change, 'KINESIS_SINK_THREAD');
+
+  it('bounds unacknowledged bytes at 64 MiB unless set, up to half the task memory', () => {
+    expect(envOf({}, 'MAX_IN_FLIGHT_BYTES')).toBe(String(64 * 1024 * 1024));
+    expect(envOf({ memoryLimitMiB: 1024, maxInFlightBytes: 256 * 1024 * 1024 }, 'MAX_IN_FLIGHT_BYTES')).toBe(
+      String(256 * 1024 * 1024),
+    );
+  });
 
   it('is on from 2 vCPU (a second core to send from) and off below, unless set', () => {
     expect(sinkThread({})).toBe('off');
