@@ -310,11 +310,12 @@ describe('the encode worker for snapshot rows only (snapshotEncodeWorker)', () =
     }
   });
 
-  it('wakes whenPendingBelow at the acknowledgement that takes pending under the limit, not before', async () => {
-    const { core, kinesis } = await pipeline({ worker: false, callsInFlight: 1 });
+  it('wakes whenBelowHalf at the acknowledgement that takes pending under half the limit, not before', async () => {
+    // Half of maxInFlight: 2 events.
+    const { core, kinesis } = await pipeline({ worker: false, callsInFlight: 1, maxInFlight: 4 });
     for (let id = 1; id <= 4; id++) core.onRow(insert(id)); // one key: a call of 1 record, then one of 3
     let woke = false;
-    const below = core.whenPendingBelow(2).then(() => {
+    const below = core.whenBelowHalf().then(() => {
       woke = true;
     });
     const tick = () => new Promise((r) => setImmediate(r));
@@ -327,7 +328,7 @@ describe('the encode worker for snapshot rows only (snapshotEncodeWorker)', () =
     kinesis.calls[1]!.answer(true);
     await below;
     expect(core.pending).toBe(0);
-    await core.whenPendingBelow(1); // already below: at once
+    await core.whenBelowHalf(); // already below: at once
     await core.close();
   });
 

@@ -6,7 +6,13 @@
  * strings reads full chunks from the start); each next chunk by the rows the previous one read. Pure.
  */
 
-import { parseMysqlType } from '../../../shared/type-mapping';
+import {
+  isKnownMysqlType,
+  jsonKind,
+  MARIADB_BINARY_TEXT_TYPES,
+  type MysqlType,
+  parseMysqlType,
+} from '../../../shared/type-mapping';
 import type { TableShape } from './event-encoder';
 
 /** A chunk reads at least this many rows, however large they are, so a snapshot of huge rows still moves. */
@@ -14,7 +20,7 @@ export const MIN_CHUNK_ROWS = 16;
 /** 16 MiB: half of the producer's default bound on unacknowledged bytes (`MAX_IN_FLIGHT_BYTES`). */
 export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
 
-/** The most bytes of these text and binary types (length prefixes set them). */
+/** The most bytes of the text and binary types whose length prefix sets it. */
 const LOB_BYTES: Readonly<Record<string, number>> = {
   tinytext: 255,
   tinyblob: 255,
@@ -24,55 +30,41 @@ const LOB_BYTES: Readonly<Record<string, number>> = {
   mediumblob: 16_777_215,
   longtext: 4_294_967_295,
   longblob: 4_294_967_295,
-  json: 4_294_967_295,
 };
 
-/** Types whose values are at most a few dozen characters (numbers, dates, times, bits, addresses, UUIDs). */
-const SHORT_TYPES = new Set([
-  'tinyint',
-  'smallint',
-  'mediumint',
-  'int',
-  'integer',
-  'bigint',
-  'decimal',
-  'numeric',
-  'float',
-  'double',
-  'real',
-  'bit',
-  'bool',
-  'boolean',
-  'year',
-  'date',
-  'time',
-  'datetime',
-  'timestamp',
-  'inet4',
-  'inet6',
-  'uuid',
-]);
-
-/** The most bytes a value of this column type takes as read (UTF-8 text: 4 bytes a character); Infinity if unknown. */
+/**
+ * The most bytes a value of this column type takes as read (UTF-8 text: 4 bytes a character), by the type table's
+ * kinds (shared/type-mapping.ts); Infinity where it has no useful bound (JSON, spatial types, a type the table does
+ * not know).
+ */
 export function maxValueBytes(columnType: string): number {
-  let t: ReturnType<typeof parseMysqlType>;
+  let t: MysqlType;
   try {
     t = parseMysqlType(columnType);
   } catch {
     return Number.POSITIVE_INFINITY;
   }
-  if (SHORT_TYPES.has(t.base)) return 48;
-  if (t.base in LOB_BYTES) return LOB_BYTES[t.base]!;
-  if (t.base === 'char' || t.base === 'varchar') return (t.length ?? 255) * 4;
-  if (t.base === 'binary' || t.base === 'varbinary') return t.length ?? 255;
-  if (t.base === 'enum') return Math.max(1, ...(t.values ?? []).map((v) => v.length * 4));
-  if (t.base === 'set')
-    return Math.max(
-      1,
-      (t.values ?? []).reduce((n, v) => n + v.length * 4 + 1, 0),
-    );
-  // Spatial types, VECTOR and anything newer: unbounded as far as this knows.
-  return Number.POSITIVE_INFINITY;
+  if (!isKnownMysqlType(t)) return Number.POSITIVE_INFINITY;
+  switch (jsonKind(t)) {
+    case 'string':
+      if (t.base === 'char' || t.base === 'varchar') return (t.length ?? 255) * 4;
+      if (t.base === 'enum') return Math.max(1, ...(t.values ?? []).map((v) => v.length * 4));
+      if (t.base === 'set')
+        return Math.max(
+          1,
+          (t.values ?? []).reduce((n, v) => n + v.length * 4 + 1, 0),
+        );
+      if (Object.hasOwn(MARIADB_BINARY_TEXT_TYPES, t.base)) return MARIADB_BINARY_TEXT_TYPES[t.base]!.chars;
+      return LOB_BYTES[t.base] ?? Number.POSITIVE_INFINITY;
+    case 'base64':
+      if (t.base === 'binary' || t.base === 'varbinary') return t.length ?? 255;
+      return LOB_BYTES[t.base] ?? Number.POSITIVE_INFINITY; // spatial: unbounded
+    case 'json':
+      return Number.POSITIVE_INFINITY;
+    default:
+      // Numbers, dates, times, bits: a few dozen characters at most.
+      return 48;
+  }
 }
 
 /** The most bytes a row of this table takes as read (Infinity when a column is unbounded). */

@@ -16,6 +16,7 @@ import {
 } from '../../../shared/change-event';
 import { assembleImageFromValues, assembleValue, rowEventFromImages, type ShapePlan } from './event-assembly';
 import { serializeEvent, type TableShape } from './event-encoder';
+import { RecordBuffer } from './record-buffer';
 
 export type PartitionKeyMode = 'table' | 'table-pk';
 
@@ -270,8 +271,6 @@ export function directParts(
 
 /** Bytes per record of the last batch encoded here: what the next batch's buffer is sized by. */
 let bytesPerRow = 1024;
-/** The most a batch's buffer is sized ahead; a batch of larger records grows it as it goes. */
-const MAX_PRESIZE = 8 * 1024 * 1024;
 
 /**
  * Encodes a batch: byte for byte what the main thread's path (`serializeEvent` of `EventAssembler.rowEvent`) writes.
@@ -287,10 +286,7 @@ export function encodeBatch(
   const ends = new Uint32Array(n);
   const byKey = init.partitionKeyMode !== 'table';
   const keys = byKey ? new Array<string>(n) : undefined;
-  // Sized from the previous batch's records (a quarter more, and room for a long record at the end), so that it is
-  // rarely grown and can be sent whole; capped, so that one batch of large rows does not size every next one by them.
-  let buf = Buffer.allocUnsafeSlow(Math.min(Math.ceil(n * bytesPerRow * 1.25), MAX_PRESIZE) + 64 * 1024);
-  let used = 0;
+  const out = new RecordBuffer(n * bytesPerRow);
   let at = 0;
   const scratch: [JsonValue[], JsonValue[]] = [[], []];
   const now = Date.now();
@@ -354,29 +350,12 @@ export function encodeBatch(
       throw new EncodeError(i, (err as Error).message);
     }
     at += images * width;
-    // At most 3 bytes per UTF-16 unit: grow before writing rather than measure every record twice.
-    const most = (head?.length ?? 0) + text.length * 3;
-    if (used + most > buf.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.max(buf.length * 2, used + most));
-      buf.copy(bigger, 0, 0, used);
-      buf = bigger;
-    }
-    if (head) {
-      buf.set(head, used);
-      used += head.length;
-    }
-    used += buf.write(text, used);
-    ends[i] = used;
+    out.write(head, text);
+    ends[i] = out.used;
     if (keys) keys[i] = key ?? `${s.shape.db}.${s.shape.table}`;
   }
-  if (n > 0) bytesPerRow = used / n;
-  // Transferred whole, slack included: copying the records into a buffer of their own (ArrayBuffer.slice) cost a sixth
-  // of the encoding (200k rows of the benchmark alone: 0.28 against 0.23 s of CPU). `allocUnsafeSlow` gives each
-  // buffer an ArrayBuffer of its own, at offset 0. The slack lives as long as the batch's last record does, so a buffer
-  // with more than 1 MiB of slack and more than half its records' bytes (after a batch of larger rows) is copied tight.
-  const whole = buf.buffer as ArrayBuffer;
-  const data = buf.length - used <= Math.max(used / 2, 1024 * 1024) ? whole : whole.slice(0, used);
-  return { id: b.id, data, ends, ...(keys ? { keys } : {}) };
+  if (n > 0) bytesPerRow = out.used / n;
+  return { id: b.id, data: out.transferable(), ends, ...(keys ? { keys } : {}) };
 }
 
 export class EncodeError extends Error {

@@ -69,9 +69,9 @@ export interface KinesisSinkProps {
    * Cap of that backoff. A throttled shard is over its per-second limit (1,000 records/s and 1 MiB/s a shard: Kinesis
    * API reference, PutRecords, https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html), which
    * frees up within the second: waits spread over a quarter of it retry soon without all landing at once, where a
-   * longer wait would only hold the keys (and the checkpoint) back. Throttled records are never given up: a stream too small for the load slows the
-   * producer down (reading pauses, `SecondsBehindSource` and `PutThrottles` rise) instead of stopping it, since a
-   * restart would meet the same limit. @default 250
+   * longer wait would only hold the keys (and the checkpoint) back. Throttled records are never given up: a stream too
+   * small for the load slows the producer down (reading pauses, `SecondsBehindSource` and `PutThrottles` rise) instead
+   * of stopping it, since a restart would meet the same limit. @default 250
    */
   readonly maxThrottleDelayMs?: number;
   /** Called with the lowest sequence number not yet acknowledged (everything below is in Kinesis). */

@@ -145,8 +145,8 @@ export class ProducerCore {
   private readonly shapeIds = new WeakMap<object, number>();
   private readonly shapeIdsByContent = new Map<string, number>();
   private readonly outWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  /** `whenPendingBelow` callers, woken by the acknowledgement that takes `pending` under their limit. */
-  private belowWaiters: { readonly limit: number; readonly bytesLimit: number; readonly resolve: () => void }[] = [];
+  /** `whenBelowHalf` callers, woken by the acknowledgement that takes the core under half of both limits. */
+  private belowWaiters: (() => void)[] = [];
   private failure: Error | undefined;
   private readonly compiledPlans = new WeakMap<ShapePlan, CompiledShape>();
   private readonly scratch: [JsonValue[], JsonValue[]] = [[], []];
@@ -199,34 +199,19 @@ export class ProducerCore {
   /** Lowest unacknowledged sequence number reported by the sink. */
   acked(lowestUnacked: number): void {
     this.inFlight.acknowledgedBelow(lowestUnacked);
-    const pending = this.pending;
-    const bytes = this.pendingBytes;
-    if (pending < this.props.maxInFlight / 2 && bytes < this.maxInFlightBytes / 2) this.props.resume();
-    if (this.belowWaiters.length > 0) this.wakeBelow(pending, bytes);
+    if (this.halfFull) return;
+    this.props.resume();
+    for (const wake of this.belowWaiters.splice(0)) wake();
   }
 
   /**
-   * Resolves once fewer than `limit` events are pending, and fewer than `bytesLimit` bytes (checked at each
-   * acknowledgement, and at once): the snapshot reads its next chunk then, instead of polling. Never rejects; after a
-   * failure it may never resolve.
+   * Resolves once the core is under half of both limits (`halfFull` false; checked at each acknowledgement, and at
+   * once): the snapshot reads its next chunk then, instead of polling. Never rejects; after a failure it may never
+   * resolve.
    */
-  whenPendingBelow(limit: number, bytesLimit = Number.POSITIVE_INFINITY): Promise<void> {
-    if (this.pending < limit && this.pendingBytes < bytesLimit) return Promise.resolve();
-    return new Promise((resolve) => this.belowWaiters.push({ limit, bytesLimit, resolve }));
-  }
-
-  /** Resolves once the core is under half of both limits (`halfFull` false). */
   whenBelowHalf(): Promise<void> {
-    return this.whenPendingBelow(this.props.maxInFlight / 2, this.maxInFlightBytes / 2);
-  }
-
-  private wakeBelow(pending: number, bytes: number): void {
-    const waiting = this.belowWaiters;
-    this.belowWaiters = [];
-    for (const w of waiting) {
-      if (pending < w.limit && bytes < w.bytesLimit) w.resolve();
-      else this.belowWaiters.push(w);
-    }
+    if (!this.halfFull) return Promise.resolve();
+    return new Promise((resolve) => this.belowWaiters.push(resolve));
   }
 
   private partitionKey(e: ChangeEvent): string {
@@ -281,29 +266,31 @@ export class ProducerCore {
     }
     const key = r.key ?? `${c.shape.db}.${c.shape.table}`;
     const sink = this.props.sink;
-    if (sink.enqueueParts && !this.open && this.out.length === 0) {
-      const head = headBytesOf(cs, c.op);
-      // Under Kinesis' limit even at 3 bytes per UTF-16 unit: the sink writes it without measuring it first.
-      if (head.length + (r.rest.length + key.length) * 3 <= MAX_RECORD_BYTES) {
-        const bytes = sink.enqueueParts(this.seq++, key, head, r.rest);
-        this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
-        this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', bytes);
-        if (this.full) this.props.pause();
+    const head = headBytesOf(cs, c.op);
+    let bytes: number;
+    // Under Kinesis' limit even at 3 bytes per UTF-16 unit: the sink writes it without measuring it first.
+    if (
+      sink.enqueueParts &&
+      !this.open &&
+      this.out.length === 0 &&
+      head.length + (r.rest.length + key.length) * 3 <= MAX_RECORD_BYTES
+    ) {
+      bytes = sink.enqueueParts(this.seq++, key, head, r.rest);
+    } else {
+      const data = Buffer.from(headOf(cs, c.op) + r.rest);
+      if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES) {
+        this.emit(this.assembler.rowEvent(c));
         return;
       }
+      if (this.open || this.out.length > 0) {
+        this.flush();
+        this.out.push({ kind: 'record', seq: this.seq++, key, data, ready: undefined });
+        this.encoding++;
+      } else sink.enqueue({ seq: this.seq++, partitionKey: key, data, ready: undefined });
+      bytes = data.length;
     }
-    const data = Buffer.from(headOf(cs, c.op) + r.rest);
-    if (data.length + Buffer.byteLength(key) > MAX_RECORD_BYTES) {
-      this.emit(this.assembler.rowEvent(c));
-      return;
-    }
-    if (this.open || this.out.length > 0) {
-      this.flush();
-      this.out.push({ kind: 'record', seq: this.seq++, key, data, ready: undefined });
-      this.encoding++;
-    } else this.props.sink.enqueue({ seq: this.seq++, partitionKey: key, data, ready: undefined });
     this.props.metrics.add(ProducerMetric.RowsCaptured, 'Count', 1);
-    this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', data.length);
+    this.props.metrics.add(ProducerMetric.BytesWritten, 'Bytes', bytes);
     if (this.full) this.props.pause();
   }
 

@@ -14,6 +14,7 @@ import type { Worker } from 'node:worker_threads';
 import { ProducerError } from './errors';
 import type { Sink, SinkRecord, SinkStats } from './kinesis-sink';
 import type { FromSinkThread, SinkThreadInit, ToSinkThread } from './kinesis-sink-thread-protocol';
+import { RecordBuffer } from './record-buffer';
 import { startWorker } from './worker-thread';
 
 export interface ThreadedKinesisSinkProps extends SinkThreadInit {
@@ -24,15 +25,11 @@ export interface ThreadedKinesisSinkProps extends SinkThreadInit {
 
 /** Records handed over per message at most: a PutRecords call's worth. */
 const BATCH_RECORDS = 500;
-/** The smallest and the largest a batch's buffer is sized ahead (a batch of larger records grows it). */
-const MIN_BUFFER = 64 * 1024;
-const MAX_PRESIZE = 8 * 1024 * 1024;
 
 export class ThreadedKinesisSink implements Sink {
   private readonly worker: Worker;
-  /** The batch being filled: its records' bytes end to end in `buf` up to `used`, and per record its fields. */
-  private buf = Buffer.allocUnsafeSlow(MIN_BUFFER);
-  private used = 0;
+  /** The batch being filled: its records' bytes end to end, and per record its fields. */
+  private out = new RecordBuffer(0);
   private seqs: number[] = [];
   private keys: string[] = [];
   private ends: number[] = [];
@@ -88,14 +85,12 @@ export class ThreadedKinesisSink implements Sink {
 
   enqueue(rec: SinkRecord): void {
     if (this.failure) throw this.failure;
-    this.room(rec.data.length);
-    this.buf.set(rec.data, this.used);
-    this.used += rec.data.length;
+    const bytes = this.out.write(rec.data);
     if (rec.ready) {
       this.waiting.push(rec.seq);
       this.watch(rec);
     }
-    this.added(rec.seq, rec.partitionKey);
+    this.added(rec.seq, rec.partitionKey, bytes);
   }
 
   /**
@@ -105,35 +100,23 @@ export class ThreadedKinesisSink implements Sink {
    */
   enqueueParts(seq: number, partitionKey: string, head: Uint8Array, rest: string): number {
     if (this.failure) throw this.failure;
-    // At most 3 bytes per UTF-16 unit: room for the worst case rather than measuring the text first.
-    this.room(head.length + rest.length * 3);
-    this.buf.set(head, this.used);
-    const bytes = head.length + this.buf.write(rest, this.used + head.length);
-    this.used += bytes;
-    this.added(seq, partitionKey);
+    const bytes = this.out.write(head, rest);
+    this.added(seq, partitionKey, bytes);
     return bytes;
   }
 
-  private added(seq: number, partitionKey: string): void {
+  private added(seq: number, partitionKey: string, bytes: number): void {
     if (this.pending === 0) this.worker.ref();
     this.enqueued++;
+    this.enqueuedBytes += bytes;
     this.seqs.push(seq);
     this.keys.push(partitionKey);
-    this.enqueuedBytes += this.used - (this.ends.at(-1) ?? 0);
-    this.ends.push(this.used);
+    this.ends.push(this.out.used);
     if (this.seqs.length >= BATCH_RECORDS) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
-  }
-
-  /** Grows the batch's buffer (if needed) so that `bytes` more fit. */
-  private room(bytes: number): void {
-    if (this.used + bytes <= this.buf.length) return;
-    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.used + bytes));
-    this.buf.copy(bigger, 0, 0, this.used);
-    this.buf = bigger;
   }
 
   drain(): Promise<void> {
@@ -160,18 +143,14 @@ export class ThreadedKinesisSink implements Sink {
     this.flushScheduled = false;
     const n = this.seqs.length;
     if (n === 0 || this.failure) return;
-    const { buf, used } = this;
-    // Transferred whole (`allocUnsafeSlow` gives the buffer an ArrayBuffer of its own), unless its slack passes 1 MiB
-    // and half the records' bytes: the thread keeps it until the batch's last record is acknowledged.
-    const whole = buf.buffer as ArrayBuffer;
-    const own = buf.length - used <= Math.max(used / 2, 1024 * 1024) ? whole : whole.slice(0, used);
+    const { used } = this.out;
+    const own = this.out.transferable();
     const data = new Uint8Array(own, 0, used);
     const seqs = Float64Array.from(this.seqs);
     const ends = Uint32Array.from(this.ends);
     const m: ToSinkThread = { t: 'put', seqs, keys: this.keys, data, ends, waiting: this.waiting };
-    // The next batch's buffer, sized by this one (a quarter more), so that it rarely grows.
-    this.buf = Buffer.allocUnsafeSlow(Math.min(Math.max(Math.ceil(used * 1.25), MIN_BUFFER), MAX_PRESIZE));
-    this.used = 0;
+    // The next batch's buffer, sized by this one.
+    this.out = new RecordBuffer(used);
     this.seqs = [];
     this.keys = [];
     this.ends = [];
