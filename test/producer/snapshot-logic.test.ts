@@ -34,6 +34,7 @@ import {
   RESYNC_REQUESTED,
   rowsToEmit,
   Snapshotter,
+  type SnapshotterProps,
 } from '../../containers/producer/src/snapshotter';
 import { waitFor } from '../../local/services/process';
 
@@ -182,24 +183,41 @@ describe('snapshot logic', () => {
   });
 });
 
+/** A snapshotter of pipeline `p1` (chunks of 100 rows, never congested, a fixed clock) with these props besides. */
+function snapshotterWith(props: Partial<SnapshotterProps>): Snapshotter {
+  return new Snapshotter({
+    reader: {} as SnapshotReader,
+    writeWatermark: async () => undefined,
+    captures: () => true,
+    pipelineId: 'p1',
+    chunkRows: 100,
+    emit: () => undefined,
+    emitTableChange: () => undefined,
+    congested: () => false,
+    metrics: new EmfMetrics('p1', 'test', () => undefined),
+    log: () => undefined,
+    initialState: EMPTY_STATE,
+    now: () => 1000,
+    ...props,
+  });
+}
+
+/** A reader of `shop.items` whose every chunk is keys 1 and 2. */
+const itemsReader = {
+  describe: async () => ({ db: 'shop', table: 'items', columns: [{ name: 'id', type: 'int' }], pk: ['id'] }),
+  estimate: async () => 2,
+  readChunk: async () => [{ id: 1 }, { id: 2 }],
+} as unknown as SnapshotReader;
+
 describe('resync requests in the snapshotter', () => {
   // The snapshot loop is not started: onSignal/resync act synchronously, and the reader is never called.
   const snapshotter = (captured: (db: string, t: string) => boolean) => {
     const emitted: CapturedTableChange[] = [];
     const logs: string[] = [];
-    const s = new Snapshotter({
-      reader: {} as SnapshotReader,
-      writeWatermark: async () => undefined,
+    const s = snapshotterWith({
       captures: captured,
-      pipelineId: 'p1',
-      chunkRows: 100,
-      emit: () => undefined,
       emitTableChange: (c) => emitted.push(c),
-      congested: () => false,
-      metrics: new EmfMetrics('p1', 'test', () => undefined),
       log: (_level, message) => logs.push(message),
-      initialState: EMPTY_STATE,
-      now: () => 1000,
     });
     return { s, emitted, logs };
   };
@@ -256,25 +274,13 @@ describe('resync requests in the snapshotter', () => {
     let captured = true;
     const marks: { kind: string; chunk: string }[] = [];
     const rows: unknown[] = [];
-    const s = new Snapshotter({
-      reader: {
-        describe: async () => ({ db: 'shop', table: 'items', columns: [{ name: 'id', type: 'int' }], pk: ['id'] }),
-        estimate: async () => 2,
-        readChunk: async () => [{ id: 1 }, { id: 2 }],
-      } as unknown as SnapshotReader,
+    const s = snapshotterWith({
+      reader: itemsReader,
       writeWatermark: async (kind, chunk) => {
         marks.push({ kind, chunk });
       },
       captures: () => captured,
-      pipelineId: 'p1',
-      chunkRows: 100,
       emit: (r) => rows.push(r),
-      emitTableChange: () => undefined,
-      congested: () => false,
-      metrics: new EmfMetrics('p1', 'test', () => undefined),
-      log: () => undefined,
-      initialState: EMPTY_STATE,
-      now: () => 1000,
     });
     s.enqueue('initial', [{ db: 'shop', table: 'items' }]);
     s.start((err) => {
@@ -299,20 +305,11 @@ describe('resync requests in the snapshotter', () => {
     const marks: string[] = [];
     let congested = true;
     let release: (() => void) | undefined;
-    const s = new Snapshotter({
-      reader: {
-        describe: async () => ({ db: 'shop', table: 'items', columns: [{ name: 'id', type: 'int' }], pk: ['id'] }),
-        estimate: async () => 2,
-        readChunk: async () => [{ id: 1 }, { id: 2 }],
-      } as unknown as SnapshotReader,
+    const s = snapshotterWith({
+      reader: itemsReader,
       writeWatermark: async (kind) => {
         marks.push(kind);
       },
-      captures: () => true,
-      pipelineId: 'p1',
-      chunkRows: 100,
-      emit: () => undefined,
-      emitTableChange: () => undefined,
       congested: () => congested,
       decongested: () =>
         new Promise<void>((r) => {
@@ -321,10 +318,6 @@ describe('resync requests in the snapshotter', () => {
             r();
           };
         }),
-      metrics: new EmfMetrics('p1', 'test', () => undefined),
-      log: () => undefined,
-      initialState: EMPTY_STATE,
-      now: () => 1000,
     });
     const turns = async (until: () => boolean) => {
       for (let i = 0; i < 50 && !until(); i++) await new Promise((r) => setImmediate(r));
@@ -396,7 +389,7 @@ describe('snapshot chunk sizes', () => {
     const ranges: { after: unknown; upto: unknown }[] = [];
     let pos = 1000;
     let s!: Snapshotter;
-    s = new Snapshotter({
+    s = snapshotterWith({
       reader: {
         describe: async () => ({ db: 'shop', table: 'docs', columns, pk: ['id'] }),
         estimate: async () => count,
@@ -413,20 +406,12 @@ describe('snapshot chunk sizes', () => {
         const at = { row: {}, file: 'mysql-bin.000002', pos: pos++, gtid: null, commitMs: 99 };
         setImmediate(() => s.onSignal({ type: 'watermark', id: `w${at.pos}`, kind, chunk }, at));
       },
-      captures: () => true,
-      pipelineId: 'p1',
-      chunkRows: 100,
       chunkBytes,
       emit: (r) => emitted.push(Number(r.after!.id)),
       emitTableChange: (c) => {
         const { after, upto } = (c.change as { range: { after: unknown; upto: unknown } }).range;
         ranges.push({ after, upto });
       },
-      congested: () => false,
-      metrics: new EmfMetrics('p1', 'test', () => undefined),
-      log: () => undefined,
-      initialState: EMPTY_STATE,
-      now: () => 1000,
     });
     s.enqueue('initial', [{ db: 'shop', table: 'docs' }]);
     s.start((err) => {

@@ -20,7 +20,7 @@ import { type NamingOptions, type TableNames, tableNames } from './naming';
 import { planKeylessRange, planRangeDelete } from './range-plan';
 import { META } from './replica-layout';
 import { ColumnRegistry, evolveSchema, knownTable, planRegistryCheck, registryEntry } from './schema-evolution';
-import { keyChanged, stageCsvChunks } from './stage-csv';
+import { stageCsvChunks, stagesDelete } from './stage-csv';
 import {
   type DroppedTablePolicy,
   planShapeRecords,
@@ -430,15 +430,6 @@ async function prepareRows(
     forgetTable(raw[0]!.db, raw[0]!.table);
     throw basis ? await staleOr(err, ctx, { db: raw[0]!.db, table: raw[0]!.table, names }, basis) : err;
   }
-}
-
-/**
- * Whether an event is staged as a delete (stage-csv.ts, by the same test): a delete, or an update that changes its
- * row's key under the staged model's key (the old key's delete).
- */
-function stagesDelete(e: ChangeEvent, pk: readonly string[]): boolean {
-  if (e.op === 'delete') return true;
-  return e.op === 'update' && e.before !== null && e.after !== null && keyChanged(pk, e.before, e.after);
 }
 
 /** Another merge may have changed the schema under us: re-read it next time. */

@@ -253,8 +253,10 @@ export class RedshiftDataWarehouse implements WarehouseClient {
  * The staging CSV, gzip-compressed at level 1 while it is built: each chunk is compressed on one of libuv's threads
  * while the next is formatted on the merge's. Level 1 against zlib's default 6, measured on the merge benchmark's
  * 100k-row CSV (14.4 MB): 0.07–0.14 s against 0.29–0.46 s of compression, an object of 3.1 MB against 2.7 MB
- * (docs/benchmarks.md, Merge); Redshift's COPY reads either (`GZIP`). A value the CSV cannot hold fails here with the
- * merge's own error (a poison batch), before anything is sent.
+ * (docs/benchmarks.md, Merge). The stream writes one ordinary gzip file, whatever its level, which COPY's `GZIP`
+ * reads ("reads each compressed file and uncompresses the data as it loads":
+ * https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-file-compression.html). A value the CSV cannot hold
+ * fails here with the merge's own error (a poison batch), before anything is sent.
  */
 async function gzipChunks(chunks: Iterable<Uint8Array | string>): Promise<Buffer> {
   const out: Buffer[] = [];

@@ -88,6 +88,16 @@ export function keyChanged(pk: readonly string[], before: RowImage, after: RowIm
   return pk.some((k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]));
 }
 
+/** An update that moves its row to another key under `pk`: staged as a delete of the old key and a write of the new. */
+function movesKey(e: ChangeEvent, pk: readonly string[]): e is ChangeEvent & { before: RowImage; after: RowImage } {
+  return e.op === 'update' && e.before !== null && e.after !== null && keyChanged(pk, e.before, e.after);
+}
+
+/** Whether a keyed table's event stages a delete: a delete, or an update that moves its row to another key. */
+export function stagesDelete(e: ChangeEvent, pk: readonly string[]): boolean {
+  return e.op === 'delete' || movesKey(e, pk);
+}
+
 /**
  * Why a keyed row's key cannot identify it in the warehouse, or undefined: a key value the staging would turn into NULL
  * (an impossible date, text with U+0000) or cut (text over its Redshift column's bytes).
@@ -285,9 +295,7 @@ export function* stageCsvChunks(
     }
     // An update that changes the key deletes the old key and writes the new one, at the same position (so the keys
     // table also remembers the old key as deleted there, and a late older change cannot revive it).
-    if (e.op === 'update' && e.before && e.after && keyChanged(model.pk, e.before, e.after)) {
-      if (staged(e, e.before)) add({ e, image: e.before, op: 'delete' });
-    }
+    if (movesKey(e, model.pk) && staged(e, e.before)) add({ e, image: e.before, op: 'delete' });
     const image = keyImage(e);
     if (image && staged(e, image)) add({ e, image, op: e.op });
   }
