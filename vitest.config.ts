@@ -9,6 +9,7 @@ import { defineConfig } from 'vitest/config';
  */
 export const UNIT_TEST_FILES: readonly string[] = [
   'test/architecture/*.test.ts',
+  'test/bench/kpl-aggregate.test.ts',
   'test/bench/plots.test.ts',
   'test/shared/*.test.ts',
   'test/cli/cli-logic.test.ts',
