@@ -15,13 +15,13 @@
  * The events: 200,000 (50,000 with --quick) insert events of the producer benchmark's 6-column table, in the
  * producer's format with its `table-pk` partition keys (one key per row), built here without a binlog.
  */
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { PutRecordsCommand, type PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
 import { DEFAULT_CALLS_IN_FLIGHT, MAX_RECORDS_PER_CALL, sinkClient } from '../containers/producer/src/kinesis-sink';
 import type { Figures } from './figures';
 import { kplAggregate } from './support/kpl-aggregate';
 import { startLatencyKinesisInWorker } from './support/latency-kinesis';
+import { mainThreadCpuS } from './support/thread-cpu';
 
 const AGGREGATE_BYTES = 51_200;
 const CALL_BYTES = 5 * 1024 * 1024;
@@ -96,13 +96,6 @@ function entriesOf(mode: Mode, records: readonly UserRecord[]): PutRecordsReques
     const built = a.build();
     return { PartitionKey: built.partitionKey, Data: built.data };
   });
-}
-
-/** CPU seconds (user + system) of this process's main thread so far (Node 20 has no per-thread API). */
-function mainThreadCpuS(): number {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 interface SendRun {

@@ -56,6 +56,7 @@ import {
   type LatencyKinesisStats,
   startLatencyKinesisInWorker,
 } from './support/latency-kinesis';
+import { mainThreadCpuS } from './support/thread-cpu';
 
 const ROOT = join(import.meta.dirname, '..');
 
@@ -139,13 +140,6 @@ async function capture(opts: {
   const mainCpuS = mainThreadCpuS() - cpu0;
   source.stop();
   return { seconds, readSeconds, pausedSeconds: pausedMs / 1000, mainCpuS };
-}
-
-/** CPU seconds (user + system) of this process's main thread so far, from /proc (Node 20 has no per-thread API). */
-function mainThreadCpuS(): number {
-  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** A Kinesis client that answers every PutRecords at once (the null sink); `keep` collects the entries sent. */
