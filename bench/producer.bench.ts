@@ -1,7 +1,8 @@
 /**
  * Producer benchmarks, each against a reference measured in the same run on the same binlog:
  * 1. producer_vs_mariadb_binlog: the producer's read → decode → encode path into a null sink (PutRecords answered at
- *    once) ÷ `mariadb-binlog --verbose` decoding the same binlog file to /dev/null.
+ *    once) ÷ `mariadb-binlog --verbose` decoding the same binlog file to /dev/null. In the same minute, as context,
+ *    the binlog reader alone (zongji decoding into a listener that only counts: producer_binlog_reader_vs_…).
  * 2. producer_hot_table_rows_per_s_at_50ms: the whole binlog (one hot table) through the producer (partition key
  *    `table-pk`) into the latency Kinesis stand-in (bench/support/latency-kinesis.ts) answering each PutRecords after
  *    50 ms with 20% of entries throttled; per-key order and completeness are checked on what the stand-in wrote.
@@ -140,6 +141,38 @@ async function capture(opts: {
   const mainCpuS = mainThreadCpuS() - cpu0;
   source.stop();
   return { seconds, readSeconds, pausedSeconds: pausedMs / 1000, mainCpuS };
+}
+
+/**
+ * The binlog reader alone (BinlogSource: zongji's decoding and the reader's own per-row work) into a listener that
+ * only counts: the ceiling the decoder sets before the producer encodes anything.
+ */
+async function readOnly(opts: {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  file: string;
+  rows: number;
+}): Promise<number> {
+  const source = new BinlogSource({
+    ...opts,
+    serverId: 9000 + Math.floor(Math.random() * 1000),
+    captures: (d) => d === 'bench',
+  });
+  let seen = 0;
+  const started = performance.now();
+  const done = new Promise<void>((resolve, reject) => {
+    source.on('row', () => {
+      if (++seen === opts.rows) resolve();
+    });
+    source.on('error', reject);
+  });
+  source.start({ kind: 'file', file: opts.file, pos: 4 });
+  await done;
+  const seconds = (performance.now() - started) / 1000;
+  source.stop();
+  return seconds;
 }
 
 /** A Kinesis client that answers every PutRecords at once (the null sink); `keep` collects the entries sent. */
@@ -377,6 +410,7 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
     runCmd('sh', ['-c', `mariadb-binlog --verbose --base64-output=decode-rows ${binlogPath} > /dev/null`]);
     const refBinlogS = (performance.now() - t0) / 1000;
     const nullRun = await capture({ ...maria, file, rows, client: nullKinesis(), stream: 'null' });
+    const readOnlyS = await readOnly({ ...maria, file, rows });
 
     // 2–3. The producer into the latency stand-in against raw PutRecords of the same encoded events (collected from a
     // null-sink run with the same partition keys).
@@ -478,6 +512,15 @@ export async function run({ quick }: { quick: boolean }): Promise<Figures> {
         ratio: Number((producerNullRate / binlogRate).toFixed(2)),
         target: '≥ 0.15',
         notes,
+      },
+      // Context for the figure above: how much of the reference's speed the decoder alone leaves to the producer.
+      producer_binlog_reader_vs_mariadb_binlog: {
+        value: rate(readOnlyS),
+        unit: 'rows/s',
+        reference: binlogRate,
+        referenceName: 'mariadb-binlog --verbose --base64-output=decode-rows > /dev/null',
+        ratio: Number((rate(readOnlyS) / binlogRate).toFixed(2)),
+        notes: `the binlog reader alone (zongji and BinlogSource), rows counted and dropped; ${notes}`,
       },
       // The producer as it runs on this machine's cores: the CDK turns the sink thread on from 2 vCPU
       // (lib/constructs/producer-service.ts) and the local pipeline where a second core is there (local/pipeline.ts).
