@@ -3,10 +3,13 @@
  * events written to the latency Kinesis stand-in (bench/support/latency-kinesis.ts, 30 ms a call, 8 calls in flight,
  * on a worker thread) three ways, alternated three times, the median of each kept:
  * - one event per Kinesis record, 500 records a call: what the producer writes (the reference);
- * - KPL aggregated records of up to 50 KB (the KPL's default `AggregationMaxSize`), built by awslabs' `aws-kinesis-agg`;
+ * - KPL aggregated records of up to 50 KB (the KPL's default `AggregationMaxSize`, 51200: its
+ *   default_config.properties), built by awslabs' `aws-kinesis-agg`;
  * - the same records built by the cheapest encoder of the format (bench/support/kpl-aggregate.ts).
- * Each aggregated call carries up to 500 records and 5 MiB. The figures are the sender's main-thread CPU per row
- * (building the records and the SDK's work: base64, JSON, SigV4, HTTP) as rows per CPU second, higher is better, and,
+ * Each aggregated call carries up to 500 records and 5 MiB (the PutRecords limits:
+ * https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html). The figures are the sender's
+ * main-thread CPU per row (building the records and the SDK's work: base64, JSON, SigV4, HTTP) as rows per CPU second,
+ * higher is better, and,
  * for the consumer, what a Lambda pays per event to get its events back (base64 → JSON per record, or
  * `deaggregateSync` then the same). The stand-in answers a 5 MiB call as fast as a 350 KB one, where AWS would not,
  * so its wall-clock rows/s is printed, not recorded. What Kinesis itself would gain (records per shard) follows from

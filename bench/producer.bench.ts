@@ -61,25 +61,36 @@ import { mainThreadCpuS } from './support/thread-cpu';
 
 const ROOT = join(import.meta.dirname, '..');
 
-async function capture(opts: {
+/** A read of the benchmark's binlog: the server, the file (read from its start) and the rows it holds. */
+interface BinlogRead {
   host: string;
   port: number;
   user: string;
   password: string;
   file: string;
   rows: number;
-  client: KinesisClient;
-  stream: string;
-  /** @default 'table' */
-  partitionKeyMode?: 'table' | 'table-pk';
-  /** @default the sink's default */
-  maxCallsInFlight?: number;
-  /**
-   * The sink on its own thread (KINESIS_SINK_THREAD=on), made and warmed up by the caller: its acknowledgements go to
-   * the function `ackTo` is given. @default a KinesisSink on the caller's thread, with `client`
-   */
-  sinkThread?: { readonly sink: ThreadedKinesisSink; readonly ackTo: (onAcked: (low: number) => void) => void };
-}): Promise<{ seconds: number; readSeconds: number; pausedSeconds: number; mainCpuS: number }> {
+}
+
+/** A binlog reader of its own (a replica server id of its own) for one read of `opts.file`. */
+function binlogSource(opts: BinlogRead, captures: (db: string, table: string) => boolean): BinlogSource {
+  return new BinlogSource({ ...opts, serverId: 9000 + Math.floor(Math.random() * 1000), captures });
+}
+
+async function capture(
+  opts: BinlogRead & {
+    client: KinesisClient;
+    stream: string;
+    /** @default 'table' */
+    partitionKeyMode?: 'table' | 'table-pk';
+    /** @default the sink's default */
+    maxCallsInFlight?: number;
+    /**
+     * The sink on its own thread (KINESIS_SINK_THREAD=on), made and warmed up by the caller: its acknowledgements go to
+     * the function `ackTo` is given. @default a KinesisSink on the caller's thread, with `client`
+     */
+    sinkThread?: { readonly sink: ThreadedKinesisSink; readonly ackTo: (onAcked: (low: number) => void) => void };
+  },
+): Promise<{ seconds: number; readSeconds: number; pausedSeconds: number; mainCpuS: number }> {
   const filter = new TableFilter({
     include: ['bench.*'],
     exclude: [],
@@ -87,11 +98,7 @@ async function capture(opts: {
     hashColumns: [],
     maskColumns: [],
   });
-  const source = new BinlogSource({
-    ...opts,
-    serverId: 9000 + Math.floor(Math.random() * 1000),
-    captures: (d, t) => filter.captures(d, t),
-  });
+  const source = binlogSource(opts, (d, t) => filter.captures(d, t));
   let core: ProducerCore;
   opts.sinkThread?.ackTo((low) => core.acked(low));
   const sink = opts.sinkThread
@@ -147,19 +154,8 @@ async function capture(opts: {
  * The binlog reader alone (BinlogSource: zongji's decoding and the reader's own per-row work) into a listener that
  * only counts: the ceiling the decoder sets before the producer encodes anything.
  */
-async function readOnly(opts: {
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-  file: string;
-  rows: number;
-}): Promise<number> {
-  const source = new BinlogSource({
-    ...opts,
-    serverId: 9000 + Math.floor(Math.random() * 1000),
-    captures: (d) => d === 'bench',
-  });
+async function readOnly(opts: BinlogRead): Promise<number> {
+  const source = binlogSource(opts, (db) => db === 'bench');
   let seen = 0;
   const started = performance.now();
   const done = new Promise<void>((resolve, reject) => {
